@@ -1,0 +1,96 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace traceslo::config {
+
+// TLS for one listener. Empty cert_file: plain text. client_ca_file set: clients must present a
+// certificate signed by it (mTLS).
+struct TlsConfig {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;
+  bool enabled() const { return !cert_file.empty(); }
+};
+
+struct ListenerConfig {
+  std::string listen_address;  // host:port; port 0 picks a free port (logged at start-up)
+};
+
+struct OtlpConfig {
+  ListenerConfig grpc{"127.0.0.1:4317"};
+  ListenerConfig http{"127.0.0.1:4318"};
+  // Bearer tokens accepted on both OTLP ports; empty: no authentication. Read from
+  // auth.bearer_tokens (list) and/or auth.bearer_tokens_file (one token per line, # comments).
+  std::vector<std::string> bearer_tokens;
+  TlsConfig tls;                                    // applies to both OTLP ports
+  uint64_t max_request_bytes = 16ull << 20;         // after decompression
+  uint32_t max_spans_per_request = 1'000'000;
+  uint32_t grpc_max_concurrent_streams = 100;       // per connection
+  uint32_t max_connections = 1024;                  // per OTLP port
+  uint64_t grpc_memory_bytes = 512ull << 20;        // gRPC resource quota
+};
+
+struct WebConfig {
+  ListenerConfig listen{"127.0.0.1:8080"};
+  std::string external_url = "http://localhost:8080";
+};
+
+struct StorageConfig {
+  std::string path = "./var";
+};
+
+struct PipelineConfig {
+  uint32_t shards = 2;
+  uint32_t queue_capacity_spans = 1u << 16;  // per shard
+  std::chrono::milliseconds trace_idle_timeout{15'000};
+  std::chrono::milliseconds trace_max_age{60'000};
+  uint32_t max_live_traces = 200'000;
+  std::chrono::milliseconds max_lateness{300'000};
+};
+
+struct RulesConfig {
+  std::vector<std::string> files{"rules/*.yaml"};
+  std::chrono::milliseconds evaluation_interval{10'000};
+};
+
+struct LogConfig {
+  std::string format = "logfmt";  // logfmt | json
+  std::string level = "info";     // debug | info | warn | error
+};
+
+struct Config {
+  OtlpConfig otlp;
+  WebConfig web;
+  StorageConfig storage;
+  PipelineConfig pipeline;
+  RulesConfig rules;
+  LogConfig log;
+  // Sections later issues read; kept as-is so a config written for them is not an error.
+  // (alerting, links)
+};
+
+// Parses a configuration document. `source_name` prefixes every error
+// ("traceslo.yaml:12:5: pipeline.shards must be between 1 and 256"). `${VAR}` expands from the
+// environment through `getenv`; `*_file` keys are read relative to the process working
+// directory. Unknown keys are errors (with a "did you mean" hint where one is close).
+// Returns InvalidArgument describing the first problem. Pure apart from file and env reads.
+absl::StatusOr<Config> ParseConfig(std::string_view yaml_text, std::string_view source_name);
+
+// Reads and parses a file; NotFound / InvalidArgument with the path in the message.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// "15s", "250ms", "5m", "2h", "30d" (and combinations like "1h30m"). InvalidArgument otherwise.
+absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// "16MiB", "512KiB", "1GiB", "1000", "2MB" (decimal units too). InvalidArgument otherwise.
+absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+
+}  // namespace traceslo::config
