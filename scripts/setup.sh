@@ -28,3 +28,22 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# npm packages for the test clients (real OpenTelemetry JS SDK exporters), from the lockfile.
+if [ -f "$root/tests/clients/package-lock.json" ]; then
+  stamp="$root/tests/clients/node_modules/.traceslo-lock"
+  if ! cmp -s "$root/tests/clients/package-lock.json" "$stamp" 2>/dev/null; then
+    echo "setup: installing npm packages for tests/clients (npm ci)" >&2
+    (cd "$root/tests/clients" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    cp "$root/tests/clients/package-lock.json" "$stamp"
+  fi
+fi
+
+# Configure (once) and build. TRACESLO_BUILD_DIR and TRACESLO_CMAKE_ARGS override the defaults.
+build_dir="${TRACESLO_BUILD_DIR:-$root/build}"
+if [ ! -f "$build_dir/build.ninja" ]; then
+  echo "setup: configuring $build_dir (Release)" >&2
+  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release ${TRACESLO_CMAKE_ARGS:-} >&2
+fi
+echo "setup: building (ninja -C $build_dir)" >&2
+ninja -C "$build_dir" >&2

@@ -1,0 +1,82 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "traceslo/common/log.h"
+
+namespace traceslo::http {
+
+// One HTTP/1.1 request, body fully read. Header names are lower-cased.
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query, as sent
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  // True when the body was larger than ServerOptions::body_limit: `body` is then empty and the
+  // handler must answer 413 (the connection is closed after the response).
+  bool body_too_large = false;
+
+  // The first header with that (lower-case) name, or "".
+  std::string_view Header(std::string_view lower_name) const;
+  std::string_view Path() const;  // target without the query
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// Answers requests. Called concurrently from the server's I/O threads: must be thread-safe.
+// Never throws.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual Response Handle(const Request& request) = 0;
+};
+
+struct TlsOptions {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;  // set: clients must present a certificate it signed
+};
+
+struct ServerOptions {
+  std::string name;            // for logs: "otlp_http", "web"
+  std::string listen_address;  // host:port, port 0 picks one
+  uint64_t body_limit = 16ull << 20;
+  uint32_t max_connections = 1024;
+  uint32_t threads = 1;
+  std::chrono::seconds idle_timeout{60};
+  TlsOptions tls;  // empty cert_file: plain HTTP
+};
+
+// An HTTP/1.1 server on Boost.Beast with keep-alive, a connection cap (connections over it are
+// closed at once and counted), a body limit and optional TLS/mTLS. Thread-safe.
+// Owns its I/O threads; Shutdown() stops accepting, closes connections and joins them.
+// `handler` and `logger` are borrowed and must outlive the server.
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const ServerOptions& options,
+                                                        Handler& handler, Logger& logger);
+  virtual ~Server() = default;
+  // The bound address, with the real port when 0 was asked for.
+  virtual std::string address() const = 0;
+  virtual void Shutdown() = 0;
+  // Connections refused because max_connections were open.
+  virtual uint64_t connections_refused() const = 0;
+};
+
+// Splits "host:port" / "[v6]:port". InvalidArgument when malformed.
+absl::Status SplitHostPort(std::string_view address, std::string& host, uint16_t& port);
+
+}  // namespace traceslo::http

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "prometheus/registry.h"
+#include "traceslo/common/log.h"
+#include "traceslo/config/config.h"
+#include "traceslo/pipeline/span_sink.h"
+
+namespace traceslo::ingest {
+
+// The OTLP front door: gRPC (:4317) and HTTP (:4318) receivers sharing one decoder, one
+// authenticator and one set of metrics. Thread-safe. Owns the servers and their threads.
+// `sink`, `registry` and `logger` are borrowed and must outlive it.
+class Receivers {
+ public:
+  static absl::StatusOr<std::unique_ptr<Receivers>> Start(const config::OtlpConfig& config,
+                                                          pipeline::SpanSink& sink,
+                                                          prometheus::Registry& registry,
+                                                          Logger& logger);
+  virtual ~Receivers() = default;
+  // Bound addresses (real ports when 0 was configured).
+  virtual std::string grpc_address() const = 0;
+  virtual std::string http_address() const = 0;
+  // Stops accepting; in-flight gRPC calls finish until `deadline`.
+  virtual void Shutdown(std::chrono::system_clock::time_point deadline) = 0;
+};
+
+}  // namespace traceslo::ingest

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "traceslo/common/mutex.h"
+#include "traceslo/pipeline/span_sink.h"
+
+namespace traceslo::pipeline {
+
+// What a shard does with its spans. One instance per shard, called only from that shard's
+// thread.
+class ShardProcessor {
+ public:
+  virtual ~ShardProcessor() = default;
+  virtual void Process(const ShardBatch& batch) = 0;
+};
+
+struct PipelineOptions {
+  uint32_t shards = 2;
+  uint32_t queue_capacity_spans = 1u << 16;  // per shard
+};
+
+// Shards by trace id: one worker thread and one bounded queue (counted in spans) per shard.
+// Ingest threads enqueue whole batches; only the queue hand-off takes a lock, once per shard per
+// request. Thread-safe. Owns its threads; Shutdown() drains the queues and joins them.
+class ShardedPipeline final : public SpanSink {
+ public:
+  // `registry` is borrowed and must outlive the pipeline; metric handles are resolved here once.
+  static absl::StatusOr<std::unique_ptr<ShardedPipeline>> Create(
+      const PipelineOptions& options, std::vector<std::unique_ptr<ShardProcessor>> processors,
+      prometheus::Registry& registry);
+  ~ShardedPipeline() override;
+
+  // traceslo::pipeline::SpanSink
+  absl::Status TryEnqueue(SpanBatch& batch) override;
+
+  // Stops taking spans and holds the workers (queues fill); for tests and operators.
+  void Pause();
+  void Resume();
+  // Refuses new spans, lets the workers process everything queued, and joins them. Returns
+  // false if `deadline` passed first (workers are still joined once they finish their batch).
+  bool Shutdown(std::chrono::steady_clock::time_point deadline);
+
+  uint64_t spans_processed() const;
+  uint32_t shard_count() const { return static_cast<uint32_t>(shards_.size()); }
+
+ private:
+  struct Shard {
+    Mutex mu;
+    CondVar cv;
+    std::deque<ShardBatch> queue ABSL_GUARDED_BY(mu);
+    bool paused ABSL_GUARDED_BY(mu) = false;
+    bool stopping ABSL_GUARDED_BY(mu) = false;
+    bool abandon ABSL_GUARDED_BY(mu) = false;
+    std::atomic<uint64_t> queued_spans{0};  // reserved by producers before they push
+    std::atomic<uint64_t> processed{0};
+    std::unique_ptr<ShardProcessor> processor;
+    prometheus::Gauge* queue_gauge = nullptr;
+    prometheus::Counter* processed_counter = nullptr;
+    std::thread thread;
+  };
+
+  ShardedPipeline(const PipelineOptions& options, prometheus::Registry& registry);
+  void Run(Shard& shard);
+  bool Reserve(Shard& shard, uint64_t spans);
+
+  const PipelineOptions options_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<bool> accepting_{true};
+};
+
+// Counts spans and nothing else; the processor until the SLI engine exists.
+class CountingProcessor final : public ShardProcessor {
+ public:
+  void Process(const ShardBatch& batch) override { spans_ += batch.spans.size(); }
+  uint64_t spans() const { return spans_; }
+
+ private:
+  uint64_t spans_ = 0;
+};
+
+}  // namespace traceslo::pipeline

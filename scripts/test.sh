@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, and runs every test through ctest.
+# Benchmarks (label bench) are not part of it: scripts/bench.sh runs them.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/setup.sh"
+
+# The multi-threaded shard test again under ThreadSanitizer (a small separate build).
+if [ "${TRACESLO_SKIP_TSAN:-0}" != 1 ]; then
+  tsan_dir="${build_dir}-tsan"
+  [ -f "$tsan_dir/build.ninja" ] || cmake -S "$root" -B "$tsan_dir" -G Ninja \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRACESLO_TSAN=ON -DTRACESLO_BENCH=OFF >&2
+  ninja -C "$tsan_dir" pipeline_test >&2
+  TSAN_OPTIONS=halt_on_error=1 "$tsan_dir/bin/pipeline_test" --gtest_brief=1 >&2
+fi
+
+cd "$build_dir"
+ctest --output-on-failure --label-exclude bench --timeout 600 -j "$(nproc)" "$@"

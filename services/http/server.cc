@@ -1,0 +1,288 @@
+// The only translation unit that includes Boost.Beast for serving (Beast headers are heavy).
+#include "traceslo/http/server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cctype>
+#include <charconv>
+#include <optional>
+#include <thread>
+
+namespace traceslo::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// State the sessions share with the server; sessions may outlive the Server object briefly
+// while the io_context destroys them.
+struct Shared {
+  ServerOptions options;
+  Handler* handler = nullptr;
+  Logger* logger = nullptr;
+  std::atomic<uint32_t> open_connections{0};
+  std::atomic<uint64_t> refused{0};
+};
+
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(std::shared_ptr<Shared> shared, Stream stream)
+      : shared_(std::move(shared)), stream_(std::move(stream)) {}
+  ~Session() { shared_->open_connections.fetch_sub(1); }
+
+  void Start() {
+    if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+      beast::get_lowest_layer(stream_).expires_after(shared_->options.idle_timeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (!ec) self->Read();
+                              });
+    } else {
+      Read();
+    }
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(shared_->options.body_limit);
+    beast::get_lowest_layer(stream_).expires_after(shared_->options.idle_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnRead(ec);
+                      });
+  }
+
+  void OnRead(beast::error_code ec) {
+    bool too_large = ec == bhttp::error::body_limit;
+    if (ec && !too_large) return;  // closed, timed out or malformed: drop the connection
+    auto& message = parser_->get();
+    Request request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    for (const auto& field : message) {
+      request.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
+    }
+    request.body_too_large = too_large;
+    if (!too_large) request.body = std::move(message.body());
+    bool keep_alive = !too_large && message.keep_alive();
+
+    Response response;
+    try {
+      response = shared_->handler->Handle(request);
+    } catch (const std::exception& e) {
+      shared_->logger->Error("http handler threw", {{"listener", shared_->options.name},
+                                                    {"error", e.what()}});
+      response = Response{500, "text/plain; charset=utf-8", {}, "internal error\n"};
+    }
+    auto out = std::make_shared<bhttp::response<bhttp::string_body>>(
+        static_cast<bhttp::status>(response.status), message.version());
+    out->set(bhttp::field::server, "traceslo");
+    out->set(bhttp::field::content_type, response.content_type);
+    for (auto& [name, value] : response.headers) out->set(name, value);
+    out->body() = std::move(response.body);
+    out->keep_alive(keep_alive);
+    out->prepare_payload();
+    bhttp::async_write(stream_, *out,
+                       [self = this->shared_from_this(), out, keep_alive](beast::error_code ec,
+                                                                          size_t) {
+                         if (ec) return;
+                         if (keep_alive) {
+                           self->Read();
+                         } else {
+                           beast::error_code ignored;
+                           beast::get_lowest_layer(self->stream_).socket().shutdown(
+                               tcp::socket::shutdown_send, ignored);
+                         }
+                       });
+  }
+
+  std::shared_ptr<Shared> shared_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+};
+
+class BeastServer final : public Server {
+ public:
+  BeastServer(std::shared_ptr<Shared> shared) : shared_(std::move(shared)), acceptor_(ioc_) {}
+  ~BeastServer() override { Shutdown(); }
+
+  absl::Status Start() {
+    const ServerOptions& options = shared_->options;
+    std::string host;
+    uint16_t port = 0;
+    if (auto status = SplitHostPort(options.listen_address, host, port); !status.ok()) {
+      return status;
+    }
+    if (!options.tls.cert_file.empty()) {
+      tls_.emplace(ssl::context::tls_server);
+      beast::error_code ec;
+      tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                        ssl::context::no_tlsv1_1);
+      tls_->use_certificate_chain_file(options.tls.cert_file, ec);
+      if (ec) return absl::InvalidArgumentError("tls cert_file " + options.tls.cert_file + ": " +
+                                                ec.message());
+      tls_->use_private_key_file(options.tls.key_file, ssl::context::pem, ec);
+      if (ec) return absl::InvalidArgumentError("tls key_file " + options.tls.key_file + ": " +
+                                                ec.message());
+      if (!options.tls.client_ca_file.empty()) {
+        tls_->load_verify_file(options.tls.client_ca_file, ec);
+        if (ec) {
+          return absl::InvalidArgumentError("tls client_ca_file " + options.tls.client_ca_file +
+                                            ": " + ec.message());
+        }
+        tls_->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+      }
+    }
+    beast::error_code ec;
+    auto address = net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+    if (ec) return absl::InvalidArgumentError("listen address " + options.listen_address +
+                                              ": not an IP address");
+    tcp::endpoint endpoint(address, port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError("cannot listen on " + options.listen_address + ": " +
+                                    ec.message());
+    }
+    auto bound = acceptor_.local_endpoint();
+    address_ = bound.address().is_v6() ? "[" + bound.address().to_string() + "]:" +
+                                             std::to_string(bound.port())
+                                       : bound.address().to_string() + ":" +
+                                             std::to_string(bound.port());
+    Accept();
+    for (uint32_t i = 0; i < std::max(1u, options.threads); ++i) {
+      threads_.emplace_back([this] { ioc_.run(); });
+    }
+    return absl::OkStatus();
+  }
+
+  std::string address() const override { return address_; }
+  uint64_t connections_refused() const override { return shared_->refused.load(); }
+
+  void Shutdown() override {
+    if (stopped_.exchange(true)) return;
+    // In-flight handlers finish; their responses may not be written (the client retries).
+    ioc_.stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec,
+                                                          tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      if (!ec) OnAccept(std::move(socket));
+      Accept();
+    });
+  }
+
+  void OnAccept(tcp::socket socket) {
+    if (shared_->open_connections.fetch_add(1) >= shared_->options.max_connections) {
+      shared_->open_connections.fetch_sub(1);
+      shared_->refused.fetch_add(1);
+      beast::error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    if (tls_) {
+      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+          shared_, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)),
+                                                        *tls_))
+          ->Start();
+    } else {
+      std::make_shared<Session<beast::tcp_stream>>(shared_, beast::tcp_stream(std::move(socket)))
+          ->Start();
+    }
+  }
+
+  std::shared_ptr<Shared> shared_;
+  std::optional<ssl::context> tls_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::string address_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace
+
+std::string_view Request::Header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lower_name) return value;
+  }
+  return {};
+}
+
+std::string_view Request::Path() const {
+  std::string_view t = target;
+  return t.substr(0, t.find('?'));
+}
+
+absl::Status SplitHostPort(std::string_view address, std::string& host, uint16_t& port) {
+  size_t colon;
+  if (!address.empty() && address.front() == '[') {
+    size_t close = address.find(']');
+    if (close == std::string_view::npos || close + 1 >= address.size() ||
+        address[close + 1] != ':') {
+      return absl::InvalidArgumentError("listen address \"" + std::string(address) +
+                                        "\" must be [ipv6]:port");
+    }
+    host = std::string(address.substr(1, close - 1));
+    colon = close + 1;
+  } else {
+    colon = address.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return absl::InvalidArgumentError("listen address \"" + std::string(address) +
+                                        "\" must be host:port");
+    }
+    host = std::string(address.substr(0, colon));
+  }
+  std::string_view port_text = address.substr(colon + 1);
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || value > 65535) {
+    return absl::InvalidArgumentError("listen address \"" + std::string(address) +
+                                      "\" has an invalid port");
+  }
+  port = static_cast<uint16_t>(value);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options,
+                                                       Handler& handler, Logger& logger) {
+  auto shared = std::make_shared<Shared>();
+  shared->options = options;
+  shared->handler = &handler;
+  shared->logger = &logger;
+  auto server = std::make_unique<BeastServer>(shared);
+  try {
+    if (auto status = server->Start(); !status.ok()) return status;
+  } catch (const std::exception& e) {
+    return absl::InternalError("http server " + options.name + ": " + e.what());
+  }
+  return server;
+}
+
+}  // namespace traceslo::http

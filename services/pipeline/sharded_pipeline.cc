@@ -1,0 +1,187 @@
+#include "traceslo/pipeline/sharded_pipeline.h"
+
+#include <string>
+#include <utility>
+
+namespace traceslo::pipeline {
+
+absl::StatusOr<std::unique_ptr<ShardedPipeline>> ShardedPipeline::Create(
+    const PipelineOptions& options, std::vector<std::unique_ptr<ShardProcessor>> processors,
+    prometheus::Registry& registry) {
+  if (options.shards == 0) return absl::InvalidArgumentError("pipeline needs at least 1 shard");
+  if (processors.size() != options.shards) {
+    return absl::InvalidArgumentError("pipeline needs one processor per shard");
+  }
+  std::unique_ptr<ShardedPipeline> pipeline(new ShardedPipeline(options, registry));
+  for (uint32_t i = 0; i < options.shards; ++i) {
+    pipeline->shards_[i]->processor = std::move(processors[i]);
+  }
+  for (auto& shard : pipeline->shards_) {
+    Shard* s = shard.get();
+    s->thread = std::thread([p = pipeline.get(), s] { p->Run(*s); });
+  }
+  return pipeline;
+}
+
+ShardedPipeline::ShardedPipeline(const PipelineOptions& options, prometheus::Registry& registry)
+    : options_(options) {
+  auto& queue_family = prometheus::BuildGauge()
+                           .Name("traceslo_pipeline_queue_spans")
+                           .Help("Spans waiting in a shard's queue.")
+                           .Register(registry);
+  auto& processed_family = prometheus::BuildCounter()
+                               .Name("traceslo_pipeline_spans_processed_total")
+                               .Help("Spans a shard has taken from its queue and processed.")
+                               .Register(registry);
+  auto& capacity_family = prometheus::BuildGauge()
+                              .Name("traceslo_pipeline_queue_capacity_spans")
+                              .Help("Capacity of each shard's queue, in spans.")
+                              .Register(registry);
+  capacity_family.Add({}).Set(static_cast<double>(options.queue_capacity_spans));
+  for (uint32_t i = 0; i < options.shards; ++i) {
+    auto shard = std::make_unique<Shard>();
+    shard->queue_gauge = &queue_family.Add({{"shard", std::to_string(i)}});
+    shard->processed_counter = &processed_family.Add({{"shard", std::to_string(i)}});
+    shards_.push_back(std::move(shard));
+  }
+}
+
+ShardedPipeline::~ShardedPipeline() {
+  Shutdown(std::chrono::steady_clock::time_point::max());
+}
+
+bool ShardedPipeline::Reserve(Shard& shard, uint64_t spans) {
+  uint64_t current = shard.queued_spans.load(std::memory_order_relaxed);
+  while (true) {
+    // An empty queue takes any batch, so one request larger than the queue still progresses.
+    if (current != 0 && current + spans > options_.queue_capacity_spans) return false;
+    if (shard.queued_spans.compare_exchange_weak(current, current + spans,
+                                                 std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+}
+
+absl::Status ShardedPipeline::TryEnqueue(SpanBatch& batch) {
+  if (!accepting_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("shutting down");
+  }
+  if (batch.spans.empty()) return absl::OkStatus();
+  const uint32_t n = shard_count();
+  // Count per shard, reserve room in each (all or nothing), then cut and hand over.
+  std::vector<uint32_t> shard_of(batch.spans.size());
+  std::vector<uint64_t> counts(n, 0);
+  for (size_t i = 0; i < batch.spans.size(); ++i) {
+    shard_of[i] = ShardOf(batch.spans[i].trace_id, n);
+    ++counts[shard_of[i]];
+  }
+  for (uint32_t s = 0; s < n; ++s) {
+    if (counts[s] == 0 || Reserve(*shards_[s], counts[s])) continue;
+    for (uint32_t r = 0; r < s; ++r) {
+      if (counts[r] != 0) shards_[r]->queued_spans.fetch_sub(counts[r], std::memory_order_relaxed);
+    }
+    return absl::ResourceExhaustedError("pipeline queue of shard " + std::to_string(s) + " is full");
+  }
+  auto strings = std::make_shared<const std::string>(std::move(batch.strings));
+  std::vector<ShardBatch> parts(n);
+  for (uint32_t s = 0; s < n; ++s) {
+    if (counts[s] == 0) continue;
+    parts[s].strings = strings;
+    parts[s].spans.reserve(counts[s]);
+  }
+  for (size_t i = 0; i < batch.spans.size(); ++i) parts[shard_of[i]].spans.push_back(batch.spans[i]);
+  batch.Clear();
+  for (uint32_t s = 0; s < n; ++s) {
+    if (counts[s] == 0) continue;
+    Shard& shard = *shards_[s];
+    {
+      MutexLock lock(shard.mu);
+      shard.queue.push_back(std::move(parts[s]));
+    }
+    shard.queue_gauge->Increment(static_cast<double>(counts[s]));
+    shard.cv.NotifyAll();
+  }
+  return absl::OkStatus();
+}
+
+void ShardedPipeline::Run(Shard& shard) {
+  while (true) {
+    ShardBatch batch;
+    {
+      MutexLock lock(shard.mu);
+      shard.cv.Wait(shard.mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return shard.abandon || (!shard.paused && !shard.queue.empty()) ||
+               (shard.stopping && shard.queue.empty());
+      });
+      if (shard.abandon || shard.queue.empty()) break;  // stopping and drained
+      batch = std::move(shard.queue.front());
+      shard.queue.pop_front();
+    }
+    shard.processor->Process(batch);
+    const uint64_t n = batch.spans.size();
+    shard.queued_spans.fetch_sub(n, std::memory_order_relaxed);
+    shard.processed.fetch_add(n, std::memory_order_relaxed);
+    shard.queue_gauge->Decrement(static_cast<double>(n));
+    shard.processed_counter->Increment(static_cast<double>(n));
+    shard.cv.NotifyAll();
+  }
+  shard.cv.NotifyAll();
+}
+
+void ShardedPipeline::Pause() {
+  for (auto& shard : shards_) {
+    MutexLock lock(shard->mu);
+    shard->paused = true;
+  }
+}
+
+void ShardedPipeline::Resume() {
+  for (auto& shard : shards_) {
+    {
+      MutexLock lock(shard->mu);
+      shard->paused = false;
+    }
+    shard->cv.NotifyAll();
+  }
+}
+
+bool ShardedPipeline::Shutdown(std::chrono::steady_clock::time_point deadline) {
+  accepting_.store(false, std::memory_order_release);
+  bool drained = true;
+  for (auto& shard : shards_) {
+    {
+      MutexLock lock(shard->mu);
+      shard->stopping = true;
+      shard->paused = false;
+    }
+    shard->cv.NotifyAll();
+  }
+  for (auto& shard : shards_) {
+    if (!shard->thread.joinable()) continue;
+    {
+      MutexLock lock(shard->mu);
+      auto queue_empty = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return shard->queue.empty(); };
+      bool empty = true;
+      if (deadline == std::chrono::steady_clock::time_point::max()) {
+        shard->cv.Wait(shard->mu, queue_empty);  // wait_until(max) overflows in libstdc++
+      } else {
+        empty = shard->cv.WaitUntil(shard->mu, deadline, queue_empty);
+      }
+      if (!empty) {
+        shard->abandon = true;
+        drained = false;
+      }
+    }
+    shard->cv.NotifyAll();
+    shard->thread.join();
+  }
+  return drained;
+}
+
+uint64_t ShardedPipeline::spans_processed() const {
+  uint64_t total = 0;
+  for (const auto& shard : shards_) total += shard->processed.load(std::memory_order_relaxed);
+  return total;
+}
+
+}  // namespace traceslo::pipeline

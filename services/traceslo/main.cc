@@ -1,0 +1,189 @@
+// traceslo: the one binary. The object graph is wired here and only here.
+//
+// Threads of `traceslo serve` (each has one owner and is joined on shutdown):
+//   main            parses flags, wires everything, waits for SIGTERM/SIGINT, shuts down in order
+//   shard-N         one per pipeline shard (ShardedPipeline), owns that shard's data
+//   otlp_http I/O   2 threads (http::Server for OTLP/HTTP)
+//   web I/O         1 thread (http::Server for /metrics, health, API)
+//   gRPC            gRPC's own callback/poller threads (OTLP/gRPC), joined by Server::Shutdown
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "traceslo/common/clock.h"
+#include "traceslo/common/log.h"
+#include "traceslo/config/config.h"
+#include "traceslo/http/server.h"
+#include "traceslo/ingest/receivers.h"
+#include "traceslo/pipeline/sharded_pipeline.h"
+#include "traceslo/web/web_handler.h"
+
+#ifndef TRACESLO_VERSION
+#define TRACESLO_VERSION "0.0.0-dev"
+#endif
+
+namespace traceslo {
+namespace {
+
+struct ServeFlags {
+  std::string config_file;
+  std::string grpc_listen;
+  std::string http_listen;
+  std::string web_listen;
+  std::string storage_path;
+  std::vector<std::string> rules;
+  std::string log_format;
+  std::string log_level;
+  bool debug_endpoints = false;
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "traceslo: %s\n", message.c_str());
+  return 1;
+}
+
+absl::StatusOr<config::Config> BuildConfig(const ServeFlags& flags) {
+  config::Config config;
+  if (!flags.config_file.empty()) {
+    auto loaded = config::LoadConfigFile(flags.config_file);
+    if (!loaded.ok()) return loaded.status();
+    config = *std::move(loaded);
+  }
+  if (!flags.grpc_listen.empty()) config.otlp.grpc.listen_address = flags.grpc_listen;
+  if (!flags.http_listen.empty()) config.otlp.http.listen_address = flags.http_listen;
+  if (!flags.web_listen.empty()) config.web.listen.listen_address = flags.web_listen;
+  if (!flags.storage_path.empty()) config.storage.path = flags.storage_path;
+  if (!flags.rules.empty()) config.rules.files = flags.rules;
+  if (!flags.log_format.empty()) config.log.format = flags.log_format;
+  if (!flags.log_level.empty()) config.log.level = flags.log_level;
+  for (const std::string* address :
+       {&config.otlp.grpc.listen_address, &config.otlp.http.listen_address,
+        &config.web.listen.listen_address}) {
+    std::string host;
+    uint16_t port = 0;
+    if (auto status = http::SplitHostPort(*address, host, port); !status.ok()) return status;
+  }
+  return config;
+}
+
+int Serve(const ServeFlags& flags) {
+  // Signals are taken by sigwait in this thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto config = BuildConfig(flags);
+  if (!config.ok()) return Fail(std::string(config.status().message()));
+  auto log_format = ParseLogFormat(config->log.format);
+  if (!log_format.ok()) return Fail(std::string(log_format.status().message()));
+  auto log_level = ParseLogLevel(config->log.level);
+  if (!log_level.ok()) return Fail(std::string(log_level.status().message()));
+
+  SystemClock clock;
+  Logger logger(clock, *log_format, *log_level);
+  std::error_code ec;
+  std::filesystem::create_directories(config->storage.path, ec);
+  if (ec) return Fail("storage.path " + config->storage.path + ": " + ec.message());
+
+  prometheus::Registry registry;
+  prometheus::BuildGauge()
+      .Name("traceslo_build_info")
+      .Help("Always 1; the version label says which build is running.")
+      .Register(registry)
+      .Add({{"version", TRACESLO_VERSION}})
+      .Set(1);
+
+  std::vector<std::unique_ptr<pipeline::ShardProcessor>> processors;
+  for (uint32_t i = 0; i < config->pipeline.shards; ++i) {
+    processors.push_back(std::make_unique<pipeline::CountingProcessor>());
+  }
+  auto pipeline = pipeline::ShardedPipeline::Create(
+      pipeline::PipelineOptions{.shards = config->pipeline.shards,
+                                .queue_capacity_spans = config->pipeline.queue_capacity_spans},
+      std::move(processors), registry);
+  if (!pipeline.ok()) return Fail(std::string(pipeline.status().message()));
+
+  web::WebHandler web_handler(web::WebOptions{.debug_endpoints = flags.debug_endpoints}, registry,
+                              **pipeline);
+  http::ServerOptions web_options;
+  web_options.name = "web";
+  web_options.listen_address = config->web.listen.listen_address;
+  web_options.body_limit = 1 << 20;
+  web_options.max_connections = 256;
+  web_options.threads = 1;
+  auto web_server = http::Server::Create(web_options, web_handler, logger);
+  if (!web_server.ok()) return Fail(std::string(web_server.status().message()));
+
+  auto receivers = ingest::Receivers::Start(config->otlp, **pipeline, registry, logger);
+  if (!receivers.ok()) return Fail(std::string(receivers.status().message()));
+
+  logger.Info("starting", {{"version", TRACESLO_VERSION},
+                           {"shards", std::to_string(config->pipeline.shards)},
+                           {"storage_path", config->storage.path},
+                           {"auth", config->otlp.bearer_tokens.empty() ? "none" : "bearer"},
+                           {"tls", config->otlp.tls.enabled() ? "on" : "off"}});
+  logger.Info("listening", {{"listener", "otlp_grpc"}, {"address", (*receivers)->grpc_address()}});
+  logger.Info("listening", {{"listener", "otlp_http"}, {"address", (*receivers)->http_address()}});
+  logger.Info("listening", {{"listener", "web"}, {"address", (*web_server)->address()}});
+  web_handler.SetReady(true);
+  logger.Info("ready");
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  logger.Info("stopping", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  web_handler.SetReady(false);
+  (*receivers)->Shutdown(clock.Now() + std::chrono::seconds(5));
+  bool drained = (*pipeline)->Shutdown(clock.SteadyNow() + std::chrono::seconds(30));
+  if (!drained) logger.Warn("pipeline did not drain before the deadline");
+  const uint64_t processed = (*pipeline)->spans_processed();
+  (*web_server)->Shutdown();
+  logger.Info("stopped", {{"spans_processed", std::to_string(processed)}});
+  return drained ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace traceslo
+
+int main(int argc, char** argv) {
+  CLI::App app{"traceslo turns OpenTelemetry spans into SLOs and pages."};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+
+  traceslo::ServeFlags flags;
+  CLI::App* serve = app.add_subcommand("serve", "Receive OTLP, compute SLIs, serve /metrics.");
+  serve->add_option("--config.file", flags.config_file, "Configuration file (YAML)");
+  serve->add_option("--otlp.grpc-listen-address", flags.grpc_listen,
+                    "OTLP/gRPC listen address (default 127.0.0.1:4317)");
+  serve->add_option("--otlp.http-listen-address", flags.http_listen,
+                    "OTLP/HTTP listen address (default 127.0.0.1:4318)");
+  serve->add_option("--web.listen-address", flags.web_listen,
+                    "Web listen address: /metrics, health, API (default 127.0.0.1:8080)");
+  serve->add_option("--storage.path", flags.storage_path, "Data directory (default ./var)");
+  serve->add_option("--rules", flags.rules, "Rule file glob (repeatable; default rules/*.yaml)");
+  serve->add_option("--log.format", flags.log_format, "logfmt (default) or json");
+  serve->add_option("--log.level", flags.log_level, "debug, info (default), warn or error");
+  serve->add_flag("--debug.endpoints", flags.debug_endpoints,
+                  "Enable POST /-/debug/pipeline/{pause,resume} (for tests)");
+
+  CLI::App* version = app.add_subcommand("version", "Print the version.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (version->parsed()) {
+    std::printf("traceslo %s\n", TRACESLO_VERSION);
+    return 0;
+  }
+  return traceslo::Serve(flags);
+}

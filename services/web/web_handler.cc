@@ -1,0 +1,49 @@
+#include "traceslo/web/web_handler.h"
+
+#include "prometheus/text_serializer.h"
+
+namespace traceslo::web {
+namespace {
+
+http::Response Text(int status, std::string body) {
+  http::Response response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+}  // namespace
+
+http::Response WebHandler::Handle(const http::Request& request) {
+  const std::string_view path = request.Path();
+  const bool read = request.method == "GET" || request.method == "HEAD";
+  if (path == "/metrics") {
+    if (!read) return Text(405, "method not allowed\n");
+    http::Response response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = prometheus::TextSerializer().Serialize(registry_.Collect());
+    return response;
+  }
+  if (path == "/-/healthy") {
+    return read ? Text(200, "traceslo is healthy.\n") : Text(405, "method not allowed\n");
+  }
+  if (path == "/-/ready") {
+    if (!read) return Text(405, "method not allowed\n");
+    return ready_.load(std::memory_order_acquire) ? Text(200, "traceslo is ready.\n")
+                                                  : Text(503, "traceslo is not ready.\n");
+  }
+  if (options_.debug_endpoints && path.starts_with("/-/debug/")) {
+    if (request.method != "POST") return Text(405, "method not allowed\n");
+    if (path == "/-/debug/pipeline/pause") {
+      pipeline_.Pause();
+      return Text(200, "pipeline paused\n");
+    }
+    if (path == "/-/debug/pipeline/resume") {
+      pipeline_.Resume();
+      return Text(200, "pipeline resumed\n");
+    }
+  }
+  return Text(404, "not found\n");
+}
+
+}  // namespace traceslo::web
