@@ -61,10 +61,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->body_limit(shared_->options.body_limit);
     beast::get_lowest_layer(stream_).expires_after(shared_->options.idle_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                        self->OnRead(ec);
-                      });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -85,8 +84,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     try {
       response = shared_->handler->Handle(request);
     } catch (const std::exception& e) {
-      shared_->logger->Error("http handler threw", {{"listener", shared_->options.name},
-                                                    {"error", e.what()}});
+      shared_->logger->Error("http handler threw",
+                             {{"listener", shared_->options.name}, {"error", e.what()}});
       response = Response{500, "text/plain; charset=utf-8", {}, "internal error\n"};
     }
     auto out = std::make_shared<bhttp::response<bhttp::string_body>>(
@@ -97,18 +96,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     out->body() = std::move(response.body);
     out->keep_alive(keep_alive);
     out->prepare_payload();
-    bhttp::async_write(stream_, *out,
-                       [self = this->shared_from_this(), out, keep_alive](beast::error_code ec,
-                                                                          size_t) {
-                         if (ec) return;
-                         if (keep_alive) {
-                           self->Read();
-                         } else {
-                           beast::error_code ignored;
-                           beast::get_lowest_layer(self->stream_).socket().shutdown(
-                               tcp::socket::shutdown_send, ignored);
-                         }
-                       });
+    bhttp::async_write(
+        stream_, *out,
+        [self = this->shared_from_this(), out, keep_alive](beast::error_code ec, size_t) {
+          if (ec) return;
+          if (keep_alive) {
+            self->Read();
+          } else {
+            beast::error_code ignored;
+            beast::get_lowest_layer(self->stream_)
+                .socket()
+                .shutdown(tcp::socket::shutdown_send, ignored);
+          }
+        });
   }
 
   std::shared_ptr<Shared> shared_;
@@ -119,7 +119,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
 class BeastServer final : public Server {
  public:
-  BeastServer(std::shared_ptr<Shared> shared) : shared_(std::move(shared)), acceptor_(ioc_) {}
+  explicit BeastServer(std::shared_ptr<Shared> shared)
+      : shared_(std::move(shared)), acceptor_(ioc_) {}
   ~BeastServer() override { Shutdown(); }
 
   absl::Status Start() {
@@ -133,14 +134,15 @@ class BeastServer final : public Server {
       tls_.emplace(ssl::context::tls_server);
       beast::error_code ec;
       tls_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                        ssl::context::no_tlsv1_1);
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
       tls_->use_certificate_chain_file(options.tls.cert_file, ec);
-      if (ec) return absl::InvalidArgumentError("tls cert_file " + options.tls.cert_file + ": " +
-                                                ec.message());
+      if (ec)
+        return absl::InvalidArgumentError("tls cert_file " + options.tls.cert_file + ": " +
+                                          ec.message());
       tls_->use_private_key_file(options.tls.key_file, ssl::context::pem, ec);
-      if (ec) return absl::InvalidArgumentError("tls key_file " + options.tls.key_file + ": " +
-                                                ec.message());
+      if (ec)
+        return absl::InvalidArgumentError("tls key_file " + options.tls.key_file + ": " +
+                                          ec.message());
       if (!options.tls.client_ca_file.empty()) {
         tls_->load_verify_file(options.tls.client_ca_file, ec);
         if (ec) {
@@ -152,8 +154,9 @@ class BeastServer final : public Server {
     }
     beast::error_code ec;
     auto address = net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
-    if (ec) return absl::InvalidArgumentError("listen address " + options.listen_address +
-                                              ": not an IP address");
+    if (ec)
+      return absl::InvalidArgumentError("listen address " + options.listen_address +
+                                        ": not an IP address");
     tcp::endpoint endpoint(address, port);
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
@@ -164,10 +167,9 @@ class BeastServer final : public Server {
                                     ec.message());
     }
     auto bound = acceptor_.local_endpoint();
-    address_ = bound.address().is_v6() ? "[" + bound.address().to_string() + "]:" +
-                                             std::to_string(bound.port())
-                                       : bound.address().to_string() + ":" +
-                                             std::to_string(bound.port());
+    address_ = bound.address().is_v6()
+                   ? "[" + bound.address().to_string() + "]:" + std::to_string(bound.port())
+                   : bound.address().to_string() + ":" + std::to_string(bound.port());
     Accept();
     for (uint32_t i = 0; i < std::max(1u, options.threads); ++i) {
       threads_.emplace_back([this] { ioc_.run(); });
@@ -190,12 +192,13 @@ class BeastServer final : public Server {
 
  private:
   void Accept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec,
-                                                          tcp::socket socket) {
-      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-      if (!ec) OnAccept(std::move(socket));
-      Accept();
-    });
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           [this](beast::error_code ec, tcp::socket socket) {
+                             if (ec == net::error::operation_aborted || !acceptor_.is_open())
+                               return;
+                             if (!ec) OnAccept(std::move(socket));
+                             Accept();
+                           });
   }
 
   void OnAccept(tcp::socket socket) {
@@ -208,8 +211,8 @@ class BeastServer final : public Server {
     }
     if (tls_) {
       std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
-          shared_, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)),
-                                                        *tls_))
+          shared_,
+          beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls_))
           ->Start();
     } else {
       std::make_shared<Session<beast::tcp_stream>>(shared_, beast::tcp_stream(std::move(socket)))

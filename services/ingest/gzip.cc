@@ -44,8 +44,8 @@ absl::Status Gunzip(std::string_view in, size_t max_bytes, std::string& out) {
   }
   inflateEnd(&stream);
   if (status.ok() && out.size() > max_bytes) {
-    status = absl::ResourceExhaustedError("decompressed body exceeds " +
-                                          std::to_string(max_bytes) + " bytes");
+    status = absl::ResourceExhaustedError("decompressed body exceeds " + std::to_string(max_bytes) +
+                                          " bytes");
   }
   if (!status.ok()) out.clear();
   return status;

@@ -113,13 +113,14 @@ http::Response OtlpHttpHandler::Handle(const http::Request& request) {
   std::string inflated;
   if (encoding_header == "gzip" || encoding_header == "x-gzip") {
     absl::Status status = Gunzip(request.body, max_bytes, inflated);
-    if (absl::IsResourceExhausted(status)) return Answer(encoding, 413, std::string(status.message()));
+    if (absl::IsResourceExhausted(status))
+      return Answer(encoding, 413, std::string(status.message()));
     if (!status.ok()) return Answer(encoding, 400, std::string(status.message()));
     body = inflated;
   } else if (!encoding_header.empty() && encoding_header != "identity") {
-    return Answer(encoding, 415,
-                  "unsupported content encoding \"" + std::string(encoding_header) +
-                      "\": use gzip or none");
+    return Answer(
+        encoding, 415,
+        "unsupported content encoding \"" + std::string(encoding_header) + "\": use gzip or none");
   }
 
   ExportOutcome outcome = ingest_.Export(Transport::kHttp, encoding, body);

@@ -8,11 +8,10 @@ namespace {
 constexpr std::string_view kTransportNames[] = {"grpc", "http"};
 
 constexpr std::string_view kGrpcCodeNames[] = {
-    "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 
 // The HTTP statuses the OTLP/HTTP receiver answers with; anything else counts as 500.
 constexpr int kHttpCodes[] = {200, 400, 401, 404, 405, 413, 415, 429, 500, 503};
@@ -35,8 +34,9 @@ OtlpIngest::OtlpIngest(const IngestOptions& options, const BearerAuth& auth,
                        .Register(registry);
   auto& rejected = prometheus::BuildCounter()
                        .Name("traceslo_spans_rejected_total")
-                       .Help("Spans refused, by reason (invalid spans of otherwise good requests, "
-                             "and spans of requests refused because the pipeline was full).")
+                       .Help(
+                           "Spans refused, by reason (invalid spans of otherwise good requests, "
+                           "and spans of requests refused because the pipeline was full).")
                        .Register(registry);
   requests_family_ = &prometheus::BuildCounter()
                           .Name("traceslo_otlp_requests_total")
@@ -100,8 +100,7 @@ ExportOutcome OtlpIngest::Export(Transport transport, Encoding encoding, std::st
   status = sink_.TryEnqueue(batch);
   if (!status.ok()) {
     const bool full = status.code() == absl::StatusCode::kResourceExhausted;
-    rejected_[t][kSpanRejectReasonCount + (full ? 0 : 1)]->Increment(
-        static_cast<double>(accepted));
+    rejected_[t][kSpanRejectReasonCount + (full ? 0 : 1)]->Increment(static_cast<double>(accepted));
     batch.Clear();
     outcome.kind = ExportOutcome::Kind::kUnavailable;
     outcome.message = std::string(status.message());

@@ -19,10 +19,10 @@ enum class Encoding : uint8_t { kProtobuf, kJson };
 // The outcome of one export, which each transport maps to its own codes in one place.
 struct ExportOutcome {
   enum class Kind : uint8_t {
-    kOk,               // all or some spans kept; `rejected_spans` > 0 means partial success
-    kUndecodable,      // 400 / INVALID_ARGUMENT
-    kTooLarge,         // 413 / RESOURCE_EXHAUSTED
-    kUnavailable,      // 503 / UNAVAILABLE, retry later
+    kOk,           // all or some spans kept; `rejected_spans` > 0 means partial success
+    kUndecodable,  // 400 / INVALID_ARGUMENT
+    kTooLarge,     // 413 / RESOURCE_EXHAUSTED
+    kUnavailable,  // 503 / UNAVAILABLE, retry later
   };
   Kind kind = Kind::kOk;
   uint32_t rejected_spans = 0;

@@ -79,8 +79,8 @@ class TraceService final
     const uint64_t max_bytes = ingest_.options().max_request_bytes;
     if (request.Length() > max_bytes) {
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "request of " + std::to_string(request.Length()) +
-                              " bytes exceeds " + std::to_string(max_bytes));
+                          "request of " + std::to_string(request.Length()) + " bytes exceeds " +
+                              std::to_string(max_bytes));
     }
     std::vector<grpc::Slice> slices;
     if (!request.Dump(&slices).ok()) {
@@ -170,8 +170,7 @@ class OtlpReceivers final : public Receivers {
     builder.SetResourceQuota(quota);
     grpc_server_ = builder.BuildAndStart();
     if (!grpc_server_ || port == 0) {
-      return absl::UnavailableError("cannot listen for OTLP/gRPC on " +
-                                    config.grpc.listen_address);
+      return absl::UnavailableError("cannot listen for OTLP/gRPC on " + config.grpc.listen_address);
     }
     std::string host = config.grpc.listen_address.substr(0, config.grpc.listen_address.rfind(':'));
     grpc_address_ = host + ":" + std::to_string(port);

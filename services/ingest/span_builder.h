@@ -39,9 +39,9 @@ struct DecodeResult {
 // Limits on one request, enforced by both decoders (exceeding one fails the whole request with
 // InvalidArgument, a message naming the limit).
 struct DecodeLimits {
-  uint32_t max_spans = 1'000'000;   // spans per request
-  uint32_t max_depth = 32;          // nesting of AnyValue arrays/kvlists
-  uint32_t max_attributes = 10'000; // attributes per span, resource or event
+  uint32_t max_spans = 1'000'000;    // spans per request
+  uint32_t max_depth = 32;           // nesting of AnyValue arrays/kvlists
+  uint32_t max_attributes = 10'000;  // attributes per span, resource or event
 };
 
 // Builds compact Spans from the fields of one OTLP span, in any order, for both the protobuf

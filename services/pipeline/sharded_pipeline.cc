@@ -46,9 +46,7 @@ ShardedPipeline::ShardedPipeline(const PipelineOptions& options, prometheus::Reg
   }
 }
 
-ShardedPipeline::~ShardedPipeline() {
-  Shutdown(std::chrono::steady_clock::time_point::max());
-}
+ShardedPipeline::~ShardedPipeline() { Shutdown(std::chrono::steady_clock::time_point::max()); }
 
 bool ShardedPipeline::Reserve(Shard& shard, uint64_t spans) {
   uint64_t current = shard.queued_spans.load(std::memory_order_relaxed);
@@ -80,7 +78,8 @@ absl::Status ShardedPipeline::TryEnqueue(SpanBatch& batch) {
     for (uint32_t r = 0; r < s; ++r) {
       if (counts[r] != 0) shards_[r]->queued_spans.fetch_sub(counts[r], std::memory_order_relaxed);
     }
-    return absl::ResourceExhaustedError("pipeline queue of shard " + std::to_string(s) + " is full");
+    return absl::ResourceExhaustedError("pipeline queue of shard " + std::to_string(s) +
+                                        " is full");
   }
   auto strings = std::make_shared<const std::string>(std::move(batch.strings));
   std::vector<ShardBatch> parts(n);
@@ -89,7 +88,8 @@ absl::Status ShardedPipeline::TryEnqueue(SpanBatch& batch) {
     parts[s].strings = strings;
     parts[s].spans.reserve(counts[s]);
   }
-  for (size_t i = 0; i < batch.spans.size(); ++i) parts[shard_of[i]].spans.push_back(batch.spans[i]);
+  for (size_t i = 0; i < batch.spans.size(); ++i)
+    parts[shard_of[i]].spans.push_back(batch.spans[i]);
   batch.Clear();
   for (uint32_t s = 0; s < n; ++s) {
     if (counts[s] == 0) continue;

@@ -34,11 +34,11 @@ struct Span {
   uint64_t span_id = 0;         // the 8 id bytes read big-endian
   uint64_t parent_span_id = 0;  // 0: no parent (a root span)
   uint64_t start_unix_nano = 0;
-  uint64_t end_unix_nano = 0;   // >= start_unix_nano
-  StrRef service;               // resource service.name, "unknown_service" when absent
-  StrRef name;                  // span name, the operation
+  uint64_t end_unix_nano = 0;  // >= start_unix_nano
+  StrRef service;              // resource service.name, "unknown_service" when absent
+  StrRef name;                 // span name, the operation
   StrRef status_message;
-  StrRef exception_type;        // from the first "exception" event (or exception.* attributes)
+  StrRef exception_type;  // from the first "exception" event (or exception.* attributes)
   StrRef exception_message;
   StrRef exception_stacktrace;  // truncated to kMaxStacktraceBytes
   int32_t http_status = 0;      // http.response.status_code / http.status_code; 0 when absent
@@ -49,8 +49,8 @@ struct Span {
 };
 
 // Per-string caps applied by the decoders (longer values are truncated, not rejected).
-inline constexpr uint32_t kMaxNameBytes = 256;         // service and span names
-inline constexpr uint32_t kMaxMessageBytes = 1024;     // status and exception messages/types
+inline constexpr uint32_t kMaxNameBytes = 256;      // service and span names
+inline constexpr uint32_t kMaxMessageBytes = 1024;  // status and exception messages/types
 inline constexpr uint32_t kMaxStacktraceBytes = 2048;
 
 // Spans plus the arena their strings live in. Owned by one thread at a time.
