@@ -1,0 +1,1145 @@
+#include "traceslo/config/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/anchor.h>
+#include <yaml-cpp/emitterstyle.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <memory>
+#include <new>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace traceslo::config {
+namespace {
+
+// Limits on the document itself. A config file is small and hand-written; these bound the work
+// a hostile or broken file can cause.
+constexpr size_t kMaxDocumentBytes = size_t{1} << 20;
+// Nesting deeper than this is rejected by the event handler as the 65th collection opens, which
+// unwinds yaml-cpp's recursive descent (a few frames per level) long before the stack is at
+// risk. yaml-cpp 0.7's own guard (500 levels, reported as "bad file" at 1:1) is the backstop.
+constexpr size_t kMaxDepth = 64;
+// Nodes in the document counting every alias expansion: stops "billion laughs" documents whose
+// tree, walked as written, would be exponentially large.
+constexpr uint64_t kMaxNodes = 100'000;
+constexpr size_t kMaxSecretFileBytes = size_t{1} << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Text helpers.
+
+// `text` with non-printable bytes (and `quote`, if given) escaped, cut short after `max_shown`
+// bytes: safe to put in a message.
+std::string Escaped(std::string_view text, size_t max_shown, char quote = '\0') {
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < max_shown; ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (quote != '\0' && (c == '\\' || c == static_cast<unsigned char>(quote))) {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  if (text.size() > max_shown) out += "...";
+  return out;
+}
+
+// `text` in quotes, escaped and cut short as by Escaped().
+std::string Quoted(std::string_view text, char quote = '"') {
+  return quote + Escaped(text, 64, quote) + quote;
+}
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Parses a run of decimal digits at `text[pos]`, advancing `pos`. nullopt on no digits or
+// overflow of uint64_t.
+std::optional<uint64_t> ParseDigits(std::string_view text, size_t& pos) {
+  size_t start = pos;
+  uint64_t value = 0;
+  bool overflow = false;
+  while (pos < text.size() && IsDigit(text[pos])) {
+    uint64_t digit = static_cast<uint64_t>(text[pos] - '0');
+    if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) overflow = true;
+    if (!overflow) value = value * 10 + digit;
+    ++pos;
+  }
+  if (pos == start || overflow) return std::nullopt;
+  return value;
+}
+
+// Optimal string alignment distance (Levenshtein plus adjacent transpositions), used only for
+// "did you mean" hints between short keys.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The known key closest to `key` within edit distance 2, or empty.
+std::string_view Suggest(std::string_view key, std::initializer_list<std::string_view> known) {
+  constexpr size_t kMaxDistance = 2;
+  std::string_view best;
+  size_t best_distance = kMaxDistance + 1;
+  for (std::string_view candidate : known) {
+    // The distance is at least the difference in length; skipping early keeps long keys cheap.
+    size_t length_gap = key.size() > candidate.size() ? key.size() - candidate.size()
+                                                      : candidate.size() - key.size();
+    if (length_gap > kMaxDistance) continue;
+    size_t distance = EditDistance(key, candidate);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+std::string Join(std::initializer_list<std::string_view> items) {
+  std::string out;
+  for (std::string_view item : items) {
+    if (!out.empty()) out += ", ";
+    out += item;
+  }
+  return out;
+}
+
+std::string FormatDuration(std::chrono::milliseconds duration) {
+  int64_t ms = duration.count();
+  if (ms == 0) return "0s";
+  struct Unit {
+    int64_t ms;
+    const char* name;
+  };
+  constexpr Unit kUnits[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
+  std::string out;
+  for (const Unit& unit : kUnits) {
+    if (ms >= unit.ms) {
+      out += std::to_string(ms / unit.ms) + unit.name;
+      ms %= unit.ms;
+    }
+  }
+  return out;
+}
+
+std::string FormatByteSize(uint64_t bytes) {
+  struct Unit {
+    uint64_t bytes;
+    const char* name;
+  };
+  constexpr Unit kUnits[] = {
+      {1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
+  for (const Unit& unit : kUnits) {
+    if (bytes != 0 && bytes % unit.bytes == 0)
+      return std::to_string(bytes / unit.bytes) + unit.name;
+  }
+  return std::to_string(bytes) + "B";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document tree, built from yaml-cpp's parse events.
+//
+// yaml-cpp's own YAML::Node is not used: building it cannot be stopped part-way, aliases to an
+// enclosing node make it cyclic, and its lookups convert keys on every access. This tree is
+// acyclic, carries the Mark of every node and is bounded in depth and expanded size while it is
+// built.
+
+struct Node;
+using NodePtr = std::shared_ptr<const Node>;
+
+struct Node {
+  enum class Kind { kNull, kScalar, kSequence, kMapping };
+  Kind kind = Kind::kNull;
+  YAML::Mark mark;
+  std::string value;                                 // kScalar
+  std::vector<NodePtr> items;                        // kSequence
+  std::vector<std::pair<NodePtr, NodePtr>> entries;  // kMapping, in document order
+  uint64_t weight = 1;  // nodes in this subtree, counting each alias expansion
+};
+
+const char* KindName(Node::Kind kind) {
+  switch (kind) {
+    case Node::Kind::kNull:
+      return "null";
+    case Node::Kind::kScalar:
+      return "a scalar";
+    case Node::Kind::kSequence:
+      return "a list";
+    case Node::Kind::kMapping:
+      return "a mapping";
+  }
+  return "?";
+}
+
+// Thrown from the event handler to stop yaml-cpp mid-parse; caught in ParseConfig.
+struct DocumentRejected {
+  YAML::Mark mark;
+  std::string message;
+};
+
+class TreeBuilder final : public YAML::EventHandler {
+ public:
+  NodePtr root() const { return root_; }
+
+  // YAML::EventHandler
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ > 1) {
+      // Also reached when yaml-cpp ends the first document early, e.g. "- a\nb: c".
+      throw DocumentRejected{mark,
+                             "unexpected content after the end of the document (a config file "
+                             "holds one YAML document)"};
+    }
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    Count(mark, 1);
+    auto node = std::make_shared<Node>();
+    node->mark = mark;
+    Finish(std::move(node), anchor);
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) {
+      // yaml-cpp resolves the name already; an anchor it knows but we have not finished is the
+      // node the alias sits inside.
+      throw DocumentRejected{mark, "alias refers to a node that contains it (recursive alias)"};
+    }
+    Count(mark, it->second->weight);
+    Attach(it->second);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
+                const std::string& value) override {
+    Count(mark, 1);
+    auto node = std::make_shared<Node>();
+    node->kind = Node::Kind::kScalar;
+    node->mark = mark;
+    node->value = value;
+    Finish(std::move(node), anchor);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value /*style*/) override {
+    Open(Node::Kind::kSequence, mark, anchor);
+  }
+  void OnSequenceEnd() override { Close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value /*style*/) override {
+    Open(Node::Kind::kMapping, mark, anchor);
+  }
+  void OnMapEnd() override { Close(); }
+
+ private:
+  struct Frame {
+    std::shared_ptr<Node> node;
+    YAML::anchor_t anchor;
+    NodePtr pending_key;  // mappings: the key waiting for its value
+  };
+
+  void Count(const YAML::Mark& mark, uint64_t nodes) {
+    expanded_nodes_ += nodes;  // both terms are <= kMaxNodes here: no overflow
+    if (expanded_nodes_ > kMaxNodes) {
+      throw DocumentRejected{mark, "document has more than " + std::to_string(kMaxNodes) +
+                                       " nodes (counting alias expansions)"};
+    }
+  }
+
+  void Open(Node::Kind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+    if (open_.size() >= kMaxDepth) {
+      throw DocumentRejected{
+          mark, "document is nested deeper than " + std::to_string(kMaxDepth) + " levels"};
+    }
+    Count(mark, 1);
+    auto node = std::make_shared<Node>();
+    node->kind = kind;
+    node->mark = mark;
+    open_.push_back(Frame{std::move(node), anchor, nullptr});
+  }
+
+  void Close() {
+    if (open_.empty()) return;  // yaml-cpp pairs every end with a start; stay safe if not
+    Frame frame = std::move(open_.back());
+    open_.pop_back();
+    Finish(std::move(frame.node), frame.anchor);
+  }
+
+  void Finish(NodePtr node, YAML::anchor_t anchor) {
+    if (anchor != YAML::NullAnchor) anchors_[anchor] = node;
+    Attach(std::move(node));
+  }
+
+  void Attach(NodePtr node) {
+    if (open_.empty()) {
+      root_ = std::move(node);
+      return;
+    }
+    Frame& parent = open_.back();
+    parent.node->weight += node->weight;
+    if (parent.node->kind == Node::Kind::kSequence) {
+      parent.node->items.push_back(std::move(node));
+    } else if (parent.pending_key == nullptr) {
+      parent.pending_key = std::move(node);
+    } else {
+      parent.node->entries.emplace_back(std::move(parent.pending_key), std::move(node));
+      parent.pending_key = nullptr;
+    }
+  }
+
+  std::vector<Frame> open_;
+  std::map<YAML::anchor_t, NodePtr> anchors_;
+  NodePtr root_;
+  uint64_t expanded_nodes_ = 0;
+  int documents_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Files and environment.
+
+struct FileError {
+  int error;           // errno, or 0 for "not a regular file"
+  std::string reason;  // for messages: "No such file or directory"
+};
+
+// Reads at most `max_bytes + 1` bytes of a file into `out` (one byte past the limit tells "at
+// the limit" from "over it"). Unless `allow_special`, only regular files are read, so a path like
+// /dev/stdin or a FIFO cannot block start-up.
+std::optional<FileError> ReadFileCapped(const std::string& path, size_t max_bytes, std::string& out,
+                                        bool allow_special = false) {
+  out.clear();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return FileError{errno, std::strerror(errno)};
+  auto fail = [fd](int error, std::string reason) {
+    ::close(fd);
+    return FileError{error, std::move(reason)};
+  };
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail(errno, std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) return fail(EISDIR, std::strerror(EISDIR));
+  if (!S_ISREG(st.st_mode)) {
+    if (!allow_special) return fail(0, "not a regular file");
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+  char buffer[64 * 1024];
+  while (out.size() <= max_bytes) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(errno, std::strerror(errno));
+    }
+    if (n == 0) break;
+    out.append(buffer, std::min(static_cast<size_t>(n), max_bytes + 1 - out.size()));
+  }
+  ::close(fd);
+  return std::nullopt;
+}
+
+bool IsEnvNameStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
+bool IsEnvNameChar(char c) { return IsEnvNameStart(c) || IsDigit(c); }
+
+// Token characters: printable ASCII without spaces (they go into an Authorization header).
+bool IsValidToken(std::string_view token) {
+  if (token.empty()) return false;
+  return std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+std::string_view TrimWhitespace(std::string_view text) {
+  constexpr std::string_view kSpace = " \t\r\n\v\f";
+  size_t begin = text.find_first_not_of(kSpace);
+  if (begin == std::string_view::npos) return {};
+  size_t end = text.find_last_not_of(kSpace);
+  return text.substr(begin, end - begin + 1);
+}
+
+// "source:line:col: message", 1-based; a null Mark (no position known) reads as 1:1.
+absl::Status ErrorAt(std::string_view source, const YAML::Mark& mark, std::string_view message) {
+  int line = mark.line < 0 ? 1 : mark.line + 1;
+  int column = mark.column < 0 ? 1 : mark.column + 1;
+  return absl::InvalidArgumentError(std::string(source) + ":" + std::to_string(line) + ":" +
+                                    std::to_string(column) + ": " + std::string(message));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the tree into a Config.
+
+class Reader {
+ public:
+  explicit Reader(std::string_view source) : source_(source) {}
+
+  absl::Status Read(const Node& root, Config& config);
+
+ private:
+  using Keys = std::initializer_list<std::string_view>;
+
+  absl::Status Error(const YAML::Mark& mark, std::string_view message) const {
+    return ErrorAt(source_, mark, message);
+  }
+
+  // Calls fn(key, value) for each entry of `node` (a mapping, or null for "nothing set"), after
+  // checking the key is one of `known` and not repeated.
+  template <typename Fn>
+  absl::Status ForEachEntry(const Node& node, std::string_view path, Keys known, Fn&& fn) const;
+
+  // ${VAR} expansion of a scalar; `path` names the key in errors.
+  absl::Status Expand(const Node& node, std::string_view path, std::string& out) const;
+
+  // Typed leaves. A null value leaves `out` at its default.
+  absl::Status ReadString(const Node& node, std::string_view path, std::string& out) const;
+  absl::Status ReadStringList(const Node& node, std::string_view path,
+                              std::vector<std::string>& out) const;
+  absl::Status ReadUint(const Node& node, std::string_view path, uint64_t min, uint64_t max,
+                        uint32_t& out) const;
+  absl::Status ReadDuration(const Node& node, std::string_view path,
+                            std::chrono::milliseconds& out) const;
+  absl::Status ReadByteSize(const Node& node, std::string_view path, uint64_t min, uint64_t max,
+                            uint64_t& out) const;
+  absl::Status ReadListenAddress(const Node& node, std::string_view path,
+                                 ListenerConfig& out) const;
+  absl::Status ReadChoice(const Node& node, std::string_view path, Keys choices,
+                          std::string& out) const;
+
+  absl::Status ReadOtlp(const Node& node, OtlpConfig& otlp);
+  absl::Status ReadWeb(const Node& node, WebConfig& web);
+  absl::Status ReadStorage(const Node& node, StorageConfig& storage);
+  absl::Status ReadPipeline(const Node& node, PipelineConfig& pipeline);
+  absl::Status ReadRules(const Node& node, RulesConfig& rules);
+  absl::Status ReadLog(const Node& node, LogConfig& log);
+
+  // Checks that need more than one key, run after the walk.
+  absl::Status CheckTls(const TlsConfig& tls) const;
+  absl::Status CheckReadable(const std::optional<YAML::Mark>& mark, std::string_view path,
+                             const std::string& file) const;
+  absl::Status ReadTokensFile(const std::string& file, std::vector<std::string>& tokens) const;
+  absl::Status CheckPipeline(const PipelineConfig& pipeline) const;
+
+  std::string source_;
+  // Where the keys checked after the walk were set, for their error locations.
+  std::optional<YAML::Mark> cert_file_mark_, key_file_mark_, client_ca_file_mark_;
+  std::optional<YAML::Mark> tokens_file_mark_;
+  std::string tokens_file_;
+  std::optional<YAML::Mark> idle_timeout_mark_, max_age_mark_;
+};
+
+std::string Child(std::string_view path, std::string_view key) {
+  if (path.empty()) return std::string(key);
+  return std::string(path) + "." + std::string(key);
+}
+
+template <typename Fn>
+absl::Status Reader::ForEachEntry(const Node& node, std::string_view path, Keys known,
+                                  Fn&& fn) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kMapping) {
+    return Error(node.mark, (path.empty() ? std::string("the top level") : std::string(path)) +
+                                " must be a mapping, got " + KindName(node.kind));
+  }
+  std::vector<std::pair<std::string_view, YAML::Mark>> seen;
+  for (const auto& [key_node, value] : node.entries) {
+    if (key_node->kind != Node::Kind::kScalar || key_node->value.empty()) {
+      return Error(
+          key_node->mark,
+          "keys" + (path.empty() ? std::string() : " in " + std::string(path)) +
+              " must be non-empty strings, got " +
+              (key_node->kind == Node::Kind::kScalar ? std::string("an empty string")
+                                                     : std::string(KindName(key_node->kind))));
+    }
+    std::string_view key = key_node->value;
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string message =
+          "unknown key " + Quoted(key, '\'') +
+          (path.empty() ? std::string(" at the top level") : " in " + std::string(path));
+      std::string_view hint = Suggest(key, known);
+      if (!hint.empty()) {
+        message += "; did you mean '" + std::string(hint) + "'?";
+      } else {
+        message += " (valid keys: " + Join(known) + ")";
+      }
+      return Error(key_node->mark, message);
+    }
+    for (const auto& [previous, previous_mark] : seen) {
+      if (previous == key) {
+        return Error(key_node->mark, "duplicate key " + Child(path, key) + " (first set at " +
+                                         std::to_string(previous_mark.line + 1) + ":" +
+                                         std::to_string(previous_mark.column + 1) + ")");
+      }
+    }
+    seen.emplace_back(key, key_node->mark);
+    if (absl::Status status = fn(key, *value); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reader::Expand(const Node& node, std::string_view path, std::string& out) const {
+  const std::string& text = node.value;
+  out.clear();
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c != '$' || i + 1 >= text.size()) {
+      out += c;
+      continue;
+    }
+    if (text[i + 1] == '$') {  // "$$": a literal "$"
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (text[i + 1] != '{') {  // a lone "$" stays as written
+      out += c;
+      continue;
+    }
+    size_t close = text.find('}', i + 2);
+    if (close == std::string::npos) {
+      return Error(node.mark,
+                   std::string(path) + ": unterminated \"${\" (write \"$$\" for a literal \"$\")");
+    }
+    std::string_view inner = std::string_view(text).substr(i + 2, close - i - 2);
+    std::string_view name = inner;
+    std::optional<std::string_view> fallback;
+    if (size_t sep = inner.find(":-"); sep != std::string_view::npos) {
+      name = inner.substr(0, sep);
+      fallback = inner.substr(sep + 2);
+    }
+    if (name.empty() || !IsEnvNameStart(name[0]) ||
+        !std::all_of(name.begin(), name.end(), IsEnvNameChar)) {
+      return Error(node.mark, std::string(path) + ": invalid environment variable reference " +
+                                  Quoted(std::string("${") + std::string(inner) + "}") +
+                                  " (expected ${NAME} or ${NAME:-default})");
+    }
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value != nullptr && (*value != '\0' || !fallback)) {
+      out += value;
+    } else if (fallback) {
+      out += *fallback;
+    } else {
+      return Error(node.mark, std::string(path) + ": environment variable " + std::string(name) +
+                                  " is not set (use ${" + std::string(name) +
+                                  ":-default} to give a default)");
+    }
+    i = close;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadString(const Node& node, std::string_view path, std::string& out) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kScalar) {
+    return Error(node.mark, std::string(path) + " must be a string, got " + KindName(node.kind));
+  }
+  return Expand(node, path, out);
+}
+
+absl::Status Reader::ReadStringList(const Node& node, std::string_view path,
+                                    std::vector<std::string>& out) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kSequence) {
+    return Error(node.mark,
+                 std::string(path) + " must be a list of strings, got " + KindName(node.kind));
+  }
+  std::vector<std::string> values;
+  for (size_t i = 0; i < node.items.size(); ++i) {
+    const Node& item = *node.items[i];
+    std::string item_path = std::string(path) + "[" + std::to_string(i) + "]";
+    if (item.kind != Node::Kind::kScalar) {
+      return Error(item.mark, item_path + " must be a string, got " + KindName(item.kind));
+    }
+    std::string value;
+    if (absl::Status status = Expand(item, item_path, value); !status.ok()) return status;
+    if (value.empty()) return Error(item.mark, item_path + " must not be empty");
+    values.push_back(std::move(value));
+  }
+  out = std::move(values);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadUint(const Node& node, std::string_view path, uint64_t min, uint64_t max,
+                              uint32_t& out) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  std::string expected = std::string(path) + " must be an integer between " + std::to_string(min) +
+                         " and " + std::to_string(max) + ", got ";
+  if (node.kind != Node::Kind::kScalar) return Error(node.mark, expected + KindName(node.kind));
+  std::string text;
+  if (absl::Status status = Expand(node, path, text); !status.ok()) return status;
+  size_t pos = 0;
+  std::optional<uint64_t> value = ParseDigits(text, pos);
+  if (!value || pos != text.size() || *value < min || *value > max) {
+    return Error(node.mark, expected + Quoted(text));
+  }
+  out = static_cast<uint32_t>(*value);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadDuration(const Node& node, std::string_view path,
+                                  std::chrono::milliseconds& out) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kScalar) {
+    return Error(node.mark, std::string(path) + " must be a duration like \"15s\", got " +
+                                KindName(node.kind));
+  }
+  std::string text;
+  if (absl::Status status = Expand(node, path, text); !status.ok()) return status;
+  absl::StatusOr<std::chrono::milliseconds> duration = ParseDuration(text);
+  if (!duration.ok()) {
+    return Error(node.mark, std::string(path) + ": " + std::string(duration.status().message()));
+  }
+  if (duration->count() <= 0) {
+    return Error(node.mark, std::string(path) + " must be greater than 0, got " + Quoted(text));
+  }
+  out = *duration;
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadByteSize(const Node& node, std::string_view path, uint64_t min,
+                                  uint64_t max, uint64_t& out) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kScalar) {
+    return Error(node.mark, std::string(path) + " must be a byte size like \"16MiB\", got " +
+                                KindName(node.kind));
+  }
+  std::string text;
+  if (absl::Status status = Expand(node, path, text); !status.ok()) return status;
+  absl::StatusOr<uint64_t> bytes = ParseByteSize(text);
+  if (!bytes.ok()) {
+    return Error(node.mark, std::string(path) + ": " + std::string(bytes.status().message()));
+  }
+  if (*bytes < min || *bytes > max) {
+    return Error(node.mark, std::string(path) + " must be between " + FormatByteSize(min) +
+                                " and " + FormatByteSize(max) + ", got " + Quoted(text));
+  }
+  out = *bytes;
+  return absl::OkStatus();
+}
+
+// Why `address` is not host:port, or nullopt if it is. The host may be empty (all interfaces).
+std::optional<std::string> ListenAddressProblem(std::string_view address) {
+  std::string_view host;
+  std::string_view port;
+  if (!address.empty() && address.front() == '[') {
+    size_t close = address.find(']');
+    if (close == std::string_view::npos) return "missing \"]\" after the IPv6 address";
+    host = address.substr(1, close - 1);
+    if (host.empty()) return "empty IPv6 address in brackets";
+    if (!std::all_of(host.begin(), host.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                 c == ':' || c == '.';
+        })) {
+      return "invalid IPv6 address";
+    }
+    if (close + 1 >= address.size() || address[close + 1] != ':') return "missing \":port\"";
+    port = address.substr(close + 2);
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == std::string_view::npos) return "missing \":port\"";
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return "IPv6 addresses must be in brackets, e.g. [::1]:4317";
+    }
+    if (!std::all_of(host.begin(), host.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 c == '.' || c == '-' || c == '_';
+        })) {
+      return "invalid host name";
+    }
+  }
+  size_t pos = 0;
+  std::optional<uint64_t> number = ParseDigits(port, pos);
+  if (!number || pos != port.size()) return "the port must be a number";
+  if (*number > 65535) return "the port must be between 0 and 65535";
+  return std::nullopt;
+}
+
+absl::Status Reader::ReadListenAddress(const Node& node, std::string_view path,
+                                       ListenerConfig& out) const {
+  std::string address = out.listen_address;
+  if (absl::Status status = ReadString(node, path, address); !status.ok()) return status;
+  if (std::optional<std::string> problem = ListenAddressProblem(address)) {
+    return Error(node.mark, std::string(path) + " must be host:port (IPv6 as [::1]:4317), got " +
+                                Quoted(address) + ": " + *problem);
+  }
+  out.listen_address = std::move(address);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadChoice(const Node& node, std::string_view path, Keys choices,
+                                std::string& out) const {
+  std::string value = out;
+  if (absl::Status status = ReadString(node, path, value); !status.ok()) return status;
+  if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
+    return Error(node.mark,
+                 std::string(path) + " must be one of " + Join(choices) + ", got " + Quoted(value));
+  }
+  out = std::move(value);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadOtlp(const Node& node, OtlpConfig& otlp) {
+  return ForEachEntry(
+      node, "otlp",
+      {"grpc", "http", "auth", "tls", "max_request_bytes", "max_spans_per_request",
+       "grpc_max_concurrent_streams", "max_connections", "grpc_memory_bytes"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "grpc" || key == "http") {
+          std::string path = "otlp." + std::string(key);
+          ListenerConfig& listener = key == "grpc" ? otlp.grpc : otlp.http;
+          return ForEachEntry(
+              value, path, {"listen_address"}, [&](std::string_view, const Node& address) {
+                return ReadListenAddress(address, path + ".listen_address", listener);
+              });
+        }
+        if (key == "auth") {
+          return ForEachEntry(
+              value, "otlp.auth", {"bearer_tokens", "bearer_tokens_file"},
+              [&](std::string_view auth_key, const Node& auth_value) -> absl::Status {
+                if (auth_key == "bearer_tokens") {
+                  std::vector<std::string> tokens;
+                  if (absl::Status status =
+                          ReadStringList(auth_value, "otlp.auth.bearer_tokens", tokens);
+                      !status.ok()) {
+                    return status;
+                  }
+                  for (size_t i = 0; i < tokens.size(); ++i) {
+                    if (!IsValidToken(tokens[i])) {
+                      // The token is a secret: the message names it by position only.
+                      return Error(auth_value.items[i]->mark,
+                                   "otlp.auth.bearer_tokens[" + std::to_string(i) +
+                                       "] must not contain spaces or control characters");
+                    }
+                  }
+                  otlp.bearer_tokens = std::move(tokens);  // the file's tokens follow
+                  return absl::OkStatus();
+                }
+                tokens_file_mark_ = auth_value.mark;
+                return ReadString(auth_value, "otlp.auth.bearer_tokens_file", tokens_file_);
+              });
+        }
+        if (key == "tls") {
+          return ForEachEntry(value, "otlp.tls", {"cert_file", "key_file", "client_ca_file"},
+                              [&](std::string_view tls_key, const Node& tls_value) -> absl::Status {
+                                std::string path = "otlp.tls." + std::string(tls_key);
+                                if (tls_key == "cert_file") {
+                                  cert_file_mark_ = tls_value.mark;
+                                  return ReadString(tls_value, path, otlp.tls.cert_file);
+                                }
+                                if (tls_key == "key_file") {
+                                  key_file_mark_ = tls_value.mark;
+                                  return ReadString(tls_value, path, otlp.tls.key_file);
+                                }
+                                client_ca_file_mark_ = tls_value.mark;
+                                return ReadString(tls_value, path, otlp.tls.client_ca_file);
+                              });
+        }
+        if (key == "max_request_bytes") {
+          return ReadByteSize(value, "otlp.max_request_bytes", uint64_t{1} << 10, uint64_t{1} << 30,
+                              otlp.max_request_bytes);
+        }
+        if (key == "max_spans_per_request") {
+          return ReadUint(value, "otlp.max_spans_per_request", 1, 100'000'000,
+                          otlp.max_spans_per_request);
+        }
+        if (key == "grpc_max_concurrent_streams") {
+          return ReadUint(value, "otlp.grpc_max_concurrent_streams", 1, 100'000,
+                          otlp.grpc_max_concurrent_streams);
+        }
+        if (key == "max_connections") {
+          return ReadUint(value, "otlp.max_connections", 1, 1'000'000, otlp.max_connections);
+        }
+        return ReadByteSize(value, "otlp.grpc_memory_bytes", uint64_t{1} << 20, uint64_t{1} << 40,
+                            otlp.grpc_memory_bytes);
+      });
+}
+
+absl::Status Reader::ReadWeb(const Node& node, WebConfig& web) {
+  return ForEachEntry(
+      node, "web", {"listen_address", "external_url"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "listen_address") {
+          return ReadListenAddress(value, "web.listen_address", web.listen);
+        }
+        std::string url = web.external_url;
+        if (absl::Status status = ReadString(value, "web.external_url", url); !status.ok()) {
+          return status;
+        }
+        std::string_view rest = url;
+        bool http = rest.substr(0, 7) == "http://";
+        bool https = rest.substr(0, 8) == "https://";
+        rest.remove_prefix(http ? 7 : https ? 8 : 0);
+        if ((!http && !https) || rest.empty() || rest.front() == '/' ||
+            std::any_of(url.begin(), url.end(),
+                        [](char c) { return static_cast<unsigned char>(c) <= 0x20; })) {
+          return Error(
+              value.mark,
+              "web.external_url must be an absolute http:// or https:// URL, got " + Quoted(url));
+        }
+        web.external_url = std::move(url);
+        return absl::OkStatus();
+      });
+}
+
+absl::Status Reader::ReadStorage(const Node& node, StorageConfig& storage) {
+  return ForEachEntry(
+      node, "storage", {"path"}, [&](std::string_view, const Node& value) -> absl::Status {
+        std::string path = storage.path;
+        if (absl::Status status = ReadString(value, "storage.path", path); !status.ok()) {
+          return status;
+        }
+        if (path.empty()) return Error(value.mark, "storage.path must not be empty");
+        storage.path = std::move(path);
+        return absl::OkStatus();
+      });
+}
+
+absl::Status Reader::ReadPipeline(const Node& node, PipelineConfig& pipeline) {
+  return ForEachEntry(
+      node, "pipeline",
+      {"shards", "queue_capacity_spans", "trace_idle_timeout", "trace_max_age", "max_live_traces",
+       "max_lateness"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "shards") return ReadUint(value, "pipeline.shards", 1, 256, pipeline.shards);
+        if (key == "queue_capacity_spans") {
+          return ReadUint(value, "pipeline.queue_capacity_spans", 1, uint64_t{1} << 26,
+                          pipeline.queue_capacity_spans);
+        }
+        if (key == "trace_idle_timeout") {
+          if (value.kind != Node::Kind::kNull) idle_timeout_mark_ = value.mark;
+          return ReadDuration(value, "pipeline.trace_idle_timeout", pipeline.trace_idle_timeout);
+        }
+        if (key == "trace_max_age") {
+          if (value.kind != Node::Kind::kNull) max_age_mark_ = value.mark;
+          return ReadDuration(value, "pipeline.trace_max_age", pipeline.trace_max_age);
+        }
+        if (key == "max_live_traces") {
+          return ReadUint(value, "pipeline.max_live_traces", 1, 100'000'000,
+                          pipeline.max_live_traces);
+        }
+        return ReadDuration(value, "pipeline.max_lateness", pipeline.max_lateness);
+      });
+}
+
+absl::Status Reader::ReadRules(const Node& node, RulesConfig& rules) {
+  return ForEachEntry(node, "rules", {"files", "evaluation_interval"},
+                      [&](std::string_view key, const Node& value) -> absl::Status {
+                        if (key == "files")
+                          return ReadStringList(value, "rules.files", rules.files);
+                        return ReadDuration(value, "rules.evaluation_interval",
+                                            rules.evaluation_interval);
+                      });
+}
+
+absl::Status Reader::ReadLog(const Node& node, LogConfig& log) {
+  return ForEachEntry(
+      node, "log", {"format", "level"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "format") {
+          return ReadChoice(value, "log.format", {"logfmt", "json"}, log.format);
+        }
+        return ReadChoice(value, "log.level", {"debug", "info", "warn", "error"}, log.level);
+      });
+}
+
+absl::Status Reader::CheckReadable(const std::optional<YAML::Mark>& mark, std::string_view path,
+                                   const std::string& file) const {
+  std::string contents;
+  // Certificates and keys are small; reading a little proves the file can be read.
+  if (std::optional<FileError> failure = ReadFileCapped(file, 4096, contents)) {
+    return Error(mark.value_or(YAML::Mark()),
+                 std::string(path) + ": cannot read " + Quoted(file) + ": " + failure->reason);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reader::CheckTls(const TlsConfig& tls) const {
+  YAML::Mark none;
+  // Empty values count as unset, so "${TLS_CERT:-}" can switch TLS off.
+  if (!tls.key_file.empty() && tls.cert_file.empty()) {
+    return Error(key_file_mark_.value_or(none),
+                 "otlp.tls.key_file is set but otlp.tls.cert_file is not");
+  }
+  if (!tls.client_ca_file.empty() && tls.cert_file.empty()) {
+    return Error(client_ca_file_mark_.value_or(none),
+                 "otlp.tls.client_ca_file (mTLS) needs otlp.tls.cert_file and otlp.tls.key_file");
+  }
+  if (!tls.cert_file.empty() && tls.key_file.empty()) {
+    return Error(cert_file_mark_.value_or(none),
+                 "otlp.tls.cert_file is set but otlp.tls.key_file is not");
+  }
+  if (!tls.cert_file.empty()) {
+    if (absl::Status s = CheckReadable(cert_file_mark_, "otlp.tls.cert_file", tls.cert_file);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = CheckReadable(key_file_mark_, "otlp.tls.key_file", tls.key_file);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!tls.client_ca_file.empty()) {
+    return CheckReadable(client_ca_file_mark_, "otlp.tls.client_ca_file", tls.client_ca_file);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadTokensFile(const std::string& file,
+                                    std::vector<std::string>& tokens) const {
+  const YAML::Mark mark = tokens_file_mark_.value_or(YAML::Mark());
+  const std::string prefix = "otlp.auth.bearer_tokens_file: " + Quoted(file);
+  std::string contents;
+  if (std::optional<FileError> failure = ReadFileCapped(file, kMaxSecretFileBytes, contents)) {
+    return Error(
+        mark, "otlp.auth.bearer_tokens_file: cannot read " + Quoted(file) + ": " + failure->reason);
+  }
+  if (contents.size() > kMaxSecretFileBytes) return Error(mark, prefix + " is larger than 1 MiB");
+  size_t added = 0;
+  size_t line_number = 0;
+  std::string_view rest = contents;
+  while (!rest.empty()) {
+    size_t newline = rest.find('\n');
+    std::string_view line = TrimWhitespace(rest.substr(0, newline));
+    rest.remove_prefix(newline == std::string_view::npos ? rest.size() : newline + 1);
+    ++line_number;
+    if (line.empty() || line.front() == '#') continue;
+    if (!IsValidToken(line)) {
+      return Error(mark, prefix + " line " + std::to_string(line_number) +
+                             ": a token must not contain spaces or control characters");
+    }
+    tokens.emplace_back(line);
+    ++added;
+  }
+  // Naming a token file means "require a token": an empty one must not switch auth off.
+  if (added == 0) return Error(mark, prefix + " contains no tokens");
+  return absl::OkStatus();
+}
+
+absl::Status Reader::CheckPipeline(const PipelineConfig& pipeline) const {
+  if (pipeline.trace_max_age < pipeline.trace_idle_timeout) {
+    YAML::Mark mark = max_age_mark_.value_or(idle_timeout_mark_.value_or(YAML::Mark()));
+    return Error(mark, "pipeline.trace_max_age (" + FormatDuration(pipeline.trace_max_age) +
+                           (max_age_mark_ ? "" : ", the default") +
+                           ") must be at least pipeline.trace_idle_timeout (" +
+                           FormatDuration(pipeline.trace_idle_timeout) +
+                           (idle_timeout_mark_ ? "" : ", the default") + ")");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reader::Read(const Node& root, Config& config) {
+  absl::Status status = ForEachEntry(
+      root, "", {"otlp", "web", "storage", "pipeline", "rules", "log", "alerting", "links"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "otlp") return ReadOtlp(value, config.otlp);
+        if (key == "web") return ReadWeb(value, config.web);
+        if (key == "storage") return ReadStorage(value, config.storage);
+        if (key == "pipeline") return ReadPipeline(value, config.pipeline);
+        if (key == "rules") return ReadRules(value, config.rules);
+        if (key == "log") return ReadLog(value, config.log);
+        return absl::OkStatus();  // alerting, links: read by the features that own them
+      });
+  if (!status.ok()) return status;
+  if (status = CheckTls(config.otlp.tls); !status.ok()) return status;
+  if (!tokens_file_.empty()) {
+    if (status = ReadTokensFile(tokens_file_, config.otlp.bearer_tokens); !status.ok()) {
+      return status;
+    }
+  }
+  return CheckPipeline(config.pipeline);
+}
+
+absl::StatusOr<Config> ParseConfigOrThrow(std::string_view yaml_text, std::string_view source) {
+  if (yaml_text.size() > kMaxDocumentBytes) {
+    return ErrorAt(source, YAML::Mark(), "the document is larger than 1 MiB");
+  }
+  TreeBuilder builder;
+  try {
+    std::istringstream stream{std::string(yaml_text)};
+    YAML::Parser parser(stream);
+    if (parser.HandleNextDocument(builder)) parser.HandleNextDocument(builder);
+  } catch (const DocumentRejected& rejected) {
+    return ErrorAt(source, rejected.mark, rejected.message);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp 0.7 says "the referenced anchor is not defined"; later versions add the name.
+    std::string_view unknown_anchor = YAML::ErrorMsg::UNKNOWN_ANCHOR;
+    if (std::string_view(e.msg).starts_with(unknown_anchor)) {
+      std::string name = e.msg.substr(unknown_anchor.size());
+      return ErrorAt(source, e.mark,
+                     "invalid YAML: alias to an undefined anchor" +
+                         (name.empty() ? std::string() : ": *" + Escaped(name, 64)));
+    }
+    // yaml-cpp quotes offending input bytes in some messages ("unknown escape character: \x01").
+    return ErrorAt(source, e.mark, "invalid YAML: " + Escaped(e.msg, 256));
+  }
+  Config config;
+  NodePtr root = builder.root();
+  if (root == nullptr || root->kind == Node::Kind::kNull) return config;  // empty: all defaults
+  if (root->kind != Node::Kind::kMapping) {
+    return ErrorAt(source, root->mark,
+                   std::string("the top level must be a mapping of sections (otlp, "
+                               "web, storage, pipeline, rules, log), got ") +
+                       KindName(root->kind));
+  }
+  Reader reader(source);
+  if (absl::Status status = reader.Read(*root, config); !status.ok()) return status;
+  return config;
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(std::string_view yaml_text, std::string_view source_name) {
+  try {
+    return ParseConfigOrThrow(yaml_text, source_name);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(std::string(source_name) +
+                                        ": out of memory while parsing the configuration");
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(std::string(source_name) +
+                                      ":1:1: cannot parse the configuration: " + e.what());
+  } catch (...) {
+    return absl::InvalidArgumentError(std::string(source_name) +
+                                      ":1:1: cannot parse the configuration");
+  }
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::string contents;
+  try {
+    // Config files may be pipes (/dev/stdin, process substitution), so not only regular files.
+    std::optional<FileError> failure =
+        ReadFileCapped(path, kMaxDocumentBytes, contents, /*allow_special=*/true);
+    if (failure) {
+      if (failure->error == ENOENT) {
+        return absl::NotFoundError("config file " + path + ": not found");
+      }
+      return absl::InvalidArgumentError("config file " + path +
+                                        ": cannot read: " + failure->reason);
+    }
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("config file " + path + ": out of memory");
+  }
+  return ParseConfig(contents, path);
+}
+
+absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  auto invalid = [&](std::string_view why) {
+    return absl::InvalidArgumentError("invalid duration " + Quoted(text) + ": " + std::string(why));
+  };
+  if (text.empty()) return invalid("empty (use e.g. \"15s\")");
+  if (text.front() == '-') return invalid("must not be negative");
+  struct Unit {
+    std::string_view name;
+    int64_t ms;
+  };
+  constexpr Unit kUnits[] = {
+      {"ms", 1}, {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}};
+  constexpr std::string_view kUnitList = "ms, s, m, h, d";
+  int64_t total = 0;
+  int64_t previous_unit = std::numeric_limits<int64_t>::max();
+  size_t pos = 0;
+  while (pos < text.size()) {
+    if (!IsDigit(text[pos])) {
+      return invalid("expected a number at " + Quoted(text.substr(pos)) +
+                     " (durations look like \"15s\", \"1h30m\")");
+    }
+    std::optional<uint64_t> number = ParseDigits(text, pos);
+    if (!number) return invalid("too large");
+    if (pos < text.size() && (text[pos] == '.' || text[pos] == ',')) {
+      return invalid("fractions are not supported; use a smaller unit (e.g. \"1500ms\")");
+    }
+    if (pos == text.size()) {
+      return invalid("a unit is required (" + std::string(kUnitList) + "), e.g. \"" +
+                     std::string(text) + "s\"");
+    }
+    size_t unit_end = pos;
+    while (unit_end < text.size() && !IsDigit(text[unit_end])) ++unit_end;
+    std::string_view unit_name = text.substr(pos, unit_end - pos);
+    const Unit* unit = nullptr;
+    for (const Unit& candidate : kUnits) {
+      if (unit_name == candidate.name) unit = &candidate;
+    }
+    if (unit == nullptr) {
+      return invalid("unknown unit " + Quoted(unit_name) + " (use " + std::string(kUnitList) + ")");
+    }
+    pos += unit->name.size();
+    if (unit->ms >= previous_unit) {
+      return invalid("units must go from largest to smallest, each once (e.g. \"1h30m\")");
+    }
+    previous_unit = unit->ms;
+    if (*number > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / unit->ms)) {
+      return invalid("too large");
+    }
+    int64_t part = static_cast<int64_t>(*number) * unit->ms;
+    if (part > std::numeric_limits<int64_t>::max() - total) return invalid("too large");
+    total += part;
+  }
+  return std::chrono::milliseconds(total);
+}
+
+absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
+  auto invalid = [&](std::string_view why) {
+    return absl::InvalidArgumentError("invalid byte size " + Quoted(text) + ": " +
+                                      std::string(why));
+  };
+  if (text.empty()) return invalid("empty (use e.g. \"16MiB\")");
+  if (text.front() == '-') return invalid("must not be negative");
+  size_t pos = 0;
+  if (!IsDigit(text.front())) return invalid("expected a number (e.g. \"16MiB\", \"1000\")");
+  std::optional<uint64_t> number = ParseDigits(text, pos);
+  if (!number) return invalid("too large");
+  if (pos < text.size() && (text[pos] == '.' || text[pos] == ',')) {
+    return invalid("fractions are not supported; use a smaller unit (e.g. \"1536MiB\")");
+  }
+  struct Unit {
+    std::string_view name;
+    uint64_t bytes;
+  };
+  constexpr Unit kUnits[] = {{"", 1},
+                             {"B", 1},
+                             {"KiB", 1ull << 10},
+                             {"MiB", 1ull << 20},
+                             {"GiB", 1ull << 30},
+                             {"TiB", 1ull << 40},
+                             {"kB", 1'000},
+                             {"KB", 1'000},
+                             {"MB", 1'000'000},
+                             {"GB", 1'000'000'000},
+                             {"TB", 1'000'000'000'000}};
+  std::string_view suffix = text.substr(pos);
+  for (const Unit& unit : kUnits) {
+    if (suffix != unit.name) continue;
+    if (*number > std::numeric_limits<uint64_t>::max() / unit.bytes) return invalid("too large");
+    return *number * unit.bytes;
+  }
+  return invalid("unknown unit " + Quoted(suffix) +
+                 " (use B, KiB, MiB, GiB, TiB or KB, MB, GB, TB, or none for bytes)");
+}
+
+}  // namespace traceslo::config

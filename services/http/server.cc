@@ -179,6 +179,7 @@ class BeastServer final : public Server {
 
   std::string address() const override { return address_; }
   uint64_t connections_refused() const override { return shared_->refused.load(); }
+  uint32_t open_connections() const override { return shared_->open_connections.load(); }
 
   void Shutdown() override {
     if (stopped_.exchange(true)) return;

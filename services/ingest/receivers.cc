@@ -3,7 +3,12 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/support/server_interceptor.h>
 
+#include <grpc/grpc.h>
+#include <grpc/support/alloc.h>
+
+#include <boost/json.hpp>
 #include <climits>
 #include <fstream>
 #include <sstream>
@@ -12,6 +17,7 @@
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "services/ingest/bearer_auth.h"
+#include "services/ingest/gzip.h"
 #include "services/ingest/otlp_http_handler.h"
 #include "services/ingest/otlp_ingest.h"
 #include "traceslo/http/server.h"
@@ -58,15 +64,9 @@ class TraceService final
   }
 
  private:
+  // Answers are counted by StatusCountingInterceptor, which also sees gRPC's own refusals.
   grpc::Status Handle(grpc::CallbackServerContext& context, const grpc::ByteBuffer& request,
                       grpc::ByteBuffer& response) {
-    grpc::Status status = HandleUncounted(context, request, response);
-    ingest_.CountRequest(Transport::kGrpc, status.error_code());
-    return status;
-  }
-
-  grpc::Status HandleUncounted(grpc::CallbackServerContext& context,
-                               const grpc::ByteBuffer& request, grpc::ByteBuffer& response) {
     if (ingest_.auth().enabled()) {
       const auto& metadata = context.client_metadata();
       auto it = metadata.find("authorization");
@@ -97,6 +97,21 @@ class TraceService final
       }
       body = joined;
     }
+    // gRPC's own decompression is off (it inflates without a bound before checking the size):
+    // a gzip message arrives as is and is inflated here, stopping at the limit. A protobuf
+    // request cannot start with the gzip magic 1f 8b (field 3 with wire type 7 is invalid).
+    thread_local std::string inflated;
+    if (body.size() >= 2 && static_cast<uint8_t>(body[0]) == 0x1f &&
+        static_cast<uint8_t>(body[1]) == 0x8b) {
+      absl::Status status = Gunzip(body, max_bytes, inflated);
+      if (absl::IsResourceExhausted(status)) {
+        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(status.message()));
+      }
+      if (!status.ok()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(status.message()));
+      }
+      body = inflated;
+    }
     ExportOutcome outcome = ingest_.Export(Transport::kGrpc, Encoding::kProtobuf, body);
     switch (outcome.kind) {
       case ExportOutcome::Kind::kUndecodable:
@@ -121,6 +136,84 @@ class TraceService final
 
   OtlpIngest& ingest_;
 };
+
+// Counts every answer of the gRPC port by its status code, including the ones gRPC gives by
+// itself (message too large, unsupported encoding) before the service sees the call.
+class StatusCountingInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit StatusCountingInterceptor(OtlpIngest& ingest) : ingest_(ingest) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      ingest_.CountRequest(Transport::kGrpc, methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  OtlpIngest& ingest_;
+};
+
+class StatusCountingInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit StatusCountingInterceptorFactory(OtlpIngest& ingest) : ingest_(ingest) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo*) override {
+    return new StatusCountingInterceptor(ingest_);
+  }
+
+ private:
+  OtlpIngest& ingest_;
+};
+
+struct GrpcCalls {
+  uint64_t started = 0;
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  uint64_t open_sockets = 0;
+};
+
+uint64_t JsonCount(const boost::json::object& object, std::string_view key) {
+  const boost::json::value* v = object.if_contains(key);
+  if (v == nullptr) return 0;  // proto3 JSON leaves zeros out
+  if (v->is_string()) return std::strtoull(v->as_string().c_str(), nullptr, 10);
+  if (v->is_int64()) return static_cast<uint64_t>(v->as_int64());
+  if (v->is_uint64()) return v->as_uint64();
+  return 0;
+}
+
+// The process's one gRPC server, as channelz describes it. Zeros when channelz says nothing.
+GrpcCalls ReadGrpcChannelz() {
+  GrpcCalls calls;
+  char* text = grpc_channelz_get_servers(0);
+  if (text == nullptr) return calls;
+  boost::json::error_code ec;
+  boost::json::value servers = boost::json::parse(text, ec);
+  gpr_free(text);
+  if (ec || !servers.is_object()) return calls;
+  const boost::json::value* list = servers.as_object().if_contains("server");
+  if (list == nullptr || !list->is_array() || list->as_array().empty()) return calls;
+  const boost::json::value& server = list->as_array().front();
+  if (!server.is_object()) return calls;
+  if (const auto* data = server.as_object().if_contains("data"); data && data->is_object()) {
+    calls.started = JsonCount(data->as_object(), "callsStarted");
+    calls.succeeded = JsonCount(data->as_object(), "callsSucceeded");
+    calls.failed = JsonCount(data->as_object(), "callsFailed");
+  }
+  const auto* ref = server.as_object().if_contains("ref");
+  if (ref == nullptr || !ref->is_object()) return calls;
+  const intptr_t id = static_cast<intptr_t>(JsonCount(ref->as_object(), "serverId"));
+  char* sockets_text = grpc_channelz_get_server_sockets(id, 0, 100000);
+  if (sockets_text == nullptr) return calls;
+  boost::json::value sockets = boost::json::parse(sockets_text, ec);
+  gpr_free(sockets_text);
+  if (ec || !sockets.is_object()) return calls;
+  if (const auto* refs = sockets.as_object().if_contains("socketRef"); refs && refs->is_array()) {
+    calls.open_sockets = refs->as_array().size();
+  }
+  return calls;
+}
 
 class OtlpReceivers final : public Receivers {
  public:
@@ -157,10 +250,18 @@ class OtlpReceivers final : public Receivers {
     int port = 0;
     builder.AddListeningPort(config.grpc.listen_address, credentials, &port);
     builder.RegisterService(&service_);
-    // Requests up to twice the limit reach the handler, which refuses and counts those over
-    // it; gRPC itself refuses anything larger before decoding.
+    // Messages are capped on the wire (compressed: a gzip stream is never much larger than its
+    // content) and again, after inflating, by the service.
+    // Messages up to 4x the limit reach the service, which refuses and counts those over it;
+    // gRPC refuses larger ones itself, and no hook of gRPC 1.51 lets traceslo count those.
     builder.SetMaxReceiveMessageSize(
-        static_cast<int>(std::min<uint64_t>(config.max_request_bytes * 2, INT_MAX)));
+        static_cast<int>(std::min<uint64_t>(config.max_request_bytes * 4, INT_MAX)));
+    builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION, 0);
+    builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(std::make_unique<StatusCountingInterceptorFactory>(ingest_));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                                static_cast<int>(config.grpc_max_concurrent_streams));
     builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 * 1024);
@@ -190,6 +291,52 @@ class OtlpReceivers final : public Receivers {
   }
 
   std::string grpc_address() const override { return grpc_address_; }
+
+  // prometheus::Collectable
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> families;
+    GrpcCalls calls = ReadGrpcChannelz();
+    prometheus::MetricFamily grpc_calls{
+        "traceslo_otlp_grpc_calls_total",
+        "Calls on the OTLP/gRPC port as gRPC's channelz counts them.",
+        prometheus::MetricType::Counter,
+        {}};
+    for (auto [result, value] : {std::pair{"started", calls.started},
+                                 std::pair{"succeeded", calls.succeeded},
+                                 std::pair{"failed", calls.failed}}) {
+      prometheus::ClientMetric metric;
+      metric.label = {{"result", result}};
+      metric.counter.value = static_cast<double>(value);
+      grpc_calls.metric.push_back(metric);
+    }
+    families.push_back(std::move(grpc_calls));
+
+    prometheus::MetricFamily connections{"traceslo_otlp_connections",
+                                         "Open connections on the OTLP ports.",
+                                         prometheus::MetricType::Gauge,
+                                         {}};
+    for (auto [transport, value] : {std::pair{"grpc", static_cast<double>(calls.open_sockets)},
+                                    std::pair{"http", static_cast<double>(
+                                                          http_server_->open_connections())}}) {
+      prometheus::ClientMetric metric;
+      metric.label = {{"transport", transport}};
+      metric.gauge.value = value;
+      connections.metric.push_back(metric);
+    }
+    families.push_back(std::move(connections));
+
+    prometheus::MetricFamily refused{
+        "traceslo_otlp_connections_refused_total",
+        "Connections closed at once because otlp.max_connections were open (OTLP/HTTP).",
+        prometheus::MetricType::Counter,
+        {}};
+    prometheus::ClientMetric metric;
+    metric.label = {{"transport", "http"}};
+    metric.counter.value = static_cast<double>(http_server_->connections_refused());
+    refused.metric.push_back(metric);
+    families.push_back(std::move(refused));
+    return families;
+  }
   std::string http_address() const override { return http_server_->address(); }
 
   void Shutdown(std::chrono::system_clock::time_point deadline) override {

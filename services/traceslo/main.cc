@@ -112,8 +112,11 @@ int Serve(const ServeFlags& flags) {
       std::move(processors), registry);
   if (!pipeline.ok()) return Fail(std::string(pipeline.status().message()));
 
-  web::WebHandler web_handler(web::WebOptions{.debug_endpoints = flags.debug_endpoints}, registry,
-                              **pipeline);
+  auto receivers = ingest::Receivers::Start(config->otlp, **pipeline, registry, logger);
+  if (!receivers.ok()) return Fail(std::string(receivers.status().message()));
+
+  web::WebHandler web_handler(web::WebOptions{.debug_endpoints = flags.debug_endpoints},
+                              {&registry, receivers->get()}, **pipeline);
   http::ServerOptions web_options;
   web_options.name = "web";
   web_options.listen_address = config->web.listen.listen_address;
@@ -122,9 +125,6 @@ int Serve(const ServeFlags& flags) {
   web_options.threads = 1;
   auto web_server = http::Server::Create(web_options, web_handler, logger);
   if (!web_server.ok()) return Fail(std::string(web_server.status().message()));
-
-  auto receivers = ingest::Receivers::Start(config->otlp, **pipeline, registry, logger);
-  if (!receivers.ok()) return Fail(std::string(receivers.status().message()));
 
   logger.Info("starting", {{"version", TRACESLO_VERSION},
                            {"shards", std::to_string(config->pipeline.shards)},

@@ -21,7 +21,13 @@ http::Response WebHandler::Handle(const http::Request& request) {
     if (!read) return Text(405, "method not allowed\n");
     http::Response response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response.body = prometheus::TextSerializer().Serialize(registry_.Collect());
+    std::vector<prometheus::MetricFamily> families;
+    for (const prometheus::Collectable* source : metric_sources_) {
+      auto collected = source->Collect();
+      families.insert(families.end(), std::make_move_iterator(collected.begin()),
+                      std::make_move_iterator(collected.end()));
+    }
+    response.body = prometheus::TextSerializer().Serialize(families);
     return response;
   }
   if (path == "/-/healthy") {

@@ -30,12 +30,12 @@ struct OtlpConfig {
   // Bearer tokens accepted on both OTLP ports; empty: no authentication. Read from
   // auth.bearer_tokens (list) and/or auth.bearer_tokens_file (one token per line, # comments).
   std::vector<std::string> bearer_tokens;
-  TlsConfig tls;                                    // applies to both OTLP ports
-  uint64_t max_request_bytes = 16ull << 20;         // after decompression
+  TlsConfig tls;                             // applies to both OTLP ports
+  uint64_t max_request_bytes = 16ull << 20;  // after decompression
   uint32_t max_spans_per_request = 1'000'000;
-  uint32_t grpc_max_concurrent_streams = 100;       // per connection
-  uint32_t max_connections = 1024;                  // per OTLP port
-  uint64_t grpc_memory_bytes = 512ull << 20;        // gRPC resource quota
+  uint32_t grpc_max_concurrent_streams = 100;  // per connection
+  uint32_t max_connections = 1024;             // per OTLP port
+  uint64_t grpc_memory_bytes = 512ull << 20;   // gRPC resource quota
 };
 
 struct WebConfig {

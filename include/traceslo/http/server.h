@@ -74,6 +74,7 @@ class Server {
   virtual void Shutdown() = 0;
   // Connections refused because max_connections were open.
   virtual uint64_t connections_refused() const = 0;
+  virtual uint32_t open_connections() const = 0;
 };
 
 // Splits "host:port" / "[v6]:port". InvalidArgument when malformed.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "prometheus/collectable.h"
 #include "prometheus/registry.h"
 #include "traceslo/common/log.h"
 #include "traceslo/config/config.h"
@@ -14,8 +15,10 @@ namespace traceslo::ingest {
 
 // The OTLP front door: gRPC (:4317) and HTTP (:4318) receivers sharing one decoder, one
 // authenticator and one set of metrics. Thread-safe. Owns the servers and their threads.
-// `sink`, `registry` and `logger` are borrowed and must outlive it.
-class Receivers {
+// `sink`, `registry` and `logger` are borrowed and must outlive it. As a Collectable it adds the
+// connection and transport-level figures that are read at scrape time (gRPC's channelz counters,
+// open and refused connections).
+class Receivers : public prometheus::Collectable {
  public:
   static absl::StatusOr<std::unique_ptr<Receivers>> Start(const config::OtlpConfig& config,
                                                           pipeline::SpanSink& sink,

@@ -2,7 +2,9 @@
 
 #include <atomic>
 
-#include "prometheus/registry.h"
+#include <vector>
+
+#include "prometheus/collectable.h"
 #include "traceslo/http/server.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
 
@@ -14,12 +16,12 @@ struct WebOptions {
 };
 
 // The :8080 surface: /metrics, /-/healthy, /-/ready and (optionally) debug endpoints.
-// Thread-safe. `registry` and `pipeline` are borrowed and must outlive it.
+// Thread-safe. `metric_sources` and `pipeline` are borrowed and must outlive it.
 class WebHandler final : public http::Handler {
  public:
-  WebHandler(const WebOptions& options, prometheus::Registry& registry,
+  WebHandler(const WebOptions& options, std::vector<const prometheus::Collectable*> metric_sources,
              pipeline::ShardedPipeline& pipeline)
-      : options_(options), registry_(registry), pipeline_(pipeline) {}
+      : options_(options), metric_sources_(std::move(metric_sources)), pipeline_(pipeline) {}
 
   void SetReady(bool ready) { ready_.store(ready, std::memory_order_release); }
 
@@ -28,7 +30,7 @@ class WebHandler final : public http::Handler {
 
  private:
   const WebOptions options_;
-  prometheus::Registry& registry_;
+  const std::vector<const prometheus::Collectable*> metric_sources_;
   pipeline::ShardedPipeline& pipeline_;
   std::atomic<bool> ready_{false};
 };
