@@ -78,10 +78,10 @@ struct Config {
 };
 
 // Parses a configuration document. `source_name` prefixes every error
-// ("traceslo.yaml:12:5: pipeline.shards must be between 1 and 256"). `${VAR}` expands from the
-// environment through `getenv`; `*_file` keys are read relative to the process working
-// directory. Unknown keys are errors (with a "did you mean" hint where one is close).
-// Returns InvalidArgument describing the first problem. Pure apart from file and env reads.
+// ("traceslo.yaml:12:5: pipeline.shards must be an integer between 1 and 256, got \"two\"").
+// `${VAR}` expands from the environment through `getenv`; `*_file` keys are read relative to the
+// process working directory. Unknown keys are errors (with a "did you mean" hint where one is
+// close). Returns InvalidArgument describing the first problem. Pure apart from file and env reads.
 absl::StatusOr<Config> ParseConfig(std::string_view yaml_text, std::string_view source_name);
 
 // Reads and parses a file; NotFound / InvalidArgument with the path in the message.
