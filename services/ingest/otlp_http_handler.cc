@@ -6,6 +6,7 @@
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "services/ingest/gzip.h"
+#include "traceslo/common/json.h"
 
 namespace traceslo::ingest {
 namespace {
@@ -21,23 +22,6 @@ std::string MediaType(std::string_view content_type) {
   std::string out(type);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  out.push_back('"');
 }
 
 // google.rpc.Status code for an HTTP status, as OTLP/HTTP error bodies carry it.
