@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "services/ingest/otlp_decode.h"
@@ -757,6 +758,54 @@ TEST(OtlpJsonDecoderTest, DeepJsonAnywhereIsRefusedWithoutCrashing) {
   JsonDecodeRun run = DecodeJsonBody(JsonRequestWithSpan(R"("attributes":[{"key":"deep","value":)" +
                                                          JsonNestedValue(5000) + "}]"));
   EXPECT_EQ(run.status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Bodies over 1 MiB take a one-off parser, smaller ones the thread's reused parser; limits
+// change between calls. All must decode the same.
+TEST(OtlpJsonDecoderTest, LargeAndSmallBodiesInTurn) {
+  const std::string span =
+      "{" + JsonSpanFields(R"("status":{"message":")" + std::string(900, 'm') + R"("})") + "}";
+  std::string spans = span;
+  for (int i = 1; i < 1500; ++i) spans += "," + span;
+  const std::string large = JsonRequestWithSpans(spans);
+  ASSERT_GT(large.size(), size_t{1} << 20);
+  const std::string small = JsonRequestWithSpan();
+  DecodeLimits shallow;
+  shallow.max_depth = 1;
+  for (int round = 0; round < 3; ++round) {
+    JsonDecodeRun large_run = DecodeJsonBody(large, round == 1 ? shallow : DecodeLimits{});
+    ASSERT_TRUE(large_run.status.ok()) << large_run.status;
+    EXPECT_EQ(large_run.batch.spans.size(), 1500u);
+    JsonDecodeRun small_run = DecodeJsonBody(small, round == 2 ? shallow : DecodeLimits{});
+    ASSERT_TRUE(small_run.status.ok()) << small_run.status;
+    EXPECT_EQ(small_run.Str(small_run.OnlySpan().name), "GET /");
+    JsonDecodeRun deep = DecodeJsonBody(
+        JsonRequestWithSpan(R"("attributes":[{"key":"d","value":)" + JsonNestedValue(2) + "}]"),
+        shallow);
+    EXPECT_EQ(deep.status.code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(OtlpJsonDecoderTest, ConcurrentDecodesAreIndependent) {
+  std::vector<std::string> bodies;
+  for (int t = 0; t < 4; ++t) {
+    bodies.push_back(JsonRequestWithSpan(R"("name":"thread)" + std::to_string(t) + R"(")"));
+  }
+  std::vector<int> mismatches(bodies.size(), 0);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < bodies.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        JsonDecodeRun run = DecodeJsonBody(bodies[t]);
+        if (!run.status.ok() || run.batch.spans.size() != 1 ||
+            run.Str(run.batch.spans[0].name) != "thread" + std::to_string(t)) {
+          ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int count : mismatches) EXPECT_EQ(count, 0);
 }
 
 TEST(OtlpJsonDecoderTest, RepeatedFieldsConcatenateAndScalarsTakeTheLast) {
