@@ -1,12 +1,11 @@
 #include "traceslo/ingest/receivers.h"
 
+#include <grpc/grpc.h>
+#include <grpc/support/alloc.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/support/server_interceptor.h>
-
-#include <grpc/grpc.h>
-#include <grpc/support/alloc.h>
 
 #include <boost/json.hpp>
 #include <climits>
@@ -17,6 +16,7 @@
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "services/ingest/bearer_auth.h"
+#include "services/ingest/grpc_connection_gate.h"
 #include "services/ingest/gzip.h"
 #include "services/ingest/otlp_http_handler.h"
 #include "services/ingest/otlp_ingest.h"
@@ -246,9 +246,13 @@ class OtlpReceivers final : public Receivers {
       }
       credentials = grpc::SslServerCredentials(options);
     }
+    // traceslo accepts gRPC connections itself, to cap how many are open.
+    auto gate = GrpcConnectionGate::Listen(config.grpc.listen_address);
+    if (!gate.ok()) return gate.status();
+    gate_ = std::move(*gate);
     grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort(config.grpc.listen_address, credentials, &port);
+    grpc_acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, credentials);
     builder.RegisterService(&service_);
     // Messages are capped on the wire (compressed: a gzip stream is never much larger than its
     // content) and again, after inflating, by the service.
@@ -270,11 +274,12 @@ class OtlpReceivers final : public Receivers {
     quota.Resize(config.grpc_memory_bytes);
     builder.SetResourceQuota(quota);
     grpc_server_ = builder.BuildAndStart();
-    if (!grpc_server_ || port == 0) {
-      return absl::UnavailableError("cannot listen for OTLP/gRPC on " + config.grpc.listen_address);
+    if (!grpc_server_) {
+      return absl::UnavailableError("cannot start the OTLP/gRPC server on " +
+                                    config.grpc.listen_address);
     }
-    std::string host = config.grpc.listen_address.substr(0, config.grpc.listen_address.rfind(':'));
-    grpc_address_ = host + ":" + std::to_string(port);
+    gate_->Start(*grpc_acceptor_, config.max_connections,
+                 [] { return ReadGrpcChannelz().open_sockets; });
 
     http::ServerOptions http_options;
     http_options.name = "otlp_http";
@@ -290,7 +295,7 @@ class OtlpReceivers final : public Receivers {
     return absl::OkStatus();
   }
 
-  std::string grpc_address() const override { return grpc_address_; }
+  std::string grpc_address() const override { return gate_->address(); }
 
   // prometheus::Collectable
   std::vector<prometheus::MetricFamily> Collect() const override {
@@ -301,9 +306,9 @@ class OtlpReceivers final : public Receivers {
         "Calls on the OTLP/gRPC port as gRPC's channelz counts them.",
         prometheus::MetricType::Counter,
         {}};
-    for (auto [result, value] : {std::pair{"started", calls.started},
-                                 std::pair{"succeeded", calls.succeeded},
-                                 std::pair{"failed", calls.failed}}) {
+    for (auto [result, value] :
+         {std::pair{"started", calls.started}, std::pair{"succeeded", calls.succeeded},
+          std::pair{"failed", calls.failed}}) {
       prometheus::ClientMetric metric;
       metric.label = {{"result", result}};
       metric.counter.value = static_cast<double>(value);
@@ -315,9 +320,9 @@ class OtlpReceivers final : public Receivers {
                                          "Open connections on the OTLP ports.",
                                          prometheus::MetricType::Gauge,
                                          {}};
-    for (auto [transport, value] : {std::pair{"grpc", static_cast<double>(calls.open_sockets)},
-                                    std::pair{"http", static_cast<double>(
-                                                          http_server_->open_connections())}}) {
+    for (auto [transport, value] :
+         {std::pair{"grpc", static_cast<double>(calls.open_sockets)},
+          std::pair{"http", static_cast<double>(http_server_->open_connections())}}) {
       prometheus::ClientMetric metric;
       metric.label = {{"transport", transport}};
       metric.gauge.value = value;
@@ -327,19 +332,24 @@ class OtlpReceivers final : public Receivers {
 
     prometheus::MetricFamily refused{
         "traceslo_otlp_connections_refused_total",
-        "Connections closed at once because otlp.max_connections were open (OTLP/HTTP).",
+        "Connections closed at once because otlp.max_connections were open.",
         prometheus::MetricType::Counter,
         {}};
-    prometheus::ClientMetric metric;
-    metric.label = {{"transport", "http"}};
-    metric.counter.value = static_cast<double>(http_server_->connections_refused());
-    refused.metric.push_back(metric);
+    for (auto [transport, value] :
+         {std::pair{"grpc", static_cast<double>(gate_->refused())},
+          std::pair{"http", static_cast<double>(http_server_->connections_refused())}}) {
+      prometheus::ClientMetric metric;
+      metric.label = {{"transport", transport}};
+      metric.counter.value = value;
+      refused.metric.push_back(metric);
+    }
     families.push_back(std::move(refused));
     return families;
   }
   std::string http_address() const override { return http_server_->address(); }
 
   void Shutdown(std::chrono::system_clock::time_point deadline) override {
+    if (gate_) gate_->Shutdown();
     if (http_server_) http_server_->Shutdown();
     if (grpc_server_) {
       grpc_server_->Shutdown(deadline);
@@ -352,9 +362,10 @@ class OtlpReceivers final : public Receivers {
   OtlpIngest ingest_;
   TraceService service_;
   OtlpHttpHandler http_handler_;
+  std::unique_ptr<GrpcConnectionGate> gate_;
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> grpc_acceptor_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<http::Server> http_server_;
-  std::string grpc_address_;
 };
 
 }  // namespace

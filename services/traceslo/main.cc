@@ -5,6 +5,7 @@
 //   shard-N         one per pipeline shard (ShardedPipeline), owns that shard's data
 //   otlp_http I/O   2 threads (http::Server for OTLP/HTTP)
 //   web I/O         1 thread (http::Server for /metrics, health, API)
+//   otlp_grpc gate  1 thread accepting gRPC connections under the cap (GrpcConnectionGate)
 //   gRPC            gRPC's own callback/poller threads (OTLP/gRPC), joined by Server::Shutdown
 #include <CLI/CLI.hpp>
 #include <csignal>

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -202,4 +203,46 @@ test('mTLS: a client certificate signed by client_ca_file is required', async ()
     assert.equal(summary.spans_exported, 100);
   }
   assert.equal(await deltaOf(s, m0, 'traceslo_spans_received_total', {}, 302), 302);
+});
+
+// A TCP connection that resolves `closed` when the server closes it (or after `timeoutMs`).
+function openTcp(address) {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port }, () => {
+      const closed = new Promise((done) => socket.once('close', () => done(true)));
+      resolve({ socket, closed });
+    });
+    socket.once('error', reject);
+  });
+}
+
+async function closedWithin(conn, ms) {
+  let timer;
+  const timeout = new Promise((done) => { timer = setTimeout(() => done(false), ms); });
+  const result = await Promise.race([conn.closed, timeout]);
+  clearTimeout(timer);
+  return result;
+}
+
+test('otlp.max_connections caps open connections on both OTLP ports; refusals are counted', async () => {
+  const s = await start({ config: { otlp: { max_connections: 2 } } });
+  for (const [transport, address] of [['grpc', s.grpcAddress], ['http', s.httpAddress]]) {
+    const held = [await openTcp(address), await openTcp(address)];
+    // The server holds both before the third arrives.
+    const open = await s.pollMetric('traceslo_otlp_connections', { transport }, (v) => v === 2);
+    assert.equal(open, 2, `${transport}: open connections`);
+    const third = await openTcp(address);
+    assert.ok(await closedWithin(third, 5_000), `${transport}: a third connection was not closed`);
+    const refused = await s.pollMetric('traceslo_otlp_connections_refused_total', { transport }, (v) => v === 1);
+    assert.equal(refused, 1, `${transport}: refused counter`);
+    for (const c of held) assert.equal(await closedWithin(c, 0), false, `${transport}: a held connection was closed`);
+    for (const c of held) c.socket.destroy();
+    await s.pollMetric('traceslo_otlp_connections', { transport }, (v) => v === 0);
+  }
+  // With the connections gone, exporters get through again on both ports.
+  const r = await postTraces(s.tracesUrl, body(2));
+  assert.equal(r.status, 200);
+  const g = await grpcExport(s.grpcAddress, body(2));
+  assert.equal(g.codeName, 'OK', g.details);
 });

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <atomic>
-
 #include <vector>
 
 #include "prometheus/collectable.h"
