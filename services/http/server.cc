@@ -41,7 +41,11 @@ template <typename Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
   Session(std::shared_ptr<Shared> shared, Stream stream)
-      : shared_(std::move(shared)), stream_(std::move(stream)) {}
+      : shared_(std::move(shared)), stream_(std::move(stream)) {
+    // Unreserved, Beast reads 512 bytes per recvmsg; 64 KiB cut the server's CPU per request
+    // ~20x in the receiver benchmark.
+    buffer_.reserve(64 * 1024);
+  }
   ~Session() { shared_->open_connections.fetch_sub(1); }
 
   void Start() {
@@ -59,6 +63,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
  private:
   void Read() {
     parser_.emplace();
+    // Reusing the last body's memory avoids faulting in fresh pages for every request.
+    parser_->get().body() = std::move(spare_body_);
+    parser_->get().body().clear();
     parser_->body_limit(shared_->options.body_limit);
     beast::get_lowest_layer(stream_).expires_after(shared_->options.idle_timeout);
     bhttp::async_read(
@@ -83,6 +90,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Response response;
     try {
       response = shared_->handler->Handle(request);
+      // Kept for the next request on this connection, unless large (idle connections would
+      // otherwise pin up to body_limit each).
+      if (request.body.capacity() <= kMaxSpareBodyBytes) spare_body_ = std::move(request.body);
     } catch (const std::exception& e) {
       shared_->logger->Error("http handler threw",
                              {{"listener", shared_->options.name}, {"error", e.what()}});
@@ -111,9 +121,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         });
   }
 
+  static constexpr size_t kMaxSpareBodyBytes = 1 << 20;
+
   std::shared_ptr<Shared> shared_;
   Stream stream_;
   beast::flat_buffer buffer_;
+  std::string spare_body_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
 };
 

@@ -82,7 +82,8 @@ class TraceService final
                           "request of " + std::to_string(request.Length()) + " bytes exceeds " +
                               std::to_string(max_bytes));
     }
-    std::vector<grpc::Slice> slices;
+    thread_local std::vector<grpc::Slice> slices;
+    slices.clear();
     if (!request.Dump(&slices).ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unreadable request");
     }

@@ -67,8 +67,10 @@ absl::Status ShardedPipeline::TryEnqueue(SpanBatch& batch) {
   if (batch.spans.empty()) return absl::OkStatus();
   const uint32_t n = shard_count();
   // Count per shard, reserve room in each (all or nothing), then cut and hand over.
-  std::vector<uint32_t> shard_of(batch.spans.size());
-  std::vector<uint64_t> counts(n, 0);
+  thread_local std::vector<uint32_t> shard_of;
+  thread_local std::vector<uint64_t> counts;
+  shard_of.resize(batch.spans.size());
+  counts.assign(n, 0);
   for (size_t i = 0; i < batch.spans.size(); ++i) {
     shard_of[i] = ShardOf(batch.spans[i].trace_id, n);
     ++counts[shard_of[i]];
@@ -94,12 +96,14 @@ absl::Status ShardedPipeline::TryEnqueue(SpanBatch& batch) {
   for (uint32_t s = 0; s < n; ++s) {
     if (counts[s] == 0) continue;
     Shard& shard = *shards_[s];
+    bool was_empty;
     {
       MutexLock lock(shard.mu);
+      was_empty = shard.queue.empty();
       shard.queue.push_back(std::move(parts[s]));
     }
     shard.queue_gauge->Increment(static_cast<double>(counts[s]));
-    shard.cv.NotifyAll();
+    if (was_empty) shard.cv.NotifyAll();  // a busy worker finds the batch without a wake-up
   }
   return absl::OkStatus();
 }
