@@ -14,5 +14,18 @@ if [ "${TRACESLO_SKIP_TSAN:-0}" != 1 ]; then
   TSAN_OPTIONS=halt_on_error=1 "$tsan_dir/bin/pipeline_test" --gtest_brief=1 >&2
 fi
 
+# The whole suite again on a clang AddressSanitizer + UndefinedBehaviorSanitizer build (the
+# integration tests then drive the sanitized binary). TRACESLO_SKIP_ASAN=1 skips it.
+if [ "${TRACESLO_SKIP_ASAN:-0}" != 1 ]; then
+  asan_dir="${build_dir}-asan"
+  [ -f "$asan_dir/build.ninja" ] || cmake -S "$root" -B "$asan_dir" -G Ninja \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
+    -DTRACESLO_SANITIZE=ON -DTRACESLO_BENCH=OFF >&2
+  ninja -C "$asan_dir" >&2
+  echo "test: ASan+UBSan build" >&2
+  (cd "$asan_dir" && ctest --output-on-failure --label-exclude bench --timeout 600 -j "$(nproc)" >&2)
+fi
+
+# The Release build last, so its ctest summary closes the output.
 cd "$build_dir"
 ctest --output-on-failure --label-exclude bench --timeout 600 -j "$(nproc)" "$@"
