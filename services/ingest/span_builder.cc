@@ -42,12 +42,23 @@ uint64_t LoadBigEndian64(const uint8_t* p) {
 
 // gRPC status names as the newer semantic conventions write rpc.response.status_code.
 int GrpcCodeFromName(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "OK",           "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS", "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static constexpr std::string_view kNames[] = {"OK",
+                                                "CANCELLED",
+                                                "UNKNOWN",
+                                                "INVALID_ARGUMENT",
+                                                "DEADLINE_EXCEEDED",
+                                                "NOT_FOUND",
+                                                "ALREADY_EXISTS",
+                                                "PERMISSION_DENIED",
+                                                "RESOURCE_EXHAUSTED",
+                                                "FAILED_PRECONDITION",
+                                                "ABORTED",
+                                                "OUT_OF_RANGE",
+                                                "UNIMPLEMENTED",
+                                                "INTERNAL",
+                                                "UNAVAILABLE",
+                                                "DATA_LOSS",
+                                                "UNAUTHENTICATED"};
   for (size_t i = 0; i < std::size(kNames); ++i) {
     if (kNames[i] == name) return static_cast<int>(i);
   }
@@ -178,7 +189,9 @@ void SpanBuilder::SetTimes(uint64_t start_unix_nano, uint64_t end_unix_nano) {
   span_.start_unix_nano = start_unix_nano;
   span_.end_unix_nano = end_unix_nano;
 }
-void SpanBuilder::SetStartTime(uint64_t start_unix_nano) { span_.start_unix_nano = start_unix_nano; }
+void SpanBuilder::SetStartTime(uint64_t start_unix_nano) {
+  span_.start_unix_nano = start_unix_nano;
+}
 void SpanBuilder::SetEndTime(uint64_t end_unix_nano) { span_.end_unix_nano = end_unix_nano; }
 
 void SpanBuilder::SetStatus(int64_t code, std::string_view message) {

@@ -164,4 +164,14 @@ int RunBenchmarksAndCompare(int argc, char** argv, const std::vector<Comparison>
   return PrintSummary(reporter, comparisons, goals);
 }
 
+void SetSpanCounters(benchmark::State& state, uint64_t spans_per_iteration, size_t bytes) {
+  const auto iterations = static_cast<int64_t>(state.iterations());
+  state.SetItemsProcessed(iterations * static_cast<int64_t>(spans_per_iteration));
+  state.SetBytesProcessed(iterations * static_cast<int64_t>(bytes));
+  state.counters[kSecondsPerSpan] =
+      benchmark::Counter(static_cast<double>(iterations) * static_cast<double>(spans_per_iteration),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters[kSpansPerIteration] = static_cast<double>(spans_per_iteration);
+}
+
 }  // namespace traceslo::bench

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,6 +15,10 @@ namespace traceslo::bench {
 //   spans_per_iter    spans handled per iteration, to derive the wall-clock rate
 inline constexpr char kSpansPerIteration[] = "spans_per_iter";
 inline constexpr char kSecondsPerSpan[] = "s_per_span";
+
+// Items, bytes, seconds per span and spans per iteration for a benchmark that handled
+// `spans_per_iteration` spans in `bytes` of request per iteration.
+void SetSpanCounters(benchmark::State& state, uint64_t spans_per_iteration, size_t bytes);
 
 // A figure and the baseline it is shown against; both are benchmark names as registered
 // (BenchmarkName::function_name) and both run in the same process, so machine noise hits both.

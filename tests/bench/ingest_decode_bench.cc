@@ -34,16 +34,6 @@ struct Requests {
   std::string json;
 };
 
-void SetSpanCounters(benchmark::State& state, uint64_t spans_per_iteration, size_t bytes) {
-  const auto iterations = static_cast<int64_t>(state.iterations());
-  state.SetItemsProcessed(iterations * static_cast<int64_t>(spans_per_iteration));
-  state.SetBytesProcessed(iterations * static_cast<int64_t>(bytes));
-  state.counters[kSecondsPerSpan] =
-      benchmark::Counter(static_cast<double>(iterations) * static_cast<double>(spans_per_iteration),
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  state.counters[kSpansPerIteration] = static_cast<double>(spans_per_iteration);
-}
-
 // Decodes once outside the timer and checks every span is accepted, so a decoder that refuses
 // the request cannot look fast.
 bool CheckDecodes(benchmark::State& state, const Requests& requests, bool json) {

@@ -256,16 +256,6 @@ class Environment {
   std::unique_ptr<http::Server> null_http_server_;
 };
 
-void SetSpanCounters(benchmark::State& state, uint64_t spans_per_iteration, size_t bytes) {
-  const auto iterations = static_cast<int64_t>(state.iterations());
-  state.SetItemsProcessed(iterations * static_cast<int64_t>(spans_per_iteration));
-  state.SetBytesProcessed(iterations * static_cast<int64_t>(bytes));
-  state.counters[kSecondsPerSpan] =
-      benchmark::Counter(static_cast<double>(iterations) * static_cast<double>(spans_per_iteration),
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  state.counters[kSpansPerIteration] = static_cast<double>(spans_per_iteration);
-}
-
 // One outstanding Export call.
 struct GrpcCall {
   grpc::ClientContext context;

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "traceslo/common/json.h"
 
 namespace traceslo::bench {
 namespace {
@@ -55,35 +56,6 @@ std::string RandomBytes(std::mt19937_64& rng, size_t size) {
 }
 
 // --- OTLP/JSON writer -------------------------------------------------------------------------
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 void AppendHex(std::string& out, std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
