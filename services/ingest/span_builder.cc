@@ -111,6 +111,7 @@ void SpanBuilder::BeginSpan() {
   }
   span_ = Span{};
   span_.service = service_;
+  span_arena_start_ = out_.strings.size();
   trace_id_ = span_id_ = parent_id_ = IdState::kUnset;
   in_exception_event_ = false;
   exception_seen_ = false;
@@ -275,6 +276,9 @@ void SpanBuilder::EndSpan(uint64_t span_index) {
     ++result_.accepted;
     return;
   }
+  // Its strings are the arena's tail (the decoders call nothing else between BeginSpan and
+  // EndSpan), so a refused span costs the queued batch nothing.
+  out_.strings.resize(span_arena_start_);
   ++result_.rejected[static_cast<size_t>(reason)];
   if (result_.first_error.empty()) {
     result_.first_error = "span " + std::to_string(span_index) + ": " + what;

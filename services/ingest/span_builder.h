@@ -98,7 +98,7 @@ class SpanBuilder {
   IdState parent_id_ = IdState::kUnset;
   bool in_exception_event_ = false;
   bool exception_seen_ = false;
-  std::string pending_service_;  // service.name seen before BeginResource's spans
+  size_t span_arena_start_ = 0;  // arena size at BeginSpan: a rejected span gives its bytes back
 };
 
 }  // namespace traceslo::ingest

@@ -48,19 +48,31 @@ ShardedPipeline::ShardedPipeline(const PipelineOptions& options, prometheus::Reg
 
 ShardedPipeline::~ShardedPipeline() { Shutdown(std::chrono::steady_clock::time_point::max()); }
 
-bool ShardedPipeline::Reserve(Shard& shard, uint64_t spans) {
+bool ShardedPipeline::Reserve(Shard& shard, uint64_t spans, uint64_t bytes) {
+  // An empty queue takes any batch, so one request larger than the queue still progresses.
   uint64_t current = shard.queued_spans.load(std::memory_order_relaxed);
-  while (true) {
-    // An empty queue takes any batch, so one request larger than the queue still progresses.
+  do {
     if (current != 0 && current + spans > options_.queue_capacity_spans) return false;
-    if (shard.queued_spans.compare_exchange_weak(current, current + spans,
-                                                 std::memory_order_relaxed)) {
-      return true;
+  } while (!shard.queued_spans.compare_exchange_weak(current, current + spans,
+                                                     std::memory_order_relaxed));
+  uint64_t current_bytes = shard.queued_bytes.load(std::memory_order_relaxed);
+  do {
+    if (current_bytes != 0 && current_bytes + bytes > options_.queue_capacity_bytes) {
+      shard.queued_spans.fetch_sub(spans, std::memory_order_relaxed);
+      return false;
     }
-  }
+  } while (!shard.queued_bytes.compare_exchange_weak(current_bytes, current_bytes + bytes,
+                                                     std::memory_order_relaxed));
+  return true;
+}
+
+void ShardedPipeline::Release(Shard& shard, uint64_t spans, uint64_t bytes) {
+  shard.queued_spans.fetch_sub(spans, std::memory_order_relaxed);
+  shard.queued_bytes.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
 absl::Status ShardedPipeline::TryEnqueue(SpanBatch& batch) {
+  std::shared_lock producers(producers_mu_);
   if (!accepting_.load(std::memory_order_acquire)) {
     return absl::UnavailableError("shutting down");
   }
@@ -69,16 +81,23 @@ absl::Status ShardedPipeline::TryEnqueue(SpanBatch& batch) {
   // Count per shard, reserve room in each (all or nothing), then cut and hand over.
   thread_local std::vector<uint32_t> shard_of;
   thread_local std::vector<uint64_t> counts;
+  thread_local std::vector<uint64_t> bytes;
   shard_of.resize(batch.spans.size());
   counts.assign(n, 0);
+  bytes.assign(n, 0);
   for (size_t i = 0; i < batch.spans.size(); ++i) {
     shard_of[i] = ShardOf(batch.spans[i].trace_id, n);
     ++counts[shard_of[i]];
   }
+  // Each shard carries its spans and its share of the arena they point into.
+  const uint64_t total = batch.spans.size();
   for (uint32_t s = 0; s < n; ++s) {
-    if (counts[s] == 0 || Reserve(*shards_[s], counts[s])) continue;
+    bytes[s] = counts[s] * sizeof(Span) + batch.strings.size() * counts[s] / total;
+  }
+  for (uint32_t s = 0; s < n; ++s) {
+    if (counts[s] == 0 || Reserve(*shards_[s], counts[s], bytes[s])) continue;
     for (uint32_t r = 0; r < s; ++r) {
-      if (counts[r] != 0) shards_[r]->queued_spans.fetch_sub(counts[r], std::memory_order_relaxed);
+      if (counts[r] != 0) Release(*shards_[r], counts[r], bytes[r]);
     }
     return absl::ResourceExhaustedError("pipeline queue of shard " + std::to_string(s) +
                                         " is full");
@@ -88,6 +107,7 @@ absl::Status ShardedPipeline::TryEnqueue(SpanBatch& batch) {
   for (uint32_t s = 0; s < n; ++s) {
     if (counts[s] == 0) continue;
     parts[s].strings = strings;
+    parts[s].charged_bytes = bytes[s];
     parts[s].spans.reserve(counts[s]);
   }
   for (size_t i = 0; i < batch.spans.size(); ++i)
@@ -123,7 +143,7 @@ void ShardedPipeline::Run(Shard& shard) {
     }
     shard.processor->Process(batch);
     const uint64_t n = batch.spans.size();
-    shard.queued_spans.fetch_sub(n, std::memory_order_relaxed);
+    Release(shard, n, batch.charged_bytes);
     shard.processed.fetch_add(n, std::memory_order_relaxed);
     shard.queue_gauge->Decrement(static_cast<double>(n));
     shard.processed_counter->Increment(static_cast<double>(n));
@@ -135,6 +155,7 @@ void ShardedPipeline::Run(Shard& shard) {
 void ShardedPipeline::Pause() {
   for (auto& shard : shards_) {
     MutexLock lock(shard->mu);
+    if (shard->stopping) continue;  // a drain in progress is not held up
     shard->paused = true;
   }
 }
@@ -150,7 +171,11 @@ void ShardedPipeline::Resume() {
 }
 
 bool ShardedPipeline::Shutdown(std::chrono::steady_clock::time_point deadline) {
-  accepting_.store(false, std::memory_order_release);
+  {
+    // Waits for producers inside TryEnqueue: after this, nothing new reaches a queue.
+    std::unique_lock producers(producers_mu_);
+    accepting_.store(false, std::memory_order_release);
+  }
   bool drained = true;
   for (auto& shard : shards_) {
     {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -28,6 +29,9 @@ class ShardProcessor {
 struct PipelineOptions {
   uint32_t shards = 2;
   uint32_t queue_capacity_spans = 1u << 16;  // per shard
+  // Per shard: spans plus their share of the requests' string arenas, so a few spans with huge
+  // strings cannot pin unbounded memory.
+  uint64_t queue_capacity_bytes = 256ull << 20;
 };
 
 // Shards by trace id: one worker thread and one bounded queue (counted in spans) per shard.
@@ -63,6 +67,7 @@ class ShardedPipeline final : public SpanSink {
     bool stopping ABSL_GUARDED_BY(mu) = false;
     bool abandon ABSL_GUARDED_BY(mu) = false;
     std::atomic<uint64_t> queued_spans{0};  // reserved by producers before they push
+    std::atomic<uint64_t> queued_bytes{0};
     std::atomic<uint64_t> processed{0};
     std::unique_ptr<ShardProcessor> processor;
     prometheus::Gauge* queue_gauge = nullptr;
@@ -72,10 +77,14 @@ class ShardedPipeline final : public SpanSink {
 
   ShardedPipeline(const PipelineOptions& options, prometheus::Registry& registry);
   void Run(Shard& shard);
-  bool Reserve(Shard& shard, uint64_t spans);
+  bool Reserve(Shard& shard, uint64_t spans, uint64_t bytes);
+  void Release(Shard& shard, uint64_t spans, uint64_t bytes);
 
   const PipelineOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  // Producers hold it shared for a whole TryEnqueue; Shutdown takes it exclusively to stop
+  // accepting, so no request is answered OK and then left in a queue nobody drains.
+  std::shared_mutex producers_mu_;
   std::atomic<bool> accepting_{true};
 };
 

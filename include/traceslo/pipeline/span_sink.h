@@ -16,6 +16,7 @@ namespace traceslo::pipeline {
 struct ShardBatch {
   std::shared_ptr<const std::string> strings;
   std::vector<Span> spans;
+  uint64_t charged_bytes = 0;  // what this batch counts against its shard's byte capacity
 
   std::string_view Str(StrRef ref) const {
     return std::string_view(*strings).substr(ref.offset, ref.size);

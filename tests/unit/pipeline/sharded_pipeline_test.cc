@@ -25,14 +25,16 @@ class RecordingProcessor final : public ShardProcessor {
 };
 
 struct Fixture {
-  explicit Fixture(uint32_t shards, uint32_t capacity) {
+  explicit Fixture(uint32_t shards, uint32_t capacity, uint64_t capacity_bytes = 1ull << 30) {
     std::vector<std::unique_ptr<ShardProcessor>> processors;
     for (uint32_t i = 0; i < shards; ++i) {
       auto p = std::make_unique<RecordingProcessor>();
       recorders.push_back(p.get());
       processors.push_back(std::move(p));
     }
-    pipeline = *ShardedPipeline::Create({.shards = shards, .queue_capacity_spans = capacity},
+    pipeline = *ShardedPipeline::Create({.shards = shards,
+                                         .queue_capacity_spans = capacity,
+                                         .queue_capacity_bytes = capacity_bytes},
                                         std::move(processors), registry);
   }
   prometheus::Registry registry;
@@ -166,6 +168,65 @@ TEST(ShardedPipelineTest, RefusalReleasesReservationsOnOtherShards) {
   f.pipeline->Resume();
   ASSERT_TRUE(f.pipeline->Shutdown(std::chrono::steady_clock::time_point::max()));
   EXPECT_EQ(f.pipeline->spans_processed(), 20u);
+}
+
+TEST(ShardedPipelineTest, EverySpanAcceptedWhileShuttingDownIsProcessed) {
+  // Producers race Shutdown: whatever TryEnqueue answered OK must have been processed.
+  for (int round = 0; round < 200; ++round) {
+    Fixture f(2, 1u << 20);
+    std::atomic<uint64_t> accepted{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> producers;
+    for (int t = 0; t < 3; ++t) {
+      producers.emplace_back([&, t] {
+        while (!go.load()) {
+        }
+        for (int b = 0; b < 2000; ++b) {
+          SpanBatch batch = MakeBatch((static_cast<uint64_t>(t) * 2000 + b) * 10 + 1, 10);
+          if (f.pipeline->TryEnqueue(batch).ok()) accepted.fetch_add(10);
+        }
+      });
+    }
+    go.store(true);
+    while (accepted.load() < 100) {  // shut down mid-stream
+    }
+    ASSERT_TRUE(f.pipeline->Shutdown(std::chrono::steady_clock::time_point::max()));
+    for (auto& p : producers) p.join();
+    EXPECT_EQ(f.pipeline->spans_processed(), accepted.load()) << "round " << round;
+  }
+}
+
+TEST(ShardedPipelineTest, ByteCapacityCountsTheStringsSpansPointInto) {
+  // 10 spans of 1 KiB names each: ~10 KiB of arena plus the spans themselves.
+  Fixture f(1, 1000, 16 * 1024);
+  f.pipeline->Pause();
+  auto big_batch = [](uint64_t first) {
+    SpanBatch batch = MakeBatch(first, 10);
+    for (Span& span : batch.spans) span.name = batch.Add(std::string(1024, 'x'), 2048);
+    return batch;
+  };
+  SpanBatch first = big_batch(1);
+  ASSERT_TRUE(f.pipeline->TryEnqueue(first).ok());  // an empty queue takes any batch
+  SpanBatch second = big_batch(100);
+  EXPECT_EQ(f.pipeline->TryEnqueue(second).code(), absl::StatusCode::kResourceExhausted);
+  SpanBatch small = MakeBatch(200, 5);  // ~5 x 112 B of spans and a few bytes of names fit
+  EXPECT_TRUE(f.pipeline->TryEnqueue(small).ok());
+  f.pipeline->Resume();
+  ASSERT_TRUE(f.pipeline->Shutdown(std::chrono::steady_clock::time_point::max()));
+  EXPECT_EQ(f.pipeline->spans_processed(), 15u);
+}
+
+TEST(ShardedPipelineTest, PauseDuringShutdownDoesNotHoldTheDrain) {
+  Fixture f(1, 1000);
+  f.pipeline->Pause();
+  SpanBatch batch = MakeBatch(1, 50);
+  ASSERT_TRUE(f.pipeline->TryEnqueue(batch).ok());
+  std::thread pauser([&] {
+    for (int i = 0; i < 1000; ++i) f.pipeline->Pause();
+  });
+  EXPECT_TRUE(f.pipeline->Shutdown(std::chrono::steady_clock::time_point::max()));
+  pauser.join();
+  EXPECT_EQ(f.pipeline->spans_processed(), 50u);
 }
 
 }  // namespace
