@@ -68,38 +68,68 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->get().body().clear();
     parser_->body_limit(shared_->options.body_limit);
     beast::get_lowest_layer(stream_).expires_after(shared_->options.idle_timeout);
-    bhttp::async_read(
+    // Headers first: the handler may refuse (auth, media type, size) before a body is read.
+    bhttp::async_read_header(
         stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
-  void OnRead(beast::error_code ec) {
-    bool too_large = ec == bhttp::error::body_limit;
+  void OnHeader(beast::error_code ec) {
+    const bool too_large = ec == bhttp::error::body_limit;
     if (ec && !too_large) return;  // closed, timed out or malformed: drop the connection
     auto& message = parser_->get();
-    Request request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
+    request_ = Request{};
+    request_.method = std::string(message.method_string());
+    request_.target = std::string(message.target());
     for (const auto& field : message) {
-      request.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
+      request_.headers.emplace_back(Lower(field.name_string()), std::string(field.value()));
     }
-    request.body_too_large = too_large;
-    if (!too_large) request.body = std::move(message.body());
-    bool keep_alive = !too_large && message.keep_alive();
+    if (too_large) {
+      request_.body_too_large = true;
+      Respond(Call([&] { return shared_->handler->Handle(request_); }), false);
+      return;
+    }
+    std::optional<Response> refusal =
+        Call([&] { return shared_->handler->CheckHeaders(request_); });
+    if (refusal) {
+      // The body is never read; closing the connection discards it.
+      Respond(std::move(*refusal), false);
+      return;
+    }
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+  }
 
-    Response response;
+  void OnBody(beast::error_code ec) {
+    const bool too_large = ec == bhttp::error::body_limit;
+    if (ec && !too_large) return;
+    auto& message = parser_->get();
+    request_.body_too_large = too_large;
+    if (!too_large) request_.body = std::move(message.body());
+    const bool keep_alive = !too_large && message.keep_alive();
+    Response response = Call([&] { return shared_->handler->Handle(request_); });
+    // Kept for the next request on this connection, unless large (idle connections would
+    // otherwise pin a big buffer each).
+    if (request_.body.capacity() <= kMaxSpareBodyBytes) spare_body_ = std::move(request_.body);
+    Respond(std::move(response), keep_alive);
+  }
+
+  // Runs a handler call; an exception (a bug) becomes a 500 and a log line.
+  template <typename F>
+  auto Call(F&& f) -> decltype(f()) {
     try {
-      response = shared_->handler->Handle(request);
-      // Kept for the next request on this connection, unless large (idle connections would
-      // otherwise pin up to body_limit each).
-      if (request.body.capacity() <= kMaxSpareBodyBytes) spare_body_ = std::move(request.body);
+      return f();
     } catch (const std::exception& e) {
       shared_->logger->Error("http handler threw",
                              {{"listener", shared_->options.name}, {"error", e.what()}});
-      response = Response{500, "text/plain; charset=utf-8", {}, "internal error\n"};
+      return Response{500, "text/plain; charset=utf-8", {}, "internal error\n"};
     }
+  }
+
+  void Respond(Response response, bool keep_alive) {
     auto out = std::make_shared<bhttp::response<bhttp::string_body>>(
-        static_cast<bhttp::status>(response.status), message.version());
+        static_cast<bhttp::status>(response.status), parser_->get().version());
     out->set(bhttp::field::server, "traceslo");
     out->set(bhttp::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers) out->set(name, value);
@@ -121,12 +151,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         });
   }
 
-  static constexpr size_t kMaxSpareBodyBytes = 1 << 20;
+  static constexpr size_t kMaxSpareBodyBytes = 256 * 1024;
 
   std::shared_ptr<Shared> shared_;
   Stream stream_;
   beast::flat_buffer buffer_;
   std::string spare_body_;
+  Request request_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
 };
 

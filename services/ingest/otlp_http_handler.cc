@@ -67,9 +67,9 @@ http::Response OtlpHttpHandler::Answer(Encoding encoding, int status, std::strin
   return response;
 }
 
-http::Response OtlpHttpHandler::Handle(const http::Request& request) {
+std::optional<http::Response> OtlpHttpHandler::CheckHeaders(const http::Request& request) {
   const std::string media_type = MediaType(request.Header("content-type"));
-  Encoding encoding = media_type == kJsonType ? Encoding::kJson : Encoding::kProtobuf;
+  const Encoding encoding = media_type == kJsonType ? Encoding::kJson : Encoding::kProtobuf;
   if (request.Path() != "/v1/traces") {
     return Answer(encoding, 404, "not found: OTLP/HTTP traces are received on /v1/traces");
   }
@@ -83,28 +83,40 @@ http::Response OtlpHttpHandler::Handle(const http::Request& request) {
     response.headers.emplace_back("WWW-Authenticate", "Bearer");
     return response;
   }
-  const uint64_t max_bytes = ingest_.options().max_request_bytes;
-  if (request.body_too_large) {
-    return Answer(encoding, 413, "request body exceeds " + std::to_string(max_bytes) + " bytes");
-  }
   if (media_type != kJsonType && media_type != kProtobufType) {
     return Answer(encoding, 415,
                   "unsupported media type \"" + media_type +
                       "\": use application/x-protobuf or application/json");
   }
-  std::string_view encoding_header = request.Header("content-encoding");
+  const std::string_view content_encoding = request.Header("content-encoding");
+  if (!content_encoding.empty() && content_encoding != "identity" && content_encoding != "gzip" &&
+      content_encoding != "x-gzip") {
+    return Answer(
+        encoding, 415,
+        "unsupported content encoding \"" + std::string(content_encoding) + "\": use gzip or none");
+  }
+  return std::nullopt;
+}
+
+http::Response OtlpHttpHandler::Handle(const http::Request& request) {
+  if (std::optional<http::Response> refusal = CheckHeaders(request)) return *std::move(refusal);
+  const Encoding encoding = MediaType(request.Header("content-type")) == kJsonType
+                                ? Encoding::kJson
+                                : Encoding::kProtobuf;
+  const uint64_t max_bytes = ingest_.options().max_request_bytes;
+  if (request.body_too_large) {
+    return Answer(encoding, 413, "request body exceeds " + std::to_string(max_bytes) + " bytes");
+  }
+  const std::string_view encoding_header = request.Header("content-encoding");
   std::string_view body = request.body;
   std::string inflated;
   if (encoding_header == "gzip" || encoding_header == "x-gzip") {
     absl::Status status = Gunzip(request.body, max_bytes, inflated);
-    if (absl::IsResourceExhausted(status))
+    if (absl::IsResourceExhausted(status)) {
       return Answer(encoding, 413, std::string(status.message()));
+    }
     if (!status.ok()) return Answer(encoding, 400, std::string(status.message()));
     body = inflated;
-  } else if (!encoding_header.empty() && encoding_header != "identity") {
-    return Answer(
-        encoding, 415,
-        "unsupported content encoding \"" + std::string(encoding_header) + "\": use gzip or none");
   }
 
   ExportOutcome outcome = ingest_.Export(Transport::kHttp, encoding, body);

@@ -12,6 +12,7 @@ class OtlpHttpHandler final : public http::Handler {
   explicit OtlpHttpHandler(OtlpIngest& ingest) : ingest_(ingest) {}
 
   // traceslo::http::Handler
+  std::optional<http::Response> CheckHeaders(const http::Request& request) override;
   http::Response Handle(const http::Request& request) override;
 
  private:

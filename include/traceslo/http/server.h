@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,6 +42,13 @@ struct Response {
 class Handler {
  public:
   virtual ~Handler() = default;
+  // Called with the method, target and headers (empty body) before the body is read. A
+  // response refuses the request without reading its body, and the connection is closed, so
+  // an unauthenticated client cannot make the server buffer a body. Default: read on.
+  virtual std::optional<Response> CheckHeaders(const Request& request) {
+    (void)request;
+    return std::nullopt;
+  }
   virtual Response Handle(const Request& request) = 0;
 };
 
@@ -62,7 +70,8 @@ struct ServerOptions {
 
 // An HTTP/1.1 server on Boost.Beast with keep-alive, a connection cap (connections over it are
 // closed at once and counted), a body limit and optional TLS/mTLS. Thread-safe.
-// Owns its I/O threads; Shutdown() stops accepting, closes connections and joins them.
+// Owns its I/O threads; Shutdown() stops accepting and joins them: open connections are
+// dropped when the server is destroyed, and a request in flight may get no response.
 // `handler` and `logger` are borrowed and must outlive the server.
 class Server {
  public:

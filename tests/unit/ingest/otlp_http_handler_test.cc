@@ -238,6 +238,23 @@ TEST_F(OtlpHttpAuthTest, BearerTokensAreRequiredAndRotatable) {
   EXPECT_EQ(SpansInSink(), 2u);
 }
 
+TEST_F(OtlpHttpAuthTest, RefusalsAreDecidedFromHeadersBeforeAnyBodyIsRead) {
+  http::Request headers_only;
+  headers_only.method = "POST";
+  headers_only.target = "/v1/traces";
+  headers_only.headers = {{"content-type", "application/x-protobuf"}};
+  std::optional<http::Response> refusal = handler_.CheckHeaders(headers_only);
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_EQ(refusal->status, 401);
+  headers_only.headers.emplace_back("authorization", "Bearer new-token");
+  EXPECT_FALSE(handler_.CheckHeaders(headers_only).has_value());
+  headers_only.headers[0].second = "text/plain";
+  ASSERT_TRUE(handler_.CheckHeaders(headers_only).has_value());
+  EXPECT_EQ(handler_.CheckHeaders(headers_only)->status, 415);
+  EXPECT_EQ(Requests("401"), 1);
+  EXPECT_EQ(Requests("415"), 2);
+}
+
 TEST(BearerAuthTest, EmptySetAllowsEverythingAndPrefixesDoNotMatch) {
   EXPECT_TRUE(BearerAuth({}).Allows(""));
   BearerAuth auth({"secret"});
