@@ -2,16 +2,12 @@
 
 #include <string>
 
+#include "services/ingest/grpc_codes.h"
+
 namespace traceslo::ingest {
 namespace {
 
 constexpr std::string_view kTransportNames[] = {"grpc", "http"};
-
-constexpr std::string_view kGrpcCodeNames[] = {
-    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
-    "DATA_LOSS", "UNAUTHENTICATED"};
 
 // The HTTP statuses the OTLP/HTTP receiver answers with; anything else counts as 500.
 constexpr int kHttpCodes[] = {200, 400, 401, 404, 405, 413, 415, 429, 500, 503};
@@ -55,7 +51,7 @@ OtlpIngest::OtlpIngest(const IngestOptions& options, const BearerAuth& auth,
     rejected_[t][kSpanRejectReasonCount + 1] =
         &rejected.Add({{"transport", transport}, {"reason", "shutting_down"}});
   }
-  for (size_t c = 0; c < std::size(kGrpcCodeNames); ++c) {
+  for (size_t c = 0; c < kGrpcCodeNames.size(); ++c) {
     requests_[0][c] =
         &requests_family_->Add({{"transport", "grpc"}, {"code", std::string(kGrpcCodeNames[c])}});
   }
@@ -67,7 +63,7 @@ OtlpIngest::OtlpIngest(const IngestOptions& options, const BearerAuth& auth,
 
 void OtlpIngest::CountRequest(Transport transport, int code) {
   if (transport == Transport::kGrpc) {
-    if (code < 0 || code >= static_cast<int>(std::size(kGrpcCodeNames))) code = 2;  // UNKNOWN
+    if (code < 0 || code >= static_cast<int>(kGrpcCodeNames.size())) code = 2;  // UNKNOWN
     requests_[0][static_cast<size_t>(code)]->Increment();
   } else {
     requests_[1][HttpCodeIndex(code)]->Increment();
@@ -83,9 +79,17 @@ ExportOutcome OtlpIngest::Export(Transport transport, Encoding encoding, std::st
                       std::to_string(options_.max_request_bytes);
     return outcome;
   }
-  // The spans vector keeps its capacity per thread; the arena moves on with the batch.
+  // The spans vector keeps its capacity per thread (up to kKeepSpans; a rare huge request does
+  // not pin its memory); the arena moves on with the batch.
+  constexpr size_t kKeepSpans = 16 * 1024;
   thread_local SpanBatch batch;
   batch.Clear();
+  struct Trim {
+    ~Trim() {
+      batch.Clear();
+      if (batch.spans.capacity() > kKeepSpans) std::vector<Span>().swap(batch.spans);
+    }
+  } trim;
   DecodeResult result;
   absl::Status status = encoding == Encoding::kProtobuf
                             ? DecodeOtlpProto(body, options_.limits, batch, result)

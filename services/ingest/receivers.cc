@@ -82,12 +82,21 @@ class TraceService final
                           "request of " + std::to_string(request.Length()) + " bytes exceeds " +
                               std::to_string(max_bytes));
     }
+    // Per-thread scratch, emptied after each call: slices hold gRPC memory (charged to its
+    // quota), and a buffer that grew past kKeepBytes is given back.
     thread_local std::vector<grpc::Slice> slices;
-    slices.clear();
+    thread_local std::string joined;
+    thread_local std::string inflated;
+    struct Release {
+      ~Release() {
+        slices.clear();
+        if (joined.capacity() > kKeepBytes) std::string().swap(joined);
+        if (inflated.capacity() > kKeepBytes) std::string().swap(inflated);
+      }
+    } release;
     if (!request.Dump(&slices).ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unreadable request");
     }
-    thread_local std::string joined;
     std::string_view body;
     if (slices.size() == 1) {
       body = std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
@@ -101,7 +110,6 @@ class TraceService final
     // gRPC's own decompression is off (it inflates without a bound before checking the size):
     // a gzip message arrives as is and is inflated here, stopping at the limit. A protobuf
     // request cannot start with the gzip magic 1f 8b (field 3 with wire type 7 is invalid).
-    thread_local std::string inflated;
     if (body.size() >= 2 && static_cast<uint8_t>(body[0]) == 0x1f &&
         static_cast<uint8_t>(body[1]) == 0x8b) {
       absl::Status status = Gunzip(body, max_bytes, inflated);
@@ -134,6 +142,8 @@ class TraceService final
     response = grpc::ByteBuffer(&slice, 1);
     return grpc::Status::OK;
   }
+
+  static constexpr size_t kKeepBytes = 1 << 20;
 
   OtlpIngest& ingest_;
 };
@@ -271,6 +281,9 @@ class OtlpReceivers final : public Receivers {
                                static_cast<int>(config.grpc_max_concurrent_streams));
     builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 * 1024);
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
+    // Connections count against otlp.max_connections once gRPC holds them, i.e. after a TLS
+    // handshake; a short handshake timeout bounds the ones still shaking hands.
+    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
     grpc::ResourceQuota quota("otlp_grpc");
     quota.Resize(config.grpc_memory_bytes);
     builder.SetResourceQuota(quota);

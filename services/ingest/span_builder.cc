@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "services/ingest/grpc_codes.h"
+
 namespace traceslo::ingest {
 namespace {
 
@@ -38,31 +40,6 @@ uint64_t LoadBigEndian64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
   return v;
-}
-
-// gRPC status names as the newer semantic conventions write rpc.response.status_code.
-int GrpcCodeFromName(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
-  for (size_t i = 0; i < std::size(kNames); ++i) {
-    if (kNames[i] == name) return static_cast<int>(i);
-  }
-  return -1;
 }
 
 bool ParseInt(std::string_view text, int64_t& value) {
