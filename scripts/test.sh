@@ -5,13 +5,15 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/setup.sh"
 
-# The multi-threaded shard test again under ThreadSanitizer (a small separate build).
+# The multi-threaded tests (shards, OTLP ingest) again under ThreadSanitizer (a small build).
 if [ "${TRACESLO_SKIP_TSAN:-0}" != 1 ]; then
   tsan_dir="${build_dir}-tsan"
   [ -f "$tsan_dir/build.ninja" ] || cmake -S "$root" -B "$tsan_dir" -G Ninja \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRACESLO_TSAN=ON -DTRACESLO_BENCH=OFF >&2
-  ninja -C "$tsan_dir" pipeline_test >&2
-  TSAN_OPTIONS=halt_on_error=1 "$tsan_dir/bin/pipeline_test" --gtest_brief=1 >&2
+  ninja -C "$tsan_dir" pipeline_test receivers_test >&2
+  for t in pipeline_test receivers_test; do
+    TSAN_OPTIONS=halt_on_error=1 "$tsan_dir/bin/$t" --gtest_brief=1 >&2
+  done
 fi
 
 # The whole suite again on a clang AddressSanitizer + UndefinedBehaviorSanitizer build (the

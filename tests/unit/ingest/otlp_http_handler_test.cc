@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <thread>
+
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "prometheus/registry.h"
@@ -253,6 +255,33 @@ TEST_F(OtlpHttpAuthTest, RefusalsAreDecidedFromHeadersBeforeAnyBodyIsRead) {
   EXPECT_EQ(handler_.CheckHeaders(headers_only)->status, 415);
   EXPECT_EQ(Requests("401"), 1);
   EXPECT_EQ(Requests("415"), 2);
+}
+
+TEST_F(OtlpHttpAuthTest, ConcurrentRequestsAreAllCountedOnce) {
+  // OtlpIngest, BearerAuth and the handler claim thread-safety: this runs under TSan too.
+  constexpr int kThreads = 4;
+  constexpr int kRequestsPerThread = 200;
+  const std::string body = ValidRequest(3, 1);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRequestsPerThread; ++i) {
+        const bool good_token = (i + t) % 2 == 0;
+        Post(body, "application/x-protobuf",
+             {{"authorization", good_token ? "Bearer old-token" : "Bearer wrong"}});
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const int good = kThreads * kRequestsPerThread / 2;
+  EXPECT_EQ(Requests("200"), good);
+  EXPECT_EQ(Requests("401"), kThreads * kRequestsPerThread - good);
+  EXPECT_EQ(SpansInSink(), static_cast<size_t>(good) * 3);
+  EXPECT_EQ(CounterValue(registry_, "traceslo_spans_received_total", {{"transport", "http"}}),
+            good * 3);
+  EXPECT_EQ(CounterValue(registry_, "traceslo_spans_rejected_total",
+                         {{"transport", "http"}, {"reason", "invalid_trace_id"}}),
+            good);
 }
 
 TEST(BearerAuthTest, EmptySetAllowsEverythingAndPrefixesDoNotMatch) {
