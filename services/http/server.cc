@@ -9,6 +9,8 @@
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <charconv>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -29,16 +31,37 @@ std::string Lower(std::string_view s) {
 
 // State the sessions share with the server; sessions may outlive the Server object briefly
 // while the io_context destroys them.
+// What Shutdown asks of every open connection, on the connection's own strand.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Closes the connection now if no request is being handled; otherwise it closes after
+  // writing the response.
+  virtual void CloseWhenIdle() = 0;
+};
+
 struct Shared {
   ServerOptions options;
   Handler* handler = nullptr;
   Logger* logger = nullptr;
   std::atomic<uint32_t> open_connections{0};
   std::atomic<uint64_t> refused{0};
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::condition_variable closed;                    // a session ended
+  std::vector<std::weak_ptr<SessionBase>> sessions;  // guarded by mu; pruned as they expire
+
+  void Track(const std::shared_ptr<SessionBase>& session) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (sessions.size() > 2 * static_cast<size_t>(open_connections.load()) + 16) {
+      std::erase_if(sessions, [](const auto& w) { return w.expired(); });
+    }
+    sessions.push_back(session);
+  }
 };
 
 template <typename Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
   Session(std::shared_ptr<Shared> shared, Stream stream)
       : shared_(std::move(shared)), stream_(std::move(stream)) {
@@ -46,7 +69,22 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // ~20x in the receiver benchmark.
     buffer_.reserve(64 * 1024);
   }
-  ~Session() { shared_->open_connections.fetch_sub(1); }
+  ~Session() override {
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      shared_->open_connections.fetch_sub(1);
+    }
+    shared_->closed.notify_all();
+  }
+
+  void CloseWhenIdle() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->busy_) return;  // Respond() closes after the response
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(self->stream_).close();
+    });
+  }
 
   void Start() {
     if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
@@ -61,7 +99,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
  private:
+  void Close() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(stream_).close();
+  }
+
   void Read() {
+    if (shared_->stopping.load()) {  // Shutdown may have passed while this one was busy
+      Close();
+      return;
+    }
     parser_.emplace();
     // Reusing the last body's memory avoids faulting in fresh pages for every request.
     parser_->get().body() = std::move(spare_body_);
@@ -77,6 +125,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void OnHeader(beast::error_code ec) {
     const bool too_large = ec == bhttp::error::body_limit;
     if (ec && !too_large) return;  // closed, timed out or malformed: drop the connection
+    busy_ = true;
     auto& message = parser_->get();
     request_ = Request{};
     request_.method = std::string(message.method_string());
@@ -134,11 +183,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     out->set(bhttp::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers) out->set(name, value);
     out->body() = std::move(response.body);
+    keep_alive = keep_alive && !shared_->stopping.load();
     out->keep_alive(keep_alive);
     out->prepare_payload();
     bhttp::async_write(
         stream_, *out,
         [self = this->shared_from_this(), out, keep_alive](beast::error_code ec, size_t) {
+          self->busy_ = false;
           if (ec) return;
           if (keep_alive) {
             self->Read();
@@ -158,14 +209,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   beast::flat_buffer buffer_;
   std::string spare_body_;
   Request request_;
+  bool busy_ = false;  // a request is being handled (touched only on the session's strand)
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
 };
 
 class BeastServer final : public Server {
  public:
   explicit BeastServer(std::shared_ptr<Shared> shared)
-      : shared_(std::move(shared)), acceptor_(ioc_) {}
-  ~BeastServer() override { Shutdown(); }
+      : shared_(std::move(shared)), acceptor_(net::make_strand(ioc_)) {}
+  ~BeastServer() override { Shutdown(std::chrono::steady_clock::time_point::min()); }
 
   absl::Status Start() {
     const ServerOptions& options = shared_->options;
@@ -225,9 +277,28 @@ class BeastServer final : public Server {
   uint64_t connections_refused() const override { return shared_->refused.load(); }
   uint32_t open_connections() const override { return shared_->open_connections.load(); }
 
-  void Shutdown() override {
+  void Shutdown(std::chrono::steady_clock::time_point deadline) override {
     if (stopped_.exchange(true)) return;
-    // In-flight handlers finish; their responses may not be written (the client retries).
+    shared_->stopping.store(true);
+    if (!threads_.empty()) {
+      net::post(acceptor_.get_executor(), [this] {
+        beast::error_code ignored;
+        acceptor_.close(ignored);
+      });
+      std::vector<std::shared_ptr<SessionBase>> live;
+      {
+        std::lock_guard<std::mutex> lock(shared_->mu);
+        for (auto& weak : shared_->sessions) {
+          if (auto session = weak.lock()) live.push_back(std::move(session));
+        }
+      }
+      for (auto& session : live) session->CloseWhenIdle();
+      live.clear();
+      // Requests in flight get their responses; idle connections are closed at once.
+      std::unique_lock<std::mutex> lock(shared_->mu);
+      shared_->closed.wait_until(lock, deadline,
+                                 [&] { return shared_->open_connections.load() == 0; });
+    }
     ioc_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
@@ -237,13 +308,13 @@ class BeastServer final : public Server {
 
  private:
   void Accept() {
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           [this](beast::error_code ec, tcp::socket socket) {
-                             if (ec == net::error::operation_aborted || !acceptor_.is_open())
-                               return;
-                             if (!ec) OnAccept(std::move(socket));
-                             Accept();
-                           });
+    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec,
+                                                          tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open() || shared_->stopping.load())
+        return;
+      if (!ec) OnAccept(std::move(socket));
+      Accept();
+    });
   }
 
   void OnAccept(tcp::socket socket) {
@@ -255,13 +326,18 @@ class BeastServer final : public Server {
       return;
     }
     if (tls_) {
-      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+      auto session = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
           shared_,
-          beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls_))
-          ->Start();
+          beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls_));
+      shared_->Track(session);
+      session->Start();
+      if (shared_->stopping.load()) session->CloseWhenIdle();  // raced Shutdown's snapshot
     } else {
-      std::make_shared<Session<beast::tcp_stream>>(shared_, beast::tcp_stream(std::move(socket)))
-          ->Start();
+      auto session = std::make_shared<Session<beast::tcp_stream>>(
+          shared_, beast::tcp_stream(std::move(socket)));
+      shared_->Track(session);
+      session->Start();
+      if (shared_->stopping.load()) session->CloseWhenIdle();  // raced Shutdown's snapshot
     }
   }
 

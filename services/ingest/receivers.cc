@@ -237,7 +237,10 @@ class OtlpReceivers final : public Receivers {
         service_(ingest_),
         http_handler_(ingest_) {}
 
-  ~OtlpReceivers() override { Shutdown(std::chrono::system_clock::time_point{}); }
+  ~OtlpReceivers() override {
+    ShutdownBy(std::chrono::system_clock::time_point{},
+               std::chrono::steady_clock::time_point::min());
+  }
 
   absl::Status Start(const config::OtlpConfig& config, Logger& logger) {
     std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
@@ -362,9 +365,16 @@ class OtlpReceivers final : public Receivers {
   }
   std::string http_address() const override { return http_server_->address(); }
 
-  void Shutdown(std::chrono::system_clock::time_point deadline) override {
+  void Shutdown(const Clock& clock, std::chrono::nanoseconds grace) override {
+    ShutdownBy(clock.Now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(grace),
+               clock.SteadyNow() + grace);
+  }
+
+ private:
+  void ShutdownBy(std::chrono::system_clock::time_point deadline,
+                  std::chrono::steady_clock::time_point steady_deadline) {
     if (gate_) gate_->Shutdown();
-    if (http_server_) http_server_->Shutdown();
+    if (http_server_) http_server_->Shutdown(steady_deadline);
     if (grpc_server_) {
       grpc_server_->Shutdown(deadline);
       grpc_server_.reset();

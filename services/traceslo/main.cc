@@ -142,11 +142,11 @@ int Serve(const ServeFlags& flags) {
   sigwait(&signals, &signal_number);
   logger.Info("stopping", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   web_handler.SetReady(false);
-  (*receivers)->Shutdown(clock.Now() + std::chrono::seconds(5));
+  (*receivers)->Shutdown(clock, std::chrono::seconds(5));
   bool drained = (*pipeline)->Shutdown(clock.SteadyNow() + std::chrono::seconds(30));
   if (!drained) logger.Warn("pipeline did not drain before the deadline");
   const uint64_t processed = (*pipeline)->spans_processed();
-  (*web_server)->Shutdown();
+  (*web_server)->Shutdown(clock.SteadyNow() + std::chrono::seconds(1));
   logger.Info("stopped", {{"spans_processed", std::to_string(processed)}});
   return drained ? 0 : 1;
 }

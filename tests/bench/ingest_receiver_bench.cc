@@ -221,9 +221,10 @@ class Environment {
   }
 
   void Shutdown() {
-    if (receivers_) receivers_->Shutdown(std::chrono::system_clock::time_point{});
+    if (receivers_) receivers_->Shutdown(clock_, std::chrono::nanoseconds(0));
     if (null_grpc_server_) null_grpc_server_->Shutdown();
-    if (null_http_server_) null_http_server_->Shutdown();
+    if (null_http_server_)
+      null_http_server_->Shutdown(std::chrono::steady_clock::time_point::min());
     if (pipeline_) pipeline_->Shutdown(std::chrono::steady_clock::time_point::max());
   }
 

@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -130,6 +131,42 @@ test('SIGTERM drains every queued span, logs msg=stopped and exits 0', async () 
   const stopped = s.logs().filter((rec) => rec.msg === 'stopped');
   assert.equal(stopped.length, 1, `one msg=stopped line\n${s.stderrTail()}`);
   assert.equal(Number(stopped[0].spans_processed), sent, `spans_processed in: ${JSON.stringify(stopped[0])}`);
+});
+
+test('SIGTERM under load: every span answered 200 is processed, idle connections do not hold it up', async () => {
+  const s = await start({});
+  // An idle keep-alive connection must not delay the exit by the grace period.
+  const idle = net.connect({ host: '127.0.0.1', port: Number(s.httpAddress.split(':').pop()) });
+  await new Promise((resolve, reject) => { idle.once('connect', resolve); idle.once('error', reject); });
+  let acked = 0;
+  let stopping = false;
+  const senders = [0, 1, 2, 3].map(async () => {
+    while (!stopping || acked === 0) {
+      let r;
+      try {
+        r = await postTraces(s.tracesUrl, encodeTracesProto([{ service: 'sigterm-load', spans: makeSpans(20) }]));
+      } catch {
+        return;  // connection refused or closed: the server is going away
+      }
+      if (r.status === 200) acked += 20;
+      else if (stopping) return;
+    }
+  });
+  await s.pollMetric('traceslo_spans_received_total', { transport: 'http' }, (v) => v >= 200);
+  stopping = true;
+  const started = Date.now();
+  const status = await s.stop('SIGTERM');
+  await Promise.all(senders);
+  idle.destroy();
+  assert.deepEqual(status, { code: 0, signal: null }, `exit status\n${s.stderrTail()}`);
+  assert.ok(Date.now() - started < 4_000, `exit took ${Date.now() - started} ms (grace is 5 s)`);
+  const stopped = s.logs().filter((rec) => rec.msg === 'stopped');
+  assert.equal(stopped.length, 1, s.stderrTail());
+  // Safety: nothing answered 200 is lost. A request can be processed and still miss its
+  // response when the connection closes under it (at most one in flight per sender).
+  const processed = Number(stopped[0].spans_processed);
+  assert.ok(processed >= acked, `processed ${processed} < answered 200 ${acked}`);
+  assert.ok(processed - acked <= 4 * 20, `processed ${processed}, answered 200 ${acked}`);
 });
 
 test('--log.format json: every stderr line is a JSON object', async () => {

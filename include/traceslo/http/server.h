@@ -70,8 +70,9 @@ struct ServerOptions {
 
 // An HTTP/1.1 server on Boost.Beast with keep-alive, a connection cap (connections over it are
 // closed at once and counted), a body limit and optional TLS/mTLS. Thread-safe.
-// Owns its I/O threads; Shutdown() stops accepting and joins them: open connections are
-// dropped when the server is destroyed, and a request in flight may get no response.
+// Owns its I/O threads; Shutdown(deadline) stops accepting, closes idle connections at once,
+// lets requests in flight be answered (then closes their connections) until `deadline`, and
+// joins the threads.
 // `handler` and `logger` are borrowed and must outlive the server.
 class Server {
  public:
@@ -80,7 +81,7 @@ class Server {
   virtual ~Server() = default;
   // The bound address, with the real port when 0 was asked for.
   virtual std::string address() const = 0;
-  virtual void Shutdown() = 0;
+  virtual void Shutdown(std::chrono::steady_clock::time_point deadline) = 0;
   // Connections refused because max_connections were open.
   virtual uint64_t connections_refused() const = 0;
   virtual uint32_t open_connections() const = 0;

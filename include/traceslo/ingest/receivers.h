@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "prometheus/collectable.h"
 #include "prometheus/registry.h"
+#include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
 #include "traceslo/config/config.h"
 #include "traceslo/pipeline/span_sink.h"
@@ -28,8 +29,9 @@ class Receivers : public prometheus::Collectable {
   // Bound addresses (real ports when 0 was configured).
   virtual std::string grpc_address() const = 0;
   virtual std::string http_address() const = 0;
-  // Stops accepting; in-flight gRPC calls finish until `deadline`.
-  virtual void Shutdown(std::chrono::system_clock::time_point deadline) = 0;
+  // Stops accepting; calls and requests in flight are answered for up to `grace` (read from
+  // `clock`), then the rest is cancelled.
+  virtual void Shutdown(const Clock& clock, std::chrono::nanoseconds grace) = 0;
 };
 
 }  // namespace traceslo::ingest
