@@ -182,10 +182,17 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     out->set(bhttp::field::server, "traceslo");
     out->set(bhttp::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers) out->set(name, value);
-    out->body() = std::move(response.body);
+    // 1xx, 204 and 304 carry no body (Beast throws on one); HEAD gets the length, not the body.
+    const int status = response.status;
+    if (status < 200 || status == 204 || status == 304) response.body.clear();
     keep_alive = keep_alive && !shared_->stopping.load();
     out->keep_alive(keep_alive);
-    out->prepare_payload();
+    if (parser_->get().method() == bhttp::verb::head) {
+      out->content_length(response.body.size());
+    } else {
+      out->body() = std::move(response.body);
+      out->prepare_payload();
+    }
     bhttp::async_write(
         stream_, *out,
         [self = this->shared_from_this(), out, keep_alive](beast::error_code ec, size_t) {
