@@ -256,7 +256,7 @@ class BeastServer final : public Server {
       }
     }
     beast::error_code ec;
-    auto address = net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+    auto address = net::ip::make_address(ListenHost(host), ec);
     if (ec)
       return absl::InvalidArgumentError("listen address " + options.listen_address +
                                         ": not an IP address");
@@ -270,9 +270,7 @@ class BeastServer final : public Server {
                                     ec.message());
     }
     auto bound = acceptor_.local_endpoint();
-    address_ = bound.address().is_v6()
-                   ? "[" + bound.address().to_string() + "]:" + std::to_string(bound.port())
-                   : bound.address().to_string() + ":" + std::to_string(bound.port());
+    address_ = JoinHostPort(bound.address().to_string(), bound.port());
     Accept();
     for (uint32_t i = 0; i < std::max(1u, options.threads); ++i) {
       threads_.emplace_back([this] { ioc_.run(); });
@@ -399,6 +397,18 @@ absl::Status SplitHostPort(std::string_view address, std::string& host, uint16_t
   }
   port = static_cast<uint16_t>(value);
   return absl::OkStatus();
+}
+
+std::string ListenHost(std::string_view host) {
+  if (host.empty()) return "0.0.0.0";
+  if (host == "localhost") return "127.0.0.1";
+  return std::string(host);
+}
+
+std::string JoinHostPort(std::string_view host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string_view::npos;
+  std::string out = v6 ? "[" + std::string(host) + "]" : std::string(host);
+  return out + ":" + std::to_string(port);
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options,

@@ -21,15 +21,14 @@ absl::StatusOr<std::unique_ptr<GrpcConnectionGate>> GrpcConnectionGate::Listen(
   std::string host;
   uint16_t port = 0;
   if (auto status = http::SplitHostPort(address, host, port); !status.ok()) return status;
-  if (host == "localhost") host = "127.0.0.1";
+  host = http::ListenHost(host);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
   addrinfo* info = nullptr;
   const std::string port_text = std::to_string(port);
-  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints, &info) != 0 ||
-      info == nullptr) {
+  if (getaddrinfo(host.c_str(), port_text.c_str(), &hints, &info) != 0 || info == nullptr) {
     return absl::InvalidArgumentError("listen address " + address + ": not an IP address");
   }
   int fd = socket(info->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -48,18 +47,16 @@ absl::StatusOr<std::unique_ptr<GrpcConnectionGate>> GrpcConnectionGate::Listen(
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
   char text[INET6_ADDRSTRLEN] = {};
   uint16_t bound_port = 0;
-  std::string bound_address;
   if (bound.ss_family == AF_INET6) {
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&bound);
     inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
     bound_port = ntohs(v6->sin6_port);
-    bound_address = "[" + std::string(text) + "]:" + std::to_string(bound_port);
   } else {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(&bound);
     inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
     bound_port = ntohs(v4->sin_port);
-    bound_address = std::string(text) + ":" + std::to_string(bound_port);
   }
+  const std::string bound_address = http::JoinHostPort(text, bound_port);
   return std::unique_ptr<GrpcConnectionGate>(new GrpcConnectionGate(fd, bound_address));
 }
 

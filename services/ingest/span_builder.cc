@@ -83,7 +83,12 @@ void SpanBuilder::SetServiceName(std::string_view service_name) {
 
 void SpanBuilder::BeginSpan() {
   if (!service_set_) {
-    service_ = out_.Add(kUnknownService, kMaxNameBytes);
+    // Once per builder, not once per resource without service.name.
+    if (!unknown_service_added_) {
+      unknown_service_ = out_.Add(kUnknownService, kMaxNameBytes);
+      unknown_service_added_ = true;
+    }
+    service_ = unknown_service_;
     service_set_ = true;
   }
   span_ = Span{};

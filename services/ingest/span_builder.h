@@ -92,6 +92,8 @@ class SpanBuilder {
   DecodeResult& result_;
   StrRef service_;
   bool service_set_ = false;
+  StrRef unknown_service_;
+  bool unknown_service_added_ = false;
   Span span_;
   IdState trace_id_ = IdState::kUnset;
   IdState span_id_ = IdState::kUnset;

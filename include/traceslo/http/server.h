@@ -90,4 +90,11 @@ class Server {
 // Splits "host:port" / "[v6]:port". InvalidArgument when malformed.
 absl::Status SplitHostPort(std::string_view address, std::string& host, uint16_t& port);
 
+// The numeric address to bind for a listen address's host, the same for every listener:
+// "localhost" is 127.0.0.1, an empty host is every IPv4 interface, anything else as given.
+std::string ListenHost(std::string_view host);
+
+// "host:port", with brackets around an IPv6 host.
+std::string JoinHostPort(std::string_view host, uint16_t port);
+
 }  // namespace traceslo::http

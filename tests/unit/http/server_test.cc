@@ -548,6 +548,21 @@ struct SplitCase {
   uint16_t port;
 };
 
+TEST(ListenAddressTest, ListenHostAndJoinHostPort) {
+  EXPECT_EQ(ListenHost("localhost"), "127.0.0.1");
+  EXPECT_EQ(ListenHost(""), "0.0.0.0");
+  EXPECT_EQ(ListenHost("::1"), "::1");
+  EXPECT_EQ(ListenHost("10.1.2.3"), "10.1.2.3");
+  EXPECT_EQ(JoinHostPort("127.0.0.1", 4317), "127.0.0.1:4317");
+  EXPECT_EQ(JoinHostPort("::1", 8080), "[::1]:8080");
+  // Join then split gives the parts back.
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(SplitHostPort(JoinHostPort("fe80::1", 9), host, port).ok());
+  EXPECT_EQ(host, "fe80::1");
+  EXPECT_EQ(port, 9);
+}
+
 TEST(SplitHostPortTest, GoodAndBadAddresses) {
   const SplitCase cases[] = {
       {"127.0.0.1:8080", true, "127.0.0.1", 8080},

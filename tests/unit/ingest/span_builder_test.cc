@@ -64,6 +64,18 @@ TEST_F(SpanBuilderTest, BuildsSpanFromRawIds) {
   EXPECT_TRUE(result_.first_error.empty());
 }
 
+TEST_F(SpanBuilderTest, UnknownServiceIsStoredOnceForManyResourcesWithoutServiceName) {
+  for (int resource = 0; resource < 5; ++resource) {
+    builder_.BeginResource();
+    BeginValidSpan();
+    builder_.EndSpan(resource);
+  }
+  ASSERT_EQ(batch_.spans.size(), 5u);
+  for (const Span& span : batch_.spans) EXPECT_EQ(Str(span.service), "unknown_service");
+  // The arena holds the name once (spans here have no other strings).
+  EXPECT_EQ(batch_.strings, "unknown_service");
+}
+
 TEST_F(SpanBuilderTest, HexIdsAcceptUpperAndLowerCase) {
   builder_.BeginSpan();
   builder_.SetTraceIdHex("0102030405060708090A0B0C0D0E0Ff0");
