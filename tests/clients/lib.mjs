@@ -721,6 +721,19 @@ export class TracesloServer {
   }
 }
 
+// The servers one test file starts: `start` as startTraceslo, `cleanupAll` for its after() hook.
+export function serverPool() {
+  const servers = [];
+  return {
+    async start(opts) {
+      const s = await startTraceslo(opts);
+      servers.push(s);
+      return s;
+    },
+    cleanupAll() { return Promise.all(servers.map((s) => s.cleanup())); },
+  };
+}
+
 // Starts `traceslo serve` with every port 0 and a fresh storage dir, waits until it logged its
 // three listeners and msg=ready, then until GET /-/ready answers 200.
 //   config: YAML text, or an object (written as JSON, which is YAML); relative `*_file` values

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 
 import {
   EXPORTERS, clientsDir, encodeTracesProto, grpc, grpcExport, makeSpans, makeTempDir, makeTestCerts,
-  postTraces, sendSpansWithSdk, startTraceslo,
+  postTraces, sendSpansWithSdk, serverPool,
 } from '../clients/lib.mjs';
 
 // Distinctive so a leak into the log is unambiguous.
@@ -22,21 +22,16 @@ const WRONG = 'tok-WRONG-5e0f1a2b3c4d5e6f7a8b';
 
 let scratch;
 let certs;
-const started = [];
+const pool = serverPool();
+const start = (opts) => pool.start(opts);
 before(async () => {
   scratch = await makeTempDir('traceslo-it-security-');
   certs = makeTestCerts(scratch);
 });
 after(async () => {
-  await Promise.all(started.map((s) => s.cleanup()));
+  await pool.cleanupAll();
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
-async function start(opts) {
-  const s = await startTraceslo(opts);
-  started.push(s);
-  return s;
-}
-
 const body = (n = 1) => encodeTracesProto([{ service: 'security', spans: makeSpans(n) }]);
 
 // Polls until the metric moved by `delta` since `m0`; returns the delta seen.

@@ -9,24 +9,19 @@ import { after, before, test } from 'node:test';
 
 import {
   encodeTracesJson, encodeTracesProto, grpcExport, makeSpans, makeTempDir, parseLogfmt, postTraces,
-  runTraceslo, startTraceslo,
+  runTraceslo, serverPool,
 } from '../clients/lib.mjs';
 
 let scratch;
-const started = [];
+const pool = serverPool();
+const start = (opts) => pool.start(opts);
 before(async () => {
   scratch = await makeTempDir('traceslo-it-cli-');
 });
 after(async () => {
-  await Promise.all(started.map((s) => s.cleanup()));
+  await pool.cleanupAll();
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
-async function start(opts) {
-  const s = await startTraceslo(opts);
-  started.push(s);
-  return s;
-}
-
 // serve flags that keep a wrongly started process off the default ports and out of ./var.
 const safeServeFlags = () => [
   '--otlp.grpc-listen-address', '127.0.0.1:0', '--otlp.http-listen-address', '127.0.0.1:0',
