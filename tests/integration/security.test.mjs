@@ -232,6 +232,8 @@ test('otlp.max_connections caps open connections on both OTLP ports; refusals ar
     const refused = await s.pollMetric('traceslo_otlp_connections_refused_total', { transport }, (v) => v === 1);
     assert.equal(refused, 1, `${transport}: refused counter`);
     for (const c of held) assert.equal(await closedWithin(c, 0), false, `${transport}: a held connection was closed`);
+    // The server still holds both (a client-side check alone could miss a close in flight).
+    assert.equal(await s.metric('traceslo_otlp_connections', { transport }), 2, `${transport}: held connections`);
     for (const c of held) c.socket.destroy();
     await s.pollMetric('traceslo_otlp_connections', { transport }, (v) => v === 0);
   }
