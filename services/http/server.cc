@@ -1,6 +1,8 @@
 // The only translation unit that includes Boost.Beast for serving (Beast headers are heavy).
 #include "traceslo/http/server.h"
 
+#include <array>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
@@ -205,11 +207,34 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
             beast::get_lowest_layer(self->stream_)
                 .socket()
                 .shutdown(tcp::socket::shutdown_send, ignored);
+            self->Linger();
           }
         });
   }
 
+  // After an answer that ends the connection (often before the body was read), keep reading
+  // and discarding for a while: closing with unread data makes the kernel send a reset, which
+  // can reach the client before it has read the answer (it then sees EPIPE / ECONNRESET
+  // instead of a 413 or 401). Bounded in time and bytes.
+  void Linger() {
+    beast::get_lowest_layer(stream_).expires_after(kLingerTime);
+    linger_buffer_ = std::make_unique<std::array<char, 16384>>();
+    Discard();
+  }
+
+  void Discard() {
+    stream_.async_read_some(
+        net::buffer(*linger_buffer_),
+        [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+          self->lingered_bytes_ += n;
+          if (ec || self->lingered_bytes_ > kMaxLingerBytes) return;  // EOF, timeout or enough
+          self->Discard();
+        });
+  }
+
   static constexpr size_t kMaxSpareBodyBytes = 256 * 1024;
+  static constexpr std::chrono::seconds kLingerTime{2};
+  static constexpr size_t kMaxLingerBytes = 64u << 20;
 
   std::shared_ptr<Shared> shared_;
   Stream stream_;
@@ -218,6 +243,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Request request_;
   bool busy_ = false;  // a request is being handled (touched only on the session's strand)
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::unique_ptr<std::array<char, 16384>> linger_buffer_;
+  size_t lingered_bytes_ = 0;
 };
 
 class BeastServer final : public Server {
