@@ -42,6 +42,9 @@ constexpr size_t kMaxDepth = 64;
 constexpr uint64_t kMaxNodes = 100'000;
 constexpr size_t kMaxSecretFileBytes = size_t{1} << 20;
 
+// ReadDuration's `max` for "no upper bound".
+constexpr std::chrono::milliseconds kNoMaxDuration = std::chrono::milliseconds::max();
+
 // ---------------------------------------------------------------------------------------------
 // Text helpers.
 
@@ -420,8 +423,15 @@ class Reader {
                               std::vector<std::string>& out) const;
   absl::Status ReadUint(const Node& node, std::string_view path, uint64_t min, uint64_t max,
                         uint32_t& out) const;
+  // Each item as by ReadUint; `max` must fit in int32_t. Null items are errors.
+  absl::Status ReadIntList(const Node& node, std::string_view path, uint64_t min, uint64_t max,
+                           std::vector<int32_t>& out) const;
+  // Greater than 0.
   absl::Status ReadDuration(const Node& node, std::string_view path,
                             std::chrono::milliseconds& out) const;
+  // Between `min` and `max`, both inclusive; `max` = kNoMaxDuration: no upper bound.
+  absl::Status ReadDuration(const Node& node, std::string_view path, std::chrono::milliseconds min,
+                            std::chrono::milliseconds max, std::chrono::milliseconds& out) const;
   absl::Status ReadByteSize(const Node& node, std::string_view path, uint64_t min, uint64_t max,
                             uint64_t& out) const;
   absl::Status ReadListenAddress(const Node& node, std::string_view path,
@@ -433,6 +443,7 @@ class Reader {
   absl::Status ReadWeb(const Node& node, WebConfig& web);
   absl::Status ReadStorage(const Node& node, StorageConfig& storage);
   absl::Status ReadPipeline(const Node& node, PipelineConfig& pipeline);
+  absl::Status ReadPipelineErrors(const Node& node, PipelineConfig::Errors& errors) const;
   absl::Status ReadRules(const Node& node, RulesConfig& rules);
   absl::Status ReadLog(const Node& node, LogConfig& log);
 
@@ -449,6 +460,7 @@ class Reader {
   std::optional<YAML::Mark> tokens_file_mark_;
   std::string tokens_file_;
   std::optional<YAML::Mark> idle_timeout_mark_, max_age_mark_;
+  std::optional<YAML::Mark> sli_retention_mark_, exemplar_retention_mark_;
 };
 
 std::string Child(std::string_view path, std::string_view key) {
@@ -600,7 +612,40 @@ absl::Status Reader::ReadUint(const Node& node, std::string_view path, uint64_t 
   return absl::OkStatus();
 }
 
+absl::Status Reader::ReadIntList(const Node& node, std::string_view path, uint64_t min,
+                                 uint64_t max, std::vector<int32_t>& out) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kSequence) {
+    return Error(node.mark, std::string(path) + " must be a list of integers between " +
+                                std::to_string(min) + " and " + std::to_string(max) + ", got " +
+                                KindName(node.kind));
+  }
+  std::vector<int32_t> values;
+  for (size_t i = 0; i < node.items.size(); ++i) {
+    const Node& item = *node.items[i];
+    std::string item_path = std::string(path) + "[" + std::to_string(i) + "]";
+    // ReadUint keeps its default for a null; in a list, a null is a mistake.
+    if (item.kind == Node::Kind::kNull) {
+      return Error(item.mark, item_path + " must be an integer between " + std::to_string(min) +
+                                  " and " + std::to_string(max) + ", got null");
+    }
+    uint32_t value = 0;
+    if (absl::Status status = ReadUint(item, item_path, min, max, value); !status.ok()) {
+      return status;
+    }
+    values.push_back(static_cast<int32_t>(value));
+  }
+  out = std::move(values);
+  return absl::OkStatus();
+}
+
 absl::Status Reader::ReadDuration(const Node& node, std::string_view path,
+                                  std::chrono::milliseconds& out) const {
+  return ReadDuration(node, path, std::chrono::milliseconds(1), kNoMaxDuration, out);
+}
+
+absl::Status Reader::ReadDuration(const Node& node, std::string_view path,
+                                  std::chrono::milliseconds min, std::chrono::milliseconds max,
                                   std::chrono::milliseconds& out) const {
   if (node.kind == Node::Kind::kNull) return absl::OkStatus();
   if (node.kind != Node::Kind::kScalar) {
@@ -613,8 +658,14 @@ absl::Status Reader::ReadDuration(const Node& node, std::string_view path,
   if (!duration.ok()) {
     return Error(node.mark, std::string(path) + ": " + std::string(duration.status().message()));
   }
-  if (duration->count() <= 0) {
-    return Error(node.mark, std::string(path) + " must be greater than 0, got " + Quoted(text));
+  if (*duration < min || *duration > max) {
+    std::string range = "at least " + FormatDuration(min);
+    if (max != kNoMaxDuration) {
+      range = "between " + FormatDuration(min) + " and " + FormatDuration(max);
+    } else if (min == std::chrono::milliseconds(1)) {
+      range = "greater than 0";
+    }
+    return Error(node.mark, std::string(path) + " must be " + range + ", got " + Quoted(text));
   }
   out = *duration;
   return absl::OkStatus();
@@ -821,10 +872,13 @@ absl::Status Reader::ReadStorage(const Node& node, StorageConfig& storage) {
 }
 
 absl::Status Reader::ReadPipeline(const Node& node, PipelineConfig& pipeline) {
+  using std::chrono::milliseconds;
   return ForEachEntry(
       node, "pipeline",
       {"shards", "queue_capacity_spans", "trace_idle_timeout", "trace_max_age", "max_live_traces",
-       "max_lateness"},
+       "max_lateness", "tick_interval", "max_spans_per_trace", "max_services",
+       "max_operations_per_service", "max_signatures", "sli_retention", "exemplar_retention",
+       "errors"},
       [&](std::string_view key, const Node& value) -> absl::Status {
         if (key == "shards") return ReadUint(value, "pipeline.shards", 1, 256, pipeline.shards);
         if (key == "queue_capacity_spans") {
@@ -843,7 +897,77 @@ absl::Status Reader::ReadPipeline(const Node& node, PipelineConfig& pipeline) {
           return ReadUint(value, "pipeline.max_live_traces", 1, 100'000'000,
                           pipeline.max_live_traces);
         }
-        return ReadDuration(value, "pipeline.max_lateness", pipeline.max_lateness);
+        if (key == "max_lateness") {
+          return ReadDuration(value, "pipeline.max_lateness", pipeline.max_lateness);
+        }
+        if (key == "tick_interval") {
+          return ReadDuration(value, "pipeline.tick_interval", milliseconds(10),
+                              milliseconds(60'000), pipeline.tick_interval);
+        }
+        if (key == "max_spans_per_trace") {
+          return ReadUint(value, "pipeline.max_spans_per_trace", 1, 100'000,
+                          pipeline.max_spans_per_trace);
+        }
+        if (key == "max_services") {
+          return ReadUint(value, "pipeline.max_services", 1, 100'000, pipeline.max_services);
+        }
+        if (key == "max_operations_per_service") {
+          return ReadUint(value, "pipeline.max_operations_per_service", 1, 10'000,
+                          pipeline.max_operations_per_service);
+        }
+        if (key == "max_signatures") {
+          return ReadUint(value, "pipeline.max_signatures", 1, 1'000'000, pipeline.max_signatures);
+        }
+        if (key == "sli_retention") {
+          if (value.kind != Node::Kind::kNull) sli_retention_mark_ = value.mark;
+          return ReadDuration(value, "pipeline.sli_retention", milliseconds(3'600'000),
+                              milliseconds(7 * 86'400'000), pipeline.sli_retention);
+        }
+        if (key == "exemplar_retention") {
+          // At most sli_retention: checked after the walk, as the keys may come in any order.
+          if (value.kind != Node::Kind::kNull) exemplar_retention_mark_ = value.mark;
+          return ReadDuration(value, "pipeline.exemplar_retention", milliseconds(10'000),
+                              kNoMaxDuration, pipeline.exemplar_retention);
+        }
+        return ReadPipelineErrors(value, pipeline.errors);
+      });
+}
+
+absl::Status Reader::ReadPipelineErrors(const Node& node, PipelineConfig::Errors& errors) const {
+  return ForEachEntry(
+      node, "pipeline.errors", {"http_status_min", "grpc_codes"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "http_status_min") {
+          // 600 is above every status: no HTTP status is an error.
+          uint32_t status_min = static_cast<uint32_t>(errors.http_status_min);
+          if (absl::Status status =
+                  ReadUint(value, "pipeline.errors.http_status_min", 100, 600, status_min);
+              !status.ok()) {
+            return status;
+          }
+          errors.http_status_min = static_cast<int32_t>(status_min);
+          return absl::OkStatus();
+        }
+        if (value.kind == Node::Kind::kNull) return absl::OkStatus();
+        // An empty list is allowed: no gRPC code is an error.
+        std::vector<int32_t> codes;
+        if (absl::Status status = ReadIntList(value, "pipeline.errors.grpc_codes", 0, 16, codes);
+            !status.ok()) {
+          return status;
+        }
+        for (size_t i = 0; i < codes.size(); ++i) {
+          for (size_t j = 0; j < i; ++j) {
+            if (codes[j] != codes[i]) continue;
+            const YAML::Mark& first = value.items[j]->mark;
+            return Error(value.items[i]->mark, "pipeline.errors.grpc_codes[" + std::to_string(i) +
+                                                   "]: duplicate code " + std::to_string(codes[i]) +
+                                                   " (first listed at " +
+                                                   std::to_string(first.line + 1) + ":" +
+                                                   std::to_string(first.column + 1) + ")");
+          }
+        }
+        errors.grpc_codes = std::move(codes);
+        return absl::OkStatus();
       });
 }
 
@@ -949,6 +1073,15 @@ absl::Status Reader::CheckPipeline(const PipelineConfig& pipeline) const {
                            ") must be at least pipeline.trace_idle_timeout (" +
                            FormatDuration(pipeline.trace_idle_timeout) +
                            (idle_timeout_mark_ ? "" : ", the default") + ")");
+  }
+  if (pipeline.exemplar_retention > pipeline.sli_retention) {
+    YAML::Mark mark = exemplar_retention_mark_.value_or(sli_retention_mark_.value_or(YAML::Mark()));
+    return Error(mark, "pipeline.exemplar_retention (" +
+                           FormatDuration(pipeline.exemplar_retention) +
+                           (exemplar_retention_mark_ ? "" : ", the default") +
+                           ") must be at most pipeline.sli_retention (" +
+                           FormatDuration(pipeline.sli_retention) +
+                           (sli_retention_mark_ ? "" : ", the default") + ")");
   }
   return absl::OkStatus();
 }

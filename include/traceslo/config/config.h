@@ -52,8 +52,22 @@ struct PipelineConfig {
   uint32_t queue_capacity_spans = 1u << 16;  // per shard
   std::chrono::milliseconds trace_idle_timeout{15'000};
   std::chrono::milliseconds trace_max_age{60'000};
-  uint32_t max_live_traces = 200'000;
+  uint32_t max_live_traces = 200'000;  // total across shards, split evenly
   std::chrono::milliseconds max_lateness{300'000};
+  // How often shards complete idle traces and publish their SLI deltas to the store.
+  std::chrono::milliseconds tick_interval{1'000};
+  uint32_t max_spans_per_trace = 1'000;  // further spans of a trace count SLIs but are not kept
+  uint32_t max_services = 1'000;         // further services fold into service="other"
+  uint32_t max_operations_per_service = 100;  // further operations fold into operation="other"
+  uint32_t max_signatures = 10'000;           // error signatures kept in the registry
+  std::chrono::milliseconds sli_retention{3'600'000};  // how long 10 s SLI buckets stay in memory
+  std::chrono::milliseconds exemplar_retention{900'000};  // exemplar traces; <= sli_retention
+  // Error classification of spans whose status is UNSET (status ERROR is always an error,
+  // status OK never is).
+  struct Errors {
+    int32_t http_status_min = 500;  // HTTP status >= this is an error; 600: none is
+    std::vector<int32_t> grpc_codes{2, 4, 12, 13, 14, 15};  // gRPC codes that are errors; [] none
+  } errors;
 };
 
 struct RulesConfig {

@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace traceslo::config {
 namespace {
@@ -103,10 +105,39 @@ void ExpectDefaults(const Config& config) {
   EXPECT_EQ(config.pipeline.trace_max_age, milliseconds(60'000));
   EXPECT_EQ(config.pipeline.max_live_traces, 200'000u);
   EXPECT_EQ(config.pipeline.max_lateness, milliseconds(300'000));
+  EXPECT_EQ(config.pipeline.tick_interval, milliseconds(1'000));
+  EXPECT_EQ(config.pipeline.max_spans_per_trace, 1'000u);
+  EXPECT_EQ(config.pipeline.max_services, 1'000u);
+  EXPECT_EQ(config.pipeline.max_operations_per_service, 100u);
+  EXPECT_EQ(config.pipeline.max_signatures, 10'000u);
+  EXPECT_EQ(config.pipeline.sli_retention, milliseconds(3'600'000));
+  EXPECT_EQ(config.pipeline.exemplar_retention, milliseconds(900'000));
+  EXPECT_EQ(config.pipeline.errors.http_status_min, 500);
+  EXPECT_EQ(config.pipeline.errors.grpc_codes, (std::vector<int32_t>{2, 4, 12, 13, 14, 15}));
   EXPECT_EQ(config.rules.files, std::vector<std::string>{"rules/*.yaml"});
   EXPECT_EQ(config.rules.evaluation_interval, milliseconds(10'000));
   EXPECT_EQ(config.log.format, "logfmt");
   EXPECT_EQ(config.log.level, "info");
+}
+
+// Compares every pipeline key; `context` names the case in failures.
+void ExpectPipelineEq(const PipelineConfig& actual, const PipelineConfig& expected,
+                      std::string_view context) {
+  EXPECT_EQ(actual.shards, expected.shards) << context;
+  EXPECT_EQ(actual.queue_capacity_spans, expected.queue_capacity_spans) << context;
+  EXPECT_EQ(actual.trace_idle_timeout, expected.trace_idle_timeout) << context;
+  EXPECT_EQ(actual.trace_max_age, expected.trace_max_age) << context;
+  EXPECT_EQ(actual.max_live_traces, expected.max_live_traces) << context;
+  EXPECT_EQ(actual.max_lateness, expected.max_lateness) << context;
+  EXPECT_EQ(actual.tick_interval, expected.tick_interval) << context;
+  EXPECT_EQ(actual.max_spans_per_trace, expected.max_spans_per_trace) << context;
+  EXPECT_EQ(actual.max_services, expected.max_services) << context;
+  EXPECT_EQ(actual.max_operations_per_service, expected.max_operations_per_service) << context;
+  EXPECT_EQ(actual.max_signatures, expected.max_signatures) << context;
+  EXPECT_EQ(actual.sli_retention, expected.sli_retention) << context;
+  EXPECT_EQ(actual.exemplar_retention, expected.exemplar_retention) << context;
+  EXPECT_EQ(actual.errors.http_status_min, expected.errors.http_status_min) << context;
+  EXPECT_EQ(actual.errors.grpc_codes, expected.errors.grpc_codes) << context;
 }
 
 // --- Defaults and the shape of the document ---------------------------------------------------
@@ -177,6 +208,16 @@ TEST(ParseConfigTest, EveryKeyIsParsed) {
                                "  trace_max_age: 2m",
                                "  max_live_traces: 5000",
                                "  max_lateness: 1h30m",
+                               "  tick_interval: 250ms",
+                               "  max_spans_per_trace: 200",
+                               "  max_services: 50",
+                               "  max_operations_per_service: 20",
+                               "  max_signatures: 3000",
+                               "  sli_retention: 6h",
+                               "  exemplar_retention: 30m",
+                               "  errors:",
+                               "    http_status_min: 400",
+                               "    grpc_codes: [13, 14]",
                                "rules:",
                                "  files: [\"a/*.yaml\", b.yaml]",
                                "  evaluation_interval: 250ms",
@@ -207,6 +248,15 @@ TEST(ParseConfigTest, EveryKeyIsParsed) {
   EXPECT_EQ(config.pipeline.trace_max_age, milliseconds(120'000));
   EXPECT_EQ(config.pipeline.max_live_traces, 5000u);
   EXPECT_EQ(config.pipeline.max_lateness, milliseconds(5'400'000));
+  EXPECT_EQ(config.pipeline.tick_interval, milliseconds(250));
+  EXPECT_EQ(config.pipeline.max_spans_per_trace, 200u);
+  EXPECT_EQ(config.pipeline.max_services, 50u);
+  EXPECT_EQ(config.pipeline.max_operations_per_service, 20u);
+  EXPECT_EQ(config.pipeline.max_signatures, 3000u);
+  EXPECT_EQ(config.pipeline.sli_retention, milliseconds(21'600'000));
+  EXPECT_EQ(config.pipeline.exemplar_retention, milliseconds(1'800'000));
+  EXPECT_EQ(config.pipeline.errors.http_status_min, 400);
+  EXPECT_EQ(config.pipeline.errors.grpc_codes, (std::vector<int32_t>{13, 14}));
   EXPECT_EQ(config.rules.files, (std::vector<std::string>{"a/*.yaml", "b.yaml"}));
   EXPECT_EQ(config.rules.evaluation_interval, milliseconds(250));
   EXPECT_EQ(config.log.format, "json");
@@ -356,6 +406,223 @@ TEST(ParseConfigTest, MaxAgeMustCoverIdleTimeout) {
   EXPECT_EQ(ParsedOrDie("pipeline: {trace_idle_timeout: 1m, trace_max_age: 60s}\n")
                 .pipeline.trace_max_age,
             milliseconds(60'000));
+}
+
+// --- Pipeline: SLI engine keys -------------------------------------------------------------------
+
+TEST(ParseConfigTest, EachPipelineKeyIsReadAloneAndKeepsTheOthers) {
+  // Each case sets one key (or one errors key); every other pipeline key keeps its default.
+  struct Case {
+    const char* yaml;
+    void (*expect)(PipelineConfig&);
+  };
+  const Case cases[] = {
+      {"pipeline: {shards: 7}", [](PipelineConfig& p) { p.shards = 7; }},
+      {"pipeline: {queue_capacity_spans: 9}",
+       [](PipelineConfig& p) { p.queue_capacity_spans = 9; }},
+      {"pipeline: {trace_idle_timeout: 5s}",
+       [](PipelineConfig& p) { p.trace_idle_timeout = milliseconds(5'000); }},
+      {"pipeline: {trace_max_age: 2m}",
+       [](PipelineConfig& p) { p.trace_max_age = milliseconds(120'000); }},
+      {"pipeline: {max_live_traces: 11}", [](PipelineConfig& p) { p.max_live_traces = 11; }},
+      {"pipeline: {max_lateness: 1m}",
+       [](PipelineConfig& p) { p.max_lateness = milliseconds(60'000); }},
+      {"pipeline: {tick_interval: 10ms}",
+       [](PipelineConfig& p) { p.tick_interval = milliseconds(10); }},
+      {"pipeline: {tick_interval: 1m}",
+       [](PipelineConfig& p) { p.tick_interval = milliseconds(60'000); }},
+      {"pipeline: {max_spans_per_trace: 1}", [](PipelineConfig& p) { p.max_spans_per_trace = 1; }},
+      {"pipeline: {max_spans_per_trace: 100000}",
+       [](PipelineConfig& p) { p.max_spans_per_trace = 100'000; }},
+      {"pipeline: {max_services: 1}", [](PipelineConfig& p) { p.max_services = 1; }},
+      {"pipeline: {max_services: 100000}", [](PipelineConfig& p) { p.max_services = 100'000; }},
+      {"pipeline: {max_operations_per_service: 1}",
+       [](PipelineConfig& p) { p.max_operations_per_service = 1; }},
+      {"pipeline: {max_operations_per_service: 10000}",
+       [](PipelineConfig& p) { p.max_operations_per_service = 10'000; }},
+      {"pipeline: {max_signatures: 1}", [](PipelineConfig& p) { p.max_signatures = 1; }},
+      {"pipeline: {max_signatures: 1000000}",
+       [](PipelineConfig& p) { p.max_signatures = 1'000'000; }},
+      {"pipeline: {sli_retention: 1h}",
+       [](PipelineConfig& p) { p.sli_retention = milliseconds(3'600'000); }},
+      {"pipeline: {sli_retention: 7d}",
+       [](PipelineConfig& p) { p.sli_retention = milliseconds(604'800'000); }},
+      {"pipeline: {exemplar_retention: 10s}",
+       [](PipelineConfig& p) { p.exemplar_retention = milliseconds(10'000); }},
+      {"pipeline: {exemplar_retention: 1h}",
+       [](PipelineConfig& p) { p.exemplar_retention = milliseconds(3'600'000); }},
+      {"pipeline: {errors: {http_status_min: 100}}",
+       [](PipelineConfig& p) { p.errors.http_status_min = 100; }},
+      {"pipeline: {errors: {http_status_min: 600}}",  // no HTTP status is an error
+       [](PipelineConfig& p) { p.errors.http_status_min = 600; }},
+      {"pipeline: {errors: {grpc_codes: []}}",  // no gRPC code is an error
+       [](PipelineConfig& p) { p.errors.grpc_codes.clear(); }},
+      {"pipeline: {errors: {grpc_codes: [16, 0]}}",  // bounds, in the order written
+       [](PipelineConfig& p) {
+         p.errors.grpc_codes = {16, 0};
+       }},
+      {"pipeline: {errors: {grpc_codes: ~, http_status_min: ~}}", [](PipelineConfig&) {}},
+      {"pipeline: {errors: {}}", [](PipelineConfig&) {}},
+      {"pipeline: {errors: ~, tick_interval: ~, sli_retention: ~, exemplar_retention: ~}",
+       [](PipelineConfig&) {}},
+  };
+  for (const Case& c : cases) {
+    PipelineConfig expected;
+    c.expect(expected);
+    ExpectPipelineEq(ParsedOrDie(std::string(c.yaml) + "\n").pipeline, expected, c.yaml);
+  }
+}
+
+TEST(ParseConfigTest, PipelineErrorsBlockListWithEnvironment) {
+  ScopedEnv code("TRACESLO_TEST_GRPC_CODE", "14");
+  Config config = ParsedOrDie(Lines({
+      "pipeline:",
+      "  errors:",
+      "    grpc_codes:",
+      "      - ${TRACESLO_TEST_GRPC_CODE}",
+      "      - 2",
+      "  max_services: 3",
+  }));
+  EXPECT_EQ(config.pipeline.errors.grpc_codes, (std::vector<int32_t>{14, 2}));
+  EXPECT_EQ(config.pipeline.errors.http_status_min, 500);
+  EXPECT_EQ(config.pipeline.max_services, 3u);
+}
+
+TEST(ParseConfigTest, PipelineSliKeyRangeErrors) {
+  struct Case {
+    std::string yaml;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"pipeline: {tick_interval: 9ms}",
+       "t.yaml:1:27: pipeline.tick_interval must be between 10ms and 1m, got \"9ms\""},
+      {"pipeline: {tick_interval: 1m1ms}",
+       "t.yaml:1:27: pipeline.tick_interval must be between 10ms and 1m, got \"1m1ms\""},
+      {"pipeline: {tick_interval: 0s}",
+       "t.yaml:1:27: pipeline.tick_interval must be between 10ms and 1m, got \"0s\""},
+      {"pipeline: {tick_interval: 1}",
+       "t.yaml:1:27: pipeline.tick_interval: invalid duration \"1\": a unit is required (ms, s, "
+       "m, h, d), e.g. \"1s\""},
+      {"pipeline: {max_spans_per_trace: 0}",
+       "t.yaml:1:33: pipeline.max_spans_per_trace must be an integer between 1 and 100000, got "
+       "\"0\""},
+      {"pipeline: {max_spans_per_trace: 100001}",
+       "t.yaml:1:33: pipeline.max_spans_per_trace must be an integer between 1 and 100000, got "
+       "\"100001\""},
+      {"pipeline: {max_services: 0}",
+       "t.yaml:1:26: pipeline.max_services must be an integer between 1 and 100000, got \"0\""},
+      {"pipeline: {max_services: 100001}",
+       "t.yaml:1:26: pipeline.max_services must be an integer between 1 and 100000, got "
+       "\"100001\""},
+      {"pipeline: {max_services: [1]}",
+       "t.yaml:1:26: pipeline.max_services must be an integer between 1 and 100000, got a list"},
+      {"pipeline: {max_operations_per_service: 0}",
+       "t.yaml:1:40: pipeline.max_operations_per_service must be an integer between 1 and 10000, "
+       "got \"0\""},
+      {"pipeline: {max_operations_per_service: 10001}",
+       "t.yaml:1:40: pipeline.max_operations_per_service must be an integer between 1 and 10000, "
+       "got \"10001\""},
+      {"pipeline: {max_signatures: 0}",
+       "t.yaml:1:28: pipeline.max_signatures must be an integer between 1 and 1000000, got "
+       "\"0\""},
+      {"pipeline: {max_signatures: 1000001}",
+       "t.yaml:1:28: pipeline.max_signatures must be an integer between 1 and 1000000, got "
+       "\"1000001\""},
+      {"pipeline: {sli_retention: 59m59s}",
+       "t.yaml:1:27: pipeline.sli_retention must be between 1h and 7d, got \"59m59s\""},
+      {"pipeline: {sli_retention: 7d1ms}",
+       "t.yaml:1:27: pipeline.sli_retention must be between 1h and 7d, got \"7d1ms\""},
+      {"pipeline: {exemplar_retention: 9s999ms}",
+       "t.yaml:1:32: pipeline.exemplar_retention must be at least 10s, got \"9s999ms\""},
+      {"pipeline: {exemplar_retention: 0s}",
+       "t.yaml:1:32: pipeline.exemplar_retention must be at least 10s, got \"0s\""},
+      {"pipeline: {errors: {http_status_min: 99}}",
+       "t.yaml:1:38: pipeline.errors.http_status_min must be an integer between 100 and 600, got "
+       "\"99\""},
+      {"pipeline: {errors: {http_status_min: 601}}",
+       "t.yaml:1:38: pipeline.errors.http_status_min must be an integer between 100 and 600, got "
+       "\"601\""},
+      {"pipeline: {errors: {http_status_min: 5xx}}",
+       "t.yaml:1:38: pipeline.errors.http_status_min must be an integer between 100 and 600, got "
+       "\"5xx\""},
+  };
+  for (const Case& c : cases) EXPECT_EQ(ErrorOf(c.yaml + "\n"), c.error) << c.yaml;
+}
+
+TEST(ParseConfigTest, PipelineErrorsSectionErrors) {
+  // Line 3 "    http_status_mn: 500": the key starts in column 5.
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    http_status_mn: 500"})),
+            "t.yaml:3:5: unknown key 'http_status_mn' in pipeline.errors; did you mean "
+            "'http_status_min'?");
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    grpc_code: [13]"})),
+            "t.yaml:3:5: unknown key 'grpc_code' in pipeline.errors; did you mean 'grpc_codes'?");
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    codes: [13]"})),
+            "t.yaml:3:5: unknown key 'codes' in pipeline.errors (valid keys: http_status_min, "
+            "grpc_codes)");
+  // A typo of "errors" itself is caught in pipeline.
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  error: {http_status_min: 500}"})),
+            "t.yaml:2:3: unknown key 'error' in pipeline; did you mean 'errors'?");
+  // "pipeline: {errors: " is 19 characters: the value is in column 20.
+  EXPECT_EQ(ErrorOf("pipeline: {errors: [500]}\n"),
+            "t.yaml:1:20: pipeline.errors must be a mapping, got a list");
+  // "pipeline: {errors: {grpc_codes: [], " is 36 characters.
+  EXPECT_EQ(ErrorOf("pipeline: {errors: {grpc_codes: [], grpc_codes: [1]}}\n"),
+            "t.yaml:1:37: duplicate key pipeline.errors.grpc_codes (first set at 1:21)");
+}
+
+TEST(ParseConfigTest, GrpcCodesErrors) {
+  // "pipeline: {errors: {grpc_codes: " is 32 characters: the value is in column 33.
+  EXPECT_EQ(ErrorOf("pipeline: {errors: {grpc_codes: 13}}\n"),
+            "t.yaml:1:33: pipeline.errors.grpc_codes must be a list of integers between 0 and 16, "
+            "got a scalar");
+  // In line 3, "    grpc_codes: [2, " is 20 characters: the second item is in column 21.
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    grpc_codes: [2, 17]"})),
+            "t.yaml:3:21: pipeline.errors.grpc_codes[1] must be an integer between 0 and 16, got "
+            "\"17\"");
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    grpc_codes: [2, [4]]"})),
+            "t.yaml:3:21: pipeline.errors.grpc_codes[1] must be an integer between 0 and 16, got "
+            "a list");
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    grpc_codes: [2, ~]"})),
+            "t.yaml:3:21: pipeline.errors.grpc_codes[1] must be an integer between 0 and 16, got "
+            "null");
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    grpc_codes: [2, UNAVAILABLE]"})),
+            "t.yaml:3:21: pipeline.errors.grpc_codes[1] must be an integer between 0 and 16, got "
+            "\"UNAVAILABLE\"");
+  // Block list: line 4 "      - -1", the item starts in column 9.
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    grpc_codes:", "      - -1"})),
+            "t.yaml:4:9: pipeline.errors.grpc_codes[0] must be an integer between 0 and 16, got "
+            "\"-1\"");
+}
+
+TEST(ParseConfigTest, DuplicateGrpcCodeIsReportedWhereItRepeats) {
+  // Line 3 "    grpc_codes: [13, 14, 13]": the first 13 is in column 18, the second in column 26.
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    grpc_codes: [13, 14, 13]"})),
+            "t.yaml:3:26: pipeline.errors.grpc_codes[2]: duplicate code 13 (first listed at 3:18)");
+  // Block list: the items are on lines 4 to 6, each in column 9.
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  errors:", "    grpc_codes:", "      - 2", "      - 4",
+                           "      - 2"})),
+            "t.yaml:6:9: pipeline.errors.grpc_codes[2]: duplicate code 2 (first listed at 4:9)");
+  // The same number written differently is still a duplicate.
+  EXPECT_EQ(ErrorOf("pipeline: {errors: {grpc_codes: [4, \"04\"]}}\n"),
+            "t.yaml:1:37: pipeline.errors.grpc_codes[1]: duplicate code 4 (first listed at 1:34)");
+}
+
+TEST(ParseConfigTest, ExemplarRetentionMustNotExceedSliRetention) {
+  // Line 2 "  exemplar_retention: 2h": the value is in column 23.
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  exemplar_retention: 2h"})),
+            "t.yaml:2:23: pipeline.exemplar_retention (2h) must be at most pipeline.sli_retention "
+            "(1h, the default)");
+  // Reported at exemplar_retention whichever key comes first.
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  exemplar_retention: 3h", "  sli_retention: 2h"})),
+            "t.yaml:2:23: pipeline.exemplar_retention (3h) must be at most pipeline.sli_retention "
+            "(2h)");
+  EXPECT_EQ(ErrorOf(Lines({"pipeline:", "  sli_retention: 2h", "  exemplar_retention: 2h1ms"})),
+            "t.yaml:3:23: pipeline.exemplar_retention (2h1ms) must be at most "
+            "pipeline.sli_retention (2h)");
+  // Equal is fine.
+  Config config = ParsedOrDie("pipeline: {exemplar_retention: 7d, sli_retention: 7d}\n");
+  EXPECT_EQ(config.pipeline.exemplar_retention, milliseconds(604'800'000));
+  EXPECT_EQ(config.pipeline.sli_retention, milliseconds(604'800'000));
 }
 
 TEST(ParseConfigTest, ListenAddresses) {
@@ -773,7 +1040,8 @@ TEST(LoadConfigFileTest, ExampleConfigIsValid) {
       LoadConfigFile(std::string(TRACESLO_SOURCE_DIR) + "/examples/traceslo.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->otlp.grpc.listen_address, "127.0.0.1:4317");
-  EXPECT_EQ(config->pipeline.max_lateness, milliseconds(300'000));
+  // The example's pipeline section shows the defaults.
+  ExpectPipelineEq(config->pipeline, PipelineConfig{}, "examples/traceslo.yaml");
 }
 
 }  // namespace
