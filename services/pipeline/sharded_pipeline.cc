@@ -140,6 +140,11 @@ void ShardedPipeline::Run(Shard& shard) {
       if (shard.abandon || shard.queue.empty()) break;  // stopping and drained
       batch = std::move(shard.queue.front());
       shard.queue.pop_front();
+      if (batch.tick) shard.tick_queued = false;
+    }
+    if (batch.tick) {
+      shard.processor->OnTick();
+      continue;
     }
     shard.processor->Process(batch);
     const uint64_t n = batch.spans.size();
@@ -149,7 +154,29 @@ void ShardedPipeline::Run(Shard& shard) {
     shard.processed_counter->Increment(static_cast<double>(n));
     shard.cv.NotifyAll();
   }
+  bool drained;
+  {
+    MutexLock lock(shard.mu);
+    drained = !shard.abandon;
+  }
+  if (drained) shard.processor->OnShutdown();
   shard.cv.NotifyAll();
+}
+
+void ShardedPipeline::Tick() {
+  for (auto& shard : shards_) {
+    bool was_empty;
+    {
+      MutexLock lock(shard->mu);
+      if (shard->tick_queued || shard->stopping) continue;
+      shard->tick_queued = true;
+      was_empty = shard->queue.empty();
+      ShardBatch tick;
+      tick.tick = true;
+      shard->queue.push_back(std::move(tick));
+    }
+    if (was_empty) shard->cv.NotifyAll();
+  }
 }
 
 void ShardedPipeline::Pause() {

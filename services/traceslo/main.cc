@@ -3,11 +3,13 @@
 // Threads of `traceslo serve` (each has one owner and is joined on shutdown):
 //   main            parses flags, wires everything, waits for SIGTERM/SIGINT, shuts down in order
 //   shard-N         one per pipeline shard (ShardedPipeline), owns that shard's data
+//   ticker          queues a tick to every shard each pipeline.tick_interval (Ticker)
 //   otlp_http I/O   2 threads (http::Server for OTLP/HTTP)
 //   web I/O         1 thread (http::Server for /metrics, health, API)
 //   otlp_grpc gate  1 thread accepting gRPC connections under the cap (GrpcConnectionGate)
 //   gRPC            gRPC's own callback/poller threads (OTLP/gRPC), joined by Server::Shutdown
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -19,10 +21,15 @@
 #include "prometheus/registry.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
+#include "traceslo/common/ticker.h"
 #include "traceslo/config/config.h"
 #include "traceslo/http/server.h"
 #include "traceslo/ingest/receivers.h"
+#include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
+#include "traceslo/pipeline/sli_collector.h"
+#include "traceslo/pipeline/sli_processor.h"
+#include "traceslo/pipeline/sli_store.h"
 #include "traceslo/web/web_handler.h"
 
 #ifndef TRACESLO_VERSION
@@ -103,21 +110,41 @@ int Serve(const ServeFlags& flags) {
       .Add({{"version", TRACESLO_VERSION}})
       .Set(1);
 
+  const config::PipelineConfig& pc = config->pipeline;
+  pipeline::SeriesRegistry series(pc.max_services, pc.max_operations_per_service);
+  pipeline::SliStore store(pipeline::SliStoreOptions{.shards = pc.shards,
+                                                     .retention = pc.sli_retention,
+                                                     .exemplar_retention = pc.exemplar_retention,
+                                                     .max_signatures = pc.max_signatures});
+  pipeline::SliCollector sli_collector(clock, series, store);
+  pipeline::SliOptions sli_options{
+      .trace_idle_timeout = pc.trace_idle_timeout,
+      .trace_max_age = pc.trace_max_age,
+      .max_lateness = pc.max_lateness,
+      .max_live_traces = std::max<uint32_t>(1, pc.max_live_traces / pc.shards),
+      .max_spans_per_trace = pc.max_spans_per_trace,
+      .max_signatures = pc.max_signatures,
+      .errors = {.http_status_min = pc.errors.http_status_min, .grpc_code_mask = 0},
+  };
+  for (int32_t code : pc.errors.grpc_codes) sli_options.errors.grpc_code_mask |= 1u << code;
   std::vector<std::unique_ptr<pipeline::ShardProcessor>> processors;
-  for (uint32_t i = 0; i < config->pipeline.shards; ++i) {
-    processors.push_back(std::make_unique<pipeline::CountingProcessor>());
+  for (uint32_t i = 0; i < pc.shards; ++i) {
+    sli_options.shard = i;
+    processors.push_back(
+        std::make_unique<pipeline::SliShardProcessor>(sli_options, clock, series, store));
   }
   auto pipeline = pipeline::ShardedPipeline::Create(
-      pipeline::PipelineOptions{.shards = config->pipeline.shards,
-                                .queue_capacity_spans = config->pipeline.queue_capacity_spans},
+      pipeline::PipelineOptions{.shards = pc.shards,
+                                .queue_capacity_spans = pc.queue_capacity_spans},
       std::move(processors), registry);
   if (!pipeline.ok()) return Fail(std::string(pipeline.status().message()));
+  Ticker ticker(clock, pc.tick_interval, [p = pipeline->get()] { p->Tick(); });
 
   auto receivers = ingest::Receivers::Start(config->otlp, **pipeline, registry, logger);
   if (!receivers.ok()) return Fail(std::string(receivers.status().message()));
 
   web::WebHandler web_handler(web::WebOptions{.debug_endpoints = flags.debug_endpoints},
-                              {&registry, receivers->get()}, **pipeline);
+                              {&registry, receivers->get(), &sli_collector}, **pipeline);
   http::ServerOptions web_options;
   web_options.name = "web";
   web_options.listen_address = config->web.listen.listen_address;
@@ -143,6 +170,7 @@ int Serve(const ServeFlags& flags) {
   logger.Info("stopping", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   web_handler.SetReady(false);
   (*receivers)->Shutdown(clock, std::chrono::seconds(5));
+  ticker.Shutdown();  // the pipeline's shutdown completes and publishes every live trace
   bool drained = (*pipeline)->Shutdown(clock.SteadyNow() + std::chrono::seconds(30));
   if (!drained) logger.Warn("pipeline did not drain before the deadline");
   const uint64_t processed = (*pipeline)->spans_processed();

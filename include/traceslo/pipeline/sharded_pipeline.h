@@ -24,6 +24,10 @@ class ShardProcessor {
  public:
   virtual ~ShardProcessor() = default;
   virtual void Process(const ShardBatch& batch) = 0;
+  // Periodic work (completing idle traces, publishing deltas), in queue order with the spans.
+  virtual void OnTick() {}
+  // After the queue drained at shutdown: last chance to publish.
+  virtual void OnShutdown() {}
 };
 
 struct PipelineOptions {
@@ -48,6 +52,10 @@ class ShardedPipeline final : public SpanSink {
   // traceslo::pipeline::SpanSink
   absl::Status TryEnqueue(SpanBatch& batch) override;
 
+  // Queues a tick to every shard (ShardProcessor::OnTick), after the spans already queued. A
+  // shard with a tick still queued gets no second one. Called by the ticker thread and tests.
+  void Tick();
+
   // Stops taking spans and holds the workers (queues fill); for tests and operators.
   void Pause();
   void Resume();
@@ -66,6 +74,7 @@ class ShardedPipeline final : public SpanSink {
     bool paused ABSL_GUARDED_BY(mu) = false;
     bool stopping ABSL_GUARDED_BY(mu) = false;
     bool abandon ABSL_GUARDED_BY(mu) = false;
+    bool tick_queued ABSL_GUARDED_BY(mu) = false;
     std::atomic<uint64_t> queued_spans{0};  // reserved by producers before they push
     std::atomic<uint64_t> queued_bytes{0};
     std::atomic<uint64_t> processed{0};

@@ -17,6 +17,7 @@ struct ShardBatch {
   std::shared_ptr<const std::string> strings;
   std::vector<Span> spans;
   uint64_t charged_bytes = 0;  // what this batch counts against its shard's byte capacity
+  bool tick = false;           // no spans: a timer tick for the shard (ShardProcessor::OnTick)
 
   std::string_view Str(StrRef ref) const {
     return std::string_view(*strings).substr(ref.offset, ref.size);

@@ -1,0 +1,274 @@
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "traceslo/common/mutex.h"
+#include "traceslo/common/span.h"
+#include "traceslo/pipeline/latency_sketch.h"
+
+namespace traceslo::pipeline {
+
+// SLI buckets are 10 s wide and named by their index: unix seconds / 10.
+inline constexpr int64_t kBucketSeconds = 10;
+inline constexpr int64_t kBucketNanos = kBucketSeconds * 1'000'000'000;
+inline int64_t BucketOfUnixNanos(int64_t unix_nanos) {
+  return unix_nanos >= 0 ? unix_nanos / kBucketNanos
+                         : (unix_nanos - kBucketNanos + 1) / kBucketNanos;
+}
+
+// Upper bounds (seconds) of traceslo_request_duration_seconds, plus +Inf.
+inline constexpr std::array<double, 13> kClassicBoundsSeconds = {
+    0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15};
+inline constexpr size_t kClassicBuckets = kClassicBoundsSeconds.size() + 1;
+// Index of the classic bucket (non-cumulative) that holds `nanos`.
+size_t ClassicBucketOf(uint64_t nanos);
+
+// One span of an exemplar trace, compact: names are series ids of the SeriesRegistry.
+struct ExemplarSpan {
+  uint64_t span_id = 0;
+  uint64_t parent_span_id = 0;
+  int64_t start_offset_nanos = 0;  // from ExemplarTrace::start_unix_nano
+  uint64_t duration_nanos = 0;
+  uint64_t signature = 0;  // error spans: their error signature id; otherwise 0
+  uint32_t series = 0;
+  SpanKind kind = SpanKind::kUnspecified;
+  bool error = false;
+  bool orphan = false;  // its parent never arrived
+};
+
+// A completed trace kept as an example for alerts and the trace page. Immutable once shared.
+struct ExemplarTrace {
+  TraceId trace_id{};
+  int64_t start_unix_nano = 0;
+  uint64_t duration_nanos = 0;
+  std::vector<ExemplarSpan> spans;
+  size_t MemoryBytes() const { return sizeof(*this) + spans.capacity() * sizeof(ExemplarSpan); }
+};
+using ExemplarRef = std::shared_ptr<const ExemplarTrace>;
+
+// Per (series, bucket): what one shard adds between two publications.
+struct SeriesDelta {
+  uint32_t series = 0;
+  uint32_t service = 0;  // the series' service id
+  int64_t bucket = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+  double sum_seconds = 0;
+  std::array<uint64_t, kClassicBuckets> classic{};  // non-cumulative
+  LatencySketch latency;
+};
+
+// Per (service, bucket): trace-level SLIs of the traces a shard completed.
+struct ServiceDelta {
+  uint32_t service = 0;
+  int64_t bucket = 0;
+  uint64_t traces = 0;
+  uint64_t error_traces_root = 0;
+  uint64_t error_traces_origin = 0;
+  uint64_t partial_traces = 0;
+  uint64_t propagation_breaks = 0;
+};
+
+// An exemplar candidate: the slowest entry span of (series, bucket) (signature 0), or the latest
+// error trace of (series, bucket, signature).
+struct ExemplarDelta {
+  uint32_t series = 0;
+  int64_t bucket = 0;
+  uint64_t signature = 0;
+  uint64_t duration_nanos = 0;  // of the entry span (slowest) or of the error span
+  int64_t end_unix_nano = 0;    // of that span: the latest wins for error exemplars
+  ExemplarRef trace;
+};
+
+// What a shard saw of one error signature since its last publication.
+struct SignatureDelta {
+  uint64_t id = 0;
+  uint32_t series = 0;
+  uint64_t count = 0;
+  int64_t first_seen_unix_nano = 0;
+  int64_t last_seen_unix_nano = 0;
+  int32_t http_status = 0;
+  int32_t rpc_status = -1;
+  std::string exception_type;
+  std::string normalized_message;
+  std::string sample_message;  // as sent, truncated
+  std::string top_frame;
+  std::vector<TraceId> trace_ids;  // latest last, at most kMaxSignatureTraces
+};
+inline constexpr size_t kMaxSignatureTraces = 5;
+
+// Everything one shard publishes at a tick.
+struct ShardDelta {
+  uint32_t shard = 0;
+  std::vector<SeriesDelta> series;
+  std::vector<ServiceDelta> services;
+  std::vector<ExemplarDelta> exemplars;
+  std::vector<SignatureDelta> signatures;
+  uint64_t late_spans = 0;
+  uint64_t evicted_traces = 0;
+  uint64_t clock_skew_spans = 0;
+  uint64_t truncated_spans = 0;  // spans beyond max_spans_per_trace, not kept for assembly
+  uint64_t signature_overflow = 0;
+  uint64_t live_traces = 0;  // a level, not a delta
+  uint64_t live_trace_bytes = 0;
+};
+
+struct SliStoreOptions {
+  uint32_t shards = 1;
+  std::chrono::milliseconds retention{3'600'000};
+  std::chrono::milliseconds exemplar_retention{900'000};
+  uint32_t max_signatures = 10'000;
+  uint32_t max_signatures_per_bucket = 8;  // error exemplars per (series, bucket)
+};
+
+// Sums over a window of buckets.
+struct WindowStats {
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+  LatencySketch latency;
+  uint64_t traces = 0;
+  uint64_t error_traces_root = 0;
+  uint64_t error_traces_origin = 0;
+  uint64_t partial_traces = 0;
+  uint64_t propagation_breaks = 0;
+};
+
+struct SignatureInfo {
+  uint64_t id = 0;
+  uint32_t series = 0;
+  uint64_t count = 0;
+  int64_t first_seen_unix_nano = 0;
+  int64_t last_seen_unix_nano = 0;
+  int32_t http_status = 0;
+  int32_t rpc_status = -1;
+  std::string exception_type;
+  std::string normalized_message;
+  std::string sample_message;
+  std::string top_frame;
+  std::vector<TraceId> trace_ids;
+};
+
+// Merges shard deltas into per-series rings of 10 s buckets (for windows up to `retention`),
+// cumulative totals (for Prometheus counters), exemplar traces and the error signature registry.
+// Series and service ids come from a SeriesRegistry. Thread-safe: one mutex, taken once per
+// shard publication and once per query.
+class SliStore {
+ public:
+  explicit SliStore(const SliStoreOptions& options);
+
+  void Apply(ShardDelta delta);
+
+  struct SeriesTotals {
+    uint64_t requests = 0;
+    uint64_t errors = 0;
+    double sum_seconds = 0;
+    std::array<uint64_t, kClassicBuckets> classic{};  // non-cumulative
+  };
+  struct ServiceTotals {
+    uint64_t traces = 0;
+    uint64_t error_traces_root = 0;
+    uint64_t error_traces_origin = 0;
+    uint64_t partial_traces = 0;
+    uint64_t propagation_breaks = 0;
+  };
+  struct GlobalTotals {
+    uint64_t late_spans = 0;
+    uint64_t evicted_traces = 0;
+    uint64_t clock_skew_spans = 0;
+    uint64_t truncated_spans = 0;
+    uint64_t signature_overflow = 0;
+    uint64_t live_traces = 0;  // sum of the shards' latest levels
+    uint64_t live_trace_bytes = 0;
+    uint64_t signatures = 0;
+  };
+
+  // Copies under the lock; for the Prometheus collector. Indexed by id (absent ids are zero).
+  std::vector<SeriesTotals> AllSeriesTotals() const;
+  std::vector<ServiceTotals> AllServiceTotals() const;
+  GlobalTotals Totals() const;
+
+  // Buckets [first_bucket, last_bucket] of one series / of every series of one service, as far
+  // as the ring still holds them (the newest `retention` of buckets seen by the store). Traces
+  // are counted per service, so SeriesWindow leaves the trace-level fields zero.
+  WindowStats SeriesWindow(uint32_t series, int64_t first_bucket, int64_t last_bucket) const;
+  WindowStats ServiceWindow(uint32_t service, int64_t first_bucket, int64_t last_bucket) const;
+  // For every service id: its latency sketch over [first_bucket, last_bucket].
+  std::vector<LatencySketch> ServiceLatencies(int64_t first_bucket, int64_t last_bucket) const;
+
+  // Exemplars of the window: the slowest per series and bucket, then error ones, newest first.
+  std::vector<ExemplarRef> Exemplars(uint32_t series, int64_t first_bucket,
+                                     int64_t last_bucket) const;
+  // The exemplar trace with this id, if one is kept.
+  ExemplarRef FindTrace(const TraceId& trace_id) const;
+
+  std::vector<SignatureInfo> Signatures() const;  // by count, highest first
+
+  // Approximate bytes held by the whole store (rings, totals, sketches, exemplar traces counted
+  // once, signatures), for the benchmark.
+  size_t MemoryBytes() const;
+
+ private:
+  struct Bucket {
+    int64_t bucket = INT64_MIN;  // INT64_MIN: empty slot
+    uint64_t requests = 0;
+    uint64_t errors = 0;
+    LatencySketch latency;
+  };
+  struct TraceBucket {
+    int64_t bucket = INT64_MIN;
+    uint64_t traces = 0;
+    uint64_t error_traces_root = 0;
+    uint64_t error_traces_origin = 0;
+    uint64_t partial_traces = 0;
+    uint64_t propagation_breaks = 0;
+  };
+  struct ExemplarSlot {
+    int64_t bucket = INT64_MIN;
+    uint64_t slowest_nanos = 0;
+    ExemplarRef slowest;
+    // At most max_signatures_per_bucket; when full, a newer exemplar replaces the oldest.
+    struct Error {
+      uint64_t signature;
+      int64_t end_unix_nano;
+      ExemplarRef trace;
+    };
+    std::vector<Error> errors;
+  };
+  struct SeriesState {
+    bool known = false;  // a SeriesDelta has named its service
+    uint32_t service = 0;
+    SeriesTotals totals;
+    std::vector<Bucket> ring;             // retention / 10 s slots, allocated on first use
+    std::vector<ExemplarSlot> exemplars;  // exemplar_retention / 10 s slots
+  };
+  struct ServiceState {
+    ServiceTotals totals;
+    std::vector<TraceBucket> ring;
+    std::vector<uint32_t> series;  // series of this service
+  };
+
+  SeriesState& SeriesAt(uint32_t series) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ServiceState& ServiceAt(uint32_t service) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const SliStoreOptions options_;
+  const int64_t ring_slots_;
+  const int64_t exemplar_slots_;
+  mutable Mutex mu_;
+  // Series ids reach the store through deltas only, in any order: grown on demand.
+  std::vector<SeriesState> series_ ABSL_GUARDED_BY(mu_);
+  std::vector<ServiceState> services_ ABSL_GUARDED_BY(mu_);
+  // The newest bucket of any delta so far: rings hold the buckets (newest - slots, newest].
+  int64_t newest_bucket_ ABSL_GUARDED_BY(mu_) = INT64_MIN;
+  GlobalTotals totals_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> live_traces_ ABSL_GUARDED_BY(mu_);  // per shard
+  std::vector<uint64_t> live_bytes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, SignatureInfo> signatures_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace traceslo::pipeline

@@ -1,0 +1,553 @@
+#include "traceslo/pipeline/sli_processor.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "tests/fakes/fake_clock.h"
+
+namespace traceslo::pipeline {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+// One span as a test writes it; times are offsets from the fake clock's start, in ms.
+struct TestSpan {
+  uint64_t trace = 1;
+  uint64_t id = 0;
+  uint64_t parent = 0;
+  std::string service = "a";
+  std::string name = "op";
+  SpanKind kind = SpanKind::kServer;
+  int64_t start_ms = 0;
+  int64_t duration_ms = 10;
+  StatusCode status = StatusCode::kUnset;
+  int32_t http_status = 0;
+  std::string exception_type;
+  std::string exception_message;
+};
+
+TraceId TraceOf(uint64_t n) {
+  TraceId id{};
+  id[0] = 0xab;
+  for (int b = 0; b < 8; ++b) id[8 + b] = static_cast<uint8_t>(n >> (8 * b));
+  return id;
+}
+
+class Harness {
+ public:
+  explicit Harness(SliOptions options = {}, uint32_t max_services = 100, uint32_t max_ops = 100)
+      : registry(max_services, max_ops),
+        store(SliStoreOptions{.shards = 1}),
+        processor(options, clock, registry, store) {}
+
+  int64_t start_nanos() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               fakes::FakeClock().Now().time_since_epoch())
+        .count();
+  }
+
+  void Send(const std::vector<TestSpan>& spans) {
+    SpanBatch batch;
+    for (const TestSpan& t : spans) {
+      Span s;
+      s.trace_id = TraceOf(t.trace);
+      s.span_id = t.id;
+      s.parent_span_id = t.parent;
+      s.service = batch.Add(t.service, kMaxNameBytes);
+      s.name = batch.Add(t.name, kMaxNameBytes);
+      s.kind = t.kind;
+      s.status = t.status;
+      s.http_status = t.http_status;
+      s.exception_type = batch.Add(t.exception_type, kMaxMessageBytes);
+      s.exception_message = batch.Add(t.exception_message, kMaxMessageBytes);
+      s.start_unix_nano = static_cast<uint64_t>(start_nanos() + t.start_ms * 1'000'000);
+      s.end_unix_nano = s.start_unix_nano + static_cast<uint64_t>(t.duration_ms * 1'000'000);
+      batch.spans.push_back(s);
+    }
+    ShardBatch shard_batch;
+    shard_batch.strings = std::make_shared<const std::string>(std::move(batch.strings));
+    shard_batch.spans = std::move(batch.spans);
+    processor.Process(shard_batch);
+  }
+
+  void Advance(milliseconds d) { clock.Advance(d); }
+  void Tick() { processor.OnTick(); }
+
+  SliStore::SeriesTotals Series(std::string_view service, std::string_view op) {
+    const int64_t id = registry.FindSeries(service, op);
+    if (id < 0) return {};
+    auto all = store.AllSeriesTotals();
+    return static_cast<size_t>(id) < all.size() ? all[id] : SliStore::SeriesTotals{};
+  }
+  SliStore::ServiceTotals Service(std::string_view service) {
+    const int64_t id = registry.FindService(service);
+    if (id < 0) return {};
+    auto all = store.AllServiceTotals();
+    return static_cast<size_t>(id) < all.size() ? all[id] : SliStore::ServiceTotals{};
+  }
+
+  fakes::FakeClock clock;
+  SeriesRegistry registry;
+  SliStore store;
+  SliShardProcessor processor;
+};
+
+TEST(ErrorPolicyTest, StatusThenHttpThenGrpc) {
+  ErrorPolicy policy;
+  auto span = [](StatusCode status, int32_t http, int32_t rpc, SpanKind kind) {
+    Span s;
+    s.status = status;
+    s.http_status = http;
+    s.rpc_status = rpc;
+    s.kind = kind;
+    return s;
+  };
+  EXPECT_TRUE(IsErrorSpan(span(StatusCode::kError, 200, -1, SpanKind::kServer), policy));
+  EXPECT_FALSE(IsErrorSpan(span(StatusCode::kOk, 503, 13, SpanKind::kServer), policy));
+  EXPECT_TRUE(IsErrorSpan(span(StatusCode::kUnset, 500, -1, SpanKind::kServer), policy));
+  EXPECT_TRUE(IsErrorSpan(span(StatusCode::kUnset, 599, -1, SpanKind::kInternal), policy));
+  EXPECT_FALSE(IsErrorSpan(span(StatusCode::kUnset, 404, -1, SpanKind::kServer), policy));
+  EXPECT_FALSE(IsErrorSpan(span(StatusCode::kUnset, 499, -1, SpanKind::kServer), policy));
+  EXPECT_FALSE(IsErrorSpan(span(StatusCode::kUnset, 503, -1, SpanKind::kClient), policy));
+  for (int code = 0; code <= 16; ++code) {
+    const bool fault =
+        code == 2 || code == 4 || code == 12 || code == 13 || code == 14 || code == 15;
+    EXPECT_EQ(IsErrorSpan(span(StatusCode::kUnset, 0, code, SpanKind::kServer), policy), fault)
+        << code;
+  }
+  ErrorPolicy strict{.http_status_min = 400, .grpc_code_mask = 1u << 5};
+  EXPECT_TRUE(IsErrorSpan(span(StatusCode::kUnset, 404, -1, SpanKind::kServer), strict));
+  EXPECT_TRUE(IsErrorSpan(span(StatusCode::kUnset, 0, 5, SpanKind::kServer), strict));
+  EXPECT_FALSE(IsErrorSpan(span(StatusCode::kUnset, 0, 13, SpanKind::kServer), strict));
+}
+
+// Random traffic: counts of entry spans per (service, operation) and the exact p99 of their
+// durations are computed here from the generated spans, not by the code under test.
+TEST(SliProcessorTest, RequestsErrorsAndLatencyMatchAnIndependentCount) {
+  Harness h;
+  std::mt19937_64 rng(7);
+  std::map<std::pair<std::string, std::string>, uint64_t> requests, errors;
+  std::map<std::string, std::vector<double>> durations_by_service;
+  const std::vector<std::string> services = {"checkout", "cart", "payment"};
+  const std::vector<std::string> ops = {"GET /", "POST /pay", "GET /item"};
+  uint64_t next_id = 1;
+  for (int round = 0; round < 50; ++round) {
+    std::vector<TestSpan> batch;
+    for (int t = 0; t < 40; ++t) {
+      const uint64_t trace = next_id;
+      // A SERVER root plus two INTERNAL children of the same service: only the root is an entry.
+      TestSpan root{.trace = trace, .id = next_id++, .parent = 0};
+      root.service = services[rng() % services.size()];
+      root.name = ops[rng() % ops.size()];
+      root.duration_ms = 1 + static_cast<int64_t>(std::exp(std::normal_distribution<>(3, 1)(rng)));
+      root.http_status = rng() % 10 == 0 ? 503 : 200;
+      root.start_ms = round * 100;
+      for (int c = 0; c < 2; ++c) {
+        TestSpan child{.trace = trace, .id = next_id++, .parent = root.id};
+        child.service = root.service;
+        child.name = "internal";
+        child.kind = SpanKind::kInternal;
+        child.start_ms = root.start_ms;
+        child.duration_ms = 1;
+        child.status = rng() % 7 == 0 ? StatusCode::kError : StatusCode::kUnset;
+        batch.push_back(child);  // children first, as SDKs export them
+      }
+      batch.push_back(root);
+      ++requests[{root.service, root.name}];
+      if (root.http_status >= 500) ++errors[{root.service, root.name}];
+      durations_by_service[root.service].push_back(static_cast<double>(root.duration_ms) * 1e6);
+    }
+    h.Send(batch);
+    h.Advance(milliseconds(100));
+  }
+  h.Tick();
+  for (const auto& [key, n] : requests) {
+    SliStore::SeriesTotals totals = h.Series(key.first, key.second);
+    EXPECT_EQ(totals.requests, n) << key.first << " " << key.second;
+    EXPECT_EQ(totals.errors, errors[key]) << key.first << " " << key.second;
+  }
+  EXPECT_EQ(h.Series("checkout", "internal").requests, 0u) << "INTERNAL children are not entries";
+  const int64_t now_bucket = BucketOfUnixNanos(h.start_nanos() + 5 * kSecond);
+  for (auto& [service, samples] : durations_by_service) {
+    std::sort(samples.begin(), samples.end());
+    for (double q : {0.5, 0.95, 0.99}) {
+      const double exact = samples[LatencySketch::NearestRank(q, samples.size()) - 1];
+      WindowStats w = h.store.ServiceWindow(static_cast<uint32_t>(h.registry.FindService(service)),
+                                            now_bucket - 10, now_bucket + 10);
+      EXPECT_NEAR(w.latency.QuantileNanos(q), exact, exact * LatencySketch::kRelativeErrorBound)
+          << service << " q=" << q;
+    }
+  }
+}
+
+TEST(SliProcessorTest, EntrySpansAcrossServicesWhateverTheArrivalOrder) {
+  Harness h;
+  // Trace 1: INTERNAL span of "b" under a SERVER span of "a"; parent first.
+  h.Send({{.trace = 1, .id = 10, .service = "a", .name = "root"}});
+  h.Send({{.trace = 1,
+           .id = 11,
+           .parent = 10,
+           .service = "b",
+           .name = "work",
+           .kind = SpanKind::kInternal}});
+  // Trace 2: the same, child first (the parent arrives later).
+  h.Send({{.trace = 2,
+           .id = 21,
+           .parent = 20,
+           .service = "b",
+           .name = "work",
+           .kind = SpanKind::kInternal}});
+  h.Send({{.trace = 2, .id = 20, .service = "a", .name = "root"}});
+  // Trace 3: an INTERNAL child of the same service, child first: not an entry.
+  h.Send({{.trace = 3,
+           .id = 31,
+           .parent = 30,
+           .service = "a",
+           .name = "inner",
+           .kind = SpanKind::kInternal}});
+  h.Send({{.trace = 3, .id = 30, .service = "a", .name = "root"}});
+  // Trace 4: an INTERNAL span whose parent never arrives: an entry (its parent is absent).
+  h.Send({{.trace = 4,
+           .id = 41,
+           .parent = 40,
+           .service = "c",
+           .name = "lost",
+           .kind = SpanKind::kInternal}});
+  h.Tick();
+  EXPECT_EQ(h.Series("b", "work").requests, 2u);
+  EXPECT_EQ(h.Series("a", "inner").requests, 0u);
+  EXPECT_EQ(h.Series("c", "lost").requests, 0u) << "undecided until the trace completes";
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.Series("c", "lost").requests, 1u);
+  EXPECT_EQ(h.Series("a", "root").requests, 3u);
+  EXPECT_EQ(h.Series("a", "inner").requests, 0u);
+}
+
+TEST(SliProcessorTest, PartialTraceShapes) {
+  Harness h;
+  // Missing root: b's SERVER span has a parent that never arrives.
+  h.Send({{.trace = 1, .id = 11, .parent = 10, .service = "b", .name = "api"},
+          {.trace = 1,
+           .id = 12,
+           .parent = 11,
+           .service = "b",
+           .name = "db",
+           .kind = SpanKind::kClient}});
+  // Orphan in the middle: a → (b's span lost) → c.
+  h.Send({{.trace = 2, .id = 20, .service = "a", .name = "front"},
+          {.trace = 2, .id = 22, .parent = 21, .service = "c", .name = "leaf"}});
+  // Complete async fan-out: a PRODUCER root and two CONSUMER children that end after it and
+  // arrive later, within the idle timeout.
+  h.Send({{.trace = 3,
+           .id = 30,
+           .service = "a",
+           .name = "publish",
+           .kind = SpanKind::kProducer,
+           .duration_ms = 5}});
+  h.Advance(seconds(10));
+  h.Send({{.trace = 3,
+           .id = 31,
+           .parent = 30,
+           .service = "d",
+           .name = "consume",
+           .kind = SpanKind::kConsumer,
+           .start_ms = 9000},
+          {.trace = 3,
+           .id = 32,
+           .parent = 30,
+           .service = "e",
+           .name = "consume",
+           .kind = SpanKind::kConsumer,
+           .start_ms = 9500}});
+  h.Advance(seconds(14));
+  h.Tick();  // traces 1 and 2 idle for 24 s; trace 3 for 14 s: still live
+  EXPECT_EQ(h.processor.live_traces(), 1u);
+  h.Advance(seconds(2));
+  h.Tick();
+  EXPECT_EQ(h.processor.live_traces(), 0u);
+  // Late span of trace 3 after completion: late, and no second trace.
+  h.Send({{.trace = 3,
+           .id = 33,
+           .parent = 31,
+           .service = "d",
+           .name = "late",
+           .kind = SpanKind::kInternal}});
+  h.Advance(seconds(20));
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().late_spans, 1u);
+
+  EXPECT_EQ(h.Service("a").traces, 2u);
+  EXPECT_EQ(h.Service("a").partial_traces, 1u);  // trace 2
+  EXPECT_EQ(h.Service("a").propagation_breaks, 0u);
+  EXPECT_EQ(h.Service("b").traces, 1u);
+  EXPECT_EQ(h.Service("b").partial_traces, 1u);
+  EXPECT_EQ(h.Service("b").propagation_breaks, 1u);
+  EXPECT_EQ(h.Service("c").traces, 1u);
+  EXPECT_EQ(h.Service("c").partial_traces, 1u);
+  EXPECT_EQ(h.Service("c").propagation_breaks, 1u);
+  for (const char* s : {"d", "e"}) {
+    EXPECT_EQ(h.Service(s).traces, 1u) << s;
+    EXPECT_EQ(h.Service(s).partial_traces, 0u) << s;
+  }
+}
+
+TEST(SliProcessorTest, ErrorTracesCountForRootAndOriginService) {
+  Harness h;
+  // a (root) → b → c; c fails first (deepest), b and a report the propagated error.
+  h.Send({{.trace = 1,
+           .id = 3,
+           .parent = 2,
+           .service = "c",
+           .name = "query",
+           .status = StatusCode::kError,
+           .exception_type = "SQLException",
+           .exception_message = "deadlock on row 42"},
+          {.trace = 1, .id = 2, .parent = 1, .service = "b", .name = "rpc", .http_status = 500},
+          {.trace = 1, .id = 1, .service = "a", .name = "GET /", .http_status = 502}});
+  // An error trace whose only error is in the root service.
+  h.Send({{.trace = 2, .id = 5, .parent = 4, .service = "b", .name = "rpc"},
+          {.trace = 2, .id = 4, .service = "a", .name = "GET /", .http_status = 500}});
+  // A clean trace.
+  h.Send({{.trace = 3, .id = 7, .parent = 6, .service = "b", .name = "rpc"},
+          {.trace = 3, .id = 6, .service = "a", .name = "GET /"}});
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.Service("a").traces, 3u);
+  EXPECT_EQ(h.Service("a").error_traces_root, 2u);
+  EXPECT_EQ(h.Service("a").error_traces_origin, 1u);  // trace 2
+  EXPECT_EQ(h.Service("b").error_traces_root, 0u);
+  EXPECT_EQ(h.Service("b").error_traces_origin, 0u);
+  EXPECT_EQ(h.Service("c").error_traces_root, 0u);
+  EXPECT_EQ(h.Service("c").error_traces_origin, 1u);
+  EXPECT_EQ(h.Service("c").traces, 1u);
+}
+
+TEST(SliProcessorTest, MaxAgeCompletesABusyTraceAndEvictionIsOldestFirst) {
+  Harness h(SliOptions{
+      .trace_idle_timeout = seconds(15), .trace_max_age = seconds(60), .max_live_traces = 2});
+  for (int i = 0; i < 7; ++i) {  // a span every 10 s: never idle, completes at 60 s
+    h.Send({{.trace = 1,
+             .id = static_cast<uint64_t>(100 + i),
+             .parent = i == 0 ? 0u : 100u,
+             .service = "a",
+             .name = "busy",
+             .kind = SpanKind::kInternal}});
+    h.Advance(seconds(10));
+    h.Tick();
+  }
+  EXPECT_EQ(h.Service("a").traces, 1u);
+  EXPECT_EQ(h.processor.live_traces(), 0u) << "the 7th span arrived after completion: late";
+  EXPECT_EQ(h.store.Totals().late_spans, 1u);
+
+  h.Send({{.trace = 10, .id = 1, .service = "x"}});
+  h.Advance(seconds(1));
+  h.Send({{.trace = 11, .id = 2, .service = "y"}});
+  h.Advance(seconds(1));
+  h.Send({{.trace = 12, .id = 3, .service = "z"}});  // evicts trace 10 (oldest)
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().evicted_traces, 1u);
+  EXPECT_EQ(h.Service("x").traces, 1u);
+  EXPECT_EQ(h.Service("y").traces, 0u);
+  EXPECT_EQ(h.processor.live_traces(), 2u);
+  EXPECT_EQ(h.store.Totals().live_traces, 2u);
+  h.processor.OnShutdown();
+  EXPECT_EQ(h.Service("y").traces, 1u);
+  EXPECT_EQ(h.Service("z").traces, 1u);
+  EXPECT_EQ(h.store.Totals().live_traces, 0u);
+}
+
+TEST(SliProcessorTest, ClockSkewIsClampedAndCounted) {
+  Harness h;
+  h.Advance(seconds(600));
+  const int64_t now = h.start_nanos() + 600 * kSecond;
+  // One span from the future (+1 h), one from the far past (-1 h), one on time.
+  h.Send({{.trace = 1, .id = 1, .name = "future", .start_ms = 600'000 + 3'600'000},
+          {.trace = 2, .id = 2, .name = "past", .start_ms = 600'000 - 3'600'000},
+          {.trace = 3, .id = 3, .name = "now", .start_ms = 599'000}});
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().clock_skew_spans, 2u);
+  const auto series = [&](const char* op) {
+    return static_cast<uint32_t>(h.registry.FindSeries("a", op));
+  };
+  const int64_t now_bucket = BucketOfUnixNanos(now);
+  const int64_t oldest_bucket = BucketOfUnixNanos(now - 300 * kSecond);
+  EXPECT_EQ(h.store.SeriesWindow(series("future"), now_bucket, now_bucket).requests, 1u);
+  EXPECT_EQ(h.store.SeriesWindow(series("past"), oldest_bucket, oldest_bucket).requests, 1u);
+  const int64_t on_time_bucket = BucketOfUnixNanos(now - 990'000'000);  // ends at 599.01 s
+  EXPECT_EQ(h.store.SeriesWindow(series("now"), on_time_bucket, on_time_bucket).requests, 1u);
+  // Latency is the span's own duration, whatever its clock.
+  EXPECT_NEAR(h.store.SeriesWindow(series("future"), 0, INT64_MAX).latency.QuantileNanos(0.5), 10e6,
+              10e6 * LatencySketch::kRelativeErrorBound);
+}
+
+TEST(SliProcessorTest, SpansBeyondTheTraceCapCountButAreNotKept) {
+  Harness h(SliOptions{.max_spans_per_trace = 3});
+  std::vector<TestSpan> spans;
+  for (uint64_t i = 1; i <= 5; ++i) {
+    spans.push_back({.trace = 1,
+                     .id = i,
+                     .parent = i == 1 ? 0 : 1,
+                     .service = "a",
+                     .name = "s",
+                     .kind = SpanKind::kServer});
+  }
+  h.Send(spans);
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().truncated_spans, 2u);
+  EXPECT_EQ(h.Series("a", "s").requests, 5u);
+  EXPECT_EQ(h.Service("a").traces, 1u);
+}
+
+TEST(SliProcessorTest, OperationsBeyondTheCapFoldIntoOther) {
+  Harness h(SliOptions{}, 100, 2);
+  h.Send({{.trace = 1, .id = 1, .name = "op1"},
+          {.trace = 2, .id = 2, .name = "op2"},
+          {.trace = 3, .id = 3, .name = "op3"},
+          {.trace = 4, .id = 4, .name = "op4"},
+          {.trace = 5, .id = 5, .name = "op1"}});
+  h.Tick();
+  EXPECT_EQ(h.Series("a", "op1").requests, 2u);
+  EXPECT_EQ(h.Series("a", "op2").requests, 1u);
+  EXPECT_EQ(h.Series("a", "other").requests, 2u);
+  EXPECT_EQ(h.registry.FindSeries("a", "op3"), -1);
+  EXPECT_EQ(h.registry.overflow().operations, 2u);
+}
+
+TEST(SliProcessorTest, ExemplarsKeepTheSlowestAndTheLatestErrorPerSignature) {
+  Harness h;
+  h.Send({{.trace = 1, .id = 1, .name = "op", .duration_ms = 30},
+          {.trace = 2, .id = 2, .name = "op", .duration_ms = 90},
+          {.trace = 3, .id = 3, .name = "op", .duration_ms = 60},
+          {.trace = 4,
+           .id = 4,
+           .name = "op",
+           .start_ms = 1,
+           .status = StatusCode::kError,
+           .exception_type = "Timeout",
+           .exception_message = "after 1500 ms"},
+          {.trace = 5,
+           .id = 5,
+           .name = "op",
+           .start_ms = 2,
+           .status = StatusCode::kError,
+           .exception_type = "Timeout",
+           .exception_message = "after 2500 ms"}});
+  h.Advance(seconds(16));
+  h.Tick();
+  const auto series = static_cast<uint32_t>(h.registry.FindSeries("a", "op"));
+  std::vector<ExemplarRef> exemplars = h.store.Exemplars(series, 0, INT64_MAX);
+  ASSERT_EQ(exemplars.size(), 2u);
+  EXPECT_EQ(exemplars[0]->trace_id, TraceOf(2));  // slowest
+  EXPECT_EQ(exemplars[1]->trace_id, TraceOf(5));  // latest of the one signature
+  ASSERT_EQ(exemplars[1]->spans.size(), 1u);
+  EXPECT_TRUE(exemplars[1]->spans[0].error);
+  EXPECT_NE(exemplars[1]->spans[0].signature, 0u);
+  std::vector<SignatureInfo> signatures = h.store.Signatures();
+  ASSERT_EQ(signatures.size(), 1u) << "numbers are masked: one signature";
+  EXPECT_EQ(signatures[0].count, 2u);
+  EXPECT_EQ(signatures[0].exception_type, "Timeout");
+  EXPECT_EQ(signatures[0].id, exemplars[1]->spans[0].signature);
+  ASSERT_EQ(signatures[0].trace_ids.size(), 2u);
+  EXPECT_EQ(signatures[0].trace_ids.back(), TraceOf(5));
+  EXPECT_EQ(h.store.FindTrace(TraceOf(2)), exemplars[0]);
+}
+
+TEST(SliProcessorTest, LiveTraceMemoryIsCompact) {
+  Harness h;
+  constexpr int kTraces = 10'000;
+  for (int t = 0; t < kTraces; ++t) {
+    std::vector<TestSpan> spans;
+    for (uint64_t i = 0; i < 8; ++i) {
+      spans.push_back({.trace = static_cast<uint64_t>(t + 1),
+                       .id = i + 1,
+                       .parent = i,
+                       .service = "a",
+                       .name = "s",
+                       .kind = SpanKind::kInternal});
+    }
+    h.Send(spans);
+  }
+  ASSERT_EQ(h.processor.live_traces(), static_cast<size_t>(kTraces));
+  const double per_trace = static_cast<double>(h.processor.LiveTraceBytes()) / kTraces;
+  // 8 records of 32 bytes plus the table slot and the eviction-order entry.
+  EXPECT_LT(per_trace, 8 * 32 + 160);
+}
+
+// Shards on their own threads, producers on others, ticks and scrapes concurrently: totals
+// equal the generator's counts (and TSan sees no race).
+TEST(SliProcessorTest, ShardedPipelineUnderConcurrentProducersTicksAndQueries) {
+  fakes::FakeClock clock;
+  SeriesRegistry registry(100, 100);
+  constexpr uint32_t kShards = 3;
+  SliStore store(SliStoreOptions{.shards = kShards});
+  std::vector<std::unique_ptr<ShardProcessor>> processors;
+  for (uint32_t i = 0; i < kShards; ++i) {
+    processors.push_back(
+        std::make_unique<SliShardProcessor>(SliOptions{.shard = i}, clock, registry, store));
+  }
+  prometheus::Registry prom;
+  auto pipeline = *ShardedPipeline::Create({.shards = kShards}, std::move(processors), prom);
+  constexpr int kProducers = 3, kBatches = 200, kTracesPerBatch = 10;
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      for (int b = 0; b < kBatches; ++b) {
+        SpanBatch batch;
+        for (int t = 0; t < kTracesPerBatch; ++t) {
+          const uint64_t trace = (uint64_t(p) << 32) | uint64_t(b * kTracesPerBatch + t + 1);
+          for (uint64_t s = 0; s < 2; ++s) {
+            Span span;
+            span.trace_id = TraceOf(trace);
+            span.span_id = s + 1;
+            span.parent_span_id = s;
+            span.kind = s == 0 ? SpanKind::kServer : SpanKind::kClient;
+            span.service = batch.Add(p == 0 ? "svc0" : "svc1", kMaxNameBytes);
+            span.name = batch.Add("op", kMaxNameBytes);
+            span.start_unix_nano = 1'700'000'000ull * kSecond;
+            span.end_unix_nano = span.start_unix_nano + 1'000'000;
+            batch.spans.push_back(span);
+          }
+          while (!pipeline->TryEnqueue(batch).ok()) {
+          }
+        }
+      }
+    });
+  }
+  std::atomic<bool> done{false};
+  std::thread ticker([&] {
+    while (!done.load()) {
+      pipeline->Tick();
+      clock.Advance(milliseconds(1));
+      (void)store.AllSeriesTotals();
+      (void)store.ServiceLatencies(0, INT64_MAX);
+    }
+  });
+  for (auto& t : threads) t.join();
+  done = true;
+  ticker.join();
+  ASSERT_TRUE(pipeline->Shutdown(std::chrono::steady_clock::time_point::max()));
+  const uint64_t traces_per_producer = kBatches * kTracesPerBatch;
+  auto totals = store.AllSeriesTotals();
+  auto service_totals = store.AllServiceTotals();
+  const auto svc0 = registry.FindService("svc0");
+  const auto svc1 = registry.FindService("svc1");
+  EXPECT_EQ(totals[registry.FindSeries("svc0", "op")].requests, traces_per_producer);
+  EXPECT_EQ(totals[registry.FindSeries("svc1", "op")].requests,
+            traces_per_producer * (kProducers - 1));
+  EXPECT_EQ(service_totals[svc0].traces, traces_per_producer);
+  EXPECT_EQ(service_totals[svc1].traces, traces_per_producer * (kProducers - 1));
+  EXPECT_EQ(store.Totals().live_traces, 0u);
+}
+
+}  // namespace
+}  // namespace traceslo::pipeline
