@@ -66,11 +66,11 @@ std::vector<MetricFamily> SliCollector::Collect() const {
   const std::vector<SliStore::SeriesTotals> series = store_.AllSeriesTotals();
   const std::vector<SliStore::ServiceTotals> services = store_.AllServiceTotals();
   const SliStore::GlobalTotals totals = store_.Totals();
-  std::array<std::vector<LatencySketch>, kQuantileWindows.size()> latencies;
-  for (size_t w = 0; w < kQuantileWindows.size(); ++w) {
-    latencies[w] =
-        store_.ServiceLatencies(now_bucket - kQuantileWindows[w].buckets + 1, now_bucket);
-  }
+  std::vector<int64_t> window_buckets;
+  for (const QuantileWindow& w : kQuantileWindows) window_buckets.push_back(w.buckets);
+  // [service][window]
+  const std::vector<std::vector<LatencySketch>> latencies =
+      store_.ServiceLatencyWindows(window_buckets, now_bucket);
   const uint32_t series_count = registry_.series_count();
   const uint32_t service_count = registry_.service_count();
 
@@ -110,21 +110,28 @@ std::vector<MetricFamily> SliCollector::Collect() const {
   families.push_back(std::move(errors));
   families.push_back(std::move(durations));
 
+  // A summary (not a gauge) because the label is `quantile`, which Prometheus reserves for
+  // summaries. Its _count and _sum are those of the window, so they can go down: use
+  // traceslo_request_duration_seconds for rates.
   MetricFamily quantiles =
       Family("traceslo_latency_seconds",
              "Request latency quantiles of the service over a sliding window, read from merged "
-             "sketches (seconds, relative error under 0.55 %).",
-             MetricType::Gauge);
+             "sketches (seconds, relative error under 0.55 %); _count and _sum cover the window.",
+             MetricType::Summary);
   for (uint32_t service = 0; service < service_count; ++service) {
     for (size_t w = 0; w < kQuantileWindows.size(); ++w) {
-      if (service >= latencies[w].size() || latencies[w][service].Count() == 0) continue;
-      const LatencySketch& sketch = latencies[w][service];
+      if (service >= latencies.size() || latencies[service][w].Count() == 0) continue;
+      const LatencySketch& sketch = latencies[service][w];
+      ClientMetric metric;
+      metric.label = {{"service", std::string(registry_.ServiceName(service))},
+                      {"window", kQuantileWindows[w].name}};
+      metric.summary.sample_count = sketch.Count();
+      metric.summary.sample_sum = sketch.SumNanos() / 1e9;
       for (const auto& [label, q] : kQuantiles) {
-        quantiles.metric.push_back(Gauge({{"service", std::string(registry_.ServiceName(service))},
-                                          {"quantile", label},
-                                          {"window", kQuantileWindows[w].name}},
-                                         sketch.QuantileNanos(q) / 1e9));
+        metric.summary.quantile.push_back(
+            ClientMetric::Quantile{.quantile = q, .value = sketch.QuantileNanos(q) / 1e9});
       }
+      quantiles.metric.push_back(std::move(metric));
     }
   }
   families.push_back(std::move(quantiles));

@@ -33,6 +33,31 @@ uint32_t SeriesOf(const SliShardProcessor::SpanRecord& r) { return r.series_flag
 
 static_assert(sizeof(SliShardProcessor::SpanRecord) == 32);
 
+// SpanRecord::duration: the top 2 bits name the unit, the low 30 bits hold the value.
+// Nanoseconds below 2^30 ns (1.07 s) are exact; longer durations are rounded up to microseconds
+// (below 17.9 min) or milliseconds (below 12.4 days). Rounding up keeps every comparison with a
+// whole number of microseconds (resp. milliseconds) exact: d <= B iff ceil(d/u)*u <= B, so the
+// classic histogram buckets (all >= 2.5 s above 1.07 s) classify a decoded duration exactly.
+constexpr uint32_t kDurationValueMask = (1u << 30) - 1;
+uint32_t EncodeDuration(uint64_t nanos) {
+  if (nanos <= kDurationValueMask) return static_cast<uint32_t>(nanos);
+  const uint64_t micros = (nanos + 999) / 1000;
+  if (micros <= kDurationValueMask) return 1u << 30 | static_cast<uint32_t>(micros);
+  const uint64_t millis = std::min<uint64_t>((nanos + 999'999) / 1'000'000, kDurationValueMask);
+  return 2u << 30 | static_cast<uint32_t>(millis);
+}
+uint64_t DecodeDuration(uint32_t encoded) {
+  const uint64_t value = encoded & kDurationValueMask;
+  switch (encoded >> 30) {
+    case 0:
+      return value;
+    case 1:
+      return value * 1000;
+    default:
+      return value * 1'000'000;
+  }
+}
+
 }  // namespace
 
 bool IsErrorSpan(const Span& span, const ErrorPolicy& policy) {
@@ -127,7 +152,7 @@ void SliShardProcessor::ResolvePendingChildren(LiveTrace& trace, uint64_t parent
     const uint32_t series = SeriesOf(child);
     if (ServiceOfSeries(series) != parent_service) {
       child.series_flags |= kFlagEntry;
-      CountRequest(series, child.bucket, static_cast<uint64_t>(child.duration_nanos),
+      CountRequest(series, child.bucket, DecodeDuration(child.duration),
                    (child.series_flags & kFlagError) != 0);
     }
     if (trace.pending == 0) break;
@@ -159,6 +184,10 @@ void SliShardProcessor::Process(const ShardBatch& batch) {
       AddSignature(span, batch, ids.series, signature, now);
     }
 
+    if (!options_.assemble_traces) {
+      if (entry) CountRequest(ids.series, bucket, duration, error);
+      continue;
+    }
     if (completed_.contains(span.trace_id)) {
       // Its trace was already classified: counted as late, never as a second trace.
       ++delta_.late_spans;
@@ -194,7 +223,7 @@ void SliShardProcessor::Process(const ShardBatch& batch) {
         .series_flags = ids.series | (error ? kFlagError : 0) | (entry ? kFlagEntry : 0) |
                         (pending ? kFlagPending : 0) |
                         static_cast<uint32_t>(span.kind) << kKindShift,
-        .duration_nanos = static_cast<float>(duration),
+        .duration = EncodeDuration(duration),
         .start_offset_us = static_cast<int32_t>(std::clamp<int64_t>(
             offset_us, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max())),
         .bucket = static_cast<uint32_t>(bucket),
@@ -281,8 +310,9 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
     SpanRecord& r = spans[i];
     trace_bucket = std::max(trace_bucket, r.bucket);
     min_offset = std::min<int64_t>(min_offset, int64_t{r.start_offset_us} * 1000);
-    max_end_offset = std::max<int64_t>(
-        max_end_offset, int64_t{r.start_offset_us} * 1000 + static_cast<int64_t>(r.duration_nanos));
+    max_end_offset =
+        std::max<int64_t>(max_end_offset, int64_t{r.start_offset_us} * 1000 +
+                                              static_cast<int64_t>(DecodeDuration(r.duration)));
     if (r.parent_span_id == 0) {
       if (root < 0 || r.start_offset_us < spans[root].start_offset_us)
         root = static_cast<int32_t>(i);
@@ -296,7 +326,7 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
       if (parent_index_[i] < 0 ||
           ServiceOfSeries(SeriesOf(spans[parent_index_[i]])) != ServiceOfSeries(SeriesOf(r))) {
         r.series_flags |= kFlagEntry;
-        CountRequest(SeriesOf(r), r.bucket, static_cast<uint64_t>(r.duration_nanos),
+        CountRequest(SeriesOf(r), r.bucket, DecodeDuration(r.duration),
                      (r.series_flags & kFlagError) != 0);
       }
     }
@@ -372,7 +402,7 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
           .span_id = r.span_id,
           .parent_span_id = r.parent_span_id,
           .start_offset_nanos = int64_t{r.start_offset_us} * 1000 - min_offset,
-          .duration_nanos = static_cast<uint64_t>(r.duration_nanos),
+          .duration_nanos = DecodeDuration(r.duration),
           .signature = 0,
           .series = SeriesOf(r),
           .kind = KindOf(r),
@@ -388,7 +418,7 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
   };
   for (const SpanRecord& r : spans) {
     if ((r.series_flags & kFlagEntry) == 0) continue;
-    const auto duration = static_cast<uint64_t>(r.duration_nanos);
+    const auto duration = DecodeDuration(r.duration);
     auto [it, inserted] = slowest_index_.try_emplace(
         BucketKey(SeriesOf(r), r.bucket), static_cast<uint32_t>(delta_.exemplars.size()));
     if (inserted) {
@@ -407,21 +437,20 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
     for (auto [index, signature] : *trace.signatures) {
       const SpanRecord& r = spans[index];
       const int64_t end = trace.base_start_nanos + int64_t{r.start_offset_us} * 1000 +
-                          static_cast<int64_t>(r.duration_nanos);
+                          static_cast<int64_t>(DecodeDuration(r.duration));
       auto [it, inserted] = error_index_.try_emplace(
           std::pair<uint64_t, uint64_t>{BucketKey(SeriesOf(r), r.bucket), signature},
           static_cast<uint32_t>(delta_.exemplars.size()));
       if (inserted) {
-        delta_.exemplars.push_back(
-            ExemplarDelta{.series = SeriesOf(r),
-                          .bucket = r.bucket,
-                          .signature = signature,
-                          .duration_nanos = static_cast<uint64_t>(r.duration_nanos),
-                          .end_unix_nano = end,
-                          .trace = build()});
+        delta_.exemplars.push_back(ExemplarDelta{.series = SeriesOf(r),
+                                                 .bucket = r.bucket,
+                                                 .signature = signature,
+                                                 .duration_nanos = DecodeDuration(r.duration),
+                                                 .end_unix_nano = end,
+                                                 .trace = build()});
       } else if (ExemplarDelta& d = delta_.exemplars[it->second]; end >= d.end_unix_nano) {
         d.end_unix_nano = end;
-        d.duration_nanos = static_cast<uint64_t>(r.duration_nanos);
+        d.duration_nanos = DecodeDuration(r.duration);
         d.trace = build();
       }
     }

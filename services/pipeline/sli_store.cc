@@ -83,6 +83,18 @@ size_t StringHeapBytes(const std::string& s) {
 
 }  // namespace
 
+void SliStore::ResetTraceBucket(TraceBucket& slot, int64_t at) {
+  slot.bucket = at;
+  slot.requests = 0;
+  slot.errors = 0;
+  slot.latency.Clear();
+  slot.traces = 0;
+  slot.error_traces_root = 0;
+  slot.error_traces_origin = 0;
+  slot.partial_traces = 0;
+  slot.propagation_breaks = 0;
+}
+
 size_t ClassicBucketOf(uint64_t nanos) {
   return static_cast<size_t>(
       std::lower_bound(kClassicBoundsNanos.begin(), kClassicBoundsNanos.end(), nanos) -
@@ -139,6 +151,12 @@ void SliStore::Apply(ShardDelta delta) {
     b->requests += d.requests;
     b->errors += d.errors;
     b->latency.Merge(d.latency);
+    TraceBucket* sb = SlotFor(ServiceAt(s.service).ring, ring_slots_, newest_bucket_, d.bucket,
+                              [](TraceBucket& slot, int64_t at) { ResetTraceBucket(slot, at); });
+    if (sb == nullptr) continue;
+    sb->requests += d.requests;
+    sb->errors += d.errors;
+    sb->latency.Merge(d.latency);
   }
 
   for (const ServiceDelta& d : delta.services) {
@@ -148,9 +166,8 @@ void SliStore::Apply(ShardDelta delta) {
     s.totals.error_traces_origin += d.error_traces_origin;
     s.totals.partial_traces += d.partial_traces;
     s.totals.propagation_breaks += d.propagation_breaks;
-    TraceBucket* b =
-        SlotFor(s.ring, ring_slots_, newest_bucket_, d.bucket,
-                [](TraceBucket& slot, int64_t at) { slot = TraceBucket{.bucket = at}; });
+    TraceBucket* b = SlotFor(s.ring, ring_slots_, newest_bucket_, d.bucket,
+                             [](TraceBucket& slot, int64_t at) { ResetTraceBucket(slot, at); });
     if (b == nullptr) continue;
     b->traces += d.traces;
     b->error_traces_root += d.error_traces_root;
@@ -297,16 +314,11 @@ WindowStats SliStore::ServiceWindow(uint32_t service, int64_t first_bucket,
   MutexLock lock(mu_);
   if (service >= services_.size()) return out;
   const ServiceState& state = services_[service];
-  for (uint32_t series : state.series) {
-    ForEachLive(series_[series].ring, ring_slots_, newest_bucket_, first_bucket, last_bucket,
-                [&](const Bucket& b) {
-                  out.requests += b.requests;
-                  out.errors += b.errors;
-                  out.latency.Merge(b.latency);
-                });
-  }
   ForEachLive(state.ring, ring_slots_, newest_bucket_, first_bucket, last_bucket,
               [&](const TraceBucket& b) {
+                out.requests += b.requests;
+                out.errors += b.errors;
+                out.latency.Merge(b.latency);
                 out.traces += b.traces;
                 out.error_traces_root += b.error_traces_root;
                 out.error_traces_origin += b.error_traces_origin;
@@ -320,11 +332,33 @@ std::vector<LatencySketch> SliStore::ServiceLatencies(int64_t first_bucket,
                                                       int64_t last_bucket) const {
   MutexLock lock(mu_);
   std::vector<LatencySketch> out(services_.size());
-  for (const SeriesState& s : series_) {
-    if (!s.known) continue;
-    LatencySketch& sketch = out[s.service];
-    ForEachLive(s.ring, ring_slots_, newest_bucket_, first_bucket, last_bucket,
-                [&](const Bucket& b) { sketch.Merge(b.latency); });
+  for (size_t id = 0; id < services_.size(); ++id) {
+    ForEachLive(services_[id].ring, ring_slots_, newest_bucket_, first_bucket, last_bucket,
+                [&](const TraceBucket& b) { out[id].Merge(b.latency); });
+  }
+  return out;
+}
+
+std::vector<std::vector<LatencySketch>> SliStore::ServiceLatencyWindows(
+    const std::vector<int64_t>& window_buckets, int64_t last_bucket) const {
+  assert(std::is_sorted(window_buckets.begin(), window_buckets.end()));
+  MutexLock lock(mu_);
+  std::vector<std::vector<LatencySketch>> out(services_.size());
+  if (window_buckets.empty()) return out;
+  const int64_t first = last_bucket - window_buckets.back() + 1;
+  for (size_t id = 0; id < services_.size(); ++id) {
+    out[id].resize(window_buckets.size());
+    LatencySketch running;
+    size_t w = 0;
+    // Newest first: when the walk passes a window's first bucket, that window is complete.
+    ForEachLive(services_[id].ring, ring_slots_, newest_bucket_, first, last_bucket,
+                [&](const TraceBucket& b) {
+                  while (w < window_buckets.size() && b.bucket <= last_bucket - window_buckets[w]) {
+                    out[id][w++] = running;
+                  }
+                  running.Merge(b.latency);
+                });
+    for (; w < window_buckets.size(); ++w) out[id][w] = running;
   }
   return out;
 }

@@ -1034,3 +1034,84 @@ export async function sendSpansWithSdk({
     errors: stats.errors,
   };
 }
+
+// Emits exactly the spans described by `traces` through the real SDK: one BasicTracerProvider
+// (resource service.name) with a BatchSpanProcessor and a `kind` exporter per service, then
+// forceFlush and shutdown. Times are explicit, so the test knows every duration to the
+// nanosecond.
+//   traces: [[span, ...], ...]; span = {service, name, kind (OTLP SpanKind: 1 INTERNAL ..
+//     5 CONSUMER), startNs, endNs (BigInt unix nanos), attributes?, status?: {code (OTLP
+//     StatusCode), message?}, parent?}. `parent` is the index of an earlier span of the same
+//     trace, or {traceId, spanId} (hex) of a span that is never sent; absent: a root span.
+//     Spans start and end in array order, so a parent reaches its exporter before its children.
+// Returns {spans_sent, exports_ok, exports_failed, spans_exported, spans_failed, errors,
+//   ids: [[{traceId, spanId}, ...], ...]} (ids as the SDK generated them, per trace and span).
+export async function emitTracesWithSdk({
+  exporter: kind, endpoint, traces, token, gzip = false, tls, batchSize = 512, timeoutMillis = 10_000,
+}) {
+  const { trace, ROOT_CONTEXT, TraceFlags } = otelApi;
+  const stats = { exportsOk: 0, exportsFailed: 0, spansOk: 0, spansFailed: 0, errors: [] };
+  const total = traces.reduce((n, t) => n + t.length, 0);
+  const providers = new Map();  // service → {provider, tracer}
+  const tracerOf = (service) => {
+    if (!providers.has(service)) {
+      const exporter = instrumentExporter(makeExporter(kind, { endpoint, token, gzip, tls, timeoutMillis }), stats);
+      const processor = new sdkTraceBase.BatchSpanProcessor(exporter, {
+        maxQueueSize: Math.max(2048, total + 1),
+        maxExportBatchSize: batchSize,
+        scheduledDelayMillis: 50,
+        exportTimeoutMillis: timeoutMillis + 5_000,
+      });
+      const provider = new sdkTraceBase.BasicTracerProvider({
+        resource: otelResources.resourceFromAttributes({ 'service.name': service }),
+        spanProcessors: [processor],
+      });
+      providers.set(service, { provider, tracer: provider.getTracer('traceslo-tests', '1.0.0') });
+    }
+    return providers.get(service).tracer;
+  };
+  const hrTimeOf = (ns) => {
+    const n = BigInt(ns);
+    return [Number(n / 1_000_000_000n), Number(n % 1_000_000_000n)];
+  };
+
+  let made = 0;
+  const ids = [];
+  for (const spec of traces) {
+    const spans = [];
+    for (const s of spec) {
+      let parentContext = ROOT_CONTEXT;
+      if (typeof s.parent === 'number') {
+        if (!(s.parent >= 0 && s.parent < spans.length)) throw new Error(`parent ${s.parent} is not an earlier span`);
+        parentContext = trace.setSpan(ROOT_CONTEXT, spans[s.parent]);
+      } else if (s.parent) {
+        parentContext = trace.setSpanContext(ROOT_CONTEXT, {
+          traceId: s.parent.traceId, spanId: s.parent.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true,
+        });
+      }
+      // The API's SpanKind is the OTLP one minus 1; status codes are the same numbers.
+      spans.push(tracerOf(s.service).startSpan(s.name, {
+        kind: s.kind - 1, startTime: hrTimeOf(s.startNs), attributes: s.attributes ?? {},
+      }, parentContext));
+    }
+    spec.forEach((s, i) => {
+      if (s.status?.code) spans[i].setStatus({ code: s.status.code, message: s.status.message });
+      spans[i].end(hrTimeOf(s.endNs));
+      made++;
+    });
+    ids.push(spans.map((span) => ({ traceId: span.spanContext().traceId, spanId: span.spanContext().spanId })));
+  }
+
+  const all = [...providers.values()].map((p) => p.provider);
+  await Promise.allSettled(all.map((p) => p.forceFlush()));
+  await Promise.allSettled(all.map((p) => p.shutdown()));
+  return {
+    spans_sent: made,
+    exports_ok: stats.exportsOk,
+    exports_failed: stats.exportsFailed,
+    spans_exported: stats.spansOk,
+    spans_failed: stats.spansFailed,
+    errors: stats.errors,
+    ids,
+  };
+}

@@ -37,6 +37,9 @@ struct SliOptions {
   uint32_t max_spans_per_trace = 1'000;
   uint32_t max_signatures = 10'000;  // distinct signatures per publication
   ErrorPolicy errors;
+  // Off: per-span SLIs only (no trace-level SLIs, no exemplars, no late-span detection). For
+  // benchmarks that measure the two halves apart.
+  bool assemble_traces = true;
 };
 
 // The SLI engine of one shard: per-span SLIs at arrival, trace assembly, trace-level SLIs, error
@@ -65,7 +68,7 @@ class SliShardProcessor final : public ShardProcessor {
     uint64_t span_id;
     uint64_t parent_span_id;
     uint32_t series_flags;    // low 24 bits: series id; high 8: flags below
-    float duration_nanos;     // float keeps 24 bits of precision: far inside the sketch's
+    uint32_t duration;        // EncodeDuration(): exact below 1.07 s, rounded up above
     int32_t start_offset_us;  // from LiveTrace::base_start_nanos
     uint32_t bucket;          // bucket time (clamped end) index
   };

@@ -200,6 +200,11 @@ class SliStore {
   WindowStats ServiceWindow(uint32_t service, int64_t first_bucket, int64_t last_bucket) const;
   // For every service id: its latency sketch over [first_bucket, last_bucket].
   std::vector<LatencySketch> ServiceLatencies(int64_t first_bucket, int64_t last_bucket) const;
+  // For every service id, one sketch per window: window w covers the window_buckets[w] buckets
+  // ending at last_bucket (inclusive). Nested windows share one walk: each bucket is merged once
+  // per service, not once per window. window_buckets must be ascending.
+  std::vector<std::vector<LatencySketch>> ServiceLatencyWindows(
+      const std::vector<int64_t>& window_buckets, int64_t last_bucket) const;
 
   // Exemplars of the window: the slowest per series and bucket, then error ones, newest first.
   std::vector<ExemplarRef> Exemplars(uint32_t series, int64_t first_bucket,
@@ -220,8 +225,13 @@ class SliStore {
     uint64_t errors = 0;
     LatencySketch latency;
   };
+  // Per service and bucket: the trace-level SLIs, and the requests, errors and latency of all
+  // the service's series merged at Apply time (so service windows merge one sketch per bucket).
   struct TraceBucket {
     int64_t bucket = INT64_MIN;
+    uint64_t requests = 0;
+    uint64_t errors = 0;
+    LatencySketch latency;
     uint64_t traces = 0;
     uint64_t error_traces_root = 0;
     uint64_t error_traces_origin = 0;
@@ -253,6 +263,7 @@ class SliStore {
     std::vector<uint32_t> series;  // series of this service
   };
 
+  static void ResetTraceBucket(TraceBucket& slot, int64_t at);  // keeps the sketch's memory
   SeriesState& SeriesAt(uint32_t series) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ServiceState& ServiceAt(uint32_t service) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

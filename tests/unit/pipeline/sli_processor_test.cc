@@ -28,6 +28,7 @@ struct TestSpan {
   SpanKind kind = SpanKind::kServer;
   int64_t start_ms = 0;
   int64_t duration_ms = 10;
+  int64_t duration_ns = -1;  // when set, overrides duration_ms
   StatusCode status = StatusCode::kUnset;
   int32_t http_status = 0;
   std::string exception_type;
@@ -69,7 +70,9 @@ class Harness {
       s.exception_type = batch.Add(t.exception_type, kMaxMessageBytes);
       s.exception_message = batch.Add(t.exception_message, kMaxMessageBytes);
       s.start_unix_nano = static_cast<uint64_t>(start_nanos() + t.start_ms * 1'000'000);
-      s.end_unix_nano = s.start_unix_nano + static_cast<uint64_t>(t.duration_ms * 1'000'000);
+      s.end_unix_nano =
+          s.start_unix_nano +
+          static_cast<uint64_t>(t.duration_ns >= 0 ? t.duration_ns : t.duration_ms * 1'000'000);
       batch.spans.push_back(s);
     }
     ShardBatch shard_batch;
@@ -230,6 +233,43 @@ TEST(SliProcessorTest, EntrySpansAcrossServicesWhateverTheArrivalOrder) {
   EXPECT_EQ(h.Series("c", "lost").requests, 1u);
   EXPECT_EQ(h.Series("a", "root").requests, 3u);
   EXPECT_EQ(h.Series("a", "inner").requests, 0u);
+}
+
+// Entry spans decided later (their parent arrives after them) are counted from the stored
+// record: durations must survive it exactly at every classic bucket bound.
+TEST(SliProcessorTest, DeferredEntrySpansKeepExactDurations) {
+  Harness h;
+  const std::vector<int64_t> durations = {
+      100'000'000,   100'000'001,   999'999'999,    1'073'741'823,  1'073'741'825,
+      2'500'000'000, 2'500'000'001, 15'000'000'000, 15'000'000'001, 7'200'000'000'000};
+  uint64_t trace = 1;
+  for (int64_t d : durations) {
+    h.Send({{.trace = trace,
+             .id = 2,
+             .parent = 1,
+             .service = "child",
+             .name = "work",
+             .kind = SpanKind::kInternal,
+             .duration_ns = d}});
+    h.Send({{.trace = trace, .id = 1, .service = "parent", .name = "root"}});
+    ++trace;
+  }
+  h.Tick();
+  const SliStore::SeriesTotals totals = h.Series("child", "work");
+  ASSERT_EQ(totals.requests, durations.size());
+  std::array<uint64_t, kClassicBuckets> expected{};
+  double sum = 0;
+  for (int64_t d : durations) {
+    size_t i = 0;
+    while (i < kClassicBoundsSeconds.size() &&
+           static_cast<double>(d) > kClassicBoundsSeconds[i] * 1e9) {
+      ++i;
+    }
+    ++expected[i];
+    sum += static_cast<double>(d) * 1e-9;
+  }
+  EXPECT_EQ(totals.classic, expected);
+  EXPECT_NEAR(totals.sum_seconds, sum, 1e-5);  // only the 7200 s span is rounded (to 1 ms)
 }
 
 TEST(SliProcessorTest, PartialTraceShapes) {
