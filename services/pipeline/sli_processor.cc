@@ -438,6 +438,10 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
       const SpanRecord& r = spans[index];
       const int64_t end = trace.base_start_nanos + int64_t{r.start_offset_us} * 1000 +
                           static_cast<int64_t>(DecodeDuration(r.duration));
+      if (error_index_.size() >= options_.max_signatures &&
+          !error_index_.contains({BucketKey(SeriesOf(r), r.bucket), signature})) {
+        continue;  // bounded per tick, like the signatures themselves
+      }
       auto [it, inserted] = error_index_.try_emplace(
           std::pair<uint64_t, uint64_t>{BucketKey(SeriesOf(r), r.bucket), signature},
           static_cast<uint32_t>(delta_.exemplars.size()));
