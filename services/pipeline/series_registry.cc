@@ -1,5 +1,6 @@
 #include "traceslo/pipeline/series_registry.h"
 
+#include <algorithm>
 #include <cassert>
 
 namespace traceslo::pipeline {
@@ -114,6 +115,19 @@ int64_t SeriesRegistry::FindSeries(std::string_view service, std::string_view op
   if (operation == kOther) return s.other_series == UINT32_MAX ? -1 : int64_t{s.other_series};
   auto op = s.operations.find(Key(operation));
   return op == s.operations.end() ? -1 : int64_t{op->second};
+}
+
+std::vector<SeriesRegistry::NamedSeries> SeriesRegistry::SeriesOfService(uint32_t service) const {
+  std::vector<NamedSeries> out;
+  MutexLock lock(mu_);
+  if (service >= services_.size()) return out;
+  const Service& s = services_[service];
+  for (const auto& [name, id] : s.operations) out.push_back({id, series_[id].operation});
+  std::sort(out.begin(), out.end(),
+            [](const NamedSeries& a, const NamedSeries& b) { return a.series < b.series; });
+  if (s.other_series != UINT32_MAX)
+    out.push_back({s.other_series, series_[s.other_series].operation});
+  return out;
 }
 
 }  // namespace traceslo::pipeline

@@ -308,6 +308,33 @@ WindowStats SliStore::SeriesWindow(uint32_t series, int64_t first_bucket,
   return out;
 }
 
+SliStore::Counts SliStore::SeriesCounts(const std::vector<uint32_t>& series, int64_t first_bucket,
+                                        int64_t last_bucket) const {
+  Counts out;
+  MutexLock lock(mu_);
+  for (uint32_t id : series) {
+    if (id >= series_.size()) continue;
+    ForEachLive(series_[id].ring, ring_slots_, newest_bucket_, first_bucket, last_bucket,
+                [&](const Bucket& b) {
+                  out.requests += b.requests;
+                  out.errors += b.errors;
+                });
+  }
+  return out;
+}
+
+LatencySketch SliStore::SeriesLatency(const std::vector<uint32_t>& series, int64_t first_bucket,
+                                      int64_t last_bucket) const {
+  LatencySketch out;
+  MutexLock lock(mu_);
+  for (uint32_t id : series) {
+    if (id >= series_.size()) continue;
+    ForEachLive(series_[id].ring, ring_slots_, newest_bucket_, first_bucket, last_bucket,
+                [&](const Bucket& b) { out.Merge(b.latency); });
+  }
+  return out;
+}
+
 WindowStats SliStore::ServiceWindow(uint32_t service, int64_t first_bucket,
                                     int64_t last_bucket) const {
   WindowStats out;

@@ -46,6 +46,12 @@ class SeriesRegistry {
   Overflow overflow() const;
   // Service id by name, or -1 when the service was never seen (for APIs and rule evaluation).
   int64_t FindService(std::string_view service) const;
+  // Every series of the service (its own operations, then "other" if created), with names.
+  struct NamedSeries {
+    uint32_t series;
+    std::string_view operation;
+  };
+  std::vector<NamedSeries> SeriesOfService(uint32_t service) const;
   // Series id by names, or -1 (operations that were folded are not found).
   int64_t FindSeries(std::string_view service, std::string_view operation) const;
 

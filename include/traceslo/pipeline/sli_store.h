@@ -197,6 +197,17 @@ class SliStore {
   // as the ring still holds them (the newest `retention` of buckets seen by the store). Traces
   // are counted per service, so SeriesWindow leaves the trace-level fields zero.
   WindowStats SeriesWindow(uint32_t series, int64_t first_bucket, int64_t last_bucket) const;
+  // Requests and errors of several series over the buckets, without merging sketches (for SLO
+  // evaluation, which reads many windows at every tick).
+  struct Counts {
+    uint64_t requests = 0;
+    uint64_t errors = 0;
+  };
+  Counts SeriesCounts(const std::vector<uint32_t>& series, int64_t first_bucket,
+                      int64_t last_bucket) const;
+  // The merged latency sketch of several series over the buckets.
+  LatencySketch SeriesLatency(const std::vector<uint32_t>& series, int64_t first_bucket,
+                              int64_t last_bucket) const;
   WindowStats ServiceWindow(uint32_t service, int64_t first_bucket, int64_t last_bucket) const;
   // For every service id: its latency sketch over [first_bucket, last_bucket].
   std::vector<LatencySketch> ServiceLatencies(int64_t first_bucket, int64_t last_bucket) const;
