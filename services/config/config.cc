@@ -1,31 +1,18 @@
 #include "traceslo/config/config.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <yaml-cpp/anchor.h>
-#include <yaml-cpp/emitterstyle.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/exceptions.h>
-#include <yaml-cpp/mark.h>
-#include <yaml-cpp/parser.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <initializer_list>
 #include <limits>
-#include <map>
-#include <memory>
 #include <new>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "traceslo/config/yaml_document.h"
 
 namespace traceslo::config {
 namespace {
@@ -33,12 +20,8 @@ namespace {
 // Limits on the document itself. A config file is small and hand-written; these bound the work
 // a hostile or broken file can cause.
 constexpr size_t kMaxDocumentBytes = size_t{1} << 20;
-// Nesting deeper than this is rejected by the event handler as the 65th collection opens, which
-// unwinds yaml-cpp's recursive descent (a few frames per level) long before the stack is at
-// risk. yaml-cpp 0.7's own guard (500 levels, reported as "bad file" at 1:1) is the backstop.
+// Nesting depth and nodes counting alias expansions (see YamlLimits).
 constexpr size_t kMaxDepth = 64;
-// Nodes in the document counting every alias expansion: stops "billion laughs" documents whose
-// tree, walked as written, would be exponentially large.
 constexpr uint64_t kMaxNodes = 100'000;
 constexpr size_t kMaxSecretFileBytes = size_t{1} << 20;
 
@@ -47,33 +30,6 @@ constexpr std::chrono::milliseconds kNoMaxDuration = std::chrono::milliseconds::
 
 // ---------------------------------------------------------------------------------------------
 // Text helpers.
-
-// `text` with non-printable bytes (and `quote`, if given) escaped, cut short after `max_shown`
-// bytes: safe to put in a message.
-std::string Escaped(std::string_view text, size_t max_shown, char quote = '\0') {
-  std::string out;
-  for (size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (quote != '\0' && (c == '\\' || c == static_cast<unsigned char>(quote))) {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    }
-  }
-  if (text.size() > max_shown) out += "...";
-  return out;
-}
-
-// `text` in quotes, escaped and cut short as by Escaped().
-std::string Quoted(std::string_view text, char quote = '"') {
-  return quote + Escaped(text, 64, quote) + quote;
-}
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -93,71 +49,6 @@ std::optional<uint64_t> ParseDigits(std::string_view text, size_t& pos) {
   return value;
 }
 
-// Optimal string alignment distance (Levenshtein plus adjacent transpositions), used only for
-// "did you mean" hints between short keys.
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
-// The known key closest to `key` within edit distance 2, or empty.
-std::string_view Suggest(std::string_view key, std::initializer_list<std::string_view> known) {
-  constexpr size_t kMaxDistance = 2;
-  std::string_view best;
-  size_t best_distance = kMaxDistance + 1;
-  for (std::string_view candidate : known) {
-    // The distance is at least the difference in length; skipping early keeps long keys cheap.
-    size_t length_gap = key.size() > candidate.size() ? key.size() - candidate.size()
-                                                      : candidate.size() - key.size();
-    if (length_gap > kMaxDistance) continue;
-    size_t distance = EditDistance(key, candidate);
-    if (distance < best_distance) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  return best;
-}
-
-std::string Join(std::initializer_list<std::string_view> items) {
-  std::string out;
-  for (std::string_view item : items) {
-    if (!out.empty()) out += ", ";
-    out += item;
-  }
-  return out;
-}
-
-std::string FormatDuration(std::chrono::milliseconds duration) {
-  int64_t ms = duration.count();
-  if (ms == 0) return "0s";
-  struct Unit {
-    int64_t ms;
-    const char* name;
-  };
-  constexpr Unit kUnits[] = {
-      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
-  std::string out;
-  for (const Unit& unit : kUnits) {
-    if (ms >= unit.ms) {
-      out += std::to_string(ms / unit.ms) + unit.name;
-      ms %= unit.ms;
-    }
-  }
-  return out;
-}
-
 std::string FormatByteSize(uint64_t bytes) {
   struct Unit {
     uint64_t bytes;
@@ -172,201 +63,11 @@ std::string FormatByteSize(uint64_t bytes) {
   return std::to_string(bytes) + "B";
 }
 
-// ---------------------------------------------------------------------------------------------
-// The document tree, built from yaml-cpp's parse events.
-//
-// yaml-cpp's own YAML::Node is not used: building it cannot be stopped part-way, aliases to an
-// enclosing node make it cyclic, and its lookups convert keys on every access. This tree is
-// acyclic, carries the Mark of every node and is bounded in depth and expanded size while it is
-// built.
-
-struct Node;
-using NodePtr = std::shared_ptr<const Node>;
-
-struct Node {
-  enum class Kind { kNull, kScalar, kSequence, kMapping };
-  Kind kind = Kind::kNull;
-  YAML::Mark mark;
-  std::string value;                                 // kScalar
-  std::vector<NodePtr> items;                        // kSequence
-  std::vector<std::pair<NodePtr, NodePtr>> entries;  // kMapping, in document order
-  uint64_t weight = 1;  // nodes in this subtree, counting each alias expansion
-};
-
-const char* KindName(Node::Kind kind) {
-  switch (kind) {
-    case Node::Kind::kNull:
-      return "null";
-    case Node::Kind::kScalar:
-      return "a scalar";
-    case Node::Kind::kSequence:
-      return "a list";
-    case Node::Kind::kMapping:
-      return "a mapping";
-  }
-  return "?";
-}
-
-// Thrown from the event handler to stop yaml-cpp mid-parse; caught in ParseConfig.
-struct DocumentRejected {
-  YAML::Mark mark;
-  std::string message;
-};
-
-class TreeBuilder final : public YAML::EventHandler {
- public:
-  NodePtr root() const { return root_; }
-
-  // YAML::EventHandler
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    if (++documents_ > 1) {
-      // Also reached when yaml-cpp ends the first document early, e.g. "- a\nb: c".
-      throw DocumentRejected{mark,
-                             "unexpected content after the end of the document (a config file "
-                             "holds one YAML document)"};
-    }
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    Count(mark, 1);
-    auto node = std::make_shared<Node>();
-    node->mark = mark;
-    Finish(std::move(node), anchor);
-  }
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    auto it = anchors_.find(anchor);
-    if (it == anchors_.end()) {
-      // yaml-cpp resolves the name already; an anchor it knows but we have not finished is the
-      // node the alias sits inside.
-      throw DocumentRejected{mark, "alias refers to a node that contains it (recursive alias)"};
-    }
-    Count(mark, it->second->weight);
-    Attach(it->second);
-  }
-  void OnScalar(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
-                const std::string& value) override {
-    Count(mark, 1);
-    auto node = std::make_shared<Node>();
-    node->kind = Node::Kind::kScalar;
-    node->mark = mark;
-    node->value = value;
-    Finish(std::move(node), anchor);
-  }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value /*style*/) override {
-    Open(Node::Kind::kSequence, mark, anchor);
-  }
-  void OnSequenceEnd() override { Close(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value /*style*/) override {
-    Open(Node::Kind::kMapping, mark, anchor);
-  }
-  void OnMapEnd() override { Close(); }
-
- private:
-  struct Frame {
-    std::shared_ptr<Node> node;
-    YAML::anchor_t anchor;
-    NodePtr pending_key;  // mappings: the key waiting for its value
-  };
-
-  void Count(const YAML::Mark& mark, uint64_t nodes) {
-    expanded_nodes_ += nodes;  // both terms are <= kMaxNodes here: no overflow
-    if (expanded_nodes_ > kMaxNodes) {
-      throw DocumentRejected{mark, "document has more than " + std::to_string(kMaxNodes) +
-                                       " nodes (counting alias expansions)"};
-    }
-  }
-
-  void Open(Node::Kind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
-    if (open_.size() >= kMaxDepth) {
-      throw DocumentRejected{
-          mark, "document is nested deeper than " + std::to_string(kMaxDepth) + " levels"};
-    }
-    Count(mark, 1);
-    auto node = std::make_shared<Node>();
-    node->kind = kind;
-    node->mark = mark;
-    open_.push_back(Frame{std::move(node), anchor, nullptr});
-  }
-
-  void Close() {
-    if (open_.empty()) return;  // yaml-cpp pairs every end with a start; stay safe if not
-    Frame frame = std::move(open_.back());
-    open_.pop_back();
-    Finish(std::move(frame.node), frame.anchor);
-  }
-
-  void Finish(NodePtr node, YAML::anchor_t anchor) {
-    if (anchor != YAML::NullAnchor) anchors_[anchor] = node;
-    Attach(std::move(node));
-  }
-
-  void Attach(NodePtr node) {
-    if (open_.empty()) {
-      root_ = std::move(node);
-      return;
-    }
-    Frame& parent = open_.back();
-    parent.node->weight += node->weight;
-    if (parent.node->kind == Node::Kind::kSequence) {
-      parent.node->items.push_back(std::move(node));
-    } else if (parent.pending_key == nullptr) {
-      parent.pending_key = std::move(node);
-    } else {
-      parent.node->entries.emplace_back(std::move(parent.pending_key), std::move(node));
-      parent.pending_key = nullptr;
-    }
-  }
-
-  std::vector<Frame> open_;
-  std::map<YAML::anchor_t, NodePtr> anchors_;
-  NodePtr root_;
-  uint64_t expanded_nodes_ = 0;
-  int documents_ = 0;
-};
+using Node = YamlNode;
+using NodePtr = YamlNodePtr;
 
 // ---------------------------------------------------------------------------------------------
 // Files and environment.
-
-struct FileError {
-  int error;           // errno, or 0 for "not a regular file"
-  std::string reason;  // for messages: "No such file or directory"
-};
-
-// Reads at most `max_bytes + 1` bytes of a file into `out` (one byte past the limit tells "at
-// the limit" from "over it"). Unless `allow_special`, only regular files are read, so a path like
-// /dev/stdin or a FIFO cannot block start-up.
-std::optional<FileError> ReadFileCapped(const std::string& path, size_t max_bytes, std::string& out,
-                                        bool allow_special = false) {
-  out.clear();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return FileError{errno, std::strerror(errno)};
-  auto fail = [fd](int error, std::string reason) {
-    ::close(fd);
-    return FileError{error, std::move(reason)};
-  };
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return fail(errno, std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) return fail(EISDIR, std::strerror(EISDIR));
-  if (!S_ISREG(st.st_mode)) {
-    if (!allow_special) return fail(0, "not a regular file");
-    int flags = ::fcntl(fd, F_GETFL);
-    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  }
-  char buffer[64 * 1024];
-  while (out.size() <= max_bytes) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail(errno, std::strerror(errno));
-    }
-    if (n == 0) break;
-    out.append(buffer, std::min(static_cast<size_t>(n), max_bytes + 1 - out.size()));
-  }
-  ::close(fd);
-  return std::nullopt;
-}
 
 bool IsEnvNameStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
 bool IsEnvNameChar(char c) { return IsEnvNameStart(c) || IsDigit(c); }
@@ -386,7 +87,7 @@ std::string_view TrimWhitespace(std::string_view text) {
 }
 
 // "source:line:col: message", 1-based; a null Mark (no position known) reads as 1:1.
-absl::Status ErrorAt(std::string_view source, const YAML::Mark& mark, std::string_view message) {
+absl::Status ErrorAt(std::string_view source, const YamlMark& mark, std::string_view message) {
   int line = mark.line < 0 ? 1 : mark.line + 1;
   int column = mark.column < 0 ? 1 : mark.column + 1;
   return absl::InvalidArgumentError(std::string(source) + ":" + std::to_string(line) + ":" +
@@ -405,7 +106,7 @@ class Reader {
  private:
   using Keys = std::initializer_list<std::string_view>;
 
-  absl::Status Error(const YAML::Mark& mark, std::string_view message) const {
+  absl::Status Error(const YamlMark& mark, std::string_view message) const {
     return ErrorAt(source_, mark, message);
   }
 
@@ -449,18 +150,18 @@ class Reader {
 
   // Checks that need more than one key, run after the walk.
   absl::Status CheckTls(const TlsConfig& tls) const;
-  absl::Status CheckReadable(const std::optional<YAML::Mark>& mark, std::string_view path,
+  absl::Status CheckReadable(const std::optional<YamlMark>& mark, std::string_view path,
                              const std::string& file) const;
   absl::Status ReadTokensFile(const std::string& file, std::vector<std::string>& tokens) const;
   absl::Status CheckPipeline(const PipelineConfig& pipeline) const;
 
   std::string source_;
   // Where the keys checked after the walk were set, for their error locations.
-  std::optional<YAML::Mark> cert_file_mark_, key_file_mark_, client_ca_file_mark_;
-  std::optional<YAML::Mark> tokens_file_mark_;
+  std::optional<YamlMark> cert_file_mark_, key_file_mark_, client_ca_file_mark_;
+  std::optional<YamlMark> tokens_file_mark_;
   std::string tokens_file_;
-  std::optional<YAML::Mark> idle_timeout_mark_, max_age_mark_;
-  std::optional<YAML::Mark> sli_retention_mark_, exemplar_retention_mark_;
+  std::optional<YamlMark> idle_timeout_mark_, max_age_mark_;
+  std::optional<YamlMark> sli_retention_mark_, exemplar_retention_mark_;
 };
 
 std::string Child(std::string_view path, std::string_view key) {
@@ -474,9 +175,9 @@ absl::Status Reader::ForEachEntry(const Node& node, std::string_view path, Keys 
   if (node.kind == Node::Kind::kNull) return absl::OkStatus();
   if (node.kind != Node::Kind::kMapping) {
     return Error(node.mark, (path.empty() ? std::string("the top level") : std::string(path)) +
-                                " must be a mapping, got " + KindName(node.kind));
+                                " must be a mapping, got " + YamlKindName(node.kind));
   }
-  std::vector<std::pair<std::string_view, YAML::Mark>> seen;
+  std::vector<std::pair<std::string_view, YamlMark>> seen;
   for (const auto& [key_node, value] : node.entries) {
     if (key_node->kind != Node::Kind::kScalar || key_node->value.empty()) {
       return Error(
@@ -484,18 +185,18 @@ absl::Status Reader::ForEachEntry(const Node& node, std::string_view path, Keys 
           "keys" + (path.empty() ? std::string() : " in " + std::string(path)) +
               " must be non-empty strings, got " +
               (key_node->kind == Node::Kind::kScalar ? std::string("an empty string")
-                                                     : std::string(KindName(key_node->kind))));
+                                                     : std::string(YamlKindName(key_node->kind))));
     }
     std::string_view key = key_node->value;
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       std::string message =
-          "unknown key " + Quoted(key, '\'') +
+          "unknown key " + QuoteForMessage(key, '\'') +
           (path.empty() ? std::string(" at the top level") : " in " + std::string(path));
-      std::string_view hint = Suggest(key, known);
+      std::string_view hint = ClosestKey(key, known);
       if (!hint.empty()) {
         message += "; did you mean '" + std::string(hint) + "'?";
       } else {
-        message += " (valid keys: " + Join(known) + ")";
+        message += " (valid keys: " + JoinKeys(known) + ")";
       }
       return Error(key_node->mark, message);
     }
@@ -546,7 +247,7 @@ absl::Status Reader::Expand(const Node& node, std::string_view path, std::string
     if (name.empty() || !IsEnvNameStart(name[0]) ||
         !std::all_of(name.begin(), name.end(), IsEnvNameChar)) {
       return Error(node.mark, std::string(path) + ": invalid environment variable reference " +
-                                  Quoted(std::string("${") + std::string(inner) + "}") +
+                                  QuoteForMessage(std::string("${") + std::string(inner) + "}") +
                                   " (expected ${NAME} or ${NAME:-default})");
     }
     const char* value = std::getenv(std::string(name).c_str());
@@ -567,7 +268,8 @@ absl::Status Reader::Expand(const Node& node, std::string_view path, std::string
 absl::Status Reader::ReadString(const Node& node, std::string_view path, std::string& out) const {
   if (node.kind == Node::Kind::kNull) return absl::OkStatus();
   if (node.kind != Node::Kind::kScalar) {
-    return Error(node.mark, std::string(path) + " must be a string, got " + KindName(node.kind));
+    return Error(node.mark,
+                 std::string(path) + " must be a string, got " + YamlKindName(node.kind));
   }
   return Expand(node, path, out);
 }
@@ -577,14 +279,14 @@ absl::Status Reader::ReadStringList(const Node& node, std::string_view path,
   if (node.kind == Node::Kind::kNull) return absl::OkStatus();
   if (node.kind != Node::Kind::kSequence) {
     return Error(node.mark,
-                 std::string(path) + " must be a list of strings, got " + KindName(node.kind));
+                 std::string(path) + " must be a list of strings, got " + YamlKindName(node.kind));
   }
   std::vector<std::string> values;
   for (size_t i = 0; i < node.items.size(); ++i) {
     const Node& item = *node.items[i];
     std::string item_path = std::string(path) + "[" + std::to_string(i) + "]";
     if (item.kind != Node::Kind::kScalar) {
-      return Error(item.mark, item_path + " must be a string, got " + KindName(item.kind));
+      return Error(item.mark, item_path + " must be a string, got " + YamlKindName(item.kind));
     }
     std::string value;
     if (absl::Status status = Expand(item, item_path, value); !status.ok()) return status;
@@ -600,13 +302,13 @@ absl::Status Reader::ReadUint(const Node& node, std::string_view path, uint64_t 
   if (node.kind == Node::Kind::kNull) return absl::OkStatus();
   std::string expected = std::string(path) + " must be an integer between " + std::to_string(min) +
                          " and " + std::to_string(max) + ", got ";
-  if (node.kind != Node::Kind::kScalar) return Error(node.mark, expected + KindName(node.kind));
+  if (node.kind != Node::Kind::kScalar) return Error(node.mark, expected + YamlKindName(node.kind));
   std::string text;
   if (absl::Status status = Expand(node, path, text); !status.ok()) return status;
   size_t pos = 0;
   std::optional<uint64_t> value = ParseDigits(text, pos);
   if (!value || pos != text.size() || *value < min || *value > max) {
-    return Error(node.mark, expected + Quoted(text));
+    return Error(node.mark, expected + QuoteForMessage(text));
   }
   out = static_cast<uint32_t>(*value);
   return absl::OkStatus();
@@ -618,7 +320,7 @@ absl::Status Reader::ReadIntList(const Node& node, std::string_view path, uint64
   if (node.kind != Node::Kind::kSequence) {
     return Error(node.mark, std::string(path) + " must be a list of integers between " +
                                 std::to_string(min) + " and " + std::to_string(max) + ", got " +
-                                KindName(node.kind));
+                                YamlKindName(node.kind));
   }
   std::vector<int32_t> values;
   for (size_t i = 0; i < node.items.size(); ++i) {
@@ -650,7 +352,7 @@ absl::Status Reader::ReadDuration(const Node& node, std::string_view path,
   if (node.kind == Node::Kind::kNull) return absl::OkStatus();
   if (node.kind != Node::Kind::kScalar) {
     return Error(node.mark, std::string(path) + " must be a duration like \"15s\", got " +
-                                KindName(node.kind));
+                                YamlKindName(node.kind));
   }
   std::string text;
   if (absl::Status status = Expand(node, path, text); !status.ok()) return status;
@@ -665,7 +367,8 @@ absl::Status Reader::ReadDuration(const Node& node, std::string_view path,
     } else if (min == std::chrono::milliseconds(1)) {
       range = "greater than 0";
     }
-    return Error(node.mark, std::string(path) + " must be " + range + ", got " + Quoted(text));
+    return Error(node.mark,
+                 std::string(path) + " must be " + range + ", got " + QuoteForMessage(text));
   }
   out = *duration;
   return absl::OkStatus();
@@ -676,7 +379,7 @@ absl::Status Reader::ReadByteSize(const Node& node, std::string_view path, uint6
   if (node.kind == Node::Kind::kNull) return absl::OkStatus();
   if (node.kind != Node::Kind::kScalar) {
     return Error(node.mark, std::string(path) + " must be a byte size like \"16MiB\", got " +
-                                KindName(node.kind));
+                                YamlKindName(node.kind));
   }
   std::string text;
   if (absl::Status status = Expand(node, path, text); !status.ok()) return status;
@@ -686,7 +389,7 @@ absl::Status Reader::ReadByteSize(const Node& node, std::string_view path, uint6
   }
   if (*bytes < min || *bytes > max) {
     return Error(node.mark, std::string(path) + " must be between " + FormatByteSize(min) +
-                                " and " + FormatByteSize(max) + ", got " + Quoted(text));
+                                " and " + FormatByteSize(max) + ", got " + QuoteForMessage(text));
   }
   out = *bytes;
   return absl::OkStatus();
@@ -737,7 +440,7 @@ absl::Status Reader::ReadListenAddress(const Node& node, std::string_view path,
   if (absl::Status status = ReadString(node, path, address); !status.ok()) return status;
   if (std::optional<std::string> problem = ListenAddressProblem(address)) {
     return Error(node.mark, std::string(path) + " must be host:port (IPv6 as [::1]:4317), got " +
-                                Quoted(address) + ": " + *problem);
+                                QuoteForMessage(address) + ": " + *problem);
   }
   out.listen_address = std::move(address);
   return absl::OkStatus();
@@ -748,8 +451,8 @@ absl::Status Reader::ReadChoice(const Node& node, std::string_view path, Keys ch
   std::string value = out;
   if (absl::Status status = ReadString(node, path, value); !status.ok()) return status;
   if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
-    return Error(node.mark,
-                 std::string(path) + " must be one of " + Join(choices) + ", got " + Quoted(value));
+    return Error(node.mark, std::string(path) + " must be one of " + JoinKeys(choices) + ", got " +
+                                QuoteForMessage(value));
   }
   out = std::move(value);
   return absl::OkStatus();
@@ -849,9 +552,9 @@ absl::Status Reader::ReadWeb(const Node& node, WebConfig& web) {
         if ((!http && !https) || rest.empty() || rest.front() == '/' ||
             std::any_of(url.begin(), url.end(),
                         [](char c) { return static_cast<unsigned char>(c) <= 0x20; })) {
-          return Error(
-              value.mark,
-              "web.external_url must be an absolute http:// or https:// URL, got " + Quoted(url));
+          return Error(value.mark,
+                       "web.external_url must be an absolute http:// or https:// URL, got " +
+                           QuoteForMessage(url));
         }
         web.external_url = std::move(url);
         return absl::OkStatus();
@@ -958,7 +661,7 @@ absl::Status Reader::ReadPipelineErrors(const Node& node, PipelineConfig::Errors
         for (size_t i = 0; i < codes.size(); ++i) {
           for (size_t j = 0; j < i; ++j) {
             if (codes[j] != codes[i]) continue;
-            const YAML::Mark& first = value.items[j]->mark;
+            const YamlMark& first = value.items[j]->mark;
             return Error(value.items[i]->mark, "pipeline.errors.grpc_codes[" + std::to_string(i) +
                                                    "]: duplicate code " + std::to_string(codes[i]) +
                                                    " (first listed at " +
@@ -992,19 +695,19 @@ absl::Status Reader::ReadLog(const Node& node, LogConfig& log) {
       });
 }
 
-absl::Status Reader::CheckReadable(const std::optional<YAML::Mark>& mark, std::string_view path,
+absl::Status Reader::CheckReadable(const std::optional<YamlMark>& mark, std::string_view path,
                                    const std::string& file) const {
   std::string contents;
   // Certificates and keys are small; reading a little proves the file can be read.
-  if (std::optional<FileError> failure = ReadFileCapped(file, 4096, contents)) {
-    return Error(mark.value_or(YAML::Mark()),
-                 std::string(path) + ": cannot read " + Quoted(file) + ": " + failure->reason);
+  if (std::optional<FileReadError> failure = ReadFileCapped(file, 4096, contents)) {
+    return Error(mark.value_or(YamlMark()), std::string(path) + ": cannot read " +
+                                                QuoteForMessage(file) + ": " + failure->reason);
   }
   return absl::OkStatus();
 }
 
 absl::Status Reader::CheckTls(const TlsConfig& tls) const {
-  YAML::Mark none;
+  YamlMark none;
   // Empty values count as unset, so "${TLS_CERT:-}" can switch TLS off.
   if (!tls.key_file.empty() && tls.cert_file.empty()) {
     return Error(key_file_mark_.value_or(none),
@@ -1036,12 +739,12 @@ absl::Status Reader::CheckTls(const TlsConfig& tls) const {
 
 absl::Status Reader::ReadTokensFile(const std::string& file,
                                     std::vector<std::string>& tokens) const {
-  const YAML::Mark mark = tokens_file_mark_.value_or(YAML::Mark());
-  const std::string prefix = "otlp.auth.bearer_tokens_file: " + Quoted(file);
+  const YamlMark mark = tokens_file_mark_.value_or(YamlMark());
+  const std::string prefix = "otlp.auth.bearer_tokens_file: " + QuoteForMessage(file);
   std::string contents;
-  if (std::optional<FileError> failure = ReadFileCapped(file, kMaxSecretFileBytes, contents)) {
-    return Error(
-        mark, "otlp.auth.bearer_tokens_file: cannot read " + Quoted(file) + ": " + failure->reason);
+  if (std::optional<FileReadError> failure = ReadFileCapped(file, kMaxSecretFileBytes, contents)) {
+    return Error(mark, "otlp.auth.bearer_tokens_file: cannot read " + QuoteForMessage(file) + ": " +
+                           failure->reason);
   }
   if (contents.size() > kMaxSecretFileBytes) return Error(mark, prefix + " is larger than 1 MiB");
   size_t added = 0;
@@ -1067,7 +770,7 @@ absl::Status Reader::ReadTokensFile(const std::string& file,
 
 absl::Status Reader::CheckPipeline(const PipelineConfig& pipeline) const {
   if (pipeline.trace_max_age < pipeline.trace_idle_timeout) {
-    YAML::Mark mark = max_age_mark_.value_or(idle_timeout_mark_.value_or(YAML::Mark()));
+    YamlMark mark = max_age_mark_.value_or(idle_timeout_mark_.value_or(YamlMark()));
     return Error(mark, "pipeline.trace_max_age (" + FormatDuration(pipeline.trace_max_age) +
                            (max_age_mark_ ? "" : ", the default") +
                            ") must be at least pipeline.trace_idle_timeout (" +
@@ -1075,7 +778,7 @@ absl::Status Reader::CheckPipeline(const PipelineConfig& pipeline) const {
                            (idle_timeout_mark_ ? "" : ", the default") + ")");
   }
   if (pipeline.exemplar_retention > pipeline.sli_retention) {
-    YAML::Mark mark = exemplar_retention_mark_.value_or(sli_retention_mark_.value_or(YAML::Mark()));
+    YamlMark mark = exemplar_retention_mark_.value_or(sli_retention_mark_.value_or(YamlMark()));
     return Error(mark, "pipeline.exemplar_retention (" +
                            FormatDuration(pipeline.exemplar_retention) +
                            (exemplar_retention_mark_ ? "" : ", the default") +
@@ -1110,35 +813,19 @@ absl::Status Reader::Read(const Node& root, Config& config) {
 
 absl::StatusOr<Config> ParseConfigOrThrow(std::string_view yaml_text, std::string_view source) {
   if (yaml_text.size() > kMaxDocumentBytes) {
-    return ErrorAt(source, YAML::Mark(), "the document is larger than 1 MiB");
+    return ErrorAt(source, YamlMark(), "the document is larger than 1 MiB");
   }
-  TreeBuilder builder;
-  try {
-    std::istringstream stream{std::string(yaml_text)};
-    YAML::Parser parser(stream);
-    if (parser.HandleNextDocument(builder)) parser.HandleNextDocument(builder);
-  } catch (const DocumentRejected& rejected) {
-    return ErrorAt(source, rejected.mark, rejected.message);
-  } catch (const YAML::Exception& e) {
-    // yaml-cpp 0.7 says "the referenced anchor is not defined"; later versions add the name.
-    std::string_view unknown_anchor = YAML::ErrorMsg::UNKNOWN_ANCHOR;
-    if (std::string_view(e.msg).starts_with(unknown_anchor)) {
-      std::string name = e.msg.substr(unknown_anchor.size());
-      return ErrorAt(source, e.mark,
-                     "invalid YAML: alias to an undefined anchor" +
-                         (name.empty() ? std::string() : ": *" + Escaped(name, 64)));
-    }
-    // yaml-cpp quotes offending input bytes in some messages ("unknown escape character: \x01").
-    return ErrorAt(source, e.mark, "invalid YAML: " + Escaped(e.msg, 256));
-  }
+  YamlParseResult parsed = ParseYamlDocument(
+      yaml_text, YamlLimits{.max_depth = kMaxDepth, .max_nodes = kMaxNodes}, "a config file");
+  if (parsed.error) return ErrorAt(source, parsed.error->mark, parsed.error->message);
   Config config;
-  NodePtr root = builder.root();
+  NodePtr root = parsed.root;
   if (root == nullptr || root->kind == Node::Kind::kNull) return config;  // empty: all defaults
   if (root->kind != Node::Kind::kMapping) {
     return ErrorAt(source, root->mark,
                    std::string("the top level must be a mapping of sections (otlp, "
                                "web, storage, pipeline, rules, log), got ") +
-                       KindName(root->kind));
+                       YamlKindName(root->kind));
   }
   Reader reader(source);
   if (absl::Status status = reader.Read(*root, config); !status.ok()) return status;
@@ -1166,7 +853,7 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   std::string contents;
   try {
     // Config files may be pipes (/dev/stdin, process substitution), so not only regular files.
-    std::optional<FileError> failure =
+    std::optional<FileReadError> failure =
         ReadFileCapped(path, kMaxDocumentBytes, contents, /*allow_special=*/true);
     if (failure) {
       if (failure->error == ENOENT) {
@@ -1181,9 +868,29 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   return ParseConfig(contents, path);
 }
 
+std::string FormatDuration(std::chrono::milliseconds duration) {
+  int64_t ms = duration.count();
+  if (ms == 0) return "0s";
+  struct Unit {
+    int64_t ms;
+    const char* name;
+  };
+  constexpr Unit kUnits[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
+  std::string out;
+  for (const Unit& unit : kUnits) {
+    if (ms >= unit.ms) {
+      out += std::to_string(ms / unit.ms) + unit.name;
+      ms %= unit.ms;
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   auto invalid = [&](std::string_view why) {
-    return absl::InvalidArgumentError("invalid duration " + Quoted(text) + ": " + std::string(why));
+    return absl::InvalidArgumentError("invalid duration " + QuoteForMessage(text) + ": " +
+                                      std::string(why));
   };
   if (text.empty()) return invalid("empty (use e.g. \"15s\")");
   if (text.front() == '-') return invalid("must not be negative");
@@ -1199,7 +906,7 @@ absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     if (!IsDigit(text[pos])) {
-      return invalid("expected a number at " + Quoted(text.substr(pos)) +
+      return invalid("expected a number at " + QuoteForMessage(text.substr(pos)) +
                      " (durations look like \"15s\", \"1h30m\")");
     }
     std::optional<uint64_t> number = ParseDigits(text, pos);
@@ -1219,7 +926,8 @@ absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
       if (unit_name == candidate.name) unit = &candidate;
     }
     if (unit == nullptr) {
-      return invalid("unknown unit " + Quoted(unit_name) + " (use " + std::string(kUnitList) + ")");
+      return invalid("unknown unit " + QuoteForMessage(unit_name) + " (use " +
+                     std::string(kUnitList) + ")");
     }
     pos += unit->name.size();
     if (unit->ms >= previous_unit) {
@@ -1238,7 +946,7 @@ absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
 
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
   auto invalid = [&](std::string_view why) {
-    return absl::InvalidArgumentError("invalid byte size " + Quoted(text) + ": " +
+    return absl::InvalidArgumentError("invalid byte size " + QuoteForMessage(text) + ": " +
                                       std::string(why));
   };
   if (text.empty()) return invalid("empty (use e.g. \"16MiB\")");
@@ -1271,7 +979,7 @@ absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
     if (*number > std::numeric_limits<uint64_t>::max() / unit.bytes) return invalid("too large");
     return *number * unit.bytes;
   }
-  return invalid("unknown unit " + Quoted(suffix) +
+  return invalid("unknown unit " + QuoteForMessage(suffix) +
                  " (use B, KiB, MiB, GiB, TiB or KB, MB, GB, TB, or none for bytes)");
 }
 

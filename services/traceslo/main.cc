@@ -4,6 +4,7 @@
 //   main            parses flags, wires everything, waits for SIGTERM/SIGINT, shuts down in order
 //   shard-N         one per pipeline shard (ShardedPipeline), owns that shard's data
 //   ticker          queues a tick to every shard each pipeline.tick_interval (Ticker)
+//   evaluator       evaluates the SLO rules each rules.evaluation_interval (Ticker)
 //   otlp_http I/O   2 threads (http::Server for OTLP/HTTP)
 //   web I/O         1 thread (http::Server for /metrics, health, API)
 //   otlp_grpc gate  1 thread accepting gRPC connections under the cap (GrpcConnectionGate)
@@ -30,6 +31,9 @@
 #include "traceslo/pipeline/sli_collector.h"
 #include "traceslo/pipeline/sli_processor.h"
 #include "traceslo/pipeline/sli_store.h"
+#include "traceslo/slo/evaluator.h"
+#include "traceslo/slo/rule_file.h"
+#include "traceslo/slo/rule_loader.h"
 #include "traceslo/web/web_handler.h"
 
 #ifndef TRACESLO_VERSION
@@ -86,6 +90,7 @@ int Serve(const ServeFlags& flags) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -140,11 +145,55 @@ int Serve(const ServeFlags& flags) {
   if (!pipeline.ok()) return Fail(std::string(pipeline.status().message()));
   Ticker ticker(clock, pc.tick_interval, [p = pipeline->get()] { p->Tick(); });
 
+  // Rules: evaluated from the SLI store every rules.evaluation_interval. Minutes settle once no
+  // late span or completing trace can change them any more.
+  slo::StoreSliSource sli_source(series, store);
+  const auto settle = std::min<std::chrono::milliseconds>(
+      pc.max_lateness + pc.trace_max_age + 2 * pc.tick_interval + std::chrono::seconds(10),
+      pc.sli_retention - std::chrono::minutes(1));
+  slo::Evaluator evaluator(
+      slo::EvaluatorOptions{.settle_delay = settle, .source_retention = pc.sli_retention},
+      sli_source);
+  std::vector<std::string> rule_files = config->rules.files;
+  if (rule_files == config::RulesConfig{}.files && !std::filesystem::exists("rules")) {
+    // The built-in default, run from a directory without rules/: no SLOs, not an error.
+    logger.Warn("no rules directory: running without SLOs", {{"rules", rule_files.front()}});
+    rule_files.clear();
+  }
+  slo::RuleLoader rules(rule_files, evaluator, clock);
+  if (auto status = rules.Reload(); !status.ok()) {
+    return Fail("rule files have problems (traceslo check shows the same):\n" +
+                std::string(status.message()));
+  }
+  Ticker evaluation_ticker(clock, config->rules.evaluation_interval, [&] {
+    for (const slo::AlertTransition& t : evaluator.Evaluate(clock.Now())) {
+      logger.Info("alert", {{"service", t.status.service},
+                            {"slo", t.status.slo},
+                            {"severity", std::string(slo::SeverityName(t.status.severity))},
+                            {"alert", t.status.no_data ? "no_data" : "slo"},
+                            {"state", std::string(slo::AlertStateName(t.status.state))},
+                            {"from", std::string(slo::AlertStateName(t.from))},
+                            {"burn_rate_long", std::to_string(t.status.burn_rate_long)},
+                            {"burn_rate_short", std::to_string(t.status.burn_rate_short)}});
+    }
+  });
+
   auto receivers = ingest::Receivers::Start(config->otlp, **pipeline, registry, logger);
   if (!receivers.ok()) return Fail(std::string(receivers.status().message()));
 
-  web::WebHandler web_handler(web::WebOptions{.debug_endpoints = flags.debug_endpoints},
-                              {&registry, receivers->get(), &sli_collector}, **pipeline);
+  auto reload = [&]() -> absl::Status {
+    absl::Status status = rules.Reload();
+    if (status.ok()) {
+      logger.Info("rules reloaded", {{"slos", std::to_string(rules.slo_count())}});
+    } else {
+      logger.Error("rules not reloaded, the running rules stay",
+                   {{"error", std::string(status.message())}});
+    }
+    return status;
+  };
+  web::WebHandler web_handler(
+      web::WebOptions{.debug_endpoints = flags.debug_endpoints, .reload = reload},
+      {&registry, receivers->get(), &sli_collector, &evaluator, &rules}, **pipeline);
   http::ServerOptions web_options;
   web_options.name = "web";
   web_options.listen_address = config->web.listen.listen_address;
@@ -157,6 +206,7 @@ int Serve(const ServeFlags& flags) {
   logger.Info("starting", {{"version", TRACESLO_VERSION},
                            {"shards", std::to_string(config->pipeline.shards)},
                            {"storage_path", config->storage.path},
+                           {"slos", std::to_string(rules.slo_count())},
                            {"auth", config->otlp.bearer_tokens.empty() ? "none" : "bearer"},
                            {"tls", config->otlp.tls.enabled() ? "on" : "off"}});
   logger.Info("listening", {{"listener", "otlp_grpc"}, {"address", (*receivers)->grpc_address()}});
@@ -166,10 +216,15 @@ int Serve(const ServeFlags& flags) {
   logger.Info("ready");
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (true) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    reload();
+  }
   logger.Info("stopping", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   web_handler.SetReady(false);
   (*receivers)->Shutdown(clock, std::chrono::seconds(5));
+  evaluation_ticker.Shutdown();
   ticker.Shutdown();  // the pipeline's shutdown completes and publishes every live trace
   bool drained = (*pipeline)->Shutdown(clock.SteadyNow() + std::chrono::seconds(30));
   if (!drained) logger.Warn("pipeline did not drain before the deadline");
@@ -177,6 +232,23 @@ int Serve(const ServeFlags& flags) {
   (*web_server)->Shutdown(clock.SteadyNow() + std::chrono::seconds(1));
   logger.Info("stopped", {{"spans_processed", std::to_string(processed)}});
   return drained ? 0 : 1;
+}
+
+// `traceslo check`: every problem of every rule file on stderr as file:line:col: message, a
+// summary on stdout; exit 1 on any problem.
+int Check(const std::vector<std::string>& paths) {
+  slo::CheckResult result =
+      slo::CheckRuleFiles(paths.empty() ? std::vector<std::string>{"rules/*.yaml"} : paths);
+  for (const slo::Diagnostic& diagnostic : result.diagnostics) {
+    std::fprintf(stderr, "%s\n", diagnostic.ToString().c_str());
+  }
+  auto counted = [](size_t n, const char* noun) {
+    return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+  };
+  std::printf("checked %s, %s: %s\n", counted(result.files_checked, "file").c_str(),
+              counted(result.slos_checked, "SLO").c_str(),
+              counted(result.diagnostics.size(), "error").c_str());
+  return result.ok() ? 0 : 1;
 }
 
 }  // namespace
@@ -203,6 +275,13 @@ int main(int argc, char** argv) {
   serve->add_flag("--debug.endpoints", flags.debug_endpoints,
                   "Enable POST /-/debug/pipeline/{pause,resume} (for tests)");
 
+  std::vector<std::string> check_paths;
+  CLI::App* check = app.add_subcommand(
+      "check", "Check SLO rule files; print every problem as file:line:col: message.");
+  check->add_option(
+      "paths", check_paths,
+      "Rule files, directories (their *.yaml, *.yml) or globs (default rules/*.yaml)");
+
   CLI::App* version = app.add_subcommand("version", "Print the version.");
 
   try {
@@ -214,5 +293,6 @@ int main(int argc, char** argv) {
     std::printf("traceslo %s\n", TRACESLO_VERSION);
     return 0;
   }
+  if (check->parsed()) return traceslo::Check(check_paths);
   return traceslo::Serve(flags);
 }

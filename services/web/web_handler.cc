@@ -38,6 +38,16 @@ http::Response WebHandler::Handle(const http::Request& request) {
     return ready_.load(std::memory_order_acquire) ? Text(200, "traceslo is ready.\n")
                                                   : Text(503, "traceslo is not ready.\n");
   }
+  if (path == "/-/reload" && options_.reload) {
+    if (request.method != "POST" && request.method != "PUT") {
+      return Text(405, "method not allowed\n");
+    }
+    const absl::Status status = options_.reload();
+    if (status.ok()) return Text(200, "rules reloaded\n");
+    // The running rules stay; say why the new ones were refused.
+    return Text(400, "rules not reloaded, the running rules stay:\n" +
+                         std::string(status.message()) + "\n");
+  }
   if (options_.debug_endpoints && path.starts_with("/-/debug/")) {
     if (request.method != "POST") return Text(405, "method not allowed\n");
     if (path == "/-/debug/pipeline/pause") {

@@ -656,6 +656,46 @@ export function runTraceslo(args, { timeoutMs = 15_000, cwd } = {}) {
   });
 }
 
+// The traffic generator (services/loadgen), as ctest passes it or from build/bin.
+export function loadgenBin() {
+  return process.env.TRACESLO_LOADGEN_BIN || path.join(repoRoot, 'build', 'bin', 'traceslo-loadgen');
+}
+
+// Runs `bin` to completion; like runTraceslo for any binary. Never hangs past `timeoutMs`: the
+// process is killed and `timedOut` set.
+export function runBinary(bin, args, { timeoutMs = 15_000, cwd } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    liveChildren.add(child);
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    child.on('error', (e) => { clearTimeout(timer); liveChildren.delete(child); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      liveChildren.delete(child);
+      resolve({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+}
+
+// Runs traceslo-loadgen with `args` to completion. Resolves {code, signal, stdout, stderr,
+// timedOut, report}: `report` is the parsed JSON report when it went to stdout (the default),
+// else null.
+export async function runLoadgen(args, { timeoutMs = 60_000, cwd } = {}) {
+  const result = await runBinary(loadgenBin(), args, { timeoutMs, cwd });
+  let report = null;
+  try {
+    if (result.stdout.trim()) report = JSON.parse(result.stdout);
+  } catch {
+    report = null;
+  }
+  return { ...result, report };
+}
+
 // Peak resident set (VmHWM) of a live process, in bytes.
 export function peakRssBytes(pid) {
   const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+)\s+kB/m);

@@ -24,9 +24,18 @@ class FakeClock final : public Clock {
   std::chrono::steady_clock::time_point SteadyNow() const override {
     return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(offset_ns_.load()));
   }
+  // Never blocks: moves both times forward to `deadline` if it is later (never backwards).
+  void SleepUntil(std::chrono::steady_clock::time_point deadline) const override {
+    const int64_t target =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+    int64_t current = offset_ns_.load();
+    while (current < target && !offset_ns_.compare_exchange_weak(current, target)) {
+    }
+  }
 
  private:
-  std::atomic<int64_t> offset_ns_;
+  // mutable: SleepUntil is const in the interface (sleeping does not change a real clock).
+  mutable std::atomic<int64_t> offset_ns_;
   const std::chrono::system_clock::time_point start_;
 };
 

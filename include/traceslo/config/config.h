@@ -104,6 +104,10 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // "15s", "250ms", "5m", "2h", "30d" (and combinations like "1h30m"). InvalidArgument otherwise.
 absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
+// The inverse of ParseDuration for messages: 90'000 ms gives "1m30s", 0 gives "0s". `duration`
+// must not be negative.
+std::string FormatDuration(std::chrono::milliseconds duration);
+
 // "16MiB", "512KiB", "1GiB", "1000", "2MB" (decimal units too). InvalidArgument otherwise.
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
 

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "prometheus/collectable.h"
 #include "traceslo/http/server.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
@@ -12,9 +14,12 @@ namespace traceslo::web {
 struct WebOptions {
   // POST /-/debug/pipeline/pause|resume, for tests that need a full queue. Off by default.
   bool debug_endpoints = false;
+  // POST /-/reload: reloads the rule files (all or nothing). Unset: 404.
+  std::function<absl::Status()> reload;
 };
 
-// The :8080 surface: /metrics, /-/healthy, /-/ready and (optionally) debug endpoints.
+// The :8080 surface: /metrics, /-/healthy, /-/ready, POST /-/reload and (optionally) debug
+// endpoints.
 // Thread-safe. `metric_sources` and `pipeline` are borrowed and must outlive it.
 class WebHandler final : public http::Handler {
  public:

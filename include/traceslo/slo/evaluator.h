@@ -1,0 +1,175 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+#include "traceslo/common/mutex.h"
+#include "traceslo/pipeline/latency_sketch.h"
+#include "traceslo/pipeline/series_registry.h"
+#include "traceslo/pipeline/sli_store.h"
+#include "traceslo/slo/rule.h"
+
+namespace traceslo::slo {
+
+// Good/bad events of one SLO's SLI.
+struct Events {
+  uint64_t total = 0;
+  uint64_t bad = 0;
+  Events& operator+=(const Events& o) {
+    total += o.total;
+    bad += o.bad;
+    return *this;
+  }
+};
+
+// Where the evaluator reads SLIs, per 10 s bucket (pipeline::BucketOfUnixNanos). Thread-safe.
+class SliSource {
+ public:
+  virtual ~SliSource() = default;
+  // Events of `slo` over buckets [first_bucket, last_bucket], as far as the source still holds
+  // them (the SLI store holds pipeline.sli_retention).
+  virtual Events EventsIn(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const = 0;
+  // Entry-span latency of the SLO's series over the buckets (kLatencyQuantile).
+  virtual pipeline::LatencySketch LatencyIn(const Slo& slo, int64_t first_bucket,
+                                            int64_t last_bucket) const = 0;
+};
+
+// Reads the SLI store: errors and latency from the series of the SLO's service that its filter
+// matches, error and partial traces from the service. A latency event is bad when its duration
+// lies in a sketch bucket above the threshold's bucket, so a duration up to 1.09 % above the
+// threshold can count as good. Thread-safe; `registry` and `store` are borrowed.
+class StoreSliSource final : public SliSource {
+ public:
+  StoreSliSource(const pipeline::SeriesRegistry& registry, const pipeline::SliStore& store);
+
+  // traceslo::slo::SliSource
+  Events EventsIn(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const override;
+  pipeline::LatencySketch LatencyIn(const Slo& slo, int64_t first_bucket,
+                                    int64_t last_bucket) const override;
+
+ private:
+  std::vector<uint32_t> SeriesOf(const Slo& slo) const;
+
+  const pipeline::SeriesRegistry& registry_;
+  const pipeline::SliStore& store_;
+};
+
+// Alert state of one (SLO, severity).
+enum class AlertState { kInactive, kPending, kFiring, kResolved };
+std::string_view AlertStateName(AlertState state);
+
+struct AlertStatus {
+  std::string service;
+  std::string slo;
+  Severity severity = Severity::kPage;
+  bool no_data = false;  // the SLO's no-data alert, not its burn-rate / threshold alert
+  AlertState state = AlertState::kInactive;
+  int64_t active_since_unix_nano = 0;  // pending or firing since
+  int64_t fired_at_unix_nano = 0;      // last transition to firing
+  int64_t resolved_at_unix_nano = 0;   // last transition to resolved
+  // What made it fire or keeps it firing: the first tier whose condition holds.
+  std::chrono::milliseconds long_window{0};
+  std::chrono::milliseconds short_window{0};
+  double burn_rate_long = 0;
+  double burn_rate_short = 0;
+  double threshold_burn_rate = 0;
+};
+
+// A change of state, in evaluation order.
+struct AlertTransition {
+  AlertStatus status;  // after the change
+  AlertState from = AlertState::kInactive;
+};
+
+// Per-window figures of one SLO at the last evaluation.
+struct WindowFigures {
+  std::chrono::milliseconds window{0};
+  Events events;
+  double sli_ratio = 1;  // good / total; 1 with no events
+  double burn_rate = 0;  // (bad / total) / error budget ratio
+};
+
+struct SloStatus {
+  std::string service;
+  std::string slo;
+  SliKind kind = SliKind::kErrors;
+  double objective_ratio = 0;
+  std::vector<WindowFigures> windows;       // the tiers' windows, then the compliance window
+  double error_budget_remaining_ratio = 1;  // 1 − spent; negative once overspent
+  // At the burn rate of the shortest page tier's long window: seconds until the budget is gone;
+  // +inf when nothing is burning.
+  double seconds_to_exhaustion = 0;
+  double latency_quantile_seconds = 0;  // kLatencyQuantile: the quantile over its window
+};
+
+struct EvaluatorOptions {
+  // Buckets younger than this may still change (late spans up to pipeline.max_lateness, traces
+  // completing after trace_max_age): the evaluator reads them from the source at every
+  // evaluation and rolls up only older minutes.
+  std::chrono::milliseconds settle_delay{6 * 60'000};
+  // How far back the source holds buckets (pipeline.sli_retention): on a new SLO, settled
+  // minutes are taken from as far back as it reaches.
+  std::chrono::milliseconds source_retention{3'600'000};
+};
+
+// Evaluates SLO rules: SLI and burn rate per window, error budget over the compliance window,
+// and the alert state machine per (SLO, severity). Windows longer than the source holds are
+// served from per-SLO minute rollups the evaluator keeps (taken from the source once a minute
+// has settled). Burn-rate alerts go inactive → firing → resolved (a tier's condition is its own
+// "for"); latency_quantile and no_data alerts pass through pending for their `for` duration.
+// Thread-safe: Evaluate() and SetRules() from one thread at a time, queries from any.
+// `source` is borrowed and must outlive the evaluator.
+class Evaluator final : public prometheus::Collectable {
+ public:
+  Evaluator(const EvaluatorOptions& options, const SliSource& source);
+
+  // Replaces the rule set. State and rollups of SLOs that keep their (service, name) and SLI
+  // definition carry over; others start empty.
+  void SetRules(const std::vector<Slo>& slos);
+
+  // Evaluates every SLO at `now`; returns the alert transitions of this evaluation.
+  std::vector<AlertTransition> Evaluate(std::chrono::system_clock::time_point now);
+
+  std::vector<AlertStatus> Alerts() const;
+  std::vector<SloStatus> Slos() const;
+
+  // prometheus::Collectable: traceslo_slo_objective_ratio, traceslo_slo_sli_ratio,
+  // traceslo_slo_burn_rate, traceslo_slo_error_budget_remaining_ratio, and friends.
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  struct Minute {
+    int64_t minute = 0;  // unix minutes
+    Events events;
+  };
+  struct SloState {
+    Slo slo;
+    std::string identity;        // changes when the SLI definition changes
+    std::deque<Minute> minutes;  // settled minutes, oldest first, covering the longest window
+    std::deque<Minute> hours;    // settled minutes summed per hour (`minute` holds the hour)
+    int64_t settled_through = INT64_MIN;  // last settled minute
+    std::vector<AlertStatus> alerts;      // one per severity the SLO can raise
+    SloStatus status;
+    int64_t last_event_unix_nano = 0;  // for no_data
+  };
+
+  Events Window(SloState& state, int64_t now_bucket, std::chrono::milliseconds window) const;
+  void Settle(SloState& state, int64_t now_unix_nano);
+  void EvaluateOne(SloState& state, int64_t now_unix_nano, std::vector<AlertTransition>& out);
+  static void Transition(AlertStatus& alert, bool active, std::chrono::milliseconds for_duration,
+                         int64_t now, std::vector<AlertTransition>& out);
+
+  const EvaluatorOptions options_;
+  const SliSource& source_;
+  mutable Mutex mu_;
+  std::vector<std::unique_ptr<SloState>> slos_ ABSL_GUARDED_BY(mu_);
+  uint64_t evaluations_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace traceslo::slo

@@ -1,0 +1,464 @@
+#include "traceslo/slo/evaluator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <utility>
+
+#include "traceslo/config/config.h"
+
+namespace traceslo::slo {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using std::chrono::milliseconds;
+
+constexpr int64_t kBucketsPerMinute = 60 / pipeline::kBucketSeconds;
+constexpr int64_t kNanosPerMinute = 60'000'000'000;
+
+int64_t UnixNanos(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+int64_t Buckets(milliseconds window) { return window.count() / (pipeline::kBucketSeconds * 1000); }
+
+int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : (a - b + 1) / b; }
+int64_t CeilDiv(int64_t a, int64_t b) { return -FloorDiv(-a, b); }
+
+double BurnRate(const Events& e, double budget) {
+  if (e.total == 0 || budget <= 0) return 0;
+  return static_cast<double>(e.bad) / static_cast<double>(e.total) / budget;
+}
+
+// What makes an SLO's history incompatible with another definition of it.
+std::string Identity(const Slo& slo) {
+  std::string id = slo.service + '\0' + slo.name + '\0' + std::string(SliKindName(slo.sli.kind));
+  id += '\0' + std::to_string(slo.sli.latency.threshold.count());
+  id += '\0' + std::to_string(static_cast<int>(slo.sli.error_traces.role));
+  for (const auto& op : slo.filter.operations) id += "\0+" + op;
+  for (const auto& op : slo.filter.exclude_operations) id += "\0-" + op;
+  return id;
+}
+
+ClientMetric Gauge(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  return m;
+}
+
+}  // namespace
+
+std::string_view AlertStateName(AlertState state) {
+  switch (state) {
+    case AlertState::kInactive:
+      return "inactive";
+    case AlertState::kPending:
+      return "pending";
+    case AlertState::kFiring:
+      return "firing";
+    case AlertState::kResolved:
+      return "resolved";
+  }
+  return "unknown";
+}
+
+// --- StoreSliSource ----------------------------------------------------------------------------
+
+StoreSliSource::StoreSliSource(const pipeline::SeriesRegistry& registry,
+                               const pipeline::SliStore& store)
+    : registry_(registry), store_(store) {}
+
+std::vector<uint32_t> StoreSliSource::SeriesOf(const Slo& slo) const {
+  std::vector<uint32_t> out;
+  const int64_t service = registry_.FindService(slo.service);
+  if (service < 0) return out;
+  for (const auto& named : registry_.SeriesOfService(static_cast<uint32_t>(service))) {
+    if (slo.filter.Matches(named.operation)) out.push_back(named.series);
+  }
+  return out;
+}
+
+Events StoreSliSource::EventsIn(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const {
+  Events out;
+  if (first_bucket > last_bucket) return out;
+  switch (slo.sli.kind) {
+    case SliKind::kErrors: {
+      const auto counts = store_.SeriesCounts(SeriesOf(slo), first_bucket, last_bucket);
+      out.total = counts.requests;
+      out.bad = counts.errors;
+      break;
+    }
+    case SliKind::kLatency:
+    case SliKind::kLatencyQuantile: {
+      const pipeline::LatencySketch sketch = LatencyIn(slo, first_bucket, last_bucket);
+      out.total = sketch.Count();
+      const auto threshold_nanos =
+          static_cast<uint64_t>(slo.sli.kind == SliKind::kLatency
+                                    ? slo.sli.latency.threshold.count()
+                                    : slo.sli.latency_quantile.threshold.count()) *
+          1'000'000;
+      const int32_t threshold_index = pipeline::LatencySketch::BucketIndex(std::clamp<uint64_t>(
+          threshold_nanos, pipeline::LatencySketch::kLowNanos, pipeline::LatencySketch::kMaxNanos));
+      sketch.ForEachBucket([&](int32_t index, uint64_t count) {
+        if (index > threshold_index) out.bad += count;
+      });
+      break;
+    }
+    case SliKind::kErrorTraces:
+    case SliKind::kPartialTraces: {
+      const int64_t service = registry_.FindService(slo.service);
+      if (service < 0) break;
+      const pipeline::WindowStats w =
+          store_.ServiceWindow(static_cast<uint32_t>(service), first_bucket, last_bucket);
+      out.total = w.traces;
+      if (slo.sli.kind == SliKind::kPartialTraces) {
+        out.bad = w.partial_traces;
+      } else {
+        out.bad = slo.sli.error_traces.role == ErrorTraceRole::kRoot ? w.error_traces_root
+                                                                     : w.error_traces_origin;
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+pipeline::LatencySketch StoreSliSource::LatencyIn(const Slo& slo, int64_t first_bucket,
+                                                  int64_t last_bucket) const {
+  return store_.SeriesLatency(SeriesOf(slo), first_bucket, last_bucket);
+}
+
+// --- Evaluator ---------------------------------------------------------------------------------
+
+Evaluator::Evaluator(const EvaluatorOptions& options, const SliSource& source)
+    : options_(options), source_(source) {}
+
+void Evaluator::SetRules(const std::vector<Slo>& slos) {
+  MutexLock lock(mu_);
+  std::map<std::string, std::unique_ptr<SloState>> previous;
+  for (auto& state : slos_) previous[state->identity] = std::move(state);
+  slos_.clear();
+  for (const Slo& slo : slos) {
+    const std::string identity = Identity(slo);
+    std::unique_ptr<SloState> state;
+    if (auto it = previous.find(identity); it != previous.end()) {
+      state = std::move(it->second);  // same SLI: history and alert state carry over
+      previous.erase(it);
+    } else {
+      state = std::make_unique<SloState>();
+      state->identity = identity;
+    }
+    state->slo = slo;
+    // One alert per severity the SLO can raise; existing ones keep their state.
+    std::vector<AlertStatus> alerts;
+    auto keep = [&](Severity severity, bool no_data) {
+      AlertStatus status;
+      for (const AlertStatus& a : state->alerts) {
+        if (a.severity == severity && a.no_data == no_data) status = a;
+      }
+      status.service = slo.service;
+      status.slo = slo.name;
+      status.severity = severity;
+      status.no_data = no_data;
+      alerts.push_back(status);
+    };
+    if (slo.sli.kind == SliKind::kLatencyQuantile) {
+      keep(slo.alerting.severity, false);
+    } else {
+      for (Severity severity : {Severity::kPage, Severity::kTicket}) {
+        if (std::any_of(slo.alerting.tiers.begin(), slo.alerting.tiers.end(),
+                        [&](const BurnRateTier& t) { return t.severity == severity; })) {
+          keep(severity, false);
+        }
+      }
+    }
+    if (slo.alerting.no_data) keep(slo.alerting.no_data->severity, true);
+    state->alerts = std::move(alerts);
+    slos_.push_back(std::move(state));
+  }
+}
+
+void Evaluator::Settle(SloState& state, int64_t now) {
+  // Minutes that ended before now - settle_delay no longer change: roll them up once.
+  const int64_t horizon =
+      FloorDiv(now - options_.settle_delay.count() * 1'000'000, kNanosPerMinute) - 1;
+  if (state.settled_through == INT64_MIN) {
+    const int64_t reach = (options_.source_retention - options_.settle_delay).count() / 60'000;
+    state.settled_through = horizon - std::max<int64_t>(reach, 0);
+  }
+  // Keep minutes for the longest tier window, hours for the compliance window.
+  milliseconds minute_span{0};
+  for (const BurnRateTier& tier : state.slo.alerting.tiers) {
+    minute_span = std::max(minute_span, tier.long_window);
+  }
+  if (state.slo.sli.kind == SliKind::kLatencyQuantile) {
+    minute_span = state.slo.sli.latency_quantile.window;
+  }
+  const int64_t keep_minutes = minute_span.count() / 60'000 + 60;
+  const int64_t keep_hours = state.slo.window.count() / 3'600'000 + 1;
+  for (int64_t m = state.settled_through + 1; m <= horizon; ++m) {
+    const Events e = source_.EventsIn(state.slo, m * kBucketsPerMinute, m * kBucketsPerMinute + 5);
+    state.minutes.push_back(Minute{m, e});
+    const int64_t hour = FloorDiv(m, 60);
+    if (state.hours.empty() || state.hours.back().minute != hour) {
+      state.hours.push_back(Minute{hour, {}});
+    }
+    state.hours.back().events += e;
+    if (e.total > 0) {
+      state.last_event_unix_nano = std::max(state.last_event_unix_nano, (m + 1) * kNanosPerMinute);
+    }
+  }
+  state.settled_through = std::max(state.settled_through, horizon);
+  // Trim whole hours only, so the minutes always start on an hour boundary once trimmed.
+  const int64_t cutoff = FloorDiv(horizon - keep_minutes, 60) * 60;
+  while (!state.minutes.empty() && state.minutes.front().minute < cutoff) {
+    state.minutes.pop_front();
+  }
+  while (!state.hours.empty() && state.hours.front().minute < FloorDiv(horizon, 60) - keep_hours) {
+    state.hours.pop_front();
+  }
+}
+
+Events Evaluator::Window(SloState& state, int64_t now_bucket, milliseconds window) const {
+  const int64_t first_bucket = now_bucket - Buckets(window) + 1;
+  const int64_t settled_end = (state.settled_through + 1) * kBucketsPerMinute - 1;
+  Events out;
+  if (first_bucket > settled_end) {
+    return source_.EventsIn(state.slo, first_bucket, now_bucket);
+  }
+  // Head: the part of the first minute inside the window, if the source still holds it.
+  const int64_t first_minute = CeilDiv(first_bucket, kBucketsPerMinute);
+  out += source_.EventsIn(state.slo, first_bucket, first_minute * kBucketsPerMinute - 1);
+  // Settled minutes; hours wholly before the first kept minute.
+  const int64_t oldest_minute =
+      state.minutes.empty() ? state.settled_through + 1 : state.minutes.front().minute;
+  for (const Minute& m : state.minutes) {
+    if (m.minute >= first_minute) out += m.events;
+  }
+  for (const Minute& h : state.hours) {
+    if (h.minute * 60 >= first_minute && (h.minute + 1) * 60 <= oldest_minute) out += h.events;
+  }
+  // Tail: buckets not yet settled.
+  out += source_.EventsIn(state.slo, settled_end + 1, now_bucket);
+  return out;
+}
+
+void Evaluator::Transition(AlertStatus& alert, bool active, milliseconds for_duration, int64_t now,
+                           std::vector<AlertTransition>& out) {
+  const AlertState from = alert.state;
+  switch (alert.state) {
+    case AlertState::kInactive:
+    case AlertState::kResolved:
+      if (!active) break;
+      alert.active_since_unix_nano = now;
+      if (for_duration.count() == 0) {
+        alert.state = AlertState::kFiring;
+        alert.fired_at_unix_nano = now;
+      } else {
+        alert.state = AlertState::kPending;
+      }
+      break;
+    case AlertState::kPending:
+      if (!active) {
+        alert.state = AlertState::kInactive;
+      } else if (now - alert.active_since_unix_nano >= for_duration.count() * 1'000'000) {
+        alert.state = AlertState::kFiring;
+        alert.fired_at_unix_nano = now;
+      }
+      break;
+    case AlertState::kFiring:
+      if (!active) {
+        alert.state = AlertState::kResolved;
+        alert.resolved_at_unix_nano = now;
+      }
+      break;
+  }
+  if (alert.state != from) out.push_back(AlertTransition{alert, from});
+}
+
+void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTransition>& out) {
+  Settle(state, now);
+  const Slo& slo = state.slo;
+  const int64_t now_bucket = pipeline::BucketOfUnixNanos(now);
+  const double budget = slo.error_budget_ratio();
+  SloStatus& status = state.status;
+  status = SloStatus{};
+  status.service = slo.service;
+  status.slo = slo.name;
+  status.kind = slo.sli.kind;
+  status.objective_ratio = slo.objective_ratio();
+
+  // Every window once: tiers' short and long windows, then the compliance window.
+  std::vector<milliseconds> windows;
+  for (const BurnRateTier& t : slo.alerting.tiers) {
+    windows.push_back(t.short_window);
+    windows.push_back(t.long_window);
+  }
+  std::sort(windows.begin(), windows.end());
+  windows.erase(std::unique(windows.begin(), windows.end()), windows.end());
+  if (slo.sli.kind != SliKind::kLatencyQuantile) {
+    windows.erase(std::remove(windows.begin(), windows.end(), slo.window), windows.end());
+    windows.push_back(slo.window);
+  }
+  std::map<int64_t, WindowFigures> figures;
+  for (milliseconds w : windows) {
+    WindowFigures f;
+    f.window = w;
+    f.events = Window(state, now_bucket, w);
+    f.sli_ratio = f.events.total == 0
+                      ? 1
+                      : 1 - static_cast<double>(f.events.bad) / static_cast<double>(f.events.total);
+    f.burn_rate = BurnRate(f.events, budget);
+    figures[w.count()] = f;
+    status.windows.push_back(f);
+  }
+
+  for (AlertStatus& alert : state.alerts) {
+    if (alert.no_data) {
+      const milliseconds for_duration = slo.alerting.no_data->for_duration;
+      const Events recent = Window(state, now_bucket, for_duration);
+      Transition(alert, recent.total == 0, milliseconds(0), now, out);
+      continue;
+    }
+    if (slo.sli.kind == SliKind::kLatencyQuantile) {
+      const LatencyQuantileSli& q = slo.sli.latency_quantile;
+      const pipeline::LatencySketch sketch =
+          source_.LatencyIn(slo, now_bucket - Buckets(q.window) + 1, now_bucket);
+      const double value = sketch.Count() == 0 ? 0 : sketch.QuantileNanos(q.quantile) / 1e9;
+      status.latency_quantile_seconds = value;
+      const bool active = sketch.Count() >= slo.alerting.min_events &&
+                          value > static_cast<double>(q.threshold.count()) / 1e3;
+      Transition(alert, active, q.for_duration, now, out);
+      continue;
+    }
+    bool active = false;
+    for (const BurnRateTier& tier : slo.alerting.tiers) {
+      if (tier.severity != alert.severity) continue;
+      const WindowFigures& l = figures[tier.long_window.count()];
+      const WindowFigures& s = figures[tier.short_window.count()];
+      if (l.burn_rate >= tier.burn_rate && s.burn_rate >= tier.burn_rate &&
+          s.events.total >= slo.alerting.min_events) {
+        active = true;
+        alert.long_window = tier.long_window;
+        alert.short_window = tier.short_window;
+        alert.burn_rate_long = l.burn_rate;
+        alert.burn_rate_short = s.burn_rate;
+        alert.threshold_burn_rate = tier.burn_rate;
+        break;
+      }
+    }
+    Transition(alert, active, milliseconds(0), now, out);
+  }
+
+  if (slo.sli.kind != SliKind::kLatencyQuantile) {
+    const WindowFigures& compliance = figures[slo.window.count()];
+    status.error_budget_remaining_ratio = 1 - compliance.burn_rate;
+    // At the current burn (the shortest page tier's long window, else the shortest window).
+    double burn = 0;
+    milliseconds shortest_page = milliseconds::max();
+    for (const BurnRateTier& t : slo.alerting.tiers) {
+      if (t.severity == Severity::kPage && t.long_window < shortest_page) {
+        shortest_page = t.long_window;
+        burn = figures[t.long_window.count()].burn_rate;
+      }
+    }
+    if (shortest_page == milliseconds::max() && !status.windows.empty()) {
+      burn = status.windows.front().burn_rate;
+    }
+    const double window_seconds = static_cast<double>(slo.window.count()) / 1e3;
+    status.seconds_to_exhaustion =
+        burn <= 0 ? std::numeric_limits<double>::infinity()
+                  : std::max(0.0, status.error_budget_remaining_ratio) * window_seconds / burn;
+  }
+}
+
+std::vector<AlertTransition> Evaluator::Evaluate(std::chrono::system_clock::time_point now) {
+  std::vector<AlertTransition> out;
+  const int64_t now_nanos = UnixNanos(now);
+  MutexLock lock(mu_);
+  for (auto& state : slos_) EvaluateOne(*state, now_nanos, out);
+  ++evaluations_;
+  return out;
+}
+
+std::vector<AlertStatus> Evaluator::Alerts() const {
+  MutexLock lock(mu_);
+  std::vector<AlertStatus> out;
+  for (const auto& state : slos_) out.insert(out.end(), state->alerts.begin(), state->alerts.end());
+  return out;
+}
+
+std::vector<SloStatus> Evaluator::Slos() const {
+  MutexLock lock(mu_);
+  std::vector<SloStatus> out;
+  for (const auto& state : slos_) out.push_back(state->status);
+  return out;
+}
+
+std::vector<MetricFamily> Evaluator::Collect() const {
+  auto family = [](std::string name, std::string help, MetricType type = MetricType::Gauge) {
+    return MetricFamily{std::move(name), std::move(help), type, {}};
+  };
+  MetricFamily objective = family("traceslo_slo_objective_ratio", "The SLO's objective (ratio).");
+  MetricFamily sli = family("traceslo_slo_sli_ratio",
+                            "Good events / all events of the SLO over the window (ratio; 1 "
+                            "without events).");
+  MetricFamily burn = family("traceslo_slo_burn_rate",
+                             "Error ratio over the window divided by the error budget ratio.");
+  MetricFamily remaining =
+      family("traceslo_slo_error_budget_remaining_ratio",
+             "Share of the compliance window's error budget left (ratio; negative when "
+             "overspent).");
+  MetricFamily exhaustion =
+      family("traceslo_slo_error_budget_exhaustion_seconds",
+             "Time until the error budget is spent at the current burn rate (seconds; absent "
+             "while nothing burns).");
+  MetricFamily quantile = family("traceslo_slo_latency_quantile_seconds",
+                                 "latency_quantile SLOs: the quantile over the SLO's window "
+                                 "(seconds).");
+  MetricFamily firing = family("traceslo_slo_alert_firing",
+                               "1 while the SLO's alert of this severity fires, else 0.");
+  MetricFamily evaluations =
+      family("traceslo_slo_evaluations_total", "Rule evaluations (count).", MetricType::Counter);
+  MutexLock lock(mu_);
+  for (const auto& state : slos_) {
+    const SloStatus& s = state->status;
+    const std::vector<ClientMetric::Label> base = {{"service", s.service}, {"slo", s.slo}};
+    if (s.kind == SliKind::kLatencyQuantile) {
+      quantile.metric.push_back(Gauge(base, s.latency_quantile_seconds));
+    } else {
+      objective.metric.push_back(Gauge(base, s.objective_ratio));
+      for (const WindowFigures& w : s.windows) {
+        auto labels = base;
+        labels.push_back({"window", config::FormatDuration(w.window)});
+        sli.metric.push_back(Gauge(labels, w.sli_ratio));
+        burn.metric.push_back(Gauge(labels, w.burn_rate));
+      }
+      remaining.metric.push_back(Gauge(base, s.error_budget_remaining_ratio));
+      if (std::isfinite(s.seconds_to_exhaustion)) {
+        exhaustion.metric.push_back(Gauge(base, s.seconds_to_exhaustion));
+      }
+    }
+    for (const AlertStatus& a : state->alerts) {
+      auto labels = base;
+      labels.push_back({"severity", std::string(SeverityName(a.severity))});
+      labels.push_back({"alert", a.no_data ? "no_data" : "slo"});
+      firing.metric.push_back(Gauge(labels, a.state == AlertState::kFiring ? 1 : 0));
+    }
+  }
+  ClientMetric count;
+  count.counter.value = static_cast<double>(evaluations_);
+  evaluations.metric.push_back(count);
+  std::vector<MetricFamily> out;
+  for (MetricFamily* f :
+       {&objective, &sli, &burn, &remaining, &exhaustion, &quantile, &firing, &evaluations}) {
+    if (!f->metric.empty()) out.push_back(std::move(*f));
+  }
+  return out;
+}
+
+}  // namespace traceslo::slo

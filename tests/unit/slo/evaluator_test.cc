@@ -1,0 +1,224 @@
+#include "traceslo/slo/evaluator.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "tests/fakes/fake_clock.h"
+
+namespace traceslo::slo {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr int64_t kStartSeconds = 1'700'000'000;  // a whole minute: divisible by 60
+
+// SLIs written straight into a real SliStore, bucket by bucket, with a ledger the expectations
+// are computed from.
+class Harness {
+ public:
+  explicit Harness(std::vector<Slo> slos)
+      : registry(100, 100),
+        store(pipeline::SliStoreOptions{.shards = 1}),
+        source(registry, store),
+        evaluator(EvaluatorOptions{}, source) {
+    ids = registry.Resolve("checkout", "POST /pay");
+    evaluator.SetRules(slos);
+  }
+
+  int64_t now_seconds() const { return kStartSeconds + elapsed_; }
+
+  // One 10 s bucket of traffic ending now, then the clock moves past it and evaluates.
+  std::vector<AlertTransition> Step(uint64_t requests, uint64_t errors,
+                                    uint64_t latency_nanos = 1'000'000) {
+    pipeline::ShardDelta delta;
+    pipeline::SeriesDelta& d = delta.series.emplace_back();
+    d.series = ids.series;
+    d.service = ids.service;
+    d.bucket = now_seconds() / pipeline::kBucketSeconds;
+    d.requests = requests;
+    d.errors = errors;
+    d.latency.Add(latency_nanos, requests);
+    ledger[d.bucket] = {requests, errors};
+    store.Apply(std::move(delta));
+    elapsed_ += pipeline::kBucketSeconds;
+    return evaluator.Evaluate(std::chrono::system_clock::time_point(seconds(now_seconds())));
+  }
+
+  // Exact events over the `buckets` buckets ending with the current (empty) one.
+  Events Exact(int64_t buckets) const {
+    const int64_t now_bucket = now_seconds() / pipeline::kBucketSeconds;
+    Events e;
+    for (const auto& [bucket, events] : ledger) {
+      if (bucket > now_bucket - buckets && bucket <= now_bucket) e += events;
+    }
+    return e;
+  }
+
+  AlertStatus Alert(Severity severity) const {
+    for (const AlertStatus& a : evaluator.Alerts()) {
+      if (a.severity == severity && !a.no_data) return a;
+    }
+    ADD_FAILURE() << "no alert";
+    return {};
+  }
+
+  pipeline::SeriesRegistry registry;
+  pipeline::SliStore store;
+  StoreSliSource source;
+  Evaluator evaluator;
+  pipeline::SeriesRegistry::Ids ids;
+  std::map<int64_t, Events> ledger;
+
+ private:
+  int64_t elapsed_ = 0;
+};
+
+Slo Availability(double objective = 99.9) {
+  Slo slo;
+  slo.service = "checkout";
+  slo.name = "availability";
+  slo.objective_percent = objective;
+  slo.sli.kind = SliKind::kErrors;
+  slo.alerting.tiers = DefaultTiers(Severity::kPage, slo.window);
+  for (const BurnRateTier& t : DefaultTiers(Severity::kTicket, slo.window)) {
+    slo.alerting.tiers.push_back(t);
+  }
+  return slo;
+}
+
+// Total outage on a 99.9 % SLO with steady traffic: the 14.4x tier needs the 1 h error ratio at
+// 14.4 x 0.1 % = 1.44 %, i.e. 51.84 s of a full hour; the first 10 s evaluation after that fires.
+TEST(EvaluatorTest, TotalOutageFiresThePageAtTheFirstEvaluationAfter52Seconds) {
+  Harness h({Availability()});
+  // 6 h clean, so that every window of the default tiers is full (a shorter history makes the
+  // 6 h tier more sensitive: it would fire first).
+  for (int i = 0; i < 6 * 60 * 6; ++i) ASSERT_TRUE(h.Step(1000, 0).empty());
+  int64_t fired_after = -1;
+  for (int k = 1; k <= 12 && fired_after < 0; ++k) {
+    for (const AlertTransition& t : h.Step(1000, 1000)) {
+      if (t.status.severity == Severity::kPage && t.status.state == AlertState::kFiring) {
+        fired_after = k * 10;
+      }
+    }
+    // Independent arithmetic: the 1 h window holds 359 complete buckets (the current one is
+    // empty), k of them failed.
+    const double long_ratio = static_cast<double>(k) / 359;
+    const bool expected = long_ratio >= 14.4 * 0.001;
+    EXPECT_EQ(h.Alert(Severity::kPage).state == AlertState::kFiring, expected) << "k=" << k;
+  }
+  EXPECT_EQ(fired_after, 60);
+  EXPECT_EQ(h.Alert(Severity::kPage).long_window, milliseconds(3'600'000));
+  EXPECT_NEAR(h.Alert(Severity::kPage).burn_rate_long, 6.0 / 359 / 0.001, 1e-9);
+}
+
+TEST(EvaluatorTest, LowTrafficBelowTheMinimumNeverPages) {
+  Harness h({Availability()});
+  for (int i = 0; i < 6 * 60 * 3; ++i) {
+    // One failing request every 2 minutes: burn 1000x, but the page tiers' short windows hold
+    // 3 (5 m) and 15 (30 m) events, under min_events 20. (The ticket tiers' 2 h and 6 h short
+    // windows do reach 20 events: a ticket is right.)
+    for (const AlertTransition& t : h.Step(i % 12 == 0 ? 1 : 0, i % 12 == 0 ? 1 : 0)) {
+      if (t.status.severity == Severity::kPage) {
+        ADD_FAILURE() << "page " << AlertStateName(t.status.state) << " at step " << i;
+      }
+    }
+  }
+}
+
+TEST(EvaluatorTest, RecoveryResolvesTheAlertOnce) {
+  Harness h({Availability()});
+  for (int i = 0; i < 6 * 30; ++i) h.Step(100, 0);
+  std::map<std::pair<Severity, AlertState>, int> transitions;
+  for (int i = 0; i < 18; ++i) {  // 3 minutes down
+    for (const auto& t : h.Step(100, 100)) ++transitions[{t.status.severity, t.status.state}];
+  }
+  for (int i = 0; i < 6 * 60 * 2; ++i) {  // 2 hours up
+    for (const auto& t : h.Step(100, 0)) ++transitions[{t.status.severity, t.status.state}];
+  }
+  EXPECT_EQ((transitions[{Severity::kPage, AlertState::kFiring}]), 1);
+  EXPECT_EQ((transitions[{Severity::kPage, AlertState::kResolved}]), 1);
+  EXPECT_EQ(h.Alert(Severity::kPage).state, AlertState::kResolved);
+}
+
+TEST(EvaluatorTest, WindowsBeyondTheStoreComeFromRollupsAndTheBudgetFromAllOfThem) {
+  Slo slo = Availability(99.0);
+  Harness h({slo});
+  uint64_t step = 0;
+  for (int i = 0; i < 6 * 60 * 8; ++i, ++step) h.Step(50 + step % 7, step % 13 == 0 ? 3 : 0);
+  const SloStatus status = h.evaluator.Slos().at(0);
+  for (const WindowFigures& w : status.windows) {
+    const int64_t buckets = w.window.count() / 10'000;
+    const Events exact = h.Exact(buckets);
+    // Windows longer than the store's hour lose at most the part of their first minute that
+    // left the store: 5 buckets of at most 56 requests.
+    const uint64_t slack = w.window > milliseconds(3'600'000) ? 5 * 56 : 0;
+    EXPECT_LE(exact.total - w.events.total, slack) << w.window.count();
+    EXPECT_GE(exact.total, w.events.total) << w.window.count();
+    EXPECT_LE(exact.bad - w.events.bad, slack) << w.window.count();
+  }
+  // Compliance window (30 d) holds all 8 hours: the budget is exact but for the first minute.
+  const Events all = h.Exact(1'000'000);
+  const double spent = static_cast<double>(all.bad) / static_cast<double>(all.total) / 0.01;
+  EXPECT_NEAR(status.error_budget_remaining_ratio, 1 - spent, 0.002);
+  ASSERT_TRUE(std::isfinite(status.seconds_to_exhaustion));
+  EXPECT_GT(status.seconds_to_exhaustion, 0);
+}
+
+TEST(EvaluatorTest, LatencyQuantileAlertWaitsForItsForDuration) {
+  Slo slo;
+  slo.service = "checkout";
+  slo.name = "p99";
+  slo.sli.kind = SliKind::kLatencyQuantile;
+  slo.sli.latency_quantile = {.quantile = 0.99,
+                              .threshold = milliseconds(800),
+                              .window = milliseconds(60'000),
+                              .for_duration = milliseconds(30'000)};
+  Harness h({slo});
+  for (int i = 0; i < 12; ++i) h.Step(100, 0, 100'000'000);  // 100 ms
+  EXPECT_EQ(h.Alert(Severity::kTicket).state, AlertState::kInactive);
+  std::vector<AlertState> states;
+  for (int i = 0; i < 6; ++i) {
+    h.Step(100, 0, 2'000'000'000);  // 2 s
+    states.push_back(h.Alert(Severity::kTicket).state);
+  }
+  // The 1 m window's p99 passes 800 ms once 1 % of its requests are slow (the first bucket);
+  // firing comes 30 s of pending later.
+  EXPECT_EQ(states, (std::vector<AlertState>{AlertState::kPending, AlertState::kPending,
+                                             AlertState::kPending, AlertState::kFiring,
+                                             AlertState::kFiring, AlertState::kFiring}));
+  EXPECT_NEAR(h.evaluator.Slos().at(0).latency_quantile_seconds, 2.0,
+              2.0 * pipeline::LatencySketch::kRelativeErrorBound);
+}
+
+TEST(EvaluatorTest, ReloadKeepsStateOfUnchangedSlosAndResetsChangedOnes) {
+  Harness h({Availability()});
+  for (int i = 0; i < 6 * 30; ++i) h.Step(100, 0);
+  for (int i = 0; i < 12; ++i) h.Step(100, 100);
+  ASSERT_EQ(h.Alert(Severity::kPage).state, AlertState::kFiring);
+  h.evaluator.SetRules({Availability()});
+  EXPECT_EQ(h.Alert(Severity::kPage).state, AlertState::kFiring) << "same SLO: still firing";
+  EXPECT_TRUE(h.Step(100, 100).empty()) << "and not fired again";
+  Slo changed = Availability();
+  changed.filter.operations = {"GET /"};  // another SLI: history does not apply
+  h.evaluator.SetRules({changed});
+  EXPECT_EQ(h.Alert(Severity::kPage).state, AlertState::kInactive);
+}
+
+TEST(EvaluatorTest, ExportsTheSloFamilies) {
+  Harness h({Availability()});
+  h.Step(100, 1);
+  std::map<std::string, size_t> families;
+  for (const auto& f : h.evaluator.Collect()) families[f.name] = f.metric.size();
+  EXPECT_EQ(families["traceslo_slo_objective_ratio"], 1u);
+  // Windows 5m, 30m, 1h, 2h, 6h, 1d, 3d and the compliance window 30d.
+  EXPECT_EQ(families["traceslo_slo_sli_ratio"], 8u);
+  EXPECT_EQ(families["traceslo_slo_burn_rate"], 8u);
+  EXPECT_EQ(families["traceslo_slo_error_budget_remaining_ratio"], 1u);
+  EXPECT_EQ(families["traceslo_slo_alert_firing"], 2u);  // page and ticket
+}
+
+}  // namespace
+}  // namespace traceslo::slo
