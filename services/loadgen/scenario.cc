@@ -1,152 +1,131 @@
 #include "services/loadgen/scenario.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <cerrno>
-#include <cstring>
-#include <exception>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
+#include <new>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "traceslo/config/yaml_document.h"
 
 namespace traceslo::loadgen {
 namespace {
 
-std::string Location(std::string_view source, const YAML::Mark& mark) {
-  // yaml-cpp counts from 0 and marks some synthesized nodes with -1.
-  const int line = mark.line >= 0 ? mark.line + 1 : 1;
-  const int column = mark.column >= 0 ? mark.column + 1 : 1;
-  return std::string(source) + ":" + std::to_string(line) + ":" + std::to_string(column);
+using config::YamlMark;
+using config::YamlNode;
+using config::YamlNodePtr;
+
+// A scenario is small: these bound what a broken or hostile file can cost. (yaml-cpp's own
+// YAML::Node is not used: on some malformed inputs yaml-cpp 0.7 keeps creating nodes without
+// end, which only a bounded event handler can stop.)
+constexpr config::YamlLimits kLimits{.max_depth = 16, .max_nodes = 20'000};
+
+std::string Location(std::string_view source, const YamlMark& mark) {
+  return std::string(source) + ":" + std::to_string(mark.DisplayLine()) + ":" +
+         std::to_string(mark.DisplayColumn());
 }
 
-absl::Status Error(std::string_view source, const YAML::Mark& mark, std::string_view message) {
+absl::Status Error(std::string_view source, const YamlMark& mark, std::string_view message) {
   return absl::InvalidArgumentError(Location(source, mark) + ": " + std::string(message));
 }
 
-std::string_view KindName(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-      return "nothing";
-    case YAML::NodeType::Scalar:
-      return "a scalar";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    default:
-      return "an undefined node";
-  }
+std::string KindName(const YamlNode& node) {
+  return node.kind == YamlNode::Kind::kNull ? "nothing" : config::YamlKindName(node.kind);
+}
+
+// A node's mark, or `fallback`'s when yaml-cpp gave the node none (an empty value).
+YamlMark MarkOr(const YamlNode& node, const YamlNode& fallback) {
+  return node.mark.line >= 0 ? node.mark : fallback.mark;
 }
 
 class Parser {
  public:
   explicit Parser(std::string_view source) : source_(source) {}
 
-  absl::StatusOr<Scenario> Parse(std::string_view yaml) {
-    if (yaml.size() > kMaxScenarioBytes) {
-      return absl::InvalidArgumentError(source_ + ":1:1: scenario is larger than " +
-                                        std::to_string(kMaxScenarioBytes) + " bytes");
-    }
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1) {
-      return Error(source_, documents[1].Mark(), "a scenario is one YAML document");
-    }
-    if (documents.empty() || documents[0].IsNull()) {
+  absl::StatusOr<Scenario> Parse(const YamlNodePtr& root) const {
+    if (root == nullptr || root->kind == YamlNode::Kind::kNull) {
       return absl::InvalidArgumentError(source_ +
                                         ":1:1: empty scenario (expected a mapping with incidents)");
     }
-    const YAML::Node& root = documents[0];
-    if (!root.IsMap()) {
-      return Error(
-          source_, root.Mark(),
-          "a scenario must be a mapping with incidents, got " + std::string(KindName(root)));
+    if (root->kind != YamlNode::Kind::kMapping) {
+      return Error(source_, root->mark,
+                   "a scenario must be a mapping with incidents, got " + KindName(*root));
     }
     Scenario scenario;
     bool seen_description = false;
     bool seen_incidents = false;
-    for (const auto& entry : root) {
-      absl::StatusOr<std::string> key = Key(entry.first);
+    for (const auto& [key_node, value] : root->entries) {
+      absl::StatusOr<std::string> key = Key(*key_node);
       if (!key.ok()) return key.status();
       if (*key == "description") {
-        if (seen_description)
-          return Error(source_, entry.first.Mark(), "duplicate key 'description'");
+        if (seen_description) return Error(source_, key_node->mark, "duplicate key 'description'");
         seen_description = true;
-        if (!entry.second.IsScalar()) {
-          return Error(source_, Mark(entry.second, entry.first),
-                       "description must be a string, got " + std::string(KindName(entry.second)));
+        if (value->kind != YamlNode::Kind::kScalar) {
+          return Error(source_, MarkOr(*value, *key_node),
+                       "description must be a string, got " + KindName(*value));
         }
-        scenario.description = entry.second.Scalar();
-        if (scenario.description.size() > kMaxMessageBytes) {
-          return Error(source_, entry.second.Mark(),
+        if (value->value.size() > kMaxMessageBytes) {
+          return Error(source_, value->mark,
                        "description is longer than " + std::to_string(kMaxMessageBytes) + " bytes");
         }
+        scenario.description = value->value;
       } else if (*key == "incidents") {
-        if (seen_incidents) return Error(source_, entry.first.Mark(), "duplicate key 'incidents'");
+        if (seen_incidents) return Error(source_, key_node->mark, "duplicate key 'incidents'");
         seen_incidents = true;
-        if (entry.second.IsNull()) continue;
-        if (!entry.second.IsSequence()) {
-          return Error(source_, Mark(entry.second, entry.first),
-                       "incidents must be a list, got " + std::string(KindName(entry.second)));
+        if (value->kind == YamlNode::Kind::kNull) continue;
+        if (value->kind != YamlNode::Kind::kSequence) {
+          return Error(source_, MarkOr(*value, *key_node),
+                       "incidents must be a list, got " + KindName(*value));
         }
-        if (entry.second.size() > kMaxIncidents) {
-          return Error(source_, entry.second.Mark(),
+        if (value->items.size() > kMaxIncidents) {
+          return Error(source_, value->mark,
                        "more than " + std::to_string(kMaxIncidents) + " incidents");
         }
-        for (const YAML::Node& item : entry.second) {
-          absl::StatusOr<Incident> incident = ParseIncident(item);
+        for (const YamlNodePtr& item : value->items) {
+          absl::StatusOr<Incident> incident = ParseIncident(*item);
           if (!incident.ok()) return incident.status();
           scenario.incidents.push_back(*std::move(incident));
         }
       } else {
-        return Error(source_, entry.first.Mark(),
-                     "unknown key '" + *key + "' (expected description or incidents)");
+        return Error(source_, key_node->mark,
+                     "unknown key '" + config::EscapeForMessage(*key, 64) +
+                         "' (expected description or incidents)");
       }
     }
     if (!seen_incidents) {
-      return Error(source_, root.Mark(), "a scenario needs incidents (a list, may be empty)");
+      return Error(source_, root->mark, "a scenario needs incidents (a list, may be empty)");
     }
     return scenario;
   }
 
  private:
-  // A node's mark, or `fallback`'s when yaml-cpp gave the node none (an empty value).
-  static YAML::Mark Mark(const YAML::Node& node, const YAML::Node& fallback) {
-    const YAML::Mark mark = node.Mark();
-    return mark.line >= 0 ? mark : fallback.Mark();
-  }
-
-  absl::StatusOr<std::string> Key(const YAML::Node& key) const {
-    if (!key.IsScalar()) {
-      return Error(source_, key.Mark(), "keys must be strings, got " + std::string(KindName(key)));
+  absl::StatusOr<std::string> Key(const YamlNode& key) const {
+    if (key.kind != YamlNode::Kind::kScalar) {
+      return Error(source_, key.mark, "keys must be strings, got " + KindName(key));
     }
-    if (key.Scalar().size() > kMaxNameBytes) {
-      return Error(source_, key.Mark(),
+    if (key.value.size() > kMaxNameBytes) {
+      return Error(source_, key.mark,
                    "key longer than " + std::to_string(kMaxNameBytes) + " bytes");
     }
-    return key.Scalar();
+    return key.value;
   }
 
-  absl::StatusOr<Incident> ParseIncident(const YAML::Node& item) const {
-    const std::string location = Location(source_, item.Mark());
-    if (!item.IsMap()) {
+  absl::StatusOr<Incident> ParseIncident(const YamlNode& item) const {
+    const std::string location = Location(source_, item.mark);
+    if (item.kind != YamlNode::Kind::kMapping) {
       return absl::InvalidArgumentError(location + ": an incident must be a mapping, got " +
-                                        std::string(KindName(item)));
+                                        KindName(item));
     }
     std::vector<IncidentField> fields;
-    for (const auto& entry : item) {
-      absl::StatusOr<std::string> key = Key(entry.first);
+    for (const auto& [key_node, value] : item.entries) {
+      absl::StatusOr<std::string> key = Key(*key_node);
       if (!key.ok()) return key.status();
-      const YAML::Mark value_mark = Mark(entry.second, entry.first);
-      if (!entry.second.IsScalar()) {
-        return Error(source_, value_mark,
-                     *key + " must be a scalar, got " + std::string(KindName(entry.second)));
+      const YamlMark value_mark = MarkOr(*value, *key_node);
+      if (value->kind != YamlNode::Kind::kScalar) {
+        return Error(source_, value_mark, *key + " must be a scalar, got " + KindName(*value));
       }
       fields.push_back(IncidentField{.key = *std::move(key),
-                                     .value = entry.second.Scalar(),
-                                     .key_location = Location(source_, entry.first.Mark()),
+                                     .value = value->value,
+                                     .key_location = Location(source_, key_node->mark),
                                      .value_location = Location(source_, value_mark)});
     }
     absl::StatusOr<Incident> incident = BuildIncident(fields, location);
@@ -160,31 +139,28 @@ class Parser {
 }  // namespace
 
 absl::StatusOr<Scenario> ParseScenario(std::string_view yaml, std::string_view source_name) {
+  if (yaml.size() > kMaxScenarioBytes) {
+    return absl::InvalidArgumentError(std::string(source_name) + ":1:1: scenario is larger than " +
+                                      std::to_string(kMaxScenarioBytes) + " bytes");
+  }
   try {
-    return Parser(source_name).Parse(yaml);
-  } catch (const YAML::Exception& e) {
-    return Error(source_name, e.mark, e.msg);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(std::string(source_name) + ":1:1: " + e.what());
+    config::YamlParseResult parsed = config::ParseYamlDocument(yaml, kLimits, "a scenario file");
+    if (parsed.error) return Error(source_name, parsed.error->mark, parsed.error->message);
+    return Parser(source_name).Parse(parsed.root);
+  } catch (const std::bad_alloc&) {
+    return absl::InvalidArgumentError(std::string(source_name) +
+                                      ":1:1: out of memory while parsing the scenario");
   }
 }
 
 absl::StatusOr<Scenario> LoadScenarioFile(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    return absl::NotFoundError(path + ": no such file");
-  }
-  // Only regular files: a FIFO or a device could block the start forever.
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::InvalidArgumentError(path + ": not a regular file");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(path + ": " + std::strerror(errno));
   std::string text;
-  text.resize(kMaxScenarioBytes + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return absl::InvalidArgumentError(path + ": read error");
-  text.resize(static_cast<size_t>(in.gcount()));
+  if (std::optional<config::FileReadError> error =
+          config::ReadFileCapped(path, kMaxScenarioBytes, text)) {
+    const std::string message = path + ": " + error->reason;
+    return error->error == ENOENT ? absl::NotFoundError(message)
+                                  : absl::InvalidArgumentError(message);
+  }
   return ParseScenario(text, path);
 }
 

@@ -473,23 +473,26 @@ void SliShardProcessor::RememberCompleted(const TraceId& trace_id, int64_t now) 
 void SliShardProcessor::CompleteExpired(int64_t now, bool all) {
   const int64_t idle_before = now - options_.trace_idle_timeout.count();
   const int64_t born_before = now - options_.trace_max_age.count();
-  std::vector<TraceId> done;
+  // One pass: what completes, and the memory of what stays (for traceslo_live_trace_bytes).
+  std::vector<std::pair<int64_t, TraceId>> done;
+  size_t kept_bytes = 0;
   for (auto& [id, trace] : live_) {
     if (all || trace.last_arrival_nanos <= idle_before ||
         trace.first_arrival_nanos <= born_before) {
-      done.push_back(id);
+      done.emplace_back(trace.first_arrival_nanos, id);
+    } else {
+      kept_bytes += TraceHeapBytes(trace);
     }
   }
   // Oldest first, so the completed-id memory forgets in a stable order.
-  std::sort(done.begin(), done.end(), [&](const TraceId& a, const TraceId& b) {
-    return live_.find(a)->second.first_arrival_nanos < live_.find(b)->second.first_arrival_nanos;
-  });
-  for (const TraceId& id : done) {
+  std::sort(done.begin(), done.end());
+  for (const auto& [first_arrival, id] : done) {
     auto it = live_.find(id);
     Complete(id, it->second);
     live_.erase(it);
     RememberCompleted(id, now);
   }
+  live_heap_bytes_ = kept_bytes;
   while (!creation_order_.empty()) {
     auto it = live_.find(creation_order_.front().first);
     if (it != live_.end() && it->second.first_arrival_nanos == creation_order_.front().second) {
@@ -505,23 +508,30 @@ void SliShardProcessor::CompleteExpired(int64_t now, bool all) {
   }
 }
 
-size_t SliShardProcessor::LiveTraceBytes() const {
-  size_t bytes = live_.capacity() * (sizeof(std::pair<const TraceId, LiveTrace>) + 1) +
-                 creation_order_.size() * sizeof(creation_order_.front());
-  for (const auto& [id, trace] : live_) {
-    bytes += trace.spans.capacity() * sizeof(SpanRecord);
-    if (trace.signatures) {
-      bytes += sizeof(*trace.signatures) +
-               trace.signatures->capacity() * sizeof(std::pair<uint32_t, uint64_t>);
-    }
+size_t SliShardProcessor::TraceHeapBytes(const LiveTrace& trace) {
+  size_t bytes = trace.spans.capacity() * sizeof(SpanRecord);
+  if (trace.signatures) {
+    bytes += sizeof(*trace.signatures) +
+             trace.signatures->capacity() * sizeof(std::pair<uint32_t, uint64_t>);
   }
+  return bytes;
+}
+
+size_t SliShardProcessor::TableBytes() const {
+  return live_.capacity() * (sizeof(std::pair<const TraceId, LiveTrace>) + 1) +
+         creation_order_.size() * sizeof(creation_order_.front());
+}
+
+size_t SliShardProcessor::LiveTraceBytes() const {
+  size_t bytes = TableBytes();
+  for (const auto& [id, trace] : live_) bytes += TraceHeapBytes(trace);
   return bytes;
 }
 
 void SliShardProcessor::Publish(int64_t now) {
   (void)now;
   delta_.live_traces = live_.size();
-  delta_.live_trace_bytes = LiveTraceBytes();
+  delta_.live_trace_bytes = TableBytes() + live_heap_bytes_;  // heap bytes as of the last scan
   store_.Apply(std::move(delta_));
   delta_ = ShardDelta{};
   delta_.shard = options_.shard;

@@ -219,7 +219,7 @@ int Serve(const ServeFlags& flags) {
   while (true) {
     sigwait(&signals, &signal_number);
     if (signal_number != SIGHUP) break;
-    reload();
+    (void)reload();  // logged inside; the running rules stay on failure
   }
   logger.Info("stopping", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   web_handler.SetReady(false);

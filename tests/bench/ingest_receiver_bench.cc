@@ -5,13 +5,25 @@
 //                        kInFlight calls outstanding on one channel
 //   e2e/http_protobuf/*  POST /v1/traces, application/x-protobuf, over kInFlight keep-alive
 //                        HTTP/1.1 connections driven round-robin by a blocking client
+//   e2e/grpc_mesh/*      OTLP/gRPC again, with service-mesh traffic (MakeMeshOtlpProtoRequest:
+//                        traces of 8 spans over 2-3 of 20 services) that carries new trace ids
+//                        and current times in every request, sent to the null receiver, to the
+//                        receivers above (CountingProcessor) and to `sli`: everything on, as
+//                        `traceslo serve` wires it with the default configuration (Receivers ->
+//                        2-shard ShardedPipeline -> SliShardProcessor with trace assembly,
+//                        SeriesRegistry, SliStore, a Ticker ticking the pipeline every second,
+//                        SystemClock)
 // The null receivers answer without decoding: for gRPC a raw callback TraceService returning an
 // empty ExportTraceServiceResponse, for HTTP a traceslo::http::Server whose handler answers 200
-// with an empty body. Rates are spans per CPU-second of the whole process (client, servers and
-// shard threads together: MeasureProcessCPUTime), so 1e9/real - 1e9/null is the CPU per span
-// that decoding + enqueueing adds. One iteration = one request answered (512 spans).
+// with an empty body. Rates are spans per CPU-second of the whole process (client, servers,
+// shard and ticker threads together: MeasureProcessCPUTime), so 1e9/real - 1e9/null is the CPU
+// per span that decoding + enqueueing (+ the SLI engine) adds. The client sending to `sli` waits
+// while the pipeline is more than kMaxBacklogSpans behind, so the shards' CPU for the spans sent
+// is spent, and counted, within the measurement. One iteration = one request answered (512
+// spans).
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
@@ -19,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -33,10 +46,14 @@
 #include "tests/bench/otlp_request.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
+#include "traceslo/common/ticker.h"
 #include "traceslo/config/config.h"
 #include "traceslo/http/server.h"
 #include "traceslo/ingest/receivers.h"
+#include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
+#include "traceslo/pipeline/sli_processor.h"
+#include "traceslo/pipeline/sli_store.h"
 
 namespace traceslo::bench {
 namespace {
@@ -45,6 +62,12 @@ namespace otlp = opentelemetry::proto::collector::trace::v1;
 
 constexpr int kInFlight = 4;
 constexpr char kExportMethod[] = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+constexpr uint32_t kMeshTemplates = 8;
+constexpr uint64_t kMaxBacklogSpans = 16 * 512;
+
+int64_t UnixNanos(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 
 // --- null receivers ---------------------------------------------------------------------------
 
@@ -166,14 +189,92 @@ class BlockingHttpClient {
   std::string buffer_;
 };
 
+// --- requests with fresh trace ids -------------------------------------------------------------
+
+// Mesh requests for every call: one of kMeshTemplates requests with new trace ids (a counter, so
+// no trace id ever comes back) and its times moved so that it is sent now, written into a buffer
+// that gRPC then sends without a copy. A buffer is reused once gRPC has dropped the slice that
+// wraps it. Owned by the benchmark thread (gRPC releases slices on its own threads, hence the
+// atomic flag).
+class MeshRequests {
+ public:
+  explicit MeshRequests(const Clock& clock) : clock_(clock) {}
+
+  absl::Status Init() {
+    for (uint32_t i = 0; i < kMeshTemplates; ++i) {
+      Template t;
+      t.shape.seed = 100 + i;
+      t.bytes = MakeMeshOtlpProtoRequest(t.shape);
+      t.offsets = FindSpanFields(t.bytes);
+      if (t.offsets.trace_ids.size() != t.shape.spans() ||
+          t.offsets.start_times.size() != t.shape.spans() ||
+          t.offsets.end_times.size() != t.shape.spans()) {
+        return absl::InternalError("mesh request: span fields not found");
+      }
+      bytes_ += t.bytes.size();
+      templates_.push_back(std::move(t));
+    }
+    bytes_ /= kMeshTemplates;
+    return absl::OkStatus();
+  }
+
+  grpc::ByteBuffer Next() {
+    Buffer* buffer = nullptr;
+    for (const auto& b : buffers_) {
+      if (!b->in_use.load(std::memory_order_acquire)) {
+        buffer = b.get();
+        break;
+      }
+    }
+    if (buffer == nullptr) {
+      auto b = std::make_unique<Buffer>();
+      b->template_index = buffers_.size() % templates_.size();
+      b->bytes = templates_[b->template_index].bytes;
+      buffer = buffers_.emplace_back(std::move(b)).get();
+    }
+    buffer->in_use.store(true, std::memory_order_relaxed);
+    const Template& t = templates_[buffer->template_index];
+    RestampRequest(t.bytes, t.offsets, ++salt_,
+                   UnixNanos(clock_.Now()) - static_cast<int64_t>(t.shape.sent_unix_nano),
+                   buffer->bytes);
+    grpc::Slice slice(buffer->bytes.data(), buffer->bytes.size(), &Release, buffer);
+    return grpc::ByteBuffer(&slice, 1);
+  }
+
+  uint32_t spans() const { return MeshShape{}.spans(); }
+  size_t bytes() const { return bytes_; }  // protobuf bytes per request, on average
+
+ private:
+  struct Template {
+    MeshShape shape;
+    std::string bytes;
+    SpanFieldOffsets offsets;
+  };
+  struct Buffer {
+    std::string bytes;
+    size_t template_index = 0;
+    std::atomic<bool> in_use{false};
+  };
+  static void Release(void* buffer) {
+    static_cast<Buffer*>(buffer)->in_use.store(false, std::memory_order_release);
+  }
+
+  const Clock& clock_;
+  std::vector<Template> templates_;
+  std::vector<std::unique_ptr<Buffer>> buffers_;
+  uint64_t salt_ = 0;
+  size_t bytes_ = 0;
+};
+
 // --- the servers of one run -------------------------------------------------------------------
 
 // Everything the benchmarks talk to, started once before they run. Owned by main's thread.
 class Environment {
  public:
-  Environment() : logger_(clock_, LogFormat::kLogfmt, LogLevel::kWarn) {}
+  Environment() : logger_(clock_, LogFormat::kLogfmt, LogLevel::kWarn), mesh_(clock_) {}
 
   absl::Status Start() {
+    if (absl::Status status = mesh_.Init(); !status.ok()) return status;
     request_ = MakeOtlpProtoRequest(shape_);
     grpc::Slice slice(request_.data(), request_.size());
     grpc_request_ = grpc::ByteBuffer(&slice, 1);
@@ -217,10 +318,13 @@ class Environment {
     auto server = http::Server::Create(options, null_http_handler_, logger_);
     if (!server.ok()) return server.status();
     null_http_server_ = std::move(*server);
-    return absl::OkStatus();
+    return StartSli(config);
   }
 
   void Shutdown() {
+    if (sli_receivers_) sli_receivers_->Shutdown(clock_, std::chrono::nanoseconds(0));
+    if (ticker_) ticker_->Shutdown();
+    if (sli_pipeline_) sli_pipeline_->Shutdown(std::chrono::steady_clock::time_point::max());
     if (receivers_) receivers_->Shutdown(clock_, std::chrono::nanoseconds(0));
     if (null_grpc_server_) null_grpc_server_->Shutdown();
     if (null_http_server_)
@@ -228,6 +332,7 @@ class Environment {
     if (pipeline_) pipeline_->Shutdown(std::chrono::steady_clock::time_point::max());
   }
 
+  const Clock& clock() const { return clock_; }
   const RequestShape& shape() const { return shape_; }
   const std::string& request() const { return request_; }
   const grpc::ByteBuffer& grpc_request() const { return grpc_request_; }
@@ -239,8 +344,53 @@ class Environment {
     return real ? receivers_->http_address() : null_http_server_->address();
   }
   uint64_t spans_processed() const { return pipeline_->spans_processed(); }
+  MeshRequests& mesh() { return mesh_; }
+  std::string sli_grpc_address() const { return sli_receivers_->grpc_address(); }
+  const pipeline::ShardedPipeline& sli_pipeline() const { return *sli_pipeline_; }
+  const pipeline::SliStore& sli_store() const { return *sli_store_; }
 
  private:
+  // The SLI engine as services/traceslo/main.cc wires it, with the default configuration,
+  // behind its own receivers (and its own metric registry: the names repeat).
+  absl::Status StartSli(const config::OtlpConfig& otlp) {
+    const config::PipelineConfig pc;
+    series_ =
+        std::make_unique<pipeline::SeriesRegistry>(pc.max_services, pc.max_operations_per_service);
+    sli_store_ = std::make_unique<pipeline::SliStore>(
+        pipeline::SliStoreOptions{.shards = pc.shards,
+                                  .retention = pc.sli_retention,
+                                  .exemplar_retention = pc.exemplar_retention,
+                                  .max_signatures = pc.max_signatures});
+    pipeline::SliOptions options{
+        .trace_idle_timeout = pc.trace_idle_timeout,
+        .trace_max_age = pc.trace_max_age,
+        .max_lateness = pc.max_lateness,
+        .max_live_traces = std::max<uint32_t>(1, pc.max_live_traces / pc.shards),
+        .max_spans_per_trace = pc.max_spans_per_trace,
+        .max_signatures = pc.max_signatures,
+        .errors = {.http_status_min = pc.errors.http_status_min, .grpc_code_mask = 0},
+    };
+    for (int32_t code : pc.errors.grpc_codes) options.errors.grpc_code_mask |= 1u << code;
+    std::vector<std::unique_ptr<pipeline::ShardProcessor>> processors;
+    for (uint32_t i = 0; i < pc.shards; ++i) {
+      options.shard = i;
+      processors.push_back(
+          std::make_unique<pipeline::SliShardProcessor>(options, clock_, *series_, *sli_store_));
+    }
+    auto created = pipeline::ShardedPipeline::Create(
+        pipeline::PipelineOptions{.shards = pc.shards,
+                                  .queue_capacity_spans = pc.queue_capacity_spans},
+        std::move(processors), sli_registry_);
+    if (!created.ok()) return created.status();
+    sli_pipeline_ = std::move(*created);
+    ticker_ = std::make_unique<Ticker>(clock_, pc.tick_interval,
+                                       [p = sli_pipeline_.get()] { p->Tick(); });
+    auto receivers = ingest::Receivers::Start(otlp, *sli_pipeline_, sli_registry_, logger_);
+    if (!receivers.ok()) return receivers.status();
+    sli_receivers_ = std::move(*receivers);
+    return absl::OkStatus();
+  }
+
   SystemClock clock_;
   Logger logger_;
   prometheus::Registry registry_;
@@ -255,25 +405,44 @@ class Environment {
   std::string null_grpc_address_;
   NullHttpHandler null_http_handler_;
   std::unique_ptr<http::Server> null_http_server_;
+  MeshRequests mesh_;
+  prometheus::Registry sli_registry_;
+  std::unique_ptr<pipeline::SeriesRegistry> series_;
+  std::unique_ptr<pipeline::SliStore> sli_store_;
+  std::unique_ptr<pipeline::ShardedPipeline> sli_pipeline_;
+  std::unique_ptr<Ticker> ticker_;
+  std::unique_ptr<ingest::Receivers> sli_receivers_;
 };
 
 // One outstanding Export call.
 struct GrpcCall {
   grpc::ClientContext context;
+  grpc::ByteBuffer request;
   grpc::ByteBuffer response;
   grpc::Status status;
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
 };
 
-void GrpcExport(benchmark::State& state, const Environment& env, bool real) {
-  auto channel = grpc::CreateChannel(env.grpc_address(real), grpc::InsecureChannelCredentials());
+// Where a gRPC benchmark sends, and what. Owned by main's thread, used by the benchmark thread.
+struct GrpcTarget {
+  std::string address;
+  MeshRequests* mesh = nullptr;  // fresh mesh requests; nullptr: the fixed RequestShape{} one
+  // The client waits while this pipeline is more than kMaxBacklogSpans behind what it accepted.
+  const pipeline::ShardedPipeline* paced_by = nullptr;
+  uint64_t accepted_spans = 0;  // over the whole run
+};
+
+void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& target) {
+  auto channel = grpc::CreateChannel(target.address, grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue cq;
+  const uint32_t spans = target.mesh ? target.mesh->spans() : env.shape().spans();
   std::vector<std::unique_ptr<GrpcCall>> calls(kInFlight);
   auto start = [&](intptr_t slot) {
     calls[slot] = std::make_unique<GrpcCall>();
     GrpcCall& call = *calls[slot];
-    call.reader = stub.PrepareUnaryCall(&call.context, kExportMethod, env.grpc_request(), &cq);
+    call.request = target.mesh ? target.mesh->Next() : env.grpc_request();
+    call.reader = stub.PrepareUnaryCall(&call.context, kExportMethod, call.request, &cq);
     call.reader->StartCall();
     call.reader->Finish(&call.response, &call.status, reinterpret_cast<void*>(slot));
   };
@@ -292,8 +461,24 @@ void GrpcExport(benchmark::State& state, const Environment& env, bool real) {
           "Export: " + std::to_string(call.status.error_code()) + " " + call.status.error_message();
     } else if (call.response.Length() != 0) {
       error = "Export answered a partial success";
+    } else {
+      target.accepted_spans += spans;
     }
     return slot;
+  };
+  // Blocks on an alarm (no CPU) while the pipeline lags too far behind.
+  grpc::CompletionQueue alarm_cq;
+  uint64_t waits = 0;
+  auto pace = [&] {
+    if (target.paced_by == nullptr) return;
+    while (target.accepted_spans > target.paced_by->spans_processed() + kMaxBacklogSpans) {
+      grpc::Alarm alarm;
+      alarm.Set(&alarm_cq, env.clock().Now() + std::chrono::microseconds(200), nullptr);
+      void* tag;
+      bool ok;
+      alarm_cq.Next(&tag, &ok);
+      ++waits;
+    }
   };
 
   // Warm the connection up before the timer starts.
@@ -306,20 +491,27 @@ void GrpcExport(benchmark::State& state, const Environment& env, bool real) {
     intptr_t slot = finish(error);
     --outstanding;
     if (!error.empty()) break;
+    pace();
     start(slot);
     ++outstanding;
   }
   for (; outstanding > 0; --outstanding) finish(error);
-  cq.Shutdown();
-  void* tag;
-  bool ok;
-  while (cq.Next(&tag, &ok)) {
+  for (auto* queue : {&cq, &alarm_cq}) {
+    queue->Shutdown();
+    void* tag;
+    bool ok;
+    while (queue->Next(&tag, &ok)) {
+    }
   }
   if (!error.empty()) {
     state.SkipWithError(error.c_str());
     return;
   }
-  SetSpanCounters(state, env.shape().spans(), env.request().size());
+  if (target.paced_by != nullptr) {
+    state.counters["backlog_waits"] =
+        benchmark::Counter(static_cast<double>(waits), benchmark::Counter::kAvgIterations);
+  }
+  SetSpanCounters(state, spans, target.mesh ? target.mesh->bytes() : env.request().size());
 }
 
 void HttpExport(benchmark::State& state, const Environment& env, bool real) {
@@ -383,37 +575,72 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf(
-      "request: %u spans, %zu protobuf bytes; %d requests in flight; rates are spans per "
-      "CPU-second of the whole process (client + servers + shard threads)\n",
-      env.shape().spans(), env.request().size(), kInFlight);
+      "request: %u spans, %zu protobuf bytes (mesh requests: %u spans, %zu bytes on average); %d "
+      "requests in flight; rates are spans per CPU-second of the whole process (client + servers "
+      "+ shard threads)\n",
+      env.shape().spans(), env.request().size(), env.mesh().spans(), env.mesh().bytes(), kInFlight);
   // Registered as lambdas: RegisterBenchmark would copy extra arguments. One second per
   // repetition (not the default 0.5 s): transport figures are noisier than decode ones.
-  const Environment* e = &env;
-  struct Case {
-    const char* name;
-    void (*run)(benchmark::State&, const Environment&, bool real);
-    bool real;
-  };
-  for (const Case& c : {Case{"e2e/grpc/traceslo_receiver", GrpcExport, true},
-                        Case{"e2e/grpc/null_receiver", GrpcExport, false},
-                        Case{"e2e/http_protobuf/traceslo_receiver", HttpExport, true},
-                        Case{"e2e/http_protobuf/null_receiver", HttpExport, false}}) {
-    benchmark::RegisterBenchmark(c.name,
-                                 [e, c](benchmark::State& state) { c.run(state, *e, c.real); })
+  Environment* e = &env;
+  std::vector<std::unique_ptr<GrpcTarget>> targets;
+  auto grpc_case = [&](const char* name, GrpcTarget target) {
+    GrpcTarget* t = targets.emplace_back(std::make_unique<GrpcTarget>(std::move(target))).get();
+    benchmark::RegisterBenchmark(name,
+                                 [e, t](benchmark::State& state) { GrpcExport(state, *e, *t); })
         ->MeasureProcessCPUTime()
         ->MinTime(1.0);
-  }
+  };
+  auto http_case = [&](const char* name, bool real) {
+    benchmark::RegisterBenchmark(
+        name, [e, real](benchmark::State& state) { HttpExport(state, *e, real); })
+        ->MeasureProcessCPUTime()
+        ->MinTime(1.0);
+  };
+  grpc_case("e2e/grpc/traceslo_receiver", {.address = env.grpc_address(true)});
+  grpc_case("e2e/grpc/null_receiver", {.address = env.grpc_address(false)});
+  http_case("e2e/http_protobuf/traceslo_receiver", true);
+  http_case("e2e/http_protobuf/null_receiver", false);
+  grpc_case(
+      "e2e/grpc_mesh/sli",
+      {.address = env.sli_grpc_address(), .mesh = &env.mesh(), .paced_by = &env.sli_pipeline()});
+  grpc_case("e2e/grpc_mesh/traceslo_receiver",
+            {.address = env.grpc_address(true), .mesh = &env.mesh()});
+  grpc_case("e2e/grpc_mesh/null_receiver",
+            {.address = env.grpc_address(false), .mesh = &env.mesh()});
 
   const std::vector<Comparison> comparisons = {
       {"e2e/grpc/traceslo_receiver", "e2e/grpc/null_receiver",
        "share of the null receiver's spans per CPU-second kept by decode + enqueue", true},
       {"e2e/http_protobuf/traceslo_receiver", "e2e/http_protobuf/null_receiver",
        "share of the null receiver's spans per CPU-second kept by decode + enqueue", true},
+      {"e2e/grpc_mesh/sli", "e2e/grpc_mesh/null_receiver",
+       "share of the null receiver's spans per CPU-second kept by decode + enqueue + SLI engine",
+       true},
+      {"e2e/grpc_mesh/sli", "e2e/grpc_mesh/traceslo_receiver",
+       "share kept by the SLI engine (trace assembly on) over counting spans", true},
+  };
+  const std::vector<Goal> goals = {
+      {"e2e/grpc_mesh/sli", 400e3,
+       ">= 400 k spans per CPU-second end to end with everything on (OTLP/gRPC, client included)"},
   };
   const uint64_t processed_before = env.spans_processed();
-  int status = RunBenchmarksAndCompare(argc, argv, comparisons, {});
+  int status = RunBenchmarksAndCompare(argc, argv, comparisons, goals);
   env.Shutdown();
   std::printf("pipeline processed %llu spans from the real receivers\n",
               static_cast<unsigned long long>(env.spans_processed() - processed_before));
+  const traceslo::pipeline::SliStore::GlobalTotals totals = env.sli_store().Totals();
+  uint64_t requests = 0;
+  for (const auto& series : env.sli_store().AllSeriesTotals()) requests += series.requests;
+  uint64_t traces = 0;
+  for (const auto& service : env.sli_store().AllServiceTotals()) traces += service.traces;
+  std::printf(
+      "SLI engine: %llu spans processed, %llu counted as requests (entry spans), %llu traces "
+      "per service touched, %llu traces completed early at the live-trace cap, %llu late and "
+      "%llu clock-skewed spans\n",
+      static_cast<unsigned long long>(env.sli_pipeline().spans_processed()),
+      static_cast<unsigned long long>(requests), static_cast<unsigned long long>(traces),
+      static_cast<unsigned long long>(totals.evicted_traces),
+      static_cast<unsigned long long>(totals.late_spans),
+      static_cast<unsigned long long>(totals.clock_skew_spans));
   return status;
 }

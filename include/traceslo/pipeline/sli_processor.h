@@ -96,6 +96,8 @@ class SliShardProcessor final : public ShardProcessor {
   void CompleteExpired(int64_t now, bool all);
   void RememberCompleted(const TraceId& trace_id, int64_t now);
   void Publish(int64_t now);
+  static size_t TraceHeapBytes(const LiveTrace& trace);
+  size_t TableBytes() const;
   void AddSignature(const Span& span, const ShardBatch& batch, uint32_t series, uint64_t id,
                     int64_t now);
 
@@ -113,6 +115,7 @@ class SliShardProcessor final : public ShardProcessor {
   std::deque<std::pair<TraceId, int64_t>> creation_order_;  // (id, first arrival); lazy
   absl::flat_hash_set<TraceId, TraceIdHash> completed_;
   std::deque<std::pair<TraceId, int64_t>> completed_order_;  // (id, completion time)
+  size_t live_heap_bytes_ = 0;  // span records of the traces kept at the last scan
 
   // The delta being built, and where its entries are.
   ShardDelta delta_;

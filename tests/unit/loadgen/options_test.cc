@@ -146,7 +146,7 @@ TEST(OptionsTest, BadFlagsAreOneLineAndExitTwo) {
   EXPECT_EQ(Error({"--report", ""}),
             "traceslo-loadgen: --report must name a file, or - for stdout");
   EXPECT_EQ(Error({"--scenario", "/nonexistent/s.yaml"}),
-            "traceslo-loadgen: --scenario: /nonexistent/s.yaml: no such file");
+            "traceslo-loadgen: --scenario: /nonexistent/s.yaml: No such file or directory");
   EXPECT_EQ(Error({"--bogus"}),
             "traceslo-loadgen: The following argument was not expected: --bogus (see --help)");
   EXPECT_EQ(Error({"--rate"}), "traceslo-loadgen: --rate: 1 required TEXT missing (see --help)");
