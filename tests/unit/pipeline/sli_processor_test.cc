@@ -435,7 +435,7 @@ TEST(SliProcessorTest, SpansBeyondTheTraceCapCountButAreNotKept) {
   for (uint64_t i = 1; i <= 5; ++i) {
     spans.push_back({.trace = 1,
                      .id = i,
-                     .parent = i == 1 ? 0 : 1,
+                     .parent = i == 1 ? uint64_t{0} : uint64_t{1},
                      .service = "a",
                      .name = "s",
                      .kind = SpanKind::kServer});
