@@ -2,7 +2,6 @@
 #include "traceslo/http/server.h"
 
 #include <array>
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
@@ -223,13 +222,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void Discard() {
-    stream_.async_read_some(
-        net::buffer(*linger_buffer_),
-        [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-          self->lingered_bytes_ += n;
-          if (ec || self->lingered_bytes_ > kMaxLingerBytes) return;  // EOF, timeout or enough
-          self->Discard();
-        });
+    stream_.async_read_some(net::buffer(*linger_buffer_),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              self->lingered_bytes_ += n;
+                              if (ec || self->lingered_bytes_ > kMaxLingerBytes)
+                                return;  // EOF, timeout or enough
+                              self->Discard();
+                            });
   }
 
   static constexpr size_t kMaxSpareBodyBytes = 256 * 1024;

@@ -7,30 +7,13 @@
 
 #include "absl/status/status.h"
 #include "traceslo/config/config.h"
+#include "traceslo/config/yaml_document.h"
 
 namespace traceslo::loadgen {
 namespace {
 
 // `text` quoted and escaped, cut short after 64 bytes: safe in a one-line message.
-std::string Quoted(std::string_view text) {
-  std::string out = "'";
-  for (size_t i = 0; i < text.size() && i < 64; ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '\'' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    }
-  }
-  if (text.size() > 64) out += "...";
-  return out + "'";
-}
+std::string Quoted(std::string_view text) { return config::QuoteForMessage(text, '\''); }
 
 absl::Status Error(std::string_view location, std::string_view message) {
   return absl::InvalidArgumentError(std::string(location) + ": " + std::string(message));

@@ -139,20 +139,8 @@ struct WindowStats {
   uint64_t propagation_breaks = 0;
 };
 
-struct SignatureInfo {
-  uint64_t id = 0;
-  uint32_t series = 0;
-  uint64_t count = 0;
-  int64_t first_seen_unix_nano = 0;
-  int64_t last_seen_unix_nano = 0;
-  int32_t http_status = 0;
-  int32_t rpc_status = -1;
-  std::string exception_type;
-  std::string normalized_message;
-  std::string sample_message;
-  std::string top_frame;
-  std::vector<TraceId> trace_ids;
-};
+// A signature in the store's registry: the same fields, summed over every shard and tick.
+using SignatureInfo = SignatureDelta;
 
 // Merges shard deltas into per-series rings of 10 s buckets (for windows up to `retention`),
 // cumulative totals (for Prometheus counters), exemplar traces and the error signature registry.
