@@ -11,12 +11,14 @@
 //                        receivers above (CountingProcessor) and to `sli`: everything on, as
 //                        `traceslo serve` wires it with the default configuration (Receivers ->
 //                        2-shard ShardedPipeline -> SliShardProcessor with trace assembly,
-//                        SeriesRegistry, SliStore, a Ticker ticking the pipeline every second,
-//                        SystemClock)
+//                        SeriesRegistry, SliStore, SystemClock), its pipeline ticked every
+//                        tick_interval (1 s) by the client's loop instead of a Ticker thread: a
+//                        Ticker would complete the live traces of one repetition 15 s later,
+//                        inside whichever benchmark runs then
 // The null receivers answer without decoding: for gRPC a raw callback TraceService returning an
 // empty ExportTraceServiceResponse, for HTTP a traceslo::http::Server whose handler answers 200
-// with an empty body. Rates are spans per CPU-second of the whole process (client, servers,
-// shard and ticker threads together: MeasureProcessCPUTime), so 1e9/real - 1e9/null is the CPU
+// with an empty body. Rates are spans per CPU-second of the whole process (client, servers and
+// shard threads together: MeasureProcessCPUTime), so 1e9/real - 1e9/null is the CPU
 // per span that decoding + enqueueing (+ the SLI engine) adds. The client sending to `sli` waits
 // while the pipeline is more than kMaxBacklogSpans behind, so the shards' CPU for the spans sent
 // is spent, and counted, within the measurement. One iteration = one request answered (512
@@ -46,7 +48,6 @@
 #include "tests/bench/otlp_request.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
-#include "traceslo/common/ticker.h"
 #include "traceslo/config/config.h"
 #include "traceslo/http/server.h"
 #include "traceslo/ingest/receivers.h"
@@ -323,7 +324,6 @@ class Environment {
 
   void Shutdown() {
     if (sli_receivers_) sli_receivers_->Shutdown(clock_, std::chrono::nanoseconds(0));
-    if (ticker_) ticker_->Shutdown();
     if (sli_pipeline_) sli_pipeline_->Shutdown(std::chrono::steady_clock::time_point::max());
     if (receivers_) receivers_->Shutdown(clock_, std::chrono::nanoseconds(0));
     if (null_grpc_server_) null_grpc_server_->Shutdown();
@@ -346,7 +346,8 @@ class Environment {
   uint64_t spans_processed() const { return pipeline_->spans_processed(); }
   MeshRequests& mesh() { return mesh_; }
   std::string sli_grpc_address() const { return sli_receivers_->grpc_address(); }
-  const pipeline::ShardedPipeline& sli_pipeline() const { return *sli_pipeline_; }
+  pipeline::ShardedPipeline& sli_pipeline() const { return *sli_pipeline_; }
+  std::chrono::nanoseconds tick_interval() const { return tick_interval_; }
   const pipeline::SliStore& sli_store() const { return *sli_store_; }
 
  private:
@@ -383,8 +384,7 @@ class Environment {
         std::move(processors), sli_registry_);
     if (!created.ok()) return created.status();
     sli_pipeline_ = std::move(*created);
-    ticker_ = std::make_unique<Ticker>(clock_, pc.tick_interval,
-                                       [p = sli_pipeline_.get()] { p->Tick(); });
+    tick_interval_ = pc.tick_interval;
     auto receivers = ingest::Receivers::Start(otlp, *sli_pipeline_, sli_registry_, logger_);
     if (!receivers.ok()) return receivers.status();
     sli_receivers_ = std::move(*receivers);
@@ -410,7 +410,7 @@ class Environment {
   std::unique_ptr<pipeline::SeriesRegistry> series_;
   std::unique_ptr<pipeline::SliStore> sli_store_;
   std::unique_ptr<pipeline::ShardedPipeline> sli_pipeline_;
-  std::unique_ptr<Ticker> ticker_;
+  std::chrono::nanoseconds tick_interval_{};
   std::unique_ptr<ingest::Receivers> sli_receivers_;
 };
 
@@ -427,9 +427,12 @@ struct GrpcCall {
 struct GrpcTarget {
   std::string address;
   MeshRequests* mesh = nullptr;  // fresh mesh requests; nullptr: the fixed RequestShape{} one
-  // The client waits while this pipeline is more than kMaxBacklogSpans behind what it accepted.
-  const pipeline::ShardedPipeline* paced_by = nullptr;
+  // The client waits while this pipeline is more than kMaxBacklogSpans behind what it accepted,
+  // and ticks it every `tick_interval`.
+  pipeline::ShardedPipeline* pipeline = nullptr;
+  std::chrono::nanoseconds tick_interval{};
   uint64_t accepted_spans = 0;  // over the whole run
+  std::chrono::steady_clock::time_point next_tick{};
 };
 
 void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& target) {
@@ -466,12 +469,17 @@ void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& tar
     }
     return slot;
   };
-  // Blocks on an alarm (no CPU) while the pipeline lags too far behind.
+  // Ticks the pipeline every tick_interval, and blocks on an alarm (no CPU) while it lags too
+  // far behind.
   grpc::CompletionQueue alarm_cq;
   uint64_t waits = 0;
   auto pace = [&] {
-    if (target.paced_by == nullptr) return;
-    while (target.accepted_spans > target.paced_by->spans_processed() + kMaxBacklogSpans) {
+    if (target.pipeline == nullptr) return;
+    if (const auto now = env.clock().SteadyNow(); now >= target.next_tick) {
+      target.pipeline->Tick();
+      target.next_tick = now + target.tick_interval;
+    }
+    while (target.accepted_spans > target.pipeline->spans_processed() + kMaxBacklogSpans) {
       grpc::Alarm alarm;
       alarm.Set(&alarm_cq, env.clock().Now() + std::chrono::microseconds(200), nullptr);
       void* tag;
@@ -507,7 +515,7 @@ void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& tar
     state.SkipWithError(error.c_str());
     return;
   }
-  if (target.paced_by != nullptr) {
+  if (target.pipeline != nullptr) {
     state.counters["backlog_waits"] =
         benchmark::Counter(static_cast<double>(waits), benchmark::Counter::kAvgIterations);
   }
@@ -600,9 +608,10 @@ int main(int argc, char** argv) {
   grpc_case("e2e/grpc/null_receiver", {.address = env.grpc_address(false)});
   http_case("e2e/http_protobuf/traceslo_receiver", true);
   http_case("e2e/http_protobuf/null_receiver", false);
-  grpc_case(
-      "e2e/grpc_mesh/sli",
-      {.address = env.sli_grpc_address(), .mesh = &env.mesh(), .paced_by = &env.sli_pipeline()});
+  grpc_case("e2e/grpc_mesh/sli", {.address = env.sli_grpc_address(),
+                                  .mesh = &env.mesh(),
+                                  .pipeline = &env.sli_pipeline(),
+                                  .tick_interval = env.tick_interval()});
   grpc_case("e2e/grpc_mesh/traceslo_receiver",
             {.address = env.grpc_address(true), .mesh = &env.mesh()});
   grpc_case("e2e/grpc_mesh/null_receiver",
