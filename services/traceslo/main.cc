@@ -26,14 +26,12 @@
 #include "traceslo/config/config.h"
 #include "traceslo/http/server.h"
 #include "traceslo/ingest/receivers.h"
-#include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
 #include "traceslo/pipeline/sli_collector.h"
-#include "traceslo/pipeline/sli_processor.h"
-#include "traceslo/pipeline/sli_store.h"
 #include "traceslo/slo/evaluator.h"
 #include "traceslo/slo/rule_file.h"
 #include "traceslo/slo/rule_loader.h"
+#include "traceslo/slo/sli_engine.h"
 #include "traceslo/web/web_handler.h"
 
 #ifndef TRACESLO_VERSION
@@ -116,44 +114,17 @@ int Serve(const ServeFlags& flags) {
       .Set(1);
 
   const config::PipelineConfig& pc = config->pipeline;
-  pipeline::SeriesRegistry series(pc.max_services, pc.max_operations_per_service);
-  pipeline::SliStore store(pipeline::SliStoreOptions{.shards = pc.shards,
-                                                     .retention = pc.sli_retention,
-                                                     .exemplar_retention = pc.exemplar_retention,
-                                                     .max_signatures = pc.max_signatures});
-  pipeline::SliCollector sli_collector(clock, series, store);
-  pipeline::SliOptions sli_options{
-      .trace_idle_timeout = pc.trace_idle_timeout,
-      .trace_max_age = pc.trace_max_age,
-      .max_lateness = pc.max_lateness,
-      .max_live_traces = std::max<uint32_t>(1, pc.max_live_traces / pc.shards),
-      .max_spans_per_trace = pc.max_spans_per_trace,
-      .max_signatures = pc.max_signatures,
-      .errors = {.http_status_min = pc.errors.http_status_min, .grpc_code_mask = 0},
-  };
-  for (int32_t code : pc.errors.grpc_codes) sli_options.errors.grpc_code_mask |= 1u << code;
-  std::vector<std::unique_ptr<pipeline::ShardProcessor>> processors;
-  for (uint32_t i = 0; i < pc.shards; ++i) {
-    sli_options.shard = i;
-    processors.push_back(
-        std::make_unique<pipeline::SliShardProcessor>(sli_options, clock, series, store));
-  }
+  slo::SliEngine engine(pc, clock);
+  pipeline::SliCollector sli_collector(clock, engine.series(), engine.store());
   auto pipeline = pipeline::ShardedPipeline::Create(
       pipeline::PipelineOptions{.shards = pc.shards,
                                 .queue_capacity_spans = pc.queue_capacity_spans},
-      std::move(processors), registry);
+      engine.MakeProcessors(), registry);
   if (!pipeline.ok()) return Fail(std::string(pipeline.status().message()));
   Ticker ticker(clock, pc.tick_interval, [p = pipeline->get()] { p->Tick(); });
 
-  // Rules: evaluated from the SLI store every rules.evaluation_interval. Minutes settle once no
-  // late span or completing trace can change them any more.
-  slo::StoreSliSource sli_source(series, store);
-  const auto settle = std::min<std::chrono::milliseconds>(
-      pc.max_lateness + pc.trace_max_age + 2 * pc.tick_interval + std::chrono::seconds(10),
-      pc.sli_retention - std::chrono::minutes(1));
-  slo::Evaluator evaluator(
-      slo::EvaluatorOptions{.settle_delay = settle, .source_retention = pc.sli_retention},
-      sli_source);
+  // Rules: evaluated from the SLI store every rules.evaluation_interval.
+  slo::Evaluator evaluator(engine.evaluator_options(), engine.source());
   std::vector<std::string> rule_files = config->rules.files;
   if (rule_files == config::RulesConfig{}.files && !std::filesystem::exists("rules")) {
     // The built-in default, run from a directory without rules/: no SLOs, not an error.
