@@ -233,4 +233,92 @@ bool operator==(const LatencySketch& a, const LatencySketch& b) {
   return buckets_a == buckets_b;
 }
 
+namespace {
+
+constexpr uint8_t kEncodingVersion = 1;
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in.empty()) return false;
+    const auto byte = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    if (shift == 63 && byte > 1) return false;
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void LatencySketch::AppendEncoded(std::string& out) const {
+  out.push_back(static_cast<char>(kEncodingVersion));
+  PutVarint(out, count_);
+  PutVarint(out, low_count_);
+  PutVarint(out, overflow_count_);
+  PutVarint(out, MinNanos());
+  PutVarint(out, max_nanos_);
+  PutVarint(out, static_cast<uint64_t>(sum_nanos_));
+  PutVarint(out, static_cast<uint64_t>(sum_nanos_ >> 64));
+  uint64_t buckets = 0;
+  ForEachBucket([&](int32_t, uint64_t) { ++buckets; });
+  PutVarint(out, buckets);
+  int32_t previous = kMinIndex - 1;
+  ForEachBucket([&](int32_t index, uint64_t count) {
+    PutVarint(out, static_cast<uint64_t>(index - previous));  // > 0: ascending order
+    PutVarint(out, count);
+    previous = index;
+  });
+}
+
+bool LatencySketch::Decode(std::string_view in) {
+  Clear();
+  uint64_t count = 0, low = 0, overflow = 0, min = 0, max = 0, sum_lo = 0, sum_hi = 0;
+  uint64_t buckets = 0;
+  const bool header_ok = !in.empty() && static_cast<uint8_t>(in.front()) == kEncodingVersion &&
+                         (in.remove_prefix(1), true) && GetVarint(in, count) &&
+                         GetVarint(in, low) && GetVarint(in, overflow) && GetVarint(in, min) &&
+                         GetVarint(in, max) && GetVarint(in, sum_lo) && GetVarint(in, sum_hi) &&
+                         GetVarint(in, buckets) && buckets <= static_cast<uint64_t>(kMaxBuckets) &&
+                         low <= count && min <= max;
+  if (!header_ok) return false;
+  uint64_t in_buckets = 0;
+  int64_t index = kMinIndex - 1;
+  for (uint64_t i = 0; i < buckets; ++i) {
+    uint64_t step = 0, n = 0;
+    if (!GetVarint(in, step) || !GetVarint(in, n) || step == 0 || n == 0 ||
+        step > static_cast<uint64_t>(kMaxBuckets) || n > count - in_buckets) {
+      Clear();
+      return false;
+    }
+    index += static_cast<int64_t>(step);
+    if (index > kMaxIndex) {
+      Clear();
+      return false;
+    }
+    AddSlow(static_cast<int32_t>(index), n);
+    in_buckets += n;
+  }
+  if (!in.empty() || in_buckets + low != count || (count > 0 && low < count && max == 0)) {
+    Clear();
+    return false;
+  }
+  count_ = count;
+  low_count_ = low;
+  overflow_count_ = overflow;
+  min_nanos_ = count == 0 ? std::numeric_limits<uint64_t>::max() : min;
+  max_nanos_ = max;
+  sum_nanos_ = (static_cast<Uint128>(sum_hi) << 64) | sum_lo;
+  return true;
+}
+
 }  // namespace traceslo::pipeline

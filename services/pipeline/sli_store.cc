@@ -120,6 +120,43 @@ SliStore::ServiceState& SliStore::ServiceAt(uint32_t service) {
   return services_[service];
 }
 
+void SliStore::NameSeries(SeriesState& s, uint32_t series, uint32_t service) {
+  if (s.known) return;
+  s.known = true;
+  s.service = service;
+  ServiceAt(service).series.push_back(series);
+}
+
+void SliStore::AddSeriesBucket(SeriesState& s, const SeriesDelta& d) {
+  Bucket* b = SlotFor(s.ring, ring_slots_, newest_bucket_, d.bucket, [](Bucket& slot, int64_t at) {
+    slot.bucket = at;
+    slot.requests = 0;
+    slot.errors = 0;
+    slot.latency.Clear();
+  });
+  if (b == nullptr) return;
+  b->requests += d.requests;
+  b->errors += d.errors;
+  b->latency.Merge(d.latency);
+  TraceBucket* sb = SlotFor(ServiceAt(s.service).ring, ring_slots_, newest_bucket_, d.bucket,
+                            [](TraceBucket& slot, int64_t at) { ResetTraceBucket(slot, at); });
+  if (sb == nullptr) return;
+  sb->requests += d.requests;
+  sb->errors += d.errors;
+  sb->latency.Merge(d.latency);
+}
+
+void SliStore::AddServiceBucket(ServiceState& s, const ServiceDelta& d) {
+  TraceBucket* b = SlotFor(s.ring, ring_slots_, newest_bucket_, d.bucket,
+                           [](TraceBucket& slot, int64_t at) { ResetTraceBucket(slot, at); });
+  if (b == nullptr) return;
+  b->traces += d.traces;
+  b->error_traces_root += d.error_traces_root;
+  b->error_traces_origin += d.error_traces_origin;
+  b->partial_traces += d.partial_traces;
+  b->propagation_breaks += d.propagation_breaks;
+}
+
 void SliStore::Apply(ShardDelta delta) {
   int64_t newest = INT64_MIN;
   for (const SeriesDelta& d : delta.series) newest = std::max(newest, d.bucket);
@@ -131,32 +168,15 @@ void SliStore::Apply(ShardDelta delta) {
 
   for (const SeriesDelta& d : delta.series) {
     SeriesState& s = SeriesAt(d.series);
-    if (!s.known) {
-      s.known = true;
-      s.service = d.service;
-      ServiceAt(d.service).series.push_back(d.series);
-    }
+    NameSeries(s, d.series, d.service);
     s.totals.requests += d.requests;
     s.totals.errors += d.errors;
     s.totals.sum_seconds += d.sum_seconds;
     for (size_t i = 0; i < kClassicBuckets; ++i) s.totals.classic[i] += d.classic[i];
-    Bucket* b =
-        SlotFor(s.ring, ring_slots_, newest_bucket_, d.bucket, [](Bucket& slot, int64_t at) {
-          slot.bucket = at;
-          slot.requests = 0;
-          slot.errors = 0;
-          slot.latency.Clear();
-        });
-    if (b == nullptr) continue;
-    b->requests += d.requests;
-    b->errors += d.errors;
-    b->latency.Merge(d.latency);
-    TraceBucket* sb = SlotFor(ServiceAt(s.service).ring, ring_slots_, newest_bucket_, d.bucket,
-                              [](TraceBucket& slot, int64_t at) { ResetTraceBucket(slot, at); });
-    if (sb == nullptr) continue;
-    sb->requests += d.requests;
-    sb->errors += d.errors;
-    sb->latency.Merge(d.latency);
+    AddSeriesBucket(s, d);
+    const int64_t minute = MinuteOfBucket(d.bucket);
+    s.changed_first = std::min(s.changed_first, minute);
+    s.changed_last = std::max(s.changed_last, minute);
   }
 
   for (const ServiceDelta& d : delta.services) {
@@ -166,14 +186,10 @@ void SliStore::Apply(ShardDelta delta) {
     s.totals.error_traces_origin += d.error_traces_origin;
     s.totals.partial_traces += d.partial_traces;
     s.totals.propagation_breaks += d.propagation_breaks;
-    TraceBucket* b = SlotFor(s.ring, ring_slots_, newest_bucket_, d.bucket,
-                             [](TraceBucket& slot, int64_t at) { ResetTraceBucket(slot, at); });
-    if (b == nullptr) continue;
-    b->traces += d.traces;
-    b->error_traces_root += d.error_traces_root;
-    b->error_traces_origin += d.error_traces_origin;
-    b->partial_traces += d.partial_traces;
-    b->propagation_breaks += d.propagation_breaks;
+    AddServiceBucket(s, d);
+    const int64_t minute = MinuteOfBucket(d.bucket);
+    s.changed_first = std::min(s.changed_first, minute);
+    s.changed_last = std::max(s.changed_last, minute);
   }
 
   for (ExemplarDelta& d : delta.exemplars) {
@@ -448,6 +464,84 @@ std::vector<SignatureInfo> SliStore::Signatures() const {
     return a.count != b.count ? a.count > b.count : a.id < b.id;
   });
   return out;
+}
+
+MinuteRollups SliStore::TakeChangedMinutes() {
+  MinuteRollups out;
+  MutexLock lock(mu_);
+  for (uint32_t id = 0; id < series_.size(); ++id) {
+    SeriesState& s = series_[id];
+    for (int64_t m = s.changed_first; m <= s.changed_last; ++m) {
+      SeriesMinute minute{.series = id, .service = s.service, .minute = m};
+      bool held = false;
+      ForEachLive(s.ring, ring_slots_, newest_bucket_, m * kBucketsPerMinute,
+                  m * kBucketsPerMinute + kBucketsPerMinute - 1, [&](const Bucket& b) {
+                    held = true;
+                    minute.requests += b.requests;
+                    minute.errors += b.errors;
+                    minute.latency.Merge(b.latency);
+                  });
+      if (held) out.series.push_back(std::move(minute));
+    }
+    s.changed_first = INT64_MAX;
+    s.changed_last = INT64_MIN;
+  }
+  for (uint32_t id = 0; id < services_.size(); ++id) {
+    ServiceState& s = services_[id];
+    for (int64_t m = s.changed_first; m <= s.changed_last; ++m) {
+      ServiceMinute minute{.service = id, .minute = m};
+      bool held = false;
+      ForEachLive(s.ring, ring_slots_, newest_bucket_, m * kBucketsPerMinute,
+                  m * kBucketsPerMinute + kBucketsPerMinute - 1, [&](const TraceBucket& b) {
+                    held = true;
+                    minute.traces += b.traces;
+                    minute.error_traces_root += b.error_traces_root;
+                    minute.error_traces_origin += b.error_traces_origin;
+                    minute.partial_traces += b.partial_traces;
+                    minute.propagation_breaks += b.propagation_breaks;
+                  });
+      if (held) out.services.push_back(minute);
+    }
+    s.changed_first = INT64_MAX;
+    s.changed_last = INT64_MIN;
+  }
+  return out;
+}
+
+void SliStore::Restore(const MinuteRollups& rollups) {
+  MutexLock lock(mu_);
+  for (const SeriesMinute& m : rollups.series) {
+    newest_bucket_ = std::max(newest_bucket_, m.minute * kBucketsPerMinute);
+  }
+  for (const ServiceMinute& m : rollups.services) {
+    newest_bucket_ = std::max(newest_bucket_, m.minute * kBucketsPerMinute);
+  }
+  for (const SeriesMinute& m : rollups.series) {
+    SeriesState& s = SeriesAt(m.series);
+    NameSeries(s, m.series, m.service);
+    SeriesDelta d{.series = m.series,
+                  .service = m.service,
+                  .bucket = m.minute * kBucketsPerMinute,
+                  .requests = m.requests,
+                  .errors = m.errors};
+    d.latency = m.latency;
+    AddSeriesBucket(s, d);
+  }
+  for (const ServiceMinute& m : rollups.services) {
+    AddServiceBucket(ServiceAt(m.service),
+                     ServiceDelta{.service = m.service,
+                                  .bucket = m.minute * kBucketsPerMinute,
+                                  .traces = m.traces,
+                                  .error_traces_root = m.error_traces_root,
+                                  .error_traces_origin = m.error_traces_origin,
+                                  .partial_traces = m.partial_traces,
+                                  .propagation_breaks = m.propagation_breaks});
+  }
+}
+
+int64_t SliStore::OldestHeldBucket() const {
+  MutexLock lock(mu_);
+  return newest_bucket_ == INT64_MIN ? INT64_MAX : OldestLive(newest_bucket_, ring_slots_);
 }
 
 size_t SliStore::MemoryBytes() const {

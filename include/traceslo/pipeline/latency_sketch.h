@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace traceslo::pipeline {
@@ -170,6 +172,14 @@ class LatencySketch {
   // max(1, ceil(q * n)) computed in double, capped at n: the 1-based rank of the nearest-rank
   // q-quantile among n samples.
   static uint64_t NearestRank(double q, uint64_t n);
+
+  // A compact, portable encoding of the whole sketch (for the SQLite minute rollups): a version
+  // byte, then varints of the counts, extremes and sum, then each non-empty bucket as a varint
+  // index step and a varint count. Decode() replaces *this; on malformed input (truncated,
+  // inconsistent counts, indices out of range, trailing bytes) it returns false and leaves
+  // *this empty. Both are exact: Decode(Encode(s)) == s.
+  void AppendEncoded(std::string& out) const;
+  bool Decode(std::string_view in);
 
   // Heap plus object bytes held by this sketch.
   size_t MemoryBytes() const { return sizeof(*this) + counts_.capacity(); }

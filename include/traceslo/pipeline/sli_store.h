@@ -119,6 +119,36 @@ struct ShardDelta {
   uint64_t live_trace_bytes = 0;
 };
 
+// One minute (unix minutes) of one series or service as the storage persists it: every bucket of
+// the minute summed.
+inline constexpr int64_t kBucketsPerMinute = 60 / kBucketSeconds;
+inline int64_t MinuteOfBucket(int64_t bucket) {
+  return bucket >= 0 ? bucket / kBucketsPerMinute
+                     : (bucket - kBucketsPerMinute + 1) / kBucketsPerMinute;
+}
+struct SeriesMinute {
+  uint32_t series = 0;
+  uint32_t service = 0;  // the series' service id
+  int64_t minute = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+  LatencySketch latency;
+};
+struct ServiceMinute {
+  uint32_t service = 0;
+  int64_t minute = 0;
+  uint64_t traces = 0;
+  uint64_t error_traces_root = 0;
+  uint64_t error_traces_origin = 0;
+  uint64_t partial_traces = 0;
+  uint64_t propagation_breaks = 0;
+};
+struct MinuteRollups {
+  std::vector<SeriesMinute> series;
+  std::vector<ServiceMinute> services;
+  bool empty() const { return series.empty() && services.empty(); }
+};
+
 struct SliStoreOptions {
   uint32_t shards = 1;
   std::chrono::milliseconds retention{3'600'000};
@@ -213,6 +243,19 @@ class SliStore {
 
   std::vector<SignatureInfo> Signatures() const;  // by count, highest first
 
+  // The minutes that deltas changed since the last call, each one whole (every bucket of it the
+  // rings still hold, summed), for the storage to write over its previous copy. Minutes whose
+  // buckets have all left the rings are skipped.
+  MinuteRollups TakeChangedMinutes();
+  // Puts persisted minutes back after a restart, each into the first bucket of its minute, as
+  // far as the rings reach back from the newest minute given. Restored minutes are not
+  // "changed", and the cumulative totals behind the Prometheus counters are not restored
+  // (counters start again from zero, as after any restart). Call before the first Apply.
+  void Restore(const MinuteRollups& rollups);
+  // The oldest bucket the rings can hold now (they hold `retention` back from the newest bucket
+  // seen); nothing older is answered by the window queries. INT64_MAX before any bucket is seen.
+  int64_t OldestHeldBucket() const;
+
   // Approximate bytes held by the whole store (rings, totals, sketches, exemplar traces counted
   // once, signatures), for the benchmark.
   size_t MemoryBytes() const;
@@ -255,15 +298,24 @@ class SliStore {
     SeriesTotals totals;
     std::vector<Bucket> ring;             // retention / 10 s slots, allocated on first use
     std::vector<ExemplarSlot> exemplars;  // exemplar_retention / 10 s slots
+    int64_t changed_first = INT64_MAX;    // minutes changed since TakeChangedMinutes()
+    int64_t changed_last = INT64_MIN;
   };
   struct ServiceState {
     ServiceTotals totals;
     std::vector<TraceBucket> ring;
-    std::vector<uint32_t> series;  // series of this service
+    std::vector<uint32_t> series;       // series of this service
+    int64_t changed_first = INT64_MAX;  // minutes whose trace-level SLIs changed
+    int64_t changed_last = INT64_MIN;
   };
 
   static void ResetTraceBucket(TraceBucket& slot, int64_t at);  // keeps the sketch's memory
   SeriesState& SeriesAt(uint32_t series) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to the rings (not the totals).
+  void AddSeriesBucket(SeriesState& s, const SeriesDelta& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddServiceBucket(ServiceState& s, const ServiceDelta& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NameSeries(SeriesState& s, uint32_t series, uint32_t service)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ServiceState& ServiceAt(uint32_t service) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SliStoreOptions options_;

@@ -655,5 +655,59 @@ TEST(LatencySketchMemory, WorstCaseIsBounded) {
   EXPECT_LE(sketch.MemoryBytes(), sizeof(Sketch) + Sketch::kMaxBuckets * sizeof(uint64_t));
 }
 
+TEST(LatencySketchEncoding, RoundTripsExactly) {
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<uint64_t> log2(0, 62);
+  for (int round = 0; round < 200; ++round) {
+    LatencySketch sketch;
+    const int n = round % 50;
+    for (int i = 0; i < n; ++i) {
+      const uint64_t v = rng() >> log2(rng);  // every magnitude: low bucket, overflow, in range
+      sketch.Add(v, rng() % 3 == 0 ? 1 + rng() % 100'000 : 1);
+    }
+    std::string bytes;
+    sketch.AppendEncoded(bytes);
+    LatencySketch back;
+    back.Add(123);  // Decode replaces what was there
+    ASSERT_TRUE(back.Decode(bytes)) << round;
+    EXPECT_TRUE(back == sketch) << round;
+    EXPECT_EQ(back.Count(), sketch.Count());
+    EXPECT_EQ(back.SumNanos(), sketch.SumNanos());
+  }
+}
+
+TEST(LatencySketchEncoding, RefusesMalformedInput) {
+  LatencySketch sketch;
+  for (uint64_t v : {500u, 2'000u, 50'000'000u, 50'000'001u, 3'000'000'000u}) sketch.Add(v, 3);
+  std::string good;
+  sketch.AppendEncoded(good);
+  LatencySketch out;
+  ASSERT_TRUE(out.Decode(good));
+  EXPECT_FALSE(out.Decode(""));
+  EXPECT_EQ(out.Count(), 0u);                                         // left empty
+  EXPECT_FALSE(out.Decode(std::string(1, '\x02') + good.substr(1)));  // unknown version
+  for (size_t cut = 1; cut < good.size(); ++cut) {
+    EXPECT_FALSE(out.Decode(good.substr(0, cut))) << "truncated at " << cut;
+  }
+  EXPECT_FALSE(out.Decode(good + "x"));  // trailing bytes
+  // Counts that do not add up: the total says one more than the buckets and the low bucket hold.
+  LatencySketch one;
+  one.Add(5'000'000);
+  std::string bytes;
+  one.AppendEncoded(bytes);
+  bytes[1] = 2;  // count_ varint
+  EXPECT_FALSE(out.Decode(bytes));
+  // Every single-byte corruption either decodes to some valid sketch or is refused; never UB.
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x55);
+    if (out.Decode(bad)) {
+      uint64_t buckets = 0;
+      out.ForEachBucket([&](int32_t, uint64_t c) { buckets += c; });
+      EXPECT_EQ(buckets + out.LowCount(), out.Count());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace traceslo::pipeline

@@ -215,6 +215,107 @@ TEST(SliStoreTest, SeriesWindowCountsOnlyInWindowBuckets) {
   EXPECT_EQ(store.SeriesWindow(7, 1006, 1003).requests, 0u);  // empty range
 }
 
+TEST(SliStoreTest, ChangedMinutesAreWholeMinutesOnceEach) {
+  SliStore store(Options());
+  std::mt19937_64 rng(3);
+  // Minute 200 = buckets 1200..1205; minute 201 = 1206..1211.
+  std::vector<uint64_t> minute200;
+  std::vector<uint64_t> minute201;
+  for (int64_t bucket : {1200, 1203, 1205}) {
+    auto d = RandomDurations(rng, 10);
+    minute200.insert(minute200.end(), d.begin(), d.end());
+    store.Apply(OneSeries(MakeSeries(4, 2, bucket, d, 1)));
+  }
+  {
+    auto d = RandomDurations(rng, 7);
+    minute201 = d;
+    store.Apply(OneSeries(MakeSeries(4, 2, 1206, d, 2)));
+  }
+  ShardDelta traces;
+  traces.services.push_back(ServiceDelta{
+      .service = 2, .bucket = 1201, .traces = 5, .error_traces_root = 1, .partial_traces = 2});
+  traces.services.push_back(ServiceDelta{.service = 2,
+                                         .bucket = 1204,
+                                         .traces = 3,
+                                         .error_traces_origin = 1,
+                                         .propagation_breaks = 1});
+  store.Apply(traces);
+
+  MinuteRollups first = store.TakeChangedMinutes();
+  ASSERT_EQ(first.series.size(), 2u);
+  EXPECT_EQ(first.series[0].series, 4u);
+  EXPECT_EQ(first.series[0].service, 2u);
+  EXPECT_EQ(first.series[0].minute, 200);
+  EXPECT_EQ(first.series[0].requests, 30u);
+  EXPECT_EQ(first.series[0].errors, 3u);
+  EXPECT_TRUE(first.series[0].latency == SketchOf(minute200));
+  EXPECT_EQ(first.series[1].minute, 201);
+  EXPECT_EQ(first.series[1].requests, 7u);
+  ASSERT_EQ(first.services.size(), 1u);
+  EXPECT_EQ(first.services[0].minute, 200);
+  EXPECT_EQ(first.services[0].traces, 8u);
+  EXPECT_EQ(first.services[0].error_traces_root, 1u);
+  EXPECT_EQ(first.services[0].error_traces_origin, 1u);
+  EXPECT_EQ(first.services[0].partial_traces, 2u);
+  EXPECT_EQ(first.services[0].propagation_breaks, 1u);
+
+  EXPECT_TRUE(store.TakeChangedMinutes().empty());  // nothing changed since
+  // A late delta for minute 200: the minute comes again, whole (not just the delta).
+  store.Apply(OneSeries(MakeSeries(4, 2, 1202, {1'000'000}, 1)));
+  MinuteRollups second = store.TakeChangedMinutes();
+  ASSERT_EQ(second.series.size(), 1u);
+  EXPECT_EQ(second.series[0].minute, 200);
+  EXPECT_EQ(second.series[0].requests, 31u);
+  EXPECT_EQ(second.series[0].errors, 4u);
+  EXPECT_TRUE(second.services.empty());
+}
+
+TEST(SliStoreTest, RestorePutsMinutesBackWithoutTotalsOrChanges) {
+  SliStore original(Options());
+  std::mt19937_64 rng(5);
+  for (int64_t bucket = 1200; bucket < 1260; bucket += 7) {
+    original.Apply(OneSeries(MakeSeries(1, 0, bucket, RandomDurations(rng, 5), 2)));
+    original.Apply(OneSeries(MakeSeries(3, 0, bucket, RandomDurations(rng, 3), 0)));
+  }
+  ShardDelta traces;
+  traces.services.push_back(
+      ServiceDelta{.service = 0, .bucket = 1230, .traces = 9, .error_traces_root = 4});
+  original.Apply(traces);
+  const MinuteRollups saved = original.TakeChangedMinutes();
+
+  SliStore restored(Options());
+  restored.Restore(saved);
+  EXPECT_TRUE(restored.TakeChangedMinutes().empty());
+  EXPECT_TRUE(restored.AllSeriesTotals().empty() || restored.AllSeriesTotals()[1].requests == 0);
+  // Whole minutes read the same as before the restart.
+  for (int64_t minute = 200; minute < 210; ++minute) {
+    const int64_t first = minute * kBucketsPerMinute;
+    const int64_t last = first + kBucketsPerMinute - 1;
+    for (uint32_t series : {1u, 3u}) {
+      const WindowStats a = original.SeriesWindow(series, first, last);
+      const WindowStats b = restored.SeriesWindow(series, first, last);
+      EXPECT_EQ(a.requests, b.requests) << minute;
+      EXPECT_EQ(a.errors, b.errors) << minute;
+      EXPECT_TRUE(a.latency == b.latency) << minute;
+    }
+    const WindowStats a = original.ServiceWindow(0, first, last);
+    const WindowStats b = restored.ServiceWindow(0, first, last);
+    EXPECT_EQ(a.requests, b.requests);
+    EXPECT_EQ(a.traces, b.traces);
+    EXPECT_EQ(a.error_traces_root, b.error_traces_root);
+  }
+  // The newest restored minute is 209 (the last delta was bucket 1256): a 360-slot ring reaches
+  // back from its first bucket, 1254.
+  EXPECT_EQ(restored.OldestHeldBucket(), 1254 - 360 + 1);
+  EXPECT_EQ(SliStore(Options()).OldestHeldBucket(), INT64_MAX);
+  // New traffic after the restore adds to the restored minute.
+  restored.Apply(OneSeries(MakeSeries(1, 0, 1250, {2'000'000}, 1)));
+  MinuteRollups changed = restored.TakeChangedMinutes();
+  ASSERT_EQ(changed.series.size(), 1u);
+  EXPECT_EQ(changed.series[0].minute, 208);
+  EXPECT_EQ(changed.series[0].requests, original.SeriesWindow(1, 1248, 1253).requests + 1);
+}
+
 TEST(SliStoreTest, RingWrapResetsOldSlot) {
   SliStore store(Options(60s));  // 6 slots
   store.Apply(OneSeries(MakeSeries(0, 0, 100, {1'000'000, 1'000'000, 1'000'000})));
