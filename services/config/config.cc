@@ -562,8 +562,18 @@ absl::Status Reader::ReadWeb(const Node& node, WebConfig& web) {
 }
 
 absl::Status Reader::ReadStorage(const Node& node, StorageConfig& storage) {
+  using std::chrono::milliseconds;
   return ForEachEntry(
-      node, "storage", {"path"}, [&](std::string_view, const Node& value) -> absl::Status {
+      node, "storage", {"path", "flush_interval", "retention"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "flush_interval") {
+          return ReadDuration(value, "storage.flush_interval", milliseconds(100),
+                              milliseconds(3'600'000), storage.flush_interval);
+        }
+        if (key == "retention") {
+          return ReadDuration(value, "storage.retention", milliseconds(3'600'000),
+                              milliseconds(400LL * 86'400'000), storage.retention);
+        }
         std::string path = storage.path;
         if (absl::Status status = ReadString(value, "storage.path", path); !status.ok()) {
           return status;

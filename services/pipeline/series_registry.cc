@@ -28,31 +28,43 @@ uint32_t SeriesRegistry::OtherSeries(uint32_t service_id) {
   return service.other_series;
 }
 
+uint32_t SeriesRegistry::ServiceIdLocked(std::string_view service_name, bool& folded) {
+  folded = false;
+  if (auto it = service_ids_.find(Key(service_name)); it != service_ids_.end()) return it->second;
+  if (service_ids_.size() < max_services_) {
+    const auto service_id = static_cast<uint32_t>(services_.size());
+    services_.push_back(Service{std::string(service_name), {}, 0, UINT32_MAX});
+    service_ids_.emplace(std::string(service_name), service_id);
+    return service_id;
+  }
+  // Every operation of a folded service goes to one series: ("other", "other"). A real service
+  // named "other" is the same service, so label sets never repeat.
+  folded = true;
+  ++overflow_.services;
+  if (other_service_ == UINT32_MAX) {
+    if (auto it = service_ids_.find(Key(kOther)); it != service_ids_.end()) {
+      other_service_ = it->second;
+    } else {
+      other_service_ = static_cast<uint32_t>(services_.size());
+      services_.push_back(Service{std::string(kOther), {}, 0, UINT32_MAX});
+      service_ids_.emplace(std::string(kOther), other_service_);
+    }
+  }
+  return other_service_;
+}
+
+uint32_t SeriesRegistry::ResolveService(std::string_view service) {
+  MutexLock lock(mu_);
+  bool folded = false;
+  return ServiceIdLocked(service, folded);
+}
+
 SeriesRegistry::Ids SeriesRegistry::Resolve(std::string_view service_name,
                                             std::string_view operation) {
   MutexLock lock(mu_);
-  uint32_t service_id;
-  if (auto it = service_ids_.find(Key(service_name)); it != service_ids_.end()) {
-    service_id = it->second;
-  } else if (service_ids_.size() < max_services_) {
-    service_id = static_cast<uint32_t>(services_.size());
-    services_.push_back(Service{std::string(service_name), {}, 0, UINT32_MAX});
-    service_ids_.emplace(std::string(service_name), service_id);
-  } else {
-    // Every operation of a folded service goes to one series: ("other", "other"). A real
-    // service named "other" is the same service, so label sets never repeat.
-    ++overflow_.services;
-    if (other_service_ == UINT32_MAX) {
-      if (auto it = service_ids_.find(Key(kOther)); it != service_ids_.end()) {
-        other_service_ = it->second;
-      } else {
-        other_service_ = static_cast<uint32_t>(services_.size());
-        services_.push_back(Service{std::string(kOther), {}, 0, UINT32_MAX});
-        service_ids_.emplace(std::string(kOther), other_service_);
-      }
-    }
-    return Ids{OtherSeries(other_service_), other_service_};
-  }
+  bool folded = false;
+  const uint32_t service_id = ServiceIdLocked(service_name, folded);
+  if (folded) return Ids{OtherSeries(service_id), service_id};
   Service& service = services_[service_id];
   if (service_id == other_service_ || operation == kOther) {
     return Ids{OtherSeries(service_id), service_id};

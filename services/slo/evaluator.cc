@@ -16,7 +16,7 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 using std::chrono::milliseconds;
 
-constexpr int64_t kBucketsPerMinute = 60 / pipeline::kBucketSeconds;
+using pipeline::kBucketsPerMinute;
 constexpr int64_t kNanosPerMinute = 60'000'000'000;
 
 int64_t UnixNanos(std::chrono::system_clock::time_point t) {
@@ -66,6 +66,22 @@ std::string_view AlertStateName(AlertState state) {
   return "unknown";
 }
 
+Events LatencyEvents(const Slo& slo, const pipeline::LatencySketch& sketch) {
+  Events out;
+  out.total = sketch.Count();
+  const auto threshold_nanos =
+      static_cast<uint64_t>(slo.sli.kind == SliKind::kLatency
+                                ? slo.sli.latency.threshold.count()
+                                : slo.sli.latency_quantile.threshold.count()) *
+      1'000'000;
+  const int32_t threshold_index = pipeline::LatencySketch::BucketIndex(std::clamp<uint64_t>(
+      threshold_nanos, pipeline::LatencySketch::kLowNanos, pipeline::LatencySketch::kMaxNanos));
+  sketch.ForEachBucket([&](int32_t index, uint64_t count) {
+    if (index > threshold_index) out.bad += count;
+  });
+  return out;
+}
+
 // --- StoreSliSource ----------------------------------------------------------------------------
 
 StoreSliSource::StoreSliSource(const pipeline::SeriesRegistry& registry,
@@ -93,21 +109,9 @@ Events StoreSliSource::EventsIn(const Slo& slo, int64_t first_bucket, int64_t la
       break;
     }
     case SliKind::kLatency:
-    case SliKind::kLatencyQuantile: {
-      const pipeline::LatencySketch sketch = LatencyIn(slo, first_bucket, last_bucket);
-      out.total = sketch.Count();
-      const auto threshold_nanos =
-          static_cast<uint64_t>(slo.sli.kind == SliKind::kLatency
-                                    ? slo.sli.latency.threshold.count()
-                                    : slo.sli.latency_quantile.threshold.count()) *
-          1'000'000;
-      const int32_t threshold_index = pipeline::LatencySketch::BucketIndex(std::clamp<uint64_t>(
-          threshold_nanos, pipeline::LatencySketch::kLowNanos, pipeline::LatencySketch::kMaxNanos));
-      sketch.ForEachBucket([&](int32_t index, uint64_t count) {
-        if (index > threshold_index) out.bad += count;
-      });
+    case SliKind::kLatencyQuantile:
+      out = LatencyEvents(slo, LatencyIn(slo, first_bucket, last_bucket));
       break;
-    }
     case SliKind::kErrorTraces:
     case SliKind::kPartialTraces: {
       const int64_t service = registry_.FindService(slo.service);
@@ -132,6 +136,15 @@ pipeline::LatencySketch StoreSliSource::LatencyIn(const Slo& slo, int64_t first_
   return store_.SeriesLatency(SeriesOf(slo), first_bucket, last_bucket);
 }
 
+std::vector<Events> SliSource::MinuteEvents(const Slo& slo, int64_t first_minute,
+                                            int64_t last_minute) const {
+  std::vector<Events> out;
+  for (int64_t m = first_minute; m <= last_minute; ++m) {
+    out.push_back(EventsIn(slo, m * kBucketsPerMinute, m * kBucketsPerMinute + kBucketsPerMinute - 1));
+  }
+  return out;
+}
+
 // --- Evaluator ---------------------------------------------------------------------------------
 
 Evaluator::Evaluator(const EvaluatorOptions& options, const SliSource& source)
@@ -151,6 +164,15 @@ void Evaluator::SetRules(const std::vector<Slo>& slos) {
     } else {
       state = std::make_unique<SloState>();
       state->identity = identity;
+      // A new SLO state: take what was kept for it before a restart.
+      for (auto it = restored_.begin(); it != restored_.end();) {
+        if (it->service == slo.service && it->slo == slo.name) {
+          state->alerts.push_back(std::move(*it));
+          it = restored_.erase(it);
+        } else {
+          ++it;
+        }
+      }
     }
     state->slo = slo;
     // One alert per severity the SLO can raise; existing ones keep their state.
@@ -182,6 +204,11 @@ void Evaluator::SetRules(const std::vector<Slo>& slos) {
   }
 }
 
+void Evaluator::RestoreAlerts(std::vector<AlertStatus> alerts) {
+  MutexLock lock(mu_);
+  restored_ = std::move(alerts);
+}
+
 void Evaluator::Settle(SloState& state, int64_t now) {
   // Minutes that ended before now - settle_delay no longer change: roll them up once.
   const int64_t horizon =
@@ -200,8 +227,13 @@ void Evaluator::Settle(SloState& state, int64_t now) {
   }
   const int64_t keep_minutes = minute_span.count() / 60'000 + 60;
   const int64_t keep_hours = state.slo.window.count() / 3'600'000 + 1;
+  const std::vector<Events> settled =
+      state.settled_through < horizon
+          ? source_.MinuteEvents(state.slo, state.settled_through + 1, horizon)
+          : std::vector<Events>{};
   for (int64_t m = state.settled_through + 1; m <= horizon; ++m) {
-    const Events e = source_.EventsIn(state.slo, m * kBucketsPerMinute, m * kBucketsPerMinute + 5);
+    const size_t i = static_cast<size_t>(m - state.settled_through - 1);
+    const Events e = i < settled.size() ? settled[i] : Events{};
     state.minutes.push_back(Minute{m, e});
     const int64_t hour = FloorDiv(m, 60);
     if (state.hours.empty() || state.hours.back().minute != hour) {

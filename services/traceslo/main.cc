@@ -4,7 +4,9 @@
 //   main            parses flags, wires everything, waits for SIGTERM/SIGINT, shuts down in order
 //   shard-N         one per pipeline shard (ShardedPipeline), owns that shard's data
 //   ticker          queues a tick to every shard each pipeline.tick_interval (Ticker)
-//   evaluator       evaluates the SLO rules each rules.evaluation_interval (Ticker)
+//   evaluator       evaluates the SLO rules each rules.evaluation_interval (Ticker); saves the
+//                   alert states to SQLite when one changes
+//   storage         writes changed SLI minutes to SQLite each storage.flush_interval (Ticker)
 //   otlp_http I/O   2 threads (http::Server for OTLP/HTTP)
 //   web I/O         1 thread (http::Server for /metrics, health, API)
 //   otlp_grpc gate  1 thread accepting gRPC connections under the cap (GrpcConnectionGate)
@@ -32,6 +34,9 @@
 #include "traceslo/slo/rule_file.h"
 #include "traceslo/slo/rule_loader.h"
 #include "traceslo/slo/sli_engine.h"
+#include "traceslo/storage/durable_sli_source.h"
+#include "traceslo/storage/sqlite_store.h"
+#include "traceslo/storage/storage_writer.h"
 #include "traceslo/web/web_handler.h"
 
 #ifndef TRACESLO_VERSION
@@ -123,8 +128,45 @@ int Serve(const ServeFlags& flags) {
   if (!pipeline.ok()) return Fail(std::string(pipeline.status().message()));
   Ticker ticker(clock, pc.tick_interval, [p = pipeline->get()] { p->Tick(); });
 
-  // Rules: evaluated from the SLI store every rules.evaluation_interval.
-  slo::Evaluator evaluator(engine.evaluator_options(), engine.source());
+  // Storage: minute rollups of the SLI store and the alert states survive restarts. What was
+  // persisted goes back into the store (as far as its rings reach) before any span arrives.
+  const std::string db_path =
+      (std::filesystem::path(config->storage.path) / "traceslo.db").string();
+  auto sqlite = storage::SqliteStore::Open(db_path);
+  if (!sqlite.ok()) return Fail(std::string(sqlite.status().message()));
+  {
+    const int64_t now_minute =
+        std::chrono::duration_cast<std::chrono::minutes>(clock.Now().time_since_epoch()).count();
+    auto restored = (*sqlite)->LoadRollups(
+        now_minute - std::chrono::duration_cast<std::chrono::minutes>(pc.sli_retention).count() - 1,
+        engine.series());
+    if (!restored.ok()) return Fail(std::string(restored.status().message()));
+    engine.store().Restore(*restored);
+    logger.Info("storage opened",
+                {{"path", db_path},
+                 {"schema_version", std::to_string((*sqlite)->schema_version())},
+                 {"restored_series_minutes", std::to_string(restored->series.size())},
+                 {"restored_service_minutes", std::to_string(restored->services.size())}});
+  }
+  storage::StorageWriter storage_writer(
+      storage::StorageWriterOptions{.retention = config->storage.retention}, clock, engine.store(),
+      engine.series(), **sqlite);
+  Ticker storage_ticker(clock, config->storage.flush_interval, [&] {
+    if (absl::Status status = storage_writer.Flush(); !status.ok()) {
+      logger.Error("storage flush failed; the minutes are kept for the next flush",
+                   {{"error", std::string(status.message())}});
+    }
+  });
+
+  // Rules: evaluated every rules.evaluation_interval from the SLI store, and from SQLite for
+  // minutes older than the store holds (windows up to storage.retention).
+  storage::DurableSliSource durable_source(engine.source(), engine.store(), **sqlite);
+  slo::EvaluatorOptions evaluator_options = engine.evaluator_options();
+  evaluator_options.source_retention = config->storage.retention;
+  slo::Evaluator evaluator(evaluator_options, durable_source);
+  auto alerts = (*sqlite)->LoadAlerts();
+  if (!alerts.ok()) return Fail(std::string(alerts.status().message()));
+  evaluator.RestoreAlerts(*std::move(alerts));
   std::vector<std::string> rule_files = config->rules.files;
   if (rule_files == config::RulesConfig{}.files && !std::filesystem::exists("rules")) {
     // The built-in default, run from a directory without rules/: no SLOs, not an error.
@@ -136,8 +178,15 @@ int Serve(const ServeFlags& flags) {
     return Fail("rule files have problems (traceslo check shows the same):\n" +
                 std::string(status.message()));
   }
+  auto save_alerts = [&] {
+    if (absl::Status status = storage_writer.SaveAlerts(evaluator.Alerts()); !status.ok()) {
+      logger.Error("alert states not saved", {{"error", std::string(status.message())}});
+    }
+  };
   Ticker evaluation_ticker(clock, config->rules.evaluation_interval, [&] {
-    for (const slo::AlertTransition& t : evaluator.Evaluate(clock.Now())) {
+    const std::vector<slo::AlertTransition> transitions = evaluator.Evaluate(clock.Now());
+    if (!transitions.empty()) save_alerts();  // before anything is told of them
+    for (const slo::AlertTransition& t : transitions) {
       logger.Info("alert", {{"service", t.status.service},
                             {"slo", t.status.slo},
                             {"severity", std::string(slo::SeverityName(t.status.severity))},
@@ -164,7 +213,8 @@ int Serve(const ServeFlags& flags) {
   };
   web::WebHandler web_handler(
       web::WebOptions{.debug_endpoints = flags.debug_endpoints, .reload = reload},
-      {&registry, receivers->get(), &sli_collector, &evaluator, &rules}, **pipeline);
+      {&registry, receivers->get(), &sli_collector, &evaluator, &rules, &storage_writer},
+      **pipeline);
   http::ServerOptions web_options;
   web_options.name = "web";
   web_options.listen_address = config->web.listen.listen_address;
@@ -199,6 +249,11 @@ int Serve(const ServeFlags& flags) {
   ticker.Shutdown();  // the pipeline's shutdown completes and publishes every live trace
   bool drained = (*pipeline)->Shutdown(clock.SteadyNow() + std::chrono::seconds(30));
   if (!drained) logger.Warn("pipeline did not drain before the deadline");
+  storage_ticker.Shutdown();
+  if (absl::Status status = storage_writer.Flush(); !status.ok()) {
+    logger.Error("final storage flush failed", {{"error", std::string(status.message())}});
+  }
+  save_alerts();
   const uint64_t processed = (*pipeline)->spans_processed();
   (*web_server)->Shutdown(clock.SteadyNow() + std::chrono::seconds(1));
   logger.Info("stopped", {{"spans_processed", std::to_string(processed)}});

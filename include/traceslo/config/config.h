@@ -44,7 +44,11 @@ struct WebConfig {
 };
 
 struct StorageConfig {
-  std::string path = "./var";
+  std::string path = "./var";  // the data directory; the database is <path>/traceslo.db
+  // SLI minute rollups are written at least this often (what a kill -9 can lose at most).
+  std::chrono::milliseconds flush_interval{10'000};
+  // Minute rollups older than this are deleted; keep it above the longest SLO window.
+  std::chrono::milliseconds retention{35LL * 86'400'000};
 };
 
 struct PipelineConfig {

@@ -35,6 +35,9 @@ class SeriesRegistry {
   SeriesRegistry(uint32_t max_services, uint32_t max_operations_per_service);
 
   Ids Resolve(std::string_view service, std::string_view operation);
+  // The id of a service, created under the same cap, without a series (for restoring the
+  // trace-level SLIs of a service that had no entry spans).
+  uint32_t ResolveService(std::string_view service);
 
   // Names of an id returned by Resolve (the strings never move).
   std::string_view ServiceName(uint32_t service) const;
@@ -56,6 +59,10 @@ class SeriesRegistry {
   int64_t FindSeries(std::string_view service, std::string_view operation) const;
 
  private:
+  // The service's id, created if new and under the cap; the "other" service (folded = true)
+  // once the cap is reached.
+  uint32_t ServiceIdLocked(std::string_view service, bool& folded)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Service {
     std::string name;
     absl::flat_hash_map<std::string, uint32_t> operations;  // capped, plus "other"

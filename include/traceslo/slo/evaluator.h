@@ -28,6 +28,11 @@ struct Events {
   }
 };
 
+// The events of a latency SLI (kLatency, kLatencyQuantile) in a sketch: every duration is one;
+// it is bad when its sketch bucket lies above the threshold's bucket (so a duration up to 1.09 %
+// above the threshold can count as good).
+Events LatencyEvents(const Slo& slo, const pipeline::LatencySketch& sketch);
+
 // Where the evaluator reads SLIs, per 10 s bucket (pipeline::BucketOfUnixNanos). Thread-safe.
 class SliSource {
  public:
@@ -38,6 +43,11 @@ class SliSource {
   // Entry-span latency of the SLO's series over the buckets (kLatencyQuantile).
   virtual pipeline::LatencySketch LatencyIn(const Slo& slo, int64_t first_bucket,
                                             int64_t last_bucket) const = 0;
+  // Events of each minute in [first_minute, last_minute] (unix minutes), oldest first: what the
+  // evaluator rolls up once minutes have settled. The default asks EventsIn() once per minute;
+  // a durable source answers a month at once.
+  virtual std::vector<Events> MinuteEvents(const Slo& slo, int64_t first_minute,
+                                           int64_t last_minute) const;
 };
 
 // Reads the SLI store: errors and latency from the series of the SLO's service that its filter
@@ -133,6 +143,11 @@ class Evaluator final : public prometheus::Collectable {
   // definition carry over; others start empty.
   void SetRules(const std::vector<Slo>& slos);
 
+  // Alert states kept from before a restart: each is taken by the SLO (service, slo, severity,
+  // no_data) it names when SetRules() next creates that SLO, without a transition, so a firing
+  // alert goes on firing and is not fired again. Call before SetRules().
+  void RestoreAlerts(std::vector<AlertStatus> alerts);
+
   // Evaluates every SLO at `now`; returns the alert transitions of this evaluation.
   std::vector<AlertTransition> Evaluate(std::chrono::system_clock::time_point now);
 
@@ -170,6 +185,7 @@ class Evaluator final : public prometheus::Collectable {
   mutable Mutex mu_;
   std::vector<std::unique_ptr<SloState>> slos_ ABSL_GUARDED_BY(mu_);
   uint64_t evaluations_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<AlertStatus> restored_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace traceslo::slo
