@@ -472,11 +472,13 @@ MinuteRollups SliStore::TakeChangedMinutes() {
   for (uint32_t id = 0; id < series_.size(); ++id) {
     SeriesState& s = series_[id];
     for (int64_t m = s.changed_first; m <= s.changed_last; ++m) {
-      SeriesMinute minute{.series = id, .service = s.service, .minute = m};
+      SeriesMinute minute{.series = id, .service = s.service, .minute = m, .last_offset = -1};
       bool held = false;
       ForEachLive(s.ring, ring_slots_, newest_bucket_, m * kBucketsPerMinute,
                   m * kBucketsPerMinute + kBucketsPerMinute - 1, [&](const Bucket& b) {
                     held = true;
+                    minute.last_offset = std::max(
+                        minute.last_offset, static_cast<int32_t>(b.bucket - m * kBucketsPerMinute));
                     minute.requests += b.requests;
                     minute.errors += b.errors;
                     minute.latency.Merge(b.latency);
@@ -489,11 +491,13 @@ MinuteRollups SliStore::TakeChangedMinutes() {
   for (uint32_t id = 0; id < services_.size(); ++id) {
     ServiceState& s = services_[id];
     for (int64_t m = s.changed_first; m <= s.changed_last; ++m) {
-      ServiceMinute minute{.service = id, .minute = m};
+      ServiceMinute minute{.service = id, .minute = m, .last_offset = -1};
       bool held = false;
       ForEachLive(s.ring, ring_slots_, newest_bucket_, m * kBucketsPerMinute,
                   m * kBucketsPerMinute + kBucketsPerMinute - 1, [&](const TraceBucket& b) {
                     held = true;
+                    minute.last_offset = std::max(
+                        minute.last_offset, static_cast<int32_t>(b.bucket - m * kBucketsPerMinute));
                     minute.traces += b.traces;
                     minute.error_traces_root += b.error_traces_root;
                     minute.error_traces_origin += b.error_traces_origin;
@@ -510,18 +514,21 @@ MinuteRollups SliStore::TakeChangedMinutes() {
 
 void SliStore::Restore(const MinuteRollups& rollups) {
   MutexLock lock(mu_);
+  auto bucket_of = [](int64_t minute, int32_t offset) {
+    return minute * kBucketsPerMinute + std::clamp<int32_t>(offset, 0, kBucketsPerMinute - 1);
+  };
   for (const SeriesMinute& m : rollups.series) {
-    newest_bucket_ = std::max(newest_bucket_, m.minute * kBucketsPerMinute);
+    newest_bucket_ = std::max(newest_bucket_, bucket_of(m.minute, m.last_offset));
   }
   for (const ServiceMinute& m : rollups.services) {
-    newest_bucket_ = std::max(newest_bucket_, m.minute * kBucketsPerMinute);
+    newest_bucket_ = std::max(newest_bucket_, bucket_of(m.minute, m.last_offset));
   }
   for (const SeriesMinute& m : rollups.series) {
     SeriesState& s = SeriesAt(m.series);
     NameSeries(s, m.series, m.service);
     SeriesDelta d{.series = m.series,
                   .service = m.service,
-                  .bucket = m.minute * kBucketsPerMinute,
+                  .bucket = bucket_of(m.minute, m.last_offset),
                   .requests = m.requests,
                   .errors = m.errors};
     d.latency = m.latency;
@@ -530,7 +537,7 @@ void SliStore::Restore(const MinuteRollups& rollups) {
   for (const ServiceMinute& m : rollups.services) {
     AddServiceBucket(ServiceAt(m.service),
                      ServiceDelta{.service = m.service,
-                                  .bucket = m.minute * kBucketsPerMinute,
+                                  .bucket = bucket_of(m.minute, m.last_offset),
                                   .traces = m.traces,
                                   .error_traces_root = m.error_traces_root,
                                   .error_traces_origin = m.error_traces_origin,

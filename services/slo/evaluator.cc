@@ -140,7 +140,8 @@ std::vector<Events> SliSource::MinuteEvents(const Slo& slo, int64_t first_minute
                                             int64_t last_minute) const {
   std::vector<Events> out;
   for (int64_t m = first_minute; m <= last_minute; ++m) {
-    out.push_back(EventsIn(slo, m * kBucketsPerMinute, m * kBucketsPerMinute + kBucketsPerMinute - 1));
+    out.push_back(
+        EventsIn(slo, m * kBucketsPerMinute, m * kBucketsPerMinute + kBucketsPerMinute - 1));
   }
   return out;
 }
@@ -167,6 +168,7 @@ void Evaluator::SetRules(const std::vector<Slo>& slos) {
       // A new SLO state: take what was kept for it before a restart.
       for (auto it = restored_.begin(); it != restored_.end();) {
         if (it->service == slo.service && it->slo == slo.name) {
+          state->restored = true;
           state->alerts.push_back(std::move(*it));
           it = restored_.erase(it);
         } else {
@@ -312,8 +314,25 @@ void Evaluator::Transition(AlertStatus& alert, bool active, milliseconds for_dur
   if (alert.state != from) out.push_back(AlertTransition{alert, from});
 }
 
+bool Evaluator::HeldAfterRestore(SloState& state, const AlertStatus& alert, int64_t now) {
+  if (state.restored_at_unix_nano == 0) return false;
+  // The shortest window the alert's condition reads: until it has been observed whole after the
+  // restart, a firing alert keeps firing.
+  milliseconds window{0};
+  if (state.slo.sli.kind == SliKind::kLatencyQuantile) {
+    window = state.slo.sli.latency_quantile.window;
+  } else {
+    for (const BurnRateTier& tier : state.slo.alerting.tiers) {
+      if (tier.severity == alert.severity) window = std::max(window, tier.short_window);
+    }
+  }
+  return now < state.restored_at_unix_nano + window.count() * 1'000'000;
+}
+
 void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTransition>& out) {
   Settle(state, now);
+  state.evaluated = true;
+  if (state.restored && state.restored_at_unix_nano == 0) state.restored_at_unix_nano = now;
   const Slo& slo = state.slo;
   const int64_t now_bucket = pipeline::BucketOfUnixNanos(now);
   const double budget = slo.error_budget_ratio();
@@ -362,8 +381,10 @@ void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTrans
           source_.LatencyIn(slo, now_bucket - Buckets(q.window) + 1, now_bucket);
       const double value = sketch.Count() == 0 ? 0 : sketch.QuantileNanos(q.quantile) / 1e9;
       status.latency_quantile_seconds = value;
-      const bool active = sketch.Count() >= slo.alerting.min_events &&
-                          value > static_cast<double>(q.threshold.count()) / 1e3;
+      const bool active =
+          (sketch.Count() >= slo.alerting.min_events &&
+           value > static_cast<double>(q.threshold.count()) / 1e3) ||
+          (alert.state == AlertState::kFiring && HeldAfterRestore(state, alert, now));
       Transition(alert, active, q.for_duration, now, out);
       continue;
     }
@@ -382,6 +403,9 @@ void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTrans
         alert.threshold_burn_rate = tier.burn_rate;
         break;
       }
+    }
+    if (!active && alert.state == AlertState::kFiring && HeldAfterRestore(state, alert, now)) {
+      active = true;
     }
     Transition(alert, active, milliseconds(0), now, out);
   }
@@ -427,7 +451,11 @@ std::vector<AlertStatus> Evaluator::Alerts() const {
 std::vector<SloStatus> Evaluator::Slos() const {
   MutexLock lock(mu_);
   std::vector<SloStatus> out;
-  for (const auto& state : slos_) out.push_back(state->status);
+  for (const auto& state : slos_) {
+    out.push_back(state->status);
+    out.back().service = state->slo.service;  // also before the first evaluation
+    out.back().slo = state->slo.name;
+  }
   return out;
 }
 
@@ -459,8 +487,11 @@ std::vector<MetricFamily> Evaluator::Collect() const {
   MutexLock lock(mu_);
   for (const auto& state : slos_) {
     const SloStatus& s = state->status;
-    const std::vector<ClientMetric::Label> base = {{"service", s.service}, {"slo", s.slo}};
-    if (s.kind == SliKind::kLatencyQuantile) {
+    const std::vector<ClientMetric::Label> base = {{"service", state->slo.service},
+                                                   {"slo", state->slo.name}};
+    if (!state->evaluated) {
+      // Figures appear with the first evaluation; alert states are known before it.
+    } else if (s.kind == SliKind::kLatencyQuantile) {
       quantile.metric.push_back(Gauge(base, s.latency_quantile_seconds));
     } else {
       objective.metric.push_back(Gauge(base, s.objective_ratio));

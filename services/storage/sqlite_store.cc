@@ -27,6 +27,7 @@ CREATE TABLE series_minutes (
   requests INTEGER NOT NULL,
   errors INTEGER NOT NULL,
   latency BLOB NOT NULL,
+  last_bucket_offset INTEGER NOT NULL,
   PRIMARY KEY (series_id, minute)
 ) WITHOUT ROWID;
 CREATE INDEX series_minutes_by_minute ON series_minutes (minute);
@@ -38,6 +39,7 @@ CREATE TABLE service_minutes (
   error_traces_origin INTEGER NOT NULL,
   partial_traces INTEGER NOT NULL,
   propagation_breaks INTEGER NOT NULL,
+  last_bucket_offset INTEGER NOT NULL,
   PRIMARY KEY (service, minute)
 ) WITHOUT ROWID;
 CREATE INDEX service_minutes_by_minute ON service_minutes (minute);
@@ -164,10 +166,10 @@ absl::Status SqliteStore::WriteRollups(const pipeline::MinuteRollups& rollups,
   auto ids_before = series_ids_;  // a failed transaction must not leave ids it rolled back
   try {
     SQLite::Transaction txn(*db_);
-    SQLite::Statement series(
-        *db_,
-        "INSERT OR REPLACE INTO series_minutes "
-        "(series_id, minute, requests, errors, latency) VALUES (?, ?, ?, ?, ?)");
+    SQLite::Statement series(*db_,
+                             "INSERT OR REPLACE INTO series_minutes "
+                             "(series_id, minute, requests, errors, latency, last_bucket_offset) "
+                             "VALUES (?, ?, ?, ?, ?, ?)");
     std::string blob;
     for (const pipeline::SeriesMinute& m : rollups.series) {
       const int64_t id =
@@ -179,13 +181,15 @@ absl::Status SqliteStore::WriteRollups(const pipeline::MinuteRollups& rollups,
       series.bind(3, AsInt(m.requests));
       series.bind(4, AsInt(m.errors));
       series.bind(5, blob.data(), static_cast<int>(blob.size()));
+      series.bind(6, m.last_offset);
       series.exec();
       series.reset();
     }
     SQLite::Statement services(
         *db_,
         "INSERT OR REPLACE INTO service_minutes (service, minute, traces, error_traces_root, "
-        "error_traces_origin, partial_traces, propagation_breaks) VALUES (?, ?, ?, ?, ?, ?, ?)");
+        "error_traces_origin, partial_traces, propagation_breaks, last_bucket_offset) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     for (const pipeline::ServiceMinute& m : rollups.services) {
       services.bind(1, std::string(registry.ServiceName(m.service)));
       services.bind(2, m.minute);
@@ -194,6 +198,7 @@ absl::Status SqliteStore::WriteRollups(const pipeline::MinuteRollups& rollups,
       services.bind(5, AsInt(m.error_traces_origin));
       services.bind(6, AsInt(m.partial_traces));
       services.bind(7, AsInt(m.propagation_breaks));
+      services.bind(8, m.last_offset);
       services.exec();
       services.reset();
     }
@@ -212,7 +217,8 @@ absl::StatusOr<pipeline::MinuteRollups> SqliteStore::LoadRollups(
   try {
     SQLite::Statement series(*db_,
                              "SELECT s.service, s.operation, m.minute, m.requests, m.errors, "
-                             "m.latency FROM series_minutes m JOIN series s ON s.id = m.series_id "
+                             "m.latency, m.last_bucket_offset FROM series_minutes m "
+                             "JOIN series s ON s.id = m.series_id "
                              "WHERE m.minute >= ? ORDER BY m.minute, s.id");
     series.bind(1, first_minute);
     while (series.executeStep()) {
@@ -221,6 +227,7 @@ absl::StatusOr<pipeline::MinuteRollups> SqliteStore::LoadRollups(
       pipeline::SeriesMinute m{.series = ids.series,
                                .service = ids.service,
                                .minute = series.getColumn(2).getInt64(),
+                               .last_offset = series.getColumn(6).getInt(),
                                .requests = static_cast<uint64_t>(series.getColumn(3).getInt64()),
                                .errors = static_cast<uint64_t>(series.getColumn(4).getInt64())};
       const SQLite::Column blob = series.getColumn(5);
@@ -233,13 +240,15 @@ absl::StatusOr<pipeline::MinuteRollups> SqliteStore::LoadRollups(
     }
     SQLite::Statement services(*db_,
                                "SELECT service, minute, traces, error_traces_root, "
-                               "error_traces_origin, partial_traces, propagation_breaks "
-                               "FROM service_minutes WHERE minute >= ? ORDER BY minute, service");
+                               "error_traces_origin, partial_traces, propagation_breaks, "
+                               "last_bucket_offset FROM service_minutes WHERE minute >= ? "
+                               "ORDER BY minute, service");
     services.bind(1, first_minute);
     while (services.executeStep()) {
       out.services.push_back(pipeline::ServiceMinute{
           .service = registry.ResolveService(services.getColumn(0).getString()),
           .minute = services.getColumn(1).getInt64(),
+          .last_offset = services.getColumn(7).getInt(),
           .traces = static_cast<uint64_t>(services.getColumn(2).getInt64()),
           .error_traces_root = static_cast<uint64_t>(services.getColumn(3).getInt64()),
           .error_traces_origin = static_cast<uint64_t>(services.getColumn(4).getInt64()),

@@ -130,6 +130,9 @@ struct SeriesMinute {
   uint32_t series = 0;
   uint32_t service = 0;  // the series' service id
   int64_t minute = 0;
+  // The newest 10 s bucket of the minute that had data (0-5): Restore() puts the minute there,
+  // so windows shorter than a minute still see the traffic just before a restart.
+  int32_t last_offset = kBucketsPerMinute - 1;
   uint64_t requests = 0;
   uint64_t errors = 0;
   LatencySketch latency;
@@ -137,6 +140,7 @@ struct SeriesMinute {
 struct ServiceMinute {
   uint32_t service = 0;
   int64_t minute = 0;
+  int32_t last_offset = kBucketsPerMinute - 1;  // as SeriesMinute's
   uint64_t traces = 0;
   uint64_t error_traces_root = 0;
   uint64_t error_traces_origin = 0;
@@ -247,8 +251,8 @@ class SliStore {
   // rings still hold, summed), for the storage to write over its previous copy. Minutes whose
   // buckets have all left the rings are skipped.
   MinuteRollups TakeChangedMinutes();
-  // Puts persisted minutes back after a restart, each into the first bucket of its minute, as
-  // far as the rings reach back from the newest minute given. Restored minutes are not
+  // Puts persisted minutes back after a restart, each into its newest bucket (last_offset), as
+  // far as the rings reach back from the newest bucket given. Restored minutes are not
   // "changed", and the cumulative totals behind the Prometheus counters are not restored
   // (counters start again from zero, as after any restart). Call before the first Apply.
   void Restore(const MinuteRollups& rollups);

@@ -145,7 +145,9 @@ class Evaluator final : public prometheus::Collectable {
 
   // Alert states kept from before a restart: each is taken by the SLO (service, slo, severity,
   // no_data) it names when SetRules() next creates that SLO, without a transition, so a firing
-  // alert goes on firing and is not fired again. Call before SetRules().
+  // alert goes on firing and is not fired again. A restored firing alert is not resolved before
+  // its shortest window has passed since the first evaluation after the restart. Call before
+  // SetRules().
   void RestoreAlerts(std::vector<AlertStatus> alerts);
 
   // Evaluates every SLO at `now`; returns the alert transitions of this evaluation.
@@ -171,12 +173,19 @@ class Evaluator final : public prometheus::Collectable {
     int64_t settled_through = INT64_MIN;  // last settled minute
     std::vector<AlertStatus> alerts;      // one per severity the SLO can raise
     SloStatus status;
+    bool evaluated = false;            // status holds figures (not before the first evaluation)
     int64_t last_event_unix_nano = 0;  // for no_data
+    // Alert states came from before a restart: until the alert's shortest window has been
+    // observed again since the first evaluation (restored_at), a firing alert is not resolved,
+    // since minutes restored from disk place their events only to the minute.
+    bool restored = false;
+    int64_t restored_at_unix_nano = 0;
   };
 
   Events Window(SloState& state, int64_t now_bucket, std::chrono::milliseconds window) const;
   void Settle(SloState& state, int64_t now_unix_nano);
   void EvaluateOne(SloState& state, int64_t now_unix_nano, std::vector<AlertTransition>& out);
+  static bool HeldAfterRestore(SloState& state, const AlertStatus& alert, int64_t now);
   static void Transition(AlertStatus& alert, bool active, std::chrono::milliseconds for_duration,
                          int64_t now, std::vector<AlertTransition>& out);
 

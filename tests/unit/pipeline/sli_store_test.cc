@@ -246,6 +246,7 @@ TEST(SliStoreTest, ChangedMinutesAreWholeMinutesOnceEach) {
   EXPECT_EQ(first.series[0].series, 4u);
   EXPECT_EQ(first.series[0].service, 2u);
   EXPECT_EQ(first.series[0].minute, 200);
+  EXPECT_EQ(first.series[0].last_offset, 5);  // bucket 1205
   EXPECT_EQ(first.series[0].requests, 30u);
   EXPECT_EQ(first.series[0].errors, 3u);
   EXPECT_TRUE(first.series[0].latency == SketchOf(minute200));
@@ -254,6 +255,7 @@ TEST(SliStoreTest, ChangedMinutesAreWholeMinutesOnceEach) {
   ASSERT_EQ(first.services.size(), 1u);
   EXPECT_EQ(first.services[0].minute, 200);
   EXPECT_EQ(first.services[0].traces, 8u);
+  EXPECT_EQ(first.services[0].last_offset, 5);  // bucket 1205: its series had requests there
   EXPECT_EQ(first.services[0].error_traces_root, 1u);
   EXPECT_EQ(first.services[0].error_traces_origin, 1u);
   EXPECT_EQ(first.services[0].partial_traces, 2u);
@@ -304,9 +306,13 @@ TEST(SliStoreTest, RestorePutsMinutesBackWithoutTotalsOrChanges) {
     EXPECT_EQ(a.traces, b.traces);
     EXPECT_EQ(a.error_traces_root, b.error_traces_root);
   }
-  // The newest restored minute is 209 (the last delta was bucket 1256): a 360-slot ring reaches
-  // back from its first bucket, 1254.
-  EXPECT_EQ(restored.OldestHeldBucket(), 1254 - 360 + 1);
+  // The newest restored minute is 209, whose newest bucket with data was 1256 (offset 2): the
+  // restored minute sits there, and a 360-slot ring reaches back from it.
+  ASSERT_EQ(saved.series.back().minute, 209);
+  EXPECT_EQ(saved.series.back().last_offset, 2);
+  EXPECT_EQ(restored.OldestHeldBucket(), 1256 - 360 + 1);
+  EXPECT_EQ(restored.SeriesWindow(1, 1256, 1256).requests,
+            original.SeriesWindow(1, 1254, 1259).requests);
   EXPECT_EQ(SliStore(Options()).OldestHeldBucket(), INT64_MAX);
   // New traffic after the restore adds to the restored minute.
   restored.Apply(OneSeries(MakeSeries(1, 0, 1250, {2'000'000}, 1)));
