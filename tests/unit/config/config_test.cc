@@ -99,6 +99,8 @@ void ExpectDefaults(const Config& config) {
   EXPECT_EQ(config.web.listen.listen_address, "127.0.0.1:8080");
   EXPECT_EQ(config.web.external_url, "http://localhost:8080");
   EXPECT_EQ(config.storage.path, "./var");
+  EXPECT_EQ(config.storage.flush_interval, milliseconds(10'000));
+  EXPECT_EQ(config.storage.retention, milliseconds(35LL * 86'400'000));
   EXPECT_EQ(config.pipeline.shards, 2u);
   EXPECT_EQ(config.pipeline.queue_capacity_spans, 65536u);
   EXPECT_EQ(config.pipeline.trace_idle_timeout, milliseconds(15'000));
@@ -381,6 +383,13 @@ TEST(ParseConfigTest, RangeErrors) {
       {"log: {level: verbose}",
        "t.yaml:1:14: log.level must be one of debug, info, warn, error, got \"verbose\""},
       {"storage: {path: \"\"}", "t.yaml:1:17: storage.path must not be empty"},
+      {"storage: {flush_interval: 50ms}",
+       "t.yaml:1:27: storage.flush_interval must be between 100ms and 1h, got \"50ms\""},
+      {"storage: {retention: 30m}",
+       "t.yaml:1:22: storage.retention must be between 1h and 400d, got \"30m\""},
+      {"storage: {retention: 1y}",
+       "t.yaml:1:22: storage.retention: invalid duration \"1y\": unknown unit \"y\" (use ms, s, m, "
+       "h, d)"},
       {"web: {external_url: localhost:8080}",
        "t.yaml:1:21: web.external_url must be an absolute http:// or https:// URL, got "
        "\"localhost:8080\""},
