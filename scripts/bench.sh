@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark command: installs what is missing, configures and builds Release in build/
-# (scripts/setup.sh), runs the ingest benchmarks (ctest label `bench`) with 5 repetitions and
+# (scripts/setup.sh), runs every benchmark (ctest label `bench`) with 5 repetitions and
 # prints their medians, each next to the baseline measured in the same run.
 #
 #   scripts/bench.sh                 run the binaries; JSON results in build/bench/<name>.json,
