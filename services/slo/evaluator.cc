@@ -331,6 +331,7 @@ bool Evaluator::HeldAfterRestore(SloState& state, const AlertStatus& alert, int6
 
 void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTransition>& out) {
   Settle(state, now);
+  if (!state.evaluated) state.first_evaluated_unix_nano = now;
   state.evaluated = true;
   if (state.restored && state.restored_at_unix_nano == 0) state.restored_at_unix_nano = now;
   const Slo& slo = state.slo;
@@ -370,7 +371,10 @@ void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTrans
 
   for (AlertStatus& alert : state.alerts) {
     if (alert.no_data) {
+      // Silence is only known once the SLO has been watched for the whole `for`: until then (a
+      // fresh start, a restart, a new rule) the alert keeps the state it has.
       const milliseconds for_duration = slo.alerting.no_data->for_duration;
+      if (now - state.first_evaluated_unix_nano < for_duration.count() * 1'000'000) continue;
       const Events recent = Window(state, now_bucket, for_duration);
       Transition(alert, recent.total == 0, milliseconds(0), now, out);
       continue;

@@ -173,7 +173,8 @@ class Evaluator final : public prometheus::Collectable {
     int64_t settled_through = INT64_MIN;  // last settled minute
     std::vector<AlertStatus> alerts;      // one per severity the SLO can raise
     SloStatus status;
-    bool evaluated = false;            // status holds figures (not before the first evaluation)
+    bool evaluated = false;  // status holds figures (not before the first evaluation)
+    int64_t first_evaluated_unix_nano = 0;
     int64_t last_event_unix_nano = 0;  // for no_data
     // Alert states came from before a restart: until the alert's shortest window has been
     // observed again since the first evaluation (restored_at), a firing alert is not resolved,

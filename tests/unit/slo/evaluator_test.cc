@@ -220,5 +220,35 @@ TEST(EvaluatorTest, ExportsTheSloFamilies) {
   EXPECT_EQ(families["traceslo_slo_alert_firing"], 2u);  // page and ticket
 }
 
+// A no-data alert needs the SLO watched for its whole `for` before silence counts: a fresh start
+// (or a restart, or a new rule) with no traffic yet must not page at the first evaluation.
+TEST(EvaluatorTest, NoDataWaitsForItsWholeForBeforeFiring) {
+  Slo slo = Availability();
+  slo.alerting.no_data =
+      NoDataAlert{.for_duration = milliseconds(60'000), .severity = Severity::kTicket};
+  Harness h({slo});
+  auto no_data = [&] {
+    for (const AlertStatus& a : h.evaluator.Alerts()) {
+      if (a.no_data) return a.state;
+    }
+    ADD_FAILURE() << "no no_data alert";
+    return AlertState::kInactive;
+  };
+  // Evaluations at 10 s .. 50 s after the first one: watched for less than 60 s.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_TRUE(h.Step(0, 0).empty()) << i;
+    EXPECT_EQ(no_data(), AlertState::kInactive) << i;
+  }
+  // The evaluation 60 s after the first: a whole minute watched, no event in it.
+  const auto fired = h.Step(0, 0);
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_TRUE(fired[0].status.no_data);
+  EXPECT_EQ(fired[0].status.state, AlertState::kFiring);
+  // Traffic resolves it at once.
+  const auto resolved = h.Step(100, 0);
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_EQ(resolved[0].status.state, AlertState::kResolved);
+}
+
 }  // namespace
 }  // namespace traceslo::slo
