@@ -1212,68 +1212,10 @@ void AddFileDiagnostic(std::vector<Diagnostic>& diagnostics, std::string file,
   diagnostics.push_back(Diagnostic{.file = std::move(file), .message = std::move(message)});
 }
 
-// Expands the arguments into file paths (sorted, each once), reporting what matched nothing.
-std::vector<std::string> ResolvePaths(const std::vector<std::string>& args,
-                                      std::vector<Diagnostic>& diagnostics) {
-  std::vector<std::string> files;
-  for (const std::string& arg : args) {
-    if (arg.empty()) {
-      AddFileDiagnostic(diagnostics, "\"\"", "empty path");
-      continue;
-    }
-    struct stat st {};
-    const bool exists = ::stat(arg.c_str(), &st) == 0;
-    if (!exists && HasGlobChars(arg)) {
-      glob_t matches{};
-      int result = ::glob(arg.c_str(), 0, nullptr, &matches);
-      if (result == 0) {
-        for (size_t i = 0; i < matches.gl_pathc; ++i) files.emplace_back(matches.gl_pathv[i]);
-      } else if (result == GLOB_NOMATCH) {
-        AddFileDiagnostic(diagnostics, arg, "no files match this pattern");
-      } else {
-        AddFileDiagnostic(diagnostics, arg, "cannot expand this pattern");
-      }
-      ::globfree(&matches);
-      continue;
-    }
-    if (exists && S_ISDIR(st.st_mode)) {
-      std::error_code ec;
-      std::vector<std::string> found;
-      for (const auto& entry : std::filesystem::directory_iterator(arg, ec)) {
-        std::error_code type_ec;
-        if (IsRuleFileName(entry.path()) && entry.is_regular_file(type_ec)) {
-          found.push_back((std::filesystem::path(arg) / entry.path().filename()).string());
-        }
-      }
-      if (ec) {
-        AddFileDiagnostic(diagnostics, arg, "cannot list this directory: " + ec.message());
-      } else if (found.empty()) {
-        AddFileDiagnostic(diagnostics, arg, "no rule files (*.yaml, *.yml) in this directory");
-      }
-      files.insert(files.end(), found.begin(), found.end());
-      continue;
-    }
-    files.push_back(arg);  // read errors (missing, unreadable, not a file) are reported later
-  }
-  // Each file once, whichever way it was named ("rules/./a.yaml" is "rules/a.yaml"), in path
-  // order.
-  for (std::string& file : files) file = std::filesystem::path(file).lexically_normal().string();
-  std::sort(files.begin(), files.end());
-  files.erase(std::unique(files.begin(), files.end()), files.end());
-  std::vector<std::string> unique = std::move(files);
-  if (unique.size() > kMaxRuleFiles) {
-    AddFileDiagnostic(
-        diagnostics, unique[kMaxRuleFiles],
-        "more than " + std::to_string(kMaxRuleFiles) + " rule files; this one and the " +
-            std::to_string(unique.size() - kMaxRuleFiles - 1) + " after it were not checked");
-    unique.resize(kMaxRuleFiles);
-  }
-  return unique;
-}
-
 CheckResult CheckRuleFilesOrThrow(const std::vector<std::string>& paths) {
   CheckResult result;
-  std::vector<std::string> files = ResolvePaths(paths, result.diagnostics);
+  std::vector<std::string> files =
+      ResolveYamlPaths(paths, kMaxRuleFiles, "rule files", result.diagnostics);
   // service -> where it was first defined
   std::map<std::string, std::string> services;
   for (const std::string& path : files) {
@@ -1311,6 +1253,66 @@ CheckResult CheckRuleFilesOrThrow(const std::vector<std::string>& paths) {
 }
 
 }  // namespace
+
+std::vector<std::string> ResolveYamlPaths(const std::vector<std::string>& args, size_t max_files,
+                                          std::string_view noun,
+                                          std::vector<Diagnostic>& diagnostics) {
+  std::vector<std::string> files;
+  for (const std::string& arg : args) {
+    if (arg.empty()) {
+      AddFileDiagnostic(diagnostics, "\"\"", "empty path");
+      continue;
+    }
+    struct stat st {};
+    const bool exists = ::stat(arg.c_str(), &st) == 0;
+    if (!exists && HasGlobChars(arg)) {
+      glob_t matches{};
+      int result = ::glob(arg.c_str(), 0, nullptr, &matches);
+      if (result == 0) {
+        for (size_t i = 0; i < matches.gl_pathc; ++i) files.emplace_back(matches.gl_pathv[i]);
+      } else if (result == GLOB_NOMATCH) {
+        AddFileDiagnostic(diagnostics, arg, "no files match this pattern");
+      } else {
+        AddFileDiagnostic(diagnostics, arg, "cannot expand this pattern");
+      }
+      ::globfree(&matches);
+      continue;
+    }
+    if (exists && S_ISDIR(st.st_mode)) {
+      std::error_code ec;
+      std::vector<std::string> found;
+      for (const auto& entry : std::filesystem::directory_iterator(arg, ec)) {
+        std::error_code type_ec;
+        if (IsRuleFileName(entry.path()) && entry.is_regular_file(type_ec)) {
+          found.push_back((std::filesystem::path(arg) / entry.path().filename()).string());
+        }
+      }
+      if (ec) {
+        AddFileDiagnostic(diagnostics, arg, "cannot list this directory: " + ec.message());
+      } else if (found.empty()) {
+        AddFileDiagnostic(diagnostics, arg,
+                          "no " + std::string(noun) + " (*.yaml, *.yml) in this directory");
+      }
+      files.insert(files.end(), found.begin(), found.end());
+      continue;
+    }
+    files.push_back(arg);  // read errors (missing, unreadable, not a file) are reported later
+  }
+  // Each file once, whichever way it was named ("rules/./a.yaml" is "rules/a.yaml"), in path
+  // order.
+  for (std::string& file : files) file = std::filesystem::path(file).lexically_normal().string();
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  std::vector<std::string> unique = std::move(files);
+  if (unique.size() > max_files) {
+    AddFileDiagnostic(diagnostics, unique[max_files],
+                      "more than " + std::to_string(max_files) + " " + std::string(noun) +
+                          "; this one and the " + std::to_string(unique.size() - max_files - 1) +
+                          " after it were not checked");
+    unique.resize(max_files);
+  }
+  return unique;
+}
 
 absl::StatusOr<RuleFile> ParseRuleFile(std::string_view yaml, std::string_view source_name,
                                        std::vector<Diagnostic>& diagnostics) {

@@ -22,6 +22,7 @@
 
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "services/traceslo/test_command.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
 #include "traceslo/common/ticker.h"
@@ -308,6 +309,9 @@ int main(int argc, char** argv) {
       "paths", check_paths,
       "Rule files, directories (their *.yaml, *.yml) or globs (default rules/*.yaml)");
 
+  std::vector<std::string> test_paths;
+  CLI::App* test = traceslo::AddTestCommand(app, test_paths);
+
   CLI::App* version = app.add_subcommand("version", "Print the version.");
 
   try {
@@ -320,5 +324,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (check->parsed()) return traceslo::Check(check_paths);
+  if (test->parsed()) return traceslo::Test(test_paths);
   return traceslo::Serve(flags);
 }

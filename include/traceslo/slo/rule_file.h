@@ -40,4 +40,13 @@ struct CheckResult {
 // kMaxRuleFiles of them; a service defined by a second file is reported there. Never throws.
 CheckResult CheckRuleFiles(const std::vector<std::string>& paths);
 
+// Expands file, directory and glob arguments as CheckRuleFiles() does: sorted, each file once
+// however it was named, at most `max_files`. A missing argument is kept (reading it reports the
+// problem); a directory without *.yaml or *.yml files, a pattern that matches nothing and files
+// over the limit are appended to `diagnostics` at 1:1. `noun` names the files in those messages
+// ("rule files", "test files").
+std::vector<std::string> ResolveYamlPaths(const std::vector<std::string>& args, size_t max_files,
+                                          std::string_view noun,
+                                          std::vector<Diagnostic>& diagnostics);
+
 }  // namespace traceslo::slo
