@@ -96,7 +96,14 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     auto db =
         std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db->setBusyTimeout(5'000);
-    db->exec("PRAGMA journal_mode = WAL");
+    // WAL: readers (the evaluator) never wait for the flush, and a commit survives kill -9. A
+    // file system without it (some network mounts) is refused rather than used unsafely.
+    const std::string mode = db->execAndGet("PRAGMA journal_mode = WAL").getString();
+    if (mode != "wal") {
+      return absl::FailedPreconditionError(
+          path + ": SQLite cannot use write-ahead logging here (journal mode stays \"" + mode +
+          "\"); put storage.path on a local file system");
+    }
     db->exec("PRAGMA synchronous = NORMAL");
     db->exec("PRAGMA foreign_keys = ON");
     store.reset(new SqliteStore(path, std::move(db)));

@@ -105,6 +105,19 @@ int Serve(const ServeFlags& flags) {
   auto log_level = ParseLogLevel(config->log.level);
   if (!log_level.ok()) return Fail(std::string(log_level.status().message()));
 
+  // A minute can still change (late spans, completing traces, a pending flush) only while the
+  // SLI store holds its buckets; otherwise a partial minute would overwrite the whole one on disk.
+  {
+    const config::PipelineConfig& pc = config->pipeline;
+    const auto reach = pc.max_lateness + pc.trace_max_age + 2 * pc.tick_interval +
+                       config->storage.flush_interval + std::chrono::minutes(1);
+    if (reach > pc.sli_retention) {
+      return Fail("pipeline.sli_retention (" + config::FormatDuration(pc.sli_retention) +
+                  ") must exceed pipeline.max_lateness + pipeline.trace_max_age + 2 x "
+                  "pipeline.tick_interval + storage.flush_interval + 1m (" +
+                  config::FormatDuration(reach) + ")");
+    }
+  }
   SystemClock clock;
   Logger logger(clock, *log_format, *log_level);
   std::error_code ec;
