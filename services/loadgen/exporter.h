@@ -30,4 +30,14 @@ class Exporter {
   virtual ExportResult Export(std::string_view body) = 0;
 };
 
+// Keeps a copy of every export request a run sends (traceslo-loadgen --record): one OTLP/JSON
+// ExportTraceServiceRequest per call, however the requests are sent. Never throws; an
+// implementation keeps its first failure for its owner to report after the run. Used by one
+// thread.
+class RequestRecorder {
+ public:
+  virtual ~RequestRecorder() = default;
+  virtual void Record(std::string_view json_request) = 0;
+};
+
 }  // namespace traceslo::loadgen

@@ -2,7 +2,8 @@
 // should count for it. The object graph is wired here and only here.
 //
 // Threads: main generates, paces and sends (Runner); gRPC's own threads serve the channel when
-// --protocol grpc. Nothing else.
+// --protocol grpc. Nothing else. A record-only run (--record without --endpoint) sends nothing
+// and runs on a ManualClock, so it takes no real time.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -14,9 +15,11 @@
 #include "services/loadgen/options.h"
 #include "services/loadgen/otlp_grpc_exporter.h"
 #include "services/loadgen/otlp_http_exporter.h"
+#include "services/loadgen/recording.h"
 #include "services/loadgen/report.h"
 #include "services/loadgen/runner.h"
 #include "traceslo/common/clock.h"
+#include "traceslo/common/manual_clock.h"
 
 namespace {
 
@@ -50,9 +53,21 @@ int main(int argc, char** argv) {
     if (!report_file) return Fail("--report: cannot write " + o.report_file, 2);
   }
 
-  traceslo::SystemClock clock;
+  std::unique_ptr<JsonLinesRecorder> recorder;
+  if (!o.record_file.empty()) {
+    auto created = JsonLinesRecorder::Create(o.record_file);
+    if (!created.ok()) return Fail("--record: " + std::string(created.status().message()), 2);
+    recorder = *std::move(created);
+  }
+
+  traceslo::SystemClock system_clock;
+  traceslo::ManualClock simulated_clock(o.start_time.value_or(system_clock.Now()));
+  const traceslo::Clock& clock =
+      o.send ? static_cast<const traceslo::Clock&>(system_clock) : simulated_clock;
   std::unique_ptr<Exporter> exporter;
-  if (o.protocol == Protocol::kGrpc) {
+  if (!o.send) {
+    exporter = std::make_unique<DiscardingExporter>();
+  } else if (o.protocol == Protocol::kGrpc) {
     exporter = std::make_unique<OtlpGrpcExporter>(o.endpoint, o.headers, o.gzip, o.timeout, clock);
   } else {
     std::string host;
@@ -81,9 +96,14 @@ int main(int argc, char** argv) {
       .encoding = o.protocol == Protocol::kHttpJson ? Encoding::kJson : Encoding::kProtobuf,
       .max_retry_time = o.max_retry_time};
   Runner runner(run, TopologyOptions{.spans_per_trace = o.spans_per_trace}, o.incidents, clock,
-                engine, *exporter, o.quiet ? nullptr : stderr, stderr, &g_stop);
+                engine, *exporter, o.quiet ? nullptr : stderr, stderr, &g_stop, recorder.get());
   Report report = runner.Run();
-  report.endpoint = o.endpoint;
+  if (recorder != nullptr) {
+    if (absl::Status status = recorder->Close(); !status.ok()) {
+      return Fail("--record: " + std::string(status.message()), 1);
+    }
+  }
+  report.endpoint = o.send ? o.endpoint : "";
   report.protocol = std::string(ProtocolName(o.protocol));
   report.seed = seed;
   report.rate = o.rate;

@@ -34,6 +34,8 @@ struct RawFlags {
   std::string scenario;
   std::vector<std::string> incidents;
   std::string report = "-";
+  std::string record;
+  std::string start_time;
   std::vector<std::string> headers;
   std::string timeout = "10s";
   std::string max_retry_time = "30s";
@@ -114,6 +116,61 @@ absl::Status Header(std::string_view text, bool grpc, HttpHeaders& out) {
     name = lower;  // gRPC metadata keys are lower-case
   }
   out.emplace_back(std::move(name), std::move(value));
+  return absl::OkStatus();
+}
+
+int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+// Unix seconds ("1748779200") or RFC 3339 in UTC ("2025-06-01T12:00:00Z", with an optional
+// fraction of a second up to nanoseconds).
+absl::Status StartTime(std::string_view text, std::chrono::system_clock::time_point& out) {
+  const absl::Status bad = Usage(
+      "--start-time must be unix seconds or an RFC 3339 UTC time like 2025-06-01T12:00:00Z, got " +
+      Quoted(text));
+  int64_t seconds = 0;
+  int64_t nanos = 0;
+  if (ParseInteger(text, seconds)) {
+    if (seconds < 0 || seconds > 253'402'300'799) return bad;  // up to 9999-12-31
+  } else {
+    int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+    auto field = [&](size_t pos, size_t len, int64_t& v) {
+      return pos + len <= text.size() && ParseInteger(text.substr(pos, len), v);
+    };
+    if (text.size() < 20 || !field(0, 4, year) || text[4] != '-' || !field(5, 2, month) ||
+        text[7] != '-' || !field(8, 2, day) || (text[10] != 'T' && text[10] != 't') ||
+        !field(11, 2, hour) || text[13] != ':' || !field(14, 2, minute) || text[16] != ':' ||
+        !field(17, 2, second) || (text.back() != 'Z' && text.back() != 'z')) {
+      return bad;
+    }
+    std::string_view fraction = text.substr(19, text.size() - 20);
+    if (!fraction.empty()) {
+      if (fraction[0] != '.' || fraction.size() < 2 || fraction.size() > 10) return bad;
+      int64_t digits = 0;
+      if (fraction[1] < '0' || fraction[1] > '9' || !ParseInteger(fraction.substr(1), digits)) {
+        return bad;
+      }
+      nanos = digits;
+      for (size_t i = fraction.size() - 1; i < 9; ++i) nanos *= 10;
+    }
+    const bool leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    constexpr int64_t kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1970 || month < 1 || month > 12 || day < 1 ||
+        day > kDays[month - 1] + (month == 2 && leap ? 1 : 0) || hour < 0 || hour > 23 ||
+        minute < 0 || minute > 59 || second < 0 || second > 59) {
+      return bad;
+    }
+    seconds = DaysFromCivil(year, month, day) * 86'400 + hour * 3'600 + minute * 60 + second;
+  }
+  out = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(seconds) + std::chrono::nanoseconds(nanos)));
   return absl::OkStatus();
 }
 
@@ -200,6 +257,18 @@ absl::Status Validate(const RawFlags& raw, LoadgenOptions& o) {
   }
   if (raw.report.empty()) return Usage("--report must name a file, or - for stdout");
   o.report_file = raw.report;
+  o.record_file = raw.record;
+  o.send = raw.record.empty() || !raw.endpoint.empty();
+  if (!raw.start_time.empty()) {
+    if (o.send) {
+      return Usage(
+          "--start-time sets the simulated clock of a record-only run: give --record without "
+          "--endpoint");
+    }
+    std::chrono::system_clock::time_point start;
+    TRACESLO_RETURN_IF_ERROR(StartTime(raw.start_time, start));
+    o.start_time = start;
+  }
   for (const std::string& header : raw.headers) {
     TRACESLO_RETURN_IF_ERROR(Header(header, o.protocol == Protocol::kGrpc, o.headers));
   }
@@ -259,6 +328,16 @@ ParsedFlags ParseFlags(int argc, const char* const* argv) {
                  "error_burst:service=payment,ratio=0.3,start=10s,duration=1m")
       ->allow_extra_args(false);
   app.add_option("--report", raw.report, "Where to write the JSON report (default - = stdout)");
+  auto* record = app.add_option(
+      "--record", raw.record,
+      "Also write every request to this file as one OTLP/JSON line (for traceslo replay); "
+      "without --endpoint, send nothing and run on simulated time (instantly)");
+  record->check([](const std::string& value) {
+    return value.empty() ? std::string("--record must name a file") : std::string();
+  });
+  app.add_option("--start-time", raw.start_time,
+                 "Record-only runs: the simulated start time, unix seconds or RFC 3339 UTC "
+                 "(default: now)");
   app.add_option("--header", raw.headers, "Extra request header name=value, repeatable")
       ->allow_extra_args(false);
   app.add_flag("--gzip", raw.gzip, "Compress requests with gzip");

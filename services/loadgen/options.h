@@ -27,7 +27,13 @@ struct LoadgenOptions {
   std::vector<Incident> incidents;  // the scenario's, then the --incident flags'
   std::string scenario_file;
   std::string report_file = "-";  // "-": stdout
-  HttpHeaders headers;            // --header, in order (lower-case names for gRPC)
+  // --record: every request also goes to this file as one OTLP/JSON line. Without --endpoint
+  // nothing is sent (`send` false) and the run uses simulated time from `start_time` (default:
+  // now), so it takes no real time and, with --seed and --start-time, writes the same bytes.
+  std::string record_file;
+  bool send = true;
+  std::optional<std::chrono::system_clock::time_point> start_time;
+  HttpHeaders headers;  // --header, in order (lower-case names for gRPC)
   bool gzip = false;
   bool quiet = false;
   std::chrono::milliseconds timeout{10'000};

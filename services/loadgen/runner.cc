@@ -30,7 +30,7 @@ struct Runner::InFlight {
 Runner::Runner(const RunOptions& options, const TopologyOptions& topology,
                std::vector<Incident> incidents, const Clock& clock, std::mt19937_64& engine,
                Exporter& exporter, std::FILE* progress, std::FILE* log,
-               const std::atomic<bool>* stop)
+               const std::atomic<bool>* stop, RequestRecorder* recorder)
     : options_(options),
       incidents_(std::move(incidents)),
       clock_(clock),
@@ -39,6 +39,7 @@ Runner::Runner(const RunOptions& options, const TopologyOptions& topology,
       progress_(progress),
       log_(log),
       stop_(stop),
+      recorder_(recorder),
       generator_(topology),
       affected_(incidents_.size(), 0),
       window_open_(incidents_.size(), false) {
@@ -156,6 +157,10 @@ void Runner::Flush() {
     p.trace->sequence[p.span] = next_sequence_++;
   }
   const std::string body = Encode(options_.encoding, ordered);
+  if (recorder_ != nullptr) {
+    recorder_->Record(options_.encoding == Encoding::kJson ? body
+                                                           : Encode(Encoding::kJson, ordered));
+  }
   report_.spans.sent += count;
   const ExportResult result = Send(body);
   const bool ok = result.kind == ExportResult::Kind::kOk;

@@ -43,14 +43,15 @@ struct RunOptions {
 // one-hour scenario instantly). `progress` (nullable) gets a plain status line every
 // progress_interval; `log` (nullable) gets the first failure of each kind. `stop` (nullable)
 // ends the run early: the traces generated so far are still sent, unless retries are needed.
-// `clock`, `engine`, `exporter`, `progress`, `log` and `stop` are borrowed and must outlive
-// Run(); the incidents are copied. Owned by one thread.
+// `recorder` (nullable) gets every request once, as OTLP/JSON, before it is sent.
+// `clock`, `engine`, `exporter`, `progress`, `log`, `stop` and `recorder` are borrowed and must
+// outlive Run(); the incidents are copied. Owned by one thread.
 class Runner {
  public:
   Runner(const RunOptions& options, const TopologyOptions& topology,
          std::vector<Incident> incidents, const Clock& clock, std::mt19937_64& engine,
          Exporter& exporter, std::FILE* progress, std::FILE* log,
-         const std::atomic<bool>* stop = nullptr);
+         const std::atomic<bool>* stop = nullptr, RequestRecorder* recorder = nullptr);
   ~Runner();
 
   // Runs to the end (or until `stop`) and returns the report (settings fields left for the
@@ -79,6 +80,7 @@ class Runner {
   std::FILE* const progress_;
   std::FILE* const log_;
   const std::atomic<bool>* const stop_;
+  RequestRecorder* const recorder_;
   TraceGenerator generator_;
 
   std::chrono::steady_clock::time_point start_;

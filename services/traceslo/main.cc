@@ -22,6 +22,7 @@
 
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "services/traceslo/replay_command.h"
 #include "services/traceslo/test_command.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
@@ -325,6 +326,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> test_paths;
   CLI::App* test = traceslo::AddTestCommand(app, test_paths);
 
+  traceslo::ReplayFlags replay_flags;
+  CLI::App* replay = traceslo::AddReplayCommand(app, replay_flags);
+
   CLI::App* version = app.add_subcommand("version", "Print the version.");
 
   try {
@@ -338,5 +342,6 @@ int main(int argc, char** argv) {
   }
   if (check->parsed()) return traceslo::Check(check_paths);
   if (test->parsed()) return traceslo::Test(test_paths);
+  if (replay->parsed()) return traceslo::Replay(replay_flags, traceslo::SystemClock());
   return traceslo::Serve(flags);
 }
