@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "traceslo/common/url.h"
 #include "traceslo/config/yaml_document.h"
 
 namespace traceslo::config {
@@ -114,6 +115,10 @@ class Reader {
   // checking the key is one of `known` and not repeated.
   template <typename Fn>
   absl::Status ForEachEntry(const Node& node, std::string_view path, Keys known, Fn&& fn) const;
+  // Calls fn(key_node, value) for each entry of a mapping whose keys are data (label names,
+  // header names): non-empty strings, each once.
+  template <typename Fn>
+  absl::Status ForEachEntryAny(const Node& node, std::string_view path, Fn&& fn) const;
 
   // ${VAR} expansion of a scalar; `path` names the key in errors.
   absl::Status Expand(const Node& node, std::string_view path, std::string& out) const;
@@ -147,6 +152,20 @@ class Reader {
   absl::Status ReadPipelineErrors(const Node& node, PipelineConfig::Errors& errors) const;
   absl::Status ReadRules(const Node& node, RulesConfig& rules);
   absl::Status ReadLog(const Node& node, LogConfig& log);
+  absl::Status ReadAlerting(const Node& node, AlertingConfig& alerting);
+  absl::Status ReadReceivers(const Node& node, std::vector<ReceiverConfig>& receivers);
+  absl::Status ReadReceiver(const Node& node, const std::string& path, ReceiverConfig& receiver);
+  // The keys of one receiver kind (`path` is e.g. "alerting.receivers[0].webhook").
+  absl::Status ReadReceiverSettings(const Node& node, const std::string& path,
+                                    ReceiverConfig& receiver) const;
+  absl::Status ReadHeaders(const Node& node, const std::string& path,
+                           std::vector<std::pair<std::string, std::string>>& headers) const;
+  absl::Status ReadRoutes(const Node& node, std::vector<RouteConfig>& routes);
+  absl::Status ReadDelivery(const Node& node, DeliveryConfig& delivery);
+  absl::Status ReadLinks(const Node& node, LinksConfig& links) const;
+  absl::Status ReadBool(const Node& node, std::string_view path, bool& out) const;
+  // A secret read from its file: at most 64 KiB, trailing whitespace (the newline) trimmed.
+  absl::Status ReadSecretFile(const Node& node, std::string_view path, std::string& out) const;
 
   // Checks that need more than one key, run after the walk.
   absl::Status CheckTls(const TlsConfig& tls) const;
@@ -154,6 +173,7 @@ class Reader {
                              const std::string& file) const;
   absl::Status ReadTokensFile(const std::string& file, std::vector<std::string>& tokens) const;
   absl::Status CheckPipeline(const PipelineConfig& pipeline) const;
+  absl::Status CheckAlerting(AlertingConfig& alerting) const;
 
   std::string source_;
   // Where the keys checked after the walk were set, for their error locations.
@@ -162,6 +182,14 @@ class Reader {
   std::string tokens_file_;
   std::optional<YamlMark> idle_timeout_mark_, max_age_mark_;
   std::optional<YamlMark> sli_retention_mark_, exemplar_retention_mark_;
+  // Receiver names as referenced (routes, default_receiver), checked once all receivers are read.
+  struct ReceiverReference {
+    std::string path;
+    std::string name;
+    YamlMark mark;
+  };
+  std::vector<ReceiverReference> receiver_references_;
+  std::optional<YamlMark> initial_backoff_mark_, max_backoff_mark_;
 };
 
 std::string Child(std::string_view path, std::string_view key) {
@@ -209,6 +237,33 @@ absl::Status Reader::ForEachEntry(const Node& node, std::string_view path, Keys 
     }
     seen.emplace_back(key, key_node->mark);
     if (absl::Status status = fn(key, *value); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+template <typename Fn>
+absl::Status Reader::ForEachEntryAny(const Node& node, std::string_view path, Fn&& fn) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kMapping) {
+    return Error(node.mark,
+                 std::string(path) + " must be a mapping, got " + YamlKindName(node.kind));
+  }
+  for (size_t i = 0; i < node.entries.size(); ++i) {
+    const Node& key = *node.entries[i].first;
+    if (key.kind != Node::Kind::kScalar || key.value.empty()) {
+      return Error(key.mark,
+                   "keys in " + std::string(path) + " must be non-empty strings, got " +
+                       (key.kind == Node::Kind::kScalar ? std::string("an empty string")
+                                                        : std::string(YamlKindName(key.kind))));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      const Node& previous = *node.entries[j].first;
+      if (previous.value != key.value) continue;
+      return Error(key.mark, "duplicate key " + Child(path, key.value) + " (first set at " +
+                                 std::to_string(previous.mark.DisplayLine()) + ":" +
+                                 std::to_string(previous.mark.DisplayColumn()) + ")");
+    }
+    if (absl::Status status = fn(key, *node.entries[i].second); !status.ok()) return status;
   }
   return absl::OkStatus();
 }
@@ -563,25 +618,26 @@ absl::Status Reader::ReadWeb(const Node& node, WebConfig& web) {
 
 absl::Status Reader::ReadStorage(const Node& node, StorageConfig& storage) {
   using std::chrono::milliseconds;
-  return ForEachEntry(
-      node, "storage", {"path", "flush_interval", "retention"},
-      [&](std::string_view key, const Node& value) -> absl::Status {
-        if (key == "flush_interval") {
-          return ReadDuration(value, "storage.flush_interval", milliseconds(100),
-                              milliseconds(3'600'000), storage.flush_interval);
-        }
-        if (key == "retention") {
-          return ReadDuration(value, "storage.retention", milliseconds(3'600'000),
-                              milliseconds(400LL * 86'400'000), storage.retention);
-        }
-        std::string path = storage.path;
-        if (absl::Status status = ReadString(value, "storage.path", path); !status.ok()) {
-          return status;
-        }
-        if (path.empty()) return Error(value.mark, "storage.path must not be empty");
-        storage.path = std::move(path);
-        return absl::OkStatus();
-      });
+  return ForEachEntry(node, "storage", {"path", "flush_interval", "retention"},
+                      [&](std::string_view key, const Node& value) -> absl::Status {
+                        if (key == "flush_interval") {
+                          return ReadDuration(value, "storage.flush_interval", milliseconds(100),
+                                              milliseconds(3'600'000), storage.flush_interval);
+                        }
+                        if (key == "retention") {
+                          return ReadDuration(value, "storage.retention", milliseconds(3'600'000),
+                                              milliseconds(400LL * 86'400'000), storage.retention);
+                        }
+                        std::string path = storage.path;
+                        if (absl::Status status = ReadString(value, "storage.path", path);
+                            !status.ok()) {
+                          return status;
+                        }
+                        if (path.empty())
+                          return Error(value.mark, "storage.path must not be empty");
+                        storage.path = std::move(path);
+                        return absl::OkStatus();
+                      });
 }
 
 absl::Status Reader::ReadPipeline(const Node& node, PipelineConfig& pipeline) {
@@ -705,6 +761,537 @@ absl::Status Reader::ReadLog(const Node& node, LogConfig& log) {
       });
 }
 
+// ---------------------------------------------------------------------------------------------
+// alerting, links.
+
+constexpr size_t kMaxReceiverNameBytes = 64;
+constexpr size_t kMaxSecretBytes = size_t{64} << 10;
+
+bool IsReceiverNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '_' || c == '.' ||
+         c == '-';
+}
+
+bool IsLabelName(std::string_view name) {
+  if (name.empty() || !IsEnvNameStart(name[0])) return false;
+  return std::all_of(name.begin(), name.end(), IsEnvNameChar);
+}
+
+// RFC 9110 token characters (header names).
+bool IsHeaderNameChar(char c) {
+  constexpr std::string_view kSpecials = "!#$%&'*+-.^_`|~";
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) ||
+         kSpecials.find(c) != std::string_view::npos;
+}
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Base64 (standard alphabet, padded) as Standard Webhooks writes the key after "whsec_".
+bool IsBase64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return false;
+  size_t padding = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '=') {
+      if (i + 2 < text.size()) return false;
+      ++padding;
+      continue;
+    }
+    if (padding != 0) return false;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '+' || c == '/'))
+      return false;
+  }
+  return true;
+}
+
+absl::Status Reader::ReadBool(const Node& node, std::string_view path, bool& out) const {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  std::string expected = std::string(path) + " must be true or false, got ";
+  if (node.kind != Node::Kind::kScalar) return Error(node.mark, expected + YamlKindName(node.kind));
+  std::string text;
+  if (absl::Status status = Expand(node, path, text); !status.ok()) return status;
+  if (text == "true") {
+    out = true;
+  } else if (text == "false") {
+    out = false;
+  } else {
+    return Error(node.mark, expected + QuoteForMessage(text));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadSecretFile(const Node& node, std::string_view path,
+                                    std::string& out) const {
+  std::string file;
+  if (absl::Status status = ReadString(node, path, file); !status.ok()) return status;
+  if (file.empty()) return Error(node.mark, std::string(path) + " must not be empty");
+  std::string contents;
+  if (std::optional<FileReadError> failure = ReadFileCapped(file, kMaxSecretBytes, contents)) {
+    return Error(node.mark, std::string(path) + ": cannot read " + QuoteForMessage(file) + ": " +
+                                failure->reason);
+  }
+  if (contents.size() > kMaxSecretBytes) {
+    return Error(node.mark,
+                 std::string(path) + ": " + QuoteForMessage(file) + " is larger than 64 KiB");
+  }
+  while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r' ||
+                               contents.back() == ' ' || contents.back() == '\t')) {
+    contents.pop_back();
+  }
+  if (contents.empty()) {
+    return Error(node.mark, std::string(path) + ": " + QuoteForMessage(file) + " is empty");
+  }
+  out = std::move(contents);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadAlerting(const Node& node, AlertingConfig& alerting) {
+  using std::chrono::milliseconds;
+  return ForEachEntry(
+      node, "alerting",
+      {"group_by", "group_wait", "group_interval", "repeat_interval", "routes", "default_receiver",
+       "receivers", "delivery"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "group_by") {
+          if (value.kind == Node::Kind::kNull) return absl::OkStatus();
+          std::vector<std::string> labels;
+          if (absl::Status status = ReadStringList(value, "alerting.group_by", labels);
+              !status.ok()) {
+            return status;
+          }
+          for (size_t i = 0; i < labels.size(); ++i) {
+            const std::string item_path = "alerting.group_by[" + std::to_string(i) + "]";
+            if (!IsLabelName(labels[i])) {
+              return Error(value.items[i]->mark,
+                           item_path + " must be a label name ([a-zA-Z_][a-zA-Z0-9_]*), got " +
+                               QuoteForMessage(labels[i]));
+            }
+            for (size_t j = 0; j < i; ++j) {
+              if (labels[j] != labels[i]) continue;
+              const YamlMark& first = value.items[j]->mark;
+              return Error(value.items[i]->mark, item_path + ": duplicate label " + labels[i] +
+                                                     " (first listed at " +
+                                                     std::to_string(first.DisplayLine()) + ":" +
+                                                     std::to_string(first.DisplayColumn()) + ")");
+            }
+          }
+          alerting.group_by = std::move(labels);
+          return absl::OkStatus();
+        }
+        if (key == "group_wait") {
+          return ReadDuration(value, "alerting.group_wait", milliseconds(0),
+                              milliseconds(3'600'000), alerting.group_wait);
+        }
+        if (key == "group_interval") {
+          return ReadDuration(value, "alerting.group_interval", milliseconds(1'000),
+                              milliseconds(86'400'000), alerting.group_interval);
+        }
+        if (key == "repeat_interval") {
+          return ReadDuration(value, "alerting.repeat_interval", milliseconds(1'000),
+                              milliseconds(30LL * 86'400'000), alerting.repeat_interval);
+        }
+        if (key == "routes") return ReadRoutes(value, alerting.routes);
+        if (key == "default_receiver") {
+          std::string name = alerting.default_receiver;
+          if (absl::Status status = ReadString(value, "alerting.default_receiver", name);
+              !status.ok()) {
+            return status;
+          }
+          alerting.default_receiver = name;
+          if (value.kind != Node::Kind::kNull) {
+            receiver_references_.push_back(
+                {.path = "alerting.default_receiver", .name = std::move(name), .mark = value.mark});
+          }
+          return absl::OkStatus();
+        }
+        if (key == "receivers") return ReadReceivers(value, alerting.receivers);
+        return ReadDelivery(value, alerting.delivery);
+      });
+}
+
+absl::Status Reader::ReadRoutes(const Node& node, std::vector<RouteConfig>& routes) {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kSequence) {
+    return Error(node.mark,
+                 "alerting.routes must be a list of routes ({match: {...}, receiver: "
+                 "name}), got " +
+                     std::string(YamlKindName(node.kind)));
+  }
+  std::vector<RouteConfig> out;
+  for (size_t i = 0; i < node.items.size(); ++i) {
+    const Node& item = *node.items[i];
+    const std::string path = "alerting.routes[" + std::to_string(i) + "]";
+    if (item.kind != Node::Kind::kMapping) {
+      return Error(item.mark, path + " must be a mapping, got " + YamlKindName(item.kind));
+    }
+    RouteConfig route;
+    bool has_receiver = false;
+    absl::Status status = ForEachEntry(
+        item, path, {"match", "receiver", "continue"},
+        [&](std::string_view key, const Node& value) -> absl::Status {
+          if (key == "continue")
+            return ReadBool(value, path + ".continue", route.continue_matching);
+          if (key == "receiver") {
+            if (absl::Status s = ReadString(value, path + ".receiver", route.receiver); !s.ok()) {
+              return s;
+            }
+            has_receiver = value.kind != Node::Kind::kNull;
+            if (has_receiver) {
+              receiver_references_.push_back(
+                  {.path = path + ".receiver", .name = route.receiver, .mark = value.mark});
+            }
+            return absl::OkStatus();
+          }
+          return ForEachEntryAny(
+              value, path + ".match", [&](const Node& name_node, const Node& label_value) {
+                const std::string& name = name_node.value;
+                const std::string label_path = path + ".match." + name;
+                if (!IsLabelName(name)) {
+                  return Error(name_node.mark, path +
+                                                   ".match: keys must be label names "
+                                                   "([a-zA-Z_][a-zA-Z0-9_]*), got " +
+                                                   QuoteForMessage(name));
+                }
+                if (label_value.kind != Node::Kind::kScalar) {
+                  return Error(label_value.mark, label_path + " must be a string, got " +
+                                                     YamlKindName(label_value.kind));
+                }
+                std::string text;
+                if (absl::Status s = Expand(label_value, label_path, text); !s.ok()) return s;
+                route.match[name] = std::move(text);
+                return absl::OkStatus();
+              });
+        });
+    if (!status.ok()) return status;
+    if (!has_receiver) return Error(item.mark, path + " needs a receiver");
+    out.push_back(std::move(route));
+  }
+  routes = std::move(out);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadReceivers(const Node& node, std::vector<ReceiverConfig>& receivers) {
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  if (node.kind != Node::Kind::kSequence) {
+    return Error(node.mark,
+                 "alerting.receivers must be a list of receivers ({name: ..., webhook: {...}}), "
+                 "got " +
+                     std::string(YamlKindName(node.kind)));
+  }
+  std::vector<ReceiverConfig> out;
+  std::vector<YamlMark> name_marks;
+  for (size_t i = 0; i < node.items.size(); ++i) {
+    const Node& item = *node.items[i];
+    const std::string path = "alerting.receivers[" + std::to_string(i) + "]";
+    ReceiverConfig receiver;
+    if (absl::Status status = ReadReceiver(item, path, receiver); !status.ok()) return status;
+    // The name's own mark, for "first set at".
+    YamlMark name_mark = item.mark;
+    for (const auto& [key, value] : item.entries) {
+      if (key->value == "name") name_mark = value->mark;
+    }
+    for (size_t j = 0; j < out.size(); ++j) {
+      if (out[j].name != receiver.name) continue;
+      return Error(name_mark, path + ".name: duplicate receiver " + QuoteForMessage(receiver.name) +
+                                  " (first named at " +
+                                  std::to_string(name_marks[j].DisplayLine()) + ":" +
+                                  std::to_string(name_marks[j].DisplayColumn()) + ")");
+    }
+    out.push_back(std::move(receiver));
+    name_marks.push_back(name_mark);
+  }
+  receivers = std::move(out);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadReceiver(const Node& node, const std::string& path,
+                                  ReceiverConfig& receiver) {
+  if (node.kind != Node::Kind::kMapping) {
+    return Error(node.mark, path + " must be a mapping ({name: ..., webhook: {...}}), got " +
+                                YamlKindName(node.kind));
+  }
+  const Keys kinds = {"webhook", "slack", "pagerduty", "alertmanager", "log"};
+  std::optional<std::string> kind_key;
+  bool has_name = false;
+  absl::Status status = ForEachEntry(
+      node, path, {"name", "webhook", "slack", "pagerduty", "alertmanager", "log"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "name") {
+          if (absl::Status s = ReadString(value, path + ".name", receiver.name); !s.ok()) return s;
+          if (receiver.name.empty() || receiver.name.size() > kMaxReceiverNameBytes ||
+              !std::all_of(receiver.name.begin(), receiver.name.end(), IsReceiverNameChar)) {
+            return Error(value.mark, path +
+                                         ".name must be 1 to 64 letters, digits, '_', '.' or "
+                                         "'-', got " +
+                                         QuoteForMessage(receiver.name));
+          }
+          has_name = true;
+          return absl::OkStatus();
+        }
+        if (kind_key) {
+          return Error(value.mark, path + ": a receiver has one kind, found " + *kind_key +
+                                       " and " + std::string(key) + " (write a receiver for each)");
+        }
+        kind_key = std::string(key);
+        const std::string kind_path = path + "." + std::string(key);
+        if (key == "webhook") receiver.kind = ReceiverConfig::Kind::kWebhook;
+        if (key == "slack") receiver.kind = ReceiverConfig::Kind::kSlack;
+        if (key == "pagerduty") receiver.kind = ReceiverConfig::Kind::kPagerDuty;
+        if (key == "alertmanager") receiver.kind = ReceiverConfig::Kind::kAlertmanager;
+        if (key == "log") {
+          receiver.kind = ReceiverConfig::Kind::kLog;
+          if (value.kind == Node::Kind::kNull ||
+              (value.kind == Node::Kind::kMapping && value.entries.empty())) {
+            return absl::OkStatus();
+          }
+          return Error(value.mark, kind_path + " takes no settings (write log: {})");
+        }
+        return ReadReceiverSettings(value, kind_path, receiver);
+      });
+  if (!status.ok()) return status;
+  if (!has_name) return Error(node.mark, path + " needs a name");
+  if (!kind_key) {
+    return Error(node.mark, path + " (" + QuoteForMessage(receiver.name) + ") needs one of " +
+                                JoinKeys(kinds));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadReceiverSettings(const Node& node, const std::string& path,
+                                          ReceiverConfig& receiver) const {
+  using Kind = ReceiverConfig::Kind;
+  const Kind kind = receiver.kind;
+  // Which keys each kind takes.
+  const Keys webhook_keys = {"url",     "url_file", "hmac_secret", "hmac_secret_file",
+                             "headers", "ca_file"};
+  const Keys slack_keys = {"url", "url_file", "ca_file"};
+  const Keys pagerduty_keys = {"routing_key", "routing_key_file", "url", "ca_file"};
+  const Keys alertmanager_keys = {"url", "ca_file"};
+  const Keys& keys = kind == Kind::kSlack          ? slack_keys
+                     : kind == Kind::kPagerDuty    ? pagerduty_keys
+                     : kind == Kind::kAlertmanager ? alertmanager_keys
+                                                   : webhook_keys;
+  if (node.kind == Node::Kind::kNull) {
+    return Error(node.mark, path + " needs settings (" + JoinKeys(keys) + ")");
+  }
+  // Where each secret came from, for "set one of X or X_file" and "needs X".
+  std::optional<YamlMark> url_mark, url_file_mark, secret_mark, secret_file_mark, key_mark,
+      key_file_mark;
+  absl::Status status =
+      ForEachEntry(node, path, keys, [&](std::string_view key, const Node& value) -> absl::Status {
+        const std::string key_path = path + "." + std::string(key);
+        if (value.kind == Node::Kind::kNull) return absl::OkStatus();
+        if (key == "url" || key == "url_file") {
+          (key == "url" ? url_mark : url_file_mark) = value.mark;
+          if (url_mark && url_file_mark) {
+            return Error(value.mark, path + ": set either url or url_file, not both");
+          }
+          absl::Status s = key == "url" ? ReadString(value, key_path, receiver.url)
+                                        : ReadSecretFile(value, key_path, receiver.url);
+          if (!s.ok()) return s;
+          if (absl::StatusOr<HttpUrl> url = ParseHttpUrl(receiver.url); !url.ok()) {
+            // The URL is a secret (Slack and webhook URLs are credentials): never shown.
+            return Error(value.mark, key_path + ": " + std::string(url.status().message()) +
+                                         " (the value is not shown: receiver URLs are secrets)");
+          }
+          return absl::OkStatus();
+        }
+        if (key == "hmac_secret" || key == "hmac_secret_file") {
+          (key == "hmac_secret" ? secret_mark : secret_file_mark) = value.mark;
+          if (secret_mark && secret_file_mark) {
+            return Error(value.mark,
+                         path + ": set either hmac_secret or hmac_secret_file, not both");
+          }
+          absl::Status s = key == "hmac_secret"
+                               ? ReadString(value, key_path, receiver.hmac_secret)
+                               : ReadSecretFile(value, key_path, receiver.hmac_secret);
+          if (!s.ok()) return s;
+          if (receiver.hmac_secret.empty()) {
+            return Error(value.mark, key_path + " must not be empty");
+          }
+          if (std::string_view(receiver.hmac_secret).substr(0, 6) == "whsec_" &&
+              !IsBase64(std::string_view(receiver.hmac_secret).substr(6))) {
+            return Error(value.mark, key_path +
+                                         " starts with \"whsec_\" but the rest is not base64 "
+                                         "(Standard Webhooks keys are whsec_<base64>)");
+          }
+          return absl::OkStatus();
+        }
+        if (key == "routing_key" || key == "routing_key_file") {
+          (key == "routing_key" ? key_mark : key_file_mark) = value.mark;
+          if (key_mark && key_file_mark) {
+            return Error(value.mark,
+                         path + ": set either routing_key or routing_key_file, not both");
+          }
+          absl::Status s = key == "routing_key"
+                               ? ReadString(value, key_path, receiver.routing_key)
+                               : ReadSecretFile(value, key_path, receiver.routing_key);
+          if (!s.ok()) return s;
+          if (!IsValidToken(receiver.routing_key)) {
+            return Error(value.mark,
+                         key_path + " must be non-empty, without spaces or control characters");
+          }
+          return absl::OkStatus();
+        }
+        if (key == "headers") return ReadHeaders(value, key_path, receiver.headers);
+        // ca_file
+        if (absl::Status s = ReadString(value, key_path, receiver.ca_file); !s.ok()) return s;
+        if (receiver.ca_file.empty()) return absl::OkStatus();
+        return CheckReadable(value.mark, key_path, receiver.ca_file);
+      });
+  if (!status.ok()) return status;
+  if (kind == Kind::kPagerDuty) {
+    if (!key_mark && !key_file_mark) {
+      return Error(node.mark, path + " needs routing_key or routing_key_file");
+    }
+    if (!url_mark) receiver.url = "https://events.pagerduty.com/v2/enqueue";
+    return absl::OkStatus();
+  }
+  if (!url_mark && !url_file_mark) {
+    return Error(node.mark,
+                 path + (kind == Kind::kAlertmanager ? " needs url" : " needs url or url_file"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadHeaders(const Node& node, const std::string& path,
+                                 std::vector<std::pair<std::string, std::string>>& headers) const {
+  // Set by traceslo on every request; a configured copy would conflict or forge a signature.
+  const Keys reserved = {"host",
+                         "content-length",
+                         "content-type",
+                         "transfer-encoding",
+                         "connection",
+                         "webhook-id",
+                         "webhook-timestamp",
+                         "webhook-signature",
+                         "user-agent",
+                         "x-traceslo-notification-id"};
+  return ForEachEntryAny(node, path, [&](const Node& name_node, const Node& value) {
+    const std::string& name = name_node.value;
+    if (!std::all_of(name.begin(), name.end(), IsHeaderNameChar)) {
+      return Error(name_node.mark,
+                   path + ": " + QuoteForMessage(name) + " is not a valid header name");
+    }
+    const std::string lower = Lower(name);
+    if (std::find(reserved.begin(), reserved.end(), lower) != reserved.end()) {
+      return Error(name_node.mark,
+                   path + "." + name + " is set by traceslo and cannot be configured");
+    }
+    for (const auto& [previous, unused] : headers) {
+      if (Lower(previous) == lower) {
+        return Error(name_node.mark,
+                     path + "." + name + " is set twice (header names ignore case)");
+      }
+    }
+    if (value.kind != Node::Kind::kScalar) {
+      return Error(value.mark,
+                   path + "." + name + " must be a string, got " + YamlKindName(value.kind));
+    }
+    std::string text;
+    if (absl::Status s = Expand(value, path + "." + name, text); !s.ok()) return s;
+    // Header values may be credentials: the message names the header, never the value.
+    if (std::any_of(text.begin(), text.end(), [](char c) {
+          return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
+        })) {
+      return Error(value.mark, path + "." + name + " must not contain control characters");
+    }
+    headers.emplace_back(name, std::move(text));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Reader::ReadDelivery(const Node& node, DeliveryConfig& delivery) {
+  using std::chrono::milliseconds;
+  return ForEachEntry(
+      node, "alerting.delivery",
+      {"timeout", "initial_backoff", "max_backoff", "max_age", "log_retention"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "timeout") {
+          return ReadDuration(value, "alerting.delivery.timeout", milliseconds(100),
+                              milliseconds(300'000), delivery.timeout);
+        }
+        if (key == "initial_backoff") {
+          if (value.kind != Node::Kind::kNull) initial_backoff_mark_ = value.mark;
+          return ReadDuration(value, "alerting.delivery.initial_backoff", milliseconds(10),
+                              milliseconds(3'600'000), delivery.initial_backoff);
+        }
+        if (key == "max_backoff") {
+          if (value.kind != Node::Kind::kNull) max_backoff_mark_ = value.mark;
+          return ReadDuration(value, "alerting.delivery.max_backoff", milliseconds(10),
+                              milliseconds(86'400'000), delivery.max_backoff);
+        }
+        if (key == "max_age") {
+          return ReadDuration(value, "alerting.delivery.max_age", milliseconds(1'000),
+                              milliseconds(30LL * 86'400'000), delivery.max_age);
+        }
+        return ReadDuration(value, "alerting.delivery.log_retention", milliseconds(3'600'000),
+                            milliseconds(400LL * 86'400'000), delivery.log_retention);
+      });
+}
+
+absl::Status Reader::ReadLinks(const Node& node, LinksConfig& links) const {
+  return ForEachEntry(
+      node, "links", {"trace_url"}, [&](std::string_view, const Node& value) -> absl::Status {
+        std::string url;
+        if (absl::Status status = ReadString(value, "links.trace_url", url); !status.ok()) {
+          return status;
+        }
+        if (value.kind == Node::Kind::kNull || url.empty()) return absl::OkStatus();
+        const size_t at = url.find("{trace_id}");
+        if (at == std::string::npos) {
+          return Error(value.mark,
+                       "links.trace_url must contain {trace_id} where the trace id goes, e.g. "
+                       "\"http://jaeger:16686/trace/{trace_id}\"");
+        }
+        std::string sample = url;
+        sample.replace(at, 10, "0123456789abcdef0123456789abcdef");
+        if (absl::StatusOr<HttpUrl> parsed = ParseHttpUrl(sample); !parsed.ok()) {
+          return Error(value.mark, "links.trace_url: " + std::string(parsed.status().message()));
+        }
+        links.trace_url = std::move(url);
+        return absl::OkStatus();
+      });
+}
+
+absl::Status Reader::CheckAlerting(AlertingConfig& alerting) const {
+  if (alerting.delivery.max_backoff < alerting.delivery.initial_backoff) {
+    YamlMark mark = max_backoff_mark_.value_or(initial_backoff_mark_.value_or(YamlMark()));
+    return Error(mark, "alerting.delivery.max_backoff (" +
+                           FormatDuration(alerting.delivery.max_backoff) +
+                           (max_backoff_mark_ ? "" : ", the default") +
+                           ") must be at least alerting.delivery.initial_backoff (" +
+                           FormatDuration(alerting.delivery.initial_backoff) +
+                           (initial_backoff_mark_ ? "" : ", the default") + ")");
+  }
+  // The zero-config default: a receiver named "log" exists unless one is written.
+  if (alerting.FindReceiver("log") == nullptr) {
+    alerting.receivers.push_back(ReceiverConfig{.name = "log"});
+  }
+  std::vector<std::string_view> names;
+  for (const ReceiverConfig& receiver : alerting.receivers) names.push_back(receiver.name);
+  for (const ReceiverReference& reference : receiver_references_) {
+    if (alerting.FindReceiver(reference.name) != nullptr) continue;
+    std::string message = reference.path + ": unknown receiver " + QuoteForMessage(reference.name);
+    std::string_view hint = ClosestKey(reference.name, names);
+    if (!hint.empty()) {
+      message += "; did you mean " + QuoteForMessage(hint) + "?";
+    } else {
+      std::string known;
+      for (std::string_view name : names) known += (known.empty() ? "" : ", ") + std::string(name);
+      message += " (receivers: " + known + ")";
+    }
+    return Error(reference.mark, message);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Reader::CheckReadable(const std::optional<YamlMark>& mark, std::string_view path,
                                    const std::string& file) const {
   std::string contents;
@@ -809,7 +1396,8 @@ absl::Status Reader::Read(const Node& root, Config& config) {
         if (key == "pipeline") return ReadPipeline(value, config.pipeline);
         if (key == "rules") return ReadRules(value, config.rules);
         if (key == "log") return ReadLog(value, config.log);
-        return absl::OkStatus();  // alerting, links: read by the features that own them
+        if (key == "alerting") return ReadAlerting(value, config.alerting);
+        return ReadLinks(value, config.links);
       });
   if (!status.ok()) return status;
   if (status = CheckTls(config.otlp.tls); !status.ok()) return status;
@@ -818,7 +1406,8 @@ absl::Status Reader::Read(const Node& root, Config& config) {
       return status;
     }
   }
-  return CheckPipeline(config.pipeline);
+  if (status = CheckPipeline(config.pipeline); !status.ok()) return status;
+  return CheckAlerting(config.alerting);
 }
 
 absl::StatusOr<Config> ParseConfigOrThrow(std::string_view yaml_text, std::string_view source) {
@@ -834,7 +1423,7 @@ absl::StatusOr<Config> ParseConfigOrThrow(std::string_view yaml_text, std::strin
   if (root->kind != Node::Kind::kMapping) {
     return ErrorAt(source, root->mark,
                    std::string("the top level must be a mapping of sections (otlp, "
-                               "web, storage, pipeline, rules, log), got ") +
+                               "web, storage, pipeline, rules, log, alerting, links), got ") +
                        YamlKindName(root->kind));
   }
   Reader reader(source);
@@ -843,6 +1432,13 @@ absl::StatusOr<Config> ParseConfigOrThrow(std::string_view yaml_text, std::strin
 }
 
 }  // namespace
+
+const ReceiverConfig* AlertingConfig::FindReceiver(std::string_view name) const {
+  for (const ReceiverConfig& receiver : receivers) {
+    if (receiver.name == name) return &receiver;
+  }
+  return nullptr;
+}
 
 absl::StatusOr<Config> ParseConfig(std::string_view yaml_text, std::string_view source_name) {
   try {

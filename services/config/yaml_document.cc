@@ -234,7 +234,10 @@ std::string QuoteForMessage(std::string_view text, char quote) {
   return quote + EscapeForMessage(text, 64, quote) + quote;
 }
 
-std::string_view ClosestKey(std::string_view key, std::initializer_list<std::string_view> known) {
+namespace {
+
+template <typename Range>
+std::string_view ClosestIn(std::string_view key, const Range& known) {
   constexpr size_t kMaxDistance = 2;
   std::string_view best;
   size_t best_distance = kMaxDistance + 1;
@@ -250,6 +253,16 @@ std::string_view ClosestKey(std::string_view key, std::initializer_list<std::str
     }
   }
   return best;
+}
+
+}  // namespace
+
+std::string_view ClosestKey(std::string_view key, std::initializer_list<std::string_view> known) {
+  return ClosestIn(key, known);
+}
+
+std::string_view ClosestKey(std::string_view key, const std::vector<std::string_view>& known) {
+  return ClosestIn(key, known);
 }
 
 std::string JoinKeys(std::initializer_list<std::string_view> keys) {

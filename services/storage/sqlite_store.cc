@@ -60,6 +60,47 @@ CREATE TABLE alert_states (
   PRIMARY KEY (service, slo, severity, no_data)
 ) WITHOUT ROWID;
 )sql",
+    // 2: the alerting outbox (queries in services/alerting/sqlite_outbox_store.cc). Entries are
+    // notifications per receiver (state pending, delivered, failed, expired or superseded);
+    // outbox_groups keeps the highest delivered sequence per (receiver, group); delivery_log has
+    // one row per attempt or decision.
+    R"sql(
+CREATE TABLE outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  receiver TEXT NOT NULL,
+  notification_id TEXT NOT NULL,
+  group_key TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  notification TEXT NOT NULL,
+  enqueued_unix_nano INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  finished_unix_nano INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (receiver, notification_id)
+);
+CREATE INDEX outbox_pending ON outbox (receiver, group_key, sequence) WHERE state = 'pending';
+CREATE INDEX outbox_finished ON outbox (finished_unix_nano) WHERE state != 'pending';
+CREATE TABLE outbox_groups (
+  receiver TEXT NOT NULL,
+  group_key TEXT NOT NULL,
+  delivered_sequence INTEGER NOT NULL,
+  updated_unix_nano INTEGER NOT NULL,
+  PRIMARY KEY (receiver, group_key)
+) WITHOUT ROWID;
+CREATE TABLE delivery_log (
+  id INTEGER PRIMARY KEY,
+  entry_id INTEGER NOT NULL,
+  notification_id TEXT NOT NULL,
+  receiver TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  at_unix_nano INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  http_status INTEGER NOT NULL,
+  error TEXT NOT NULL
+);
+CREATE INDEX delivery_log_by_notification ON delivery_log (notification_id);
+CREATE INDEX delivery_log_by_time ON delivery_log (at_unix_nano);
+)sql",
 };
 
 absl::Status Failed(const std::string& path, std::string_view what, const std::exception& e) {
@@ -141,6 +182,19 @@ absl::Status SqliteStore::Migrate() {
     }
   } catch (const std::exception& e) {
     return Failed(path_, "cannot migrate the schema", e);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::Transact(std::string_view what,
+                                   const std::function<void(SQLite::Database&)>& fn) {
+  MutexLock lock(mu_);
+  try {
+    SQLite::Transaction txn(*db_);
+    fn(*db_);
+    txn.commit();
+  } catch (const std::exception& e) {
+    return Failed(path_, what, e);
   }
   return absl::OkStatus();
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "traceslo/common/url.h"
 #include "traceslo/config/config.h"
 
 namespace {
@@ -39,6 +40,26 @@ void CheckConfig(const traceslo::config::Config& c) {
   Check(c.log.format == "logfmt" || c.log.format == "json");
   Check(!c.storage.path.empty());
   Check(c.otlp.tls.key_file.empty() || c.otlp.tls.enabled());
+  // Alerting: every reference names a receiver, names are unique, URLs are http(s).
+  const traceslo::config::AlertingConfig& a = c.alerting;
+  Check(a.FindReceiver(a.default_receiver) != nullptr);
+  Check(a.FindReceiver("log") != nullptr);
+  for (const auto& route : a.routes) Check(a.FindReceiver(route.receiver) != nullptr);
+  for (size_t i = 0; i < a.receivers.size(); ++i) {
+    const auto& r = a.receivers[i];
+    Check(!r.name.empty() && r.name.size() <= 64);
+    for (size_t j = 0; j < i; ++j) Check(a.receivers[j].name != r.name);
+    if (r.kind != traceslo::config::ReceiverConfig::Kind::kLog) {
+      Check(traceslo::ParseHttpUrl(r.url).ok());
+    }
+    if (r.kind == traceslo::config::ReceiverConfig::Kind::kPagerDuty) {
+      Check(!r.routing_key.empty());
+    }
+  }
+  Check(a.delivery.initial_backoff <= a.delivery.max_backoff);
+  Check(a.delivery.timeout.count() >= 100);
+  Check(a.group_interval.count() >= 1000 && a.repeat_interval.count() >= 1000);
+  Check(c.links.trace_url.empty() || c.links.trace_url.find("{trace_id}") != std::string::npos);
 }
 
 }  // namespace

@@ -48,6 +48,15 @@ class CondVar {
     lock.release();
     return result;
   }
+  // Returns pred() at the end: false when `timeout` (of real time) passed first. For waits whose
+  // length comes from an injected Clock (a deadline minus its SteadyNow()).
+  template <typename Rep, typename Period, typename Predicate>
+  bool WaitFor(Mutex& mu, std::chrono::duration<Rep, Period> timeout, Predicate pred) {
+    std::unique_lock<std::mutex> lock(mu.native(), std::adopt_lock);
+    bool result = cv_.wait_for(lock, timeout, pred);
+    lock.release();
+    return result;
+  }
   void NotifyAll() { cv_.notify_all(); }
   void NotifyOne() { cv_.notify_one(); }
 

@@ -84,6 +84,61 @@ struct LogConfig {
   std::string level = "info";     // debug | info | warn | error
 };
 
+// One destination of notifications (`alerting.receivers[]`). Which fields apply depends on
+// `kind`. `url`, `hmac_secret`, `routing_key` and header values are secrets: they come from the
+// file, `${VAR}` or a `*_file` key, and must never be logged or put in a message.
+struct ReceiverConfig {
+  enum class Kind { kWebhook, kSlack, kPagerDuty, kAlertmanager, kLog };
+  std::string name;  // [A-Za-z0-9_.-], at most 64 bytes; unique
+  Kind kind = Kind::kLog;
+  // webhook, slack: where to POST; pagerduty: the Events API v2 endpoint; alertmanager: the
+  // base URL (notifications go to <url>/api/v2/alerts). http:// or https:// only.
+  std::string url;
+  std::string hmac_secret;  // webhook: Standard Webhooks signing key; empty: unsigned
+  std::vector<std::pair<std::string, std::string>> headers;  // webhook: added to every request
+  std::string routing_key;  // pagerduty: the integration's routing key
+  std::string ca_file;      // https with a private CA (PEM bundle); empty: the system's CAs
+};
+
+// alerting.delivery: how the outbox delivers notifications.
+struct DeliveryConfig {
+  std::chrono::milliseconds timeout{10'000};         // per attempt: connect, TLS, send, answer
+  std::chrono::milliseconds initial_backoff{1'000};  // first retry waits up to this
+  std::chrono::milliseconds max_backoff{300'000};    // retries wait at most this
+  std::chrono::milliseconds max_age{86'400'000};     // undelivered notifications older are dropped
+  std::chrono::milliseconds log_retention{7LL * 86'400'000};  // delivery log and finished entries
+};
+
+// alerting.routes[]: plain data for the router. First match wins unless `continue_matching`.
+struct RouteConfig {
+  std::map<std::string, std::string> match;  // label name -> value, all must equal
+  std::string receiver;                      // names one of alerting.receivers
+  bool continue_matching = false;            // `continue`
+};
+
+// The alerting section. Grouping and routing keys are read here and used by the router; the
+// receivers and delivery settings by the notifiers and the outbox.
+struct AlertingConfig {
+  std::vector<std::string> group_by{"service", "signature"};  // label names
+  std::chrono::milliseconds group_wait{30'000};
+  std::chrono::milliseconds group_interval{300'000};
+  std::chrono::milliseconds repeat_interval{4LL * 3'600'000};
+  std::vector<RouteConfig> routes;
+  std::string default_receiver = "log";  // where alerts no route matches go
+  // As written, plus a receiver {name: log, log: {}} unless one named "log" is written.
+  std::vector<ReceiverConfig> receivers{ReceiverConfig{.name = "log"}};
+  DeliveryConfig delivery;
+
+  // The receiver named `name`, or null.
+  const ReceiverConfig* FindReceiver(std::string_view name) const;
+};
+
+struct LinksConfig {
+  // External trace viewer, with "{trace_id}" where the 32-hex-digit id goes; empty: only the
+  // built-in page (web.external_url + "/traces/{trace_id}") is linked.
+  std::string trace_url;
+};
+
 struct Config {
   OtlpConfig otlp;
   WebConfig web;
@@ -91,8 +146,8 @@ struct Config {
   PipelineConfig pipeline;
   RulesConfig rules;
   LogConfig log;
-  // Sections later issues read; kept as-is so a config written for them is not an error.
-  // (alerting, links)
+  AlertingConfig alerting;
+  LinksConfig links;
 };
 
 // Parses a configuration document. `source_name` prefixes every error

@@ -80,6 +80,8 @@ std::string QuoteForMessage(std::string_view text, char quote = '"');
 // The known key closest to `key` within edit distance 2 (adjacent transpositions count as one
 // edit), or empty: for "did you mean" hints.
 std::string_view ClosestKey(std::string_view key, std::initializer_list<std::string_view> known);
+// The same over names known only at run time (receiver names).
+std::string_view ClosestKey(std::string_view key, const std::vector<std::string_view>& known);
 
 // "a, b, c".
 std::string JoinKeys(std::initializer_list<std::string_view> keys);

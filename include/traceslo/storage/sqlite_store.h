@@ -22,7 +22,7 @@ class Database;
 namespace traceslo::storage {
 
 // The schema version this build writes; Open() migrates older files up to it and refuses newer.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // Sums of one minute over several series of one service.
 struct MinuteSums {
@@ -32,12 +32,12 @@ struct MinuteSums {
   pipeline::LatencySketch latency;  // only when asked for
 };
 
-// traceslo's SQLite file (WAL): one-minute SLI rollups per series and per service, and the alert
-// states of the evaluator. Series are stored by name (service, operation), so ids of a new
-// process's SeriesRegistry need not match the last one's. Every write is one transaction; with
-// WAL and synchronous=NORMAL a committed transaction survives the process being killed (not
-// necessarily a power loss). Errors of SQLite become Status with the file's path; nothing
-// throws. Thread-safe: one connection behind a mutex.
+// traceslo's SQLite file (WAL): one-minute SLI rollups per series and per service, the alert
+// states of the evaluator, and the tables of the alerting outbox (written through Transact()).
+// Series are stored by name (service, operation), so ids of a new process's SeriesRegistry need not
+// match the last one's. Every write is one transaction; with WAL and synchronous=NORMAL a committed
+// transaction survives the process being killed (not necessarily a power loss). Errors of SQLite
+// become Status with the file's path; nothing throws. Thread-safe: one connection behind a mutex.
 class SqliteStore {
  public:
   // Opens or creates `path` and brings its schema to kSchemaVersion, each migration in its own
@@ -68,6 +68,12 @@ class SqliteStore {
   // Replaces the stored alert states with `alerts`, in one transaction.
   absl::Status SaveAlerts(const std::vector<slo::AlertStatus>& alerts);
   absl::StatusOr<std::vector<slo::AlertStatus>> LoadAlerts();
+
+  // For repositories of other modules that keep their tables in this file (the alerting
+  // outbox): runs `fn` on the connection under the store's lock, in one transaction committed
+  // when `fn` returns. An exception from `fn` or SQLite rolls the transaction back and becomes
+  // Unavailable "<path>: <what>: <reason>".
+  absl::Status Transact(std::string_view what, const std::function<void(SQLite::Database&)>& fn);
 
   int schema_version() const;
   const std::string& path() const { return path_; }
