@@ -71,12 +71,12 @@ std::string TempDir() {
 
 void SetFlushCounters(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kSeries);
-  state.counters["ms_per_flush"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) / 1e3,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  state.counters["cpu_share_pct"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * kFlushIntervalMs / 1e3 / 100,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ms_per_flush"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) / 1e3,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["cpu_share_pct"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * kFlushIntervalMs / 1e3 / 100,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void Flush(benchmark::State& state) {
