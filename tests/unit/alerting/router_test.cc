@@ -1,0 +1,442 @@
+// The alert router: routing, grouping by signature, dedup across SLOs and tiers, inhibition,
+// group_wait / group_interval / repeat_interval on a fake clock, resolve-once, sequences and
+// restarts over the state store.
+#include "traceslo/alerting/router.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/fakes/fake_clock.h"
+
+namespace traceslo::alerting {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+constexpr char kSigA[] = "3f2a9c0d1e2b4a5f";
+constexpr char kSigB[] = "9b1c7e2d4f6a8b0c";
+
+// Records what it accepts; refuses everything while `fail` is set.
+class RecordingSink final : public NotificationSink {
+ public:
+  absl::Status Send(const Notification& notification) override {
+    if (fail) {
+      refused.push_back(notification);
+      return absl::UnavailableError("outbox down");
+    }
+    sent.push_back(notification);
+    return absl::OkStatus();
+  }
+  std::vector<Notification> sent;
+  std::vector<Notification> refused;
+  bool fail = false;
+};
+
+class MemoryStateStore final : public RouterStateStore {
+ public:
+  absl::StatusOr<std::vector<RouterGroupState>> Load() override {
+    std::vector<RouterGroupState> states;
+    for (const auto& [id, state] : states_) states.push_back(state);
+    return states;
+  }
+  absl::Status Save(const RouterGroupState& state) override {
+    states_[{state.receiver, state.group_key}] = state;
+    return absl::OkStatus();
+  }
+  absl::Status Erase(const std::string& receiver, const std::string& group_key) override {
+    states_.erase({receiver, group_key});
+    return absl::OkStatus();
+  }
+  size_t size() const { return states_.size(); }
+
+ private:
+  std::map<std::pair<std::string, std::string>, RouterGroupState> states_;
+};
+
+Alert MakeAlert(const std::string& service, const std::string& slo, const std::string& severity,
+                const std::string& signature, bool firing = true) {
+  Alert alert;
+  alert.labels = {{"alertname", slo}, {"service", service}, {"slo", slo}, {"severity", severity}};
+  if (!signature.empty()) alert.labels["signature"] = signature;
+  alert.annotations = {{"summary", slo + " is burning"}};
+  alert.firing = firing;
+  return alert;
+}
+
+std::set<std::string> Fingerprints(const Notification& notification) {
+  std::set<std::string> out;
+  for (const Alert& alert : notification.alerts) out.insert(Fingerprint(alert.labels));
+  return out;
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest() {
+    options_.group_wait = seconds(30);
+    options_.group_interval = minutes(5);
+    options_.repeat_interval = hours(4);
+    options_.external_url = "http://traceslo.example";
+  }
+
+  std::unique_ptr<AlertRouter> MakeRouter() {
+    absl::StatusOr<std::unique_ptr<AlertRouter>> router =
+        AlertRouter::Create(options_, sink_, store_);
+    EXPECT_TRUE(router.ok()) << router.status();
+    return std::move(router).value();
+  }
+
+  int64_t Now() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.Now().time_since_epoch())
+        .count();
+  }
+  void Upsert(AlertRouter& router, const Alert& alert) { router.Upsert(alert, Now()); }
+  // Moves the clock by `d` and ticks.
+  void AdvanceAndTick(AlertRouter& router, std::chrono::nanoseconds d) {
+    clock_.Advance(d);
+    ASSERT_TRUE(router.Tick(Now()).ok());
+  }
+
+  fakes::FakeClock clock_;
+  RouterOptions options_;
+  RecordingSink sink_;
+  MemoryStateStore store_;
+};
+
+TEST_F(RouterTest, TwoSignaturesMakeExactlyTwoNotifications) {
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  Upsert(*router, MakeAlert("payment", "error-traces", "page", kSigB));
+  AdvanceAndTick(*router, seconds(30));
+  AdvanceAndTick(*router, minutes(10));
+
+  ASSERT_THAT(sink_.sent, SizeIs(2));
+  std::set<std::string> keys;
+  for (const Notification& n : sink_.sent) {
+    keys.insert(n.group_key);
+    EXPECT_TRUE(n.firing);
+    EXPECT_THAT(n.alerts, SizeIs(1));
+    EXPECT_EQ(n.receiver, "log");
+    EXPECT_EQ(n.external_url, "http://traceslo.example");
+  }
+  EXPECT_EQ(keys,
+            (std::set<std::string>{"{}:{service=\"payment\",signature=\"3f2a9c0d1e2b4a5f\"}",
+                                   "{}:{service=\"payment\",signature=\"9b1c7e2d4f6a8b0c\"}"}));
+}
+
+TEST_F(RouterTest, SameSignatureInTwoSlosIsOneNotificationWithBoth) {
+  auto router = MakeRouter();
+  Alert availability = MakeAlert("payment", "availability", "page", kSigA);
+  Alert error_traces = MakeAlert("payment", "error-traces", "page", kSigA);
+  Upsert(*router, availability);
+  Upsert(*router, error_traces);
+  AdvanceAndTick(*router, seconds(30));
+
+  ASSERT_THAT(sink_.sent, SizeIs(1));
+  const Notification& n = sink_.sent[0];
+  EXPECT_EQ(Fingerprints(n), (std::set<std::string>{Fingerprint(availability.labels),
+                                                    Fingerprint(error_traces.labels)}));
+  EXPECT_EQ(n.group_labels, (Labels{{"service", "payment"}, {"signature", kSigA}}));
+  EXPECT_EQ(n.common_labels,
+            (Labels{{"service", "payment"}, {"severity", "page"}, {"signature", kSigA}}));
+  EXPECT_EQ(n.common_annotations, Labels{});  // the summaries differ
+}
+
+TEST_F(RouterTest, GroupWaitBatchesAlertsThatJoinMeanwhile) {
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  AdvanceAndTick(*router, seconds(10));
+  Upsert(*router, MakeAlert("payment", "error-traces", "page", kSigA));
+  AdvanceAndTick(*router, seconds(19));
+  EXPECT_THAT(sink_.sent, IsEmpty());
+
+  AdvanceAndTick(*router, seconds(1));  // 30 s after the first alert
+  ASSERT_THAT(sink_.sent, SizeIs(1));
+  EXPECT_THAT(sink_.sent[0].alerts, SizeIs(2));
+
+  // A third alert after the first notification waits for group_interval, counted from it.
+  Upsert(*router, MakeAlert("payment", "latency", "page", kSigA));
+  AdvanceAndTick(*router, minutes(5) - seconds(1));
+  EXPECT_THAT(sink_.sent, SizeIs(1));
+  AdvanceAndTick(*router, seconds(1));
+  ASSERT_THAT(sink_.sent, SizeIs(2));
+  EXPECT_THAT(sink_.sent[1].alerts, SizeIs(3));
+}
+
+TEST_F(RouterTest, RepeatsOnlyAtRepeatInterval) {
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(1));
+
+  // Ticks every group_interval, and the evaluator re-upserting the unchanged alert, send nothing.
+  for (int i = 0; i < 47; ++i) {
+    Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+    AdvanceAndTick(*router, minutes(5));
+  }
+  AdvanceAndTick(*router, minutes(5) - seconds(1));  // 4 h minus 1 s after the first
+  EXPECT_THAT(sink_.sent, SizeIs(1));
+
+  AdvanceAndTick(*router, seconds(1));
+  ASSERT_THAT(sink_.sent, SizeIs(2));
+  EXPECT_EQ(sink_.sent[1].group_key, sink_.sent[0].group_key);
+  EXPECT_EQ(Fingerprints(sink_.sent[1]), Fingerprints(sink_.sent[0]));
+  EXPECT_TRUE(sink_.sent[1].firing);
+}
+
+TEST_F(RouterTest, RecoveryResolvesEachGroupExactlyOnce) {
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  Upsert(*router, MakeAlert("payment", "error-traces", "page", kSigA));
+  Upsert(*router, MakeAlert("payment", "error-traces", "ticket", kSigB));
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(2));
+
+  AdvanceAndTick(*router, minutes(1));
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA, /*firing=*/false));
+  Upsert(*router, MakeAlert("payment", "error-traces", "page", kSigA, /*firing=*/false));
+  Upsert(*router, MakeAlert("payment", "error-traces", "ticket", kSigB, /*firing=*/false));
+  for (int i = 0; i < 60; ++i) AdvanceAndTick(*router, minutes(5));  // past repeat_interval
+
+  ASSERT_THAT(sink_.sent, SizeIs(4));
+  std::set<std::string> resolved_keys;
+  for (size_t i = 2; i < 4; ++i) {
+    const Notification& n = sink_.sent[i];
+    EXPECT_FALSE(n.firing);
+    resolved_keys.insert(n.group_key);
+    for (const Alert& alert : n.alerts) {
+      EXPECT_FALSE(alert.firing);
+      EXPECT_NE(alert.ends_at_unix_nano, 0);
+    }
+  }
+  EXPECT_EQ(resolved_keys,
+            (std::set<std::string>{sink_.sent[0].group_key, sink_.sent[1].group_key}));
+  EXPECT_THAT(sink_.sent[2].alerts.size() + sink_.sent[3].alerts.size(), 3u);
+  EXPECT_EQ(router->group_count(), 0u);
+  EXPECT_EQ(router->NextDueUnixNano(), std::nullopt);
+}
+
+TEST_F(RouterTest, AlertThatResolvesWithinGroupWaitIsNeverSent) {
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  AdvanceAndTick(*router, seconds(10));
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA, /*firing=*/false));
+  AdvanceAndTick(*router, hours(5));
+  EXPECT_THAT(sink_.sent, IsEmpty());
+  EXPECT_EQ(router->group_count(), 0u);
+}
+
+TEST_F(RouterTest, TicketIsInhibitedWhilePageOfSameGroupFires) {
+  auto router = MakeRouter();
+  Alert page = MakeAlert("payment", "availability", "page", kSigA);
+  Alert ticket = MakeAlert("payment", "availability", "ticket", kSigA);
+  Alert other_ticket = MakeAlert("payment", "availability", "ticket", kSigB);
+  Upsert(*router, page);
+  Upsert(*router, ticket);
+  Upsert(*router, other_ticket);  // another group: not inhibited
+  AdvanceAndTick(*router, seconds(30));
+
+  ASSERT_THAT(sink_.sent, SizeIs(2));
+  std::map<std::string, Notification> by_key;
+  for (const Notification& n : sink_.sent) by_key[n.group_labels.at("signature")] = n;
+  EXPECT_EQ(Fingerprints(by_key[kSigA]), std::set<std::string>{Fingerprint(page.labels)});
+  EXPECT_EQ(by_key[kSigA].common_labels.at("severity"), "page");
+  EXPECT_EQ(Fingerprints(by_key[kSigB]), std::set<std::string>{Fingerprint(other_ticket.labels)});
+
+  // The page resolves while the ticket still fires: the ticket reappears, the page shows resolved.
+  page.firing = false;
+  Upsert(*router, page);
+  AdvanceAndTick(*router, minutes(5));
+  ASSERT_THAT(sink_.sent, SizeIs(3));
+  const Notification& n = sink_.sent[2];
+  EXPECT_EQ(n.group_labels.at("signature"), kSigA);
+  EXPECT_TRUE(n.firing);
+  ASSERT_THAT(n.alerts, SizeIs(2));
+  for (const Alert& alert : n.alerts) {
+    EXPECT_EQ(alert.firing, alert.labels.at("severity") == "ticket");
+  }
+  EXPECT_EQ(n.common_labels.at("severity"), "ticket");  // the highest firing one
+}
+
+TEST_F(RouterTest, HighestSeverityIsCommonWhenFiringSeveritiesDiffer) {
+  options_.severity_order = {"critical", "page", "ticket"};
+  options_.group_by = {"service"};
+  auto router = MakeRouter();
+  // "warning" is not listed: never inhibited, never inhibits; "critical" ranks above "page".
+  Upsert(*router, MakeAlert("payment", "latency", "warning", ""));
+  Upsert(*router, MakeAlert("payment", "availability", "critical", kSigA));
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(1));
+  EXPECT_THAT(sink_.sent[0].alerts, SizeIs(2));
+  EXPECT_EQ(sink_.sent[0].common_labels,
+            (Labels{{"service", "payment"}, {"severity", "critical"}}));
+  EXPECT_EQ(sink_.sent[0].group_key, "{}:{service=\"payment\"}");
+}
+
+TEST_F(RouterTest, RoutesMatchLabelsToReceivers) {
+  options_.routes = {
+      config::RouteConfig{.match = {{"severity", "page"}}, .receiver = "pagerduty"},
+      config::RouteConfig{.match = {{"service", "payment"}},
+                          .receiver = "payments-slack",
+                          .continue_matching = true},
+      config::RouteConfig{.match = {{"service", "payment"}}, .receiver = "payments-webhook"},
+  };
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("checkout", "availability", "page", kSigA));   // pagerduty only
+  Upsert(*router, MakeAlert("payment", "availability", "ticket", kSigB));  // slack + webhook
+  Upsert(*router, MakeAlert("search", "availability", "ticket", kSigB));   // default
+  AdvanceAndTick(*router, seconds(30));
+
+  std::multimap<std::string, std::string> sent;  // receiver -> service
+  for (const Notification& n : sink_.sent) sent.emplace(n.receiver, n.group_labels.at("service"));
+  EXPECT_EQ(sent, (std::multimap<std::string, std::string>{{"log", "search"},
+                                                           {"pagerduty", "checkout"},
+                                                           {"payments-slack", "payment"},
+                                                           {"payments-webhook", "payment"}}));
+}
+
+TEST_F(RouterTest, SequenceIncreasesAndIdsAreStable) {
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  AdvanceAndTick(*router, seconds(30));
+  Upsert(*router, MakeAlert("payment", "error-traces", "page", kSigA));
+  AdvanceAndTick(*router, minutes(5));
+  AdvanceAndTick(*router, hours(4));
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA, false));
+  Upsert(*router, MakeAlert("payment", "error-traces", "page", kSigA, false));
+  AdvanceAndTick(*router, minutes(5));
+  // Fires again after its resolve: a new group, but its sequence continues.
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  AdvanceAndTick(*router, seconds(30));
+
+  ASSERT_THAT(sink_.sent, SizeIs(5));
+  std::vector<uint64_t> sequences;
+  std::set<std::string> ids;
+  for (const Notification& n : sink_.sent) {
+    sequences.push_back(n.sequence);
+    EXPECT_EQ(n.id, NotificationId(n.receiver, n.group_key, n.sequence));
+    ids.insert(n.id);
+  }
+  EXPECT_THAT(sequences, ElementsAre(1, 2, 3, 4, 5));
+  EXPECT_THAT(ids, SizeIs(5));
+}
+
+TEST_F(RouterTest, RefusedNotificationIsOfferedAgainWithTheSameId) {
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  sink_.fail = true;
+  clock_.Advance(seconds(30));
+  EXPECT_FALSE(router->Tick(Now()).ok());
+  EXPECT_EQ(store_.size(), 0u);
+
+  sink_.fail = false;
+  AdvanceAndTick(*router, seconds(1));
+  ASSERT_THAT(sink_.refused, SizeIs(1));
+  ASSERT_THAT(sink_.sent, SizeIs(1));
+  EXPECT_EQ(sink_.sent[0].id, sink_.refused[0].id);
+  EXPECT_EQ(sink_.sent[0].sequence, 1u);
+  EXPECT_EQ(store_.size(), 1u);
+}
+
+TEST_F(RouterTest, RestartDoesNotResend) {
+  const Alert availability = MakeAlert("payment", "availability", "page", kSigA);
+  const Alert error_traces = MakeAlert("payment", "error-traces", "page", kSigB);
+  {
+    auto router = MakeRouter();
+    Upsert(*router, availability);
+    Upsert(*router, error_traces);
+    AdvanceAndTick(*router, seconds(30));
+    ASSERT_THAT(sink_.sent, SizeIs(2));
+  }
+  AdvanceAndTick(*MakeRouter(), minutes(1));  // a start that only ticks sends nothing either
+
+  auto router = MakeRouter();
+  Upsert(*router, availability);  // the evaluator reports what fires after the restart
+  Upsert(*router, error_traces);
+  AdvanceAndTick(*router, seconds(30));
+  AdvanceAndTick(*router, minutes(5));
+  EXPECT_THAT(sink_.sent, SizeIs(2));
+
+  // What changed after the restart still goes out, with the sequence continuing.
+  Alert resolved = availability;
+  resolved.firing = false;
+  Upsert(*router, resolved);
+  AdvanceAndTick(*router, minutes(5));
+  ASSERT_THAT(sink_.sent, SizeIs(3));
+  EXPECT_FALSE(sink_.sent[2].firing);
+  EXPECT_EQ(sink_.sent[2].group_labels.at("signature"), kSigA);
+  EXPECT_EQ(sink_.sent[2].sequence, 2u);
+
+  // And the unchanged group repeats at repeat_interval from its last notification (before the
+  // restart), not from the restart.
+  const int64_t first_sent = sink_.sent[0].created_unix_nano;
+  clock_.Advance(
+      std::chrono::nanoseconds(first_sent + std::chrono::nanoseconds(hours(4)).count() - Now()));
+  ASSERT_TRUE(router->Tick(Now()).ok());
+  ASSERT_THAT(sink_.sent, SizeIs(4));
+  EXPECT_EQ(sink_.sent[3].group_labels.at("signature"), kSigB);
+  EXPECT_EQ(sink_.sent[3].sequence, 2u);
+}
+
+TEST_F(RouterTest, RestartAfterResolveKeepsTheSequence) {
+  {
+    auto router = MakeRouter();
+    Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+    AdvanceAndTick(*router, seconds(30));
+    Upsert(*router, MakeAlert("payment", "availability", "page", kSigA, false));
+    AdvanceAndTick(*router, minutes(5));
+    ASSERT_THAT(sink_.sent, SizeIs(2));
+  }
+  auto router = MakeRouter();
+  EXPECT_EQ(router->group_count(), 0u);
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(3));
+  EXPECT_EQ(sink_.sent[2].sequence, 3u);
+}
+
+TEST_F(RouterTest, NextDueFollowsTheTimers) {
+  auto router = MakeRouter();
+  EXPECT_EQ(router->NextDueUnixNano(), std::nullopt);
+  const int64_t start = Now();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  EXPECT_EQ(router->NextDueUnixNano(), start + std::chrono::nanoseconds(seconds(30)).count());
+  AdvanceAndTick(*router, seconds(30));
+  EXPECT_EQ(router->NextDueUnixNano(), Now() + std::chrono::nanoseconds(hours(4)).count());
+}
+
+TEST_F(RouterTest, GroupsAreCapped) {
+  options_.max_groups = 1;
+  auto router = MakeRouter();
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
+  Upsert(*router, MakeAlert("payment", "availability", "page", kSigB));
+  EXPECT_EQ(router->group_count(), 1u);
+  EXPECT_EQ(router->dropped_alerts(), 1u);
+}
+
+TEST(RouterOptionsFromTest, CopiesTheAlertingSection) {
+  config::AlertingConfig alerting;
+  alerting.group_by = {"service"};
+  alerting.group_wait = seconds(5);
+  alerting.default_receiver = "pager";
+  RouterOptions options = RouterOptionsFrom(alerting, "http://x");
+  EXPECT_EQ(options.group_by, std::vector<std::string>{"service"});
+  EXPECT_EQ(options.group_wait, seconds(5));
+  EXPECT_EQ(options.default_receiver, "pager");
+  EXPECT_EQ(options.external_url, "http://x");
+  EXPECT_EQ(options.tombstone_retention, alerting.delivery.log_retention);
+}
+
+}  // namespace
+}  // namespace traceslo::alerting
