@@ -2,13 +2,11 @@
 
 #include <algorithm>
 #include <deque>
-#include <limits>
 #include <random>
 #include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
-#include "traceslo/config/config.h"
 
 namespace traceslo::alerting {
 namespace {
@@ -17,6 +15,7 @@ using std::chrono::milliseconds;
 using Metric = DispatcherMetrics::Outcome;
 
 constexpr int64_t kPruneEveryNanos = 3'600'000'000'000;  // one hour
+constexpr size_t kMaxIdBytes = 128;
 
 int64_t UnixNanos(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -69,11 +68,13 @@ class Dispatcher::Receiver {
     cv_.NotifyAll();
   }
 
-  void SetDeliveredSequence(const std::string& group_key, uint64_t sequence) {
+  void SetDeliveredSequence(const std::string& group_key, uint64_t sequence,
+                            int64_t now_unix_nano) {
     MutexLock lock(mu_);
     Group& group = groups_[group_key];
     group.delivered = true;
     group.delivered_sequence = std::max(group.delivered_sequence, sequence);
+    group.delivered_unix_nano = now_unix_nano;
   }
 
   size_t pending() const {
@@ -118,6 +119,7 @@ class Dispatcher::Receiver {
     std::deque<Entry> queue;  // by sequence, then id
     bool delivered = false;   // delivered_sequence is meaningful
     uint64_t delivered_sequence = 0;
+    int64_t delivered_unix_nano = 0;  // when (or, loaded at start, since when) it is known
     // When its head was last tried: groups take turns, the least recently tried first.
     std::chrono::steady_clock::time_point last_attempt =
         std::chrono::steady_clock::time_point::min();
@@ -133,6 +135,8 @@ class Dispatcher::Receiver {
   // Removes group heads that expired or were superseded; returns them for recording.
   std::vector<Settled> SettleHeads(int64_t now_unix_nano) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordSettled(const Settled& settled, int64_t now_unix_nano);
+  // Metrics and logs of an attempt's outcome (after it was recorded and the queue updated).
+  void Report(const Entry& entry, const DeliveryRecord& record, std::chrono::nanoseconds delay);
   std::chrono::nanoseconds Backoff();
   // Removes the entry `id` of `group_key` after a final outcome.
   void Remove(const std::string& group_key, int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -176,8 +180,10 @@ std::vector<Dispatcher::Receiver::Settled> Dispatcher::Receiver::SettleHeads(
       group.queue.pop_front();
       --pending_;
     }
-    // A group with nothing queued and nothing delivered has no state worth keeping.
-    if (group.queue.empty() && !group.delivered) {
+    // An idle group's state is kept while a late, older notification of it is plausible
+    // (max_age); the store keeps the delivered sequence for the next start either way.
+    if (group.queue.empty() &&
+        (!group.delivered || now_unix_nano - group.delivered_unix_nano > max_age)) {
       it = groups_.erase(it);
     } else {
       ++it;
@@ -198,7 +204,10 @@ void Dispatcher::Receiver::RecordSettled(const Settled& settled, int64_t now_uni
                               .outcome = settled.outcome,
                               .error = expired ? "older than alerting.delivery.max_age"
                                                : "a newer notification of the group was delivered"};
-  dispatcher_.metrics_.Count(name_, expired ? Metric::kExpired : Metric::kSuperseded);
+  if (absl::Status s = dispatcher_.store_.Record(record, n.group_key, n.sequence); !s.ok()) {
+    dispatcher_.logger_.Error("cannot record a notification in the outbox",
+                              {{"receiver", name_}, {"error", std::string(s.message())}});
+  }
   if (expired) {
     dispatcher_.logger_.Error("notification expired undelivered",
                               {{"receiver", name_},
@@ -209,10 +218,7 @@ void Dispatcher::Receiver::RecordSettled(const Settled& settled, int64_t now_uni
     dispatcher_.logger_.Info("notification superseded",
                              {{"receiver", name_}, {"id", n.id}, {"group", n.group_key}});
   }
-  if (absl::Status s = dispatcher_.store_.Record(record, n.group_key, n.sequence); !s.ok()) {
-    dispatcher_.logger_.Error("cannot record a notification in the outbox",
-                              {{"receiver", name_}, {"error", std::string(s.message())}});
-  }
+  dispatcher_.metrics_.Count(name_, expired ? Metric::kExpired : Metric::kSuperseded);
 }
 
 std::chrono::nanoseconds Dispatcher::Receiver::Backoff() {
@@ -294,26 +300,10 @@ void Dispatcher::Receiver::Run() {
       case DeliveryResult::Outcome::kDelivered:
         record.outcome = DeliveryRecord::Outcome::kDelivered;
         failures_ = 0;
-        dispatcher_.metrics_.Count(name_, Metric::kDelivered);
-        dispatcher_.metrics_.ObserveDelivery(
-            name_, static_cast<double>(record.at_unix_nano - entry.enqueued_unix_nano) / 1e9);
-        dispatcher_.logger_.Info("notification delivered",
-                                 {{"receiver", name_},
-                                  {"id", n.id},
-                                  {"group", n.group_key},
-                                  {"status", n.firing ? "firing" : "resolved"},
-                                  {"attempt", std::to_string(attempt)}});
         break;
       case DeliveryResult::Outcome::kPermanent:
         record.outcome = DeliveryRecord::Outcome::kFailed;
         failures_ = 0;  // the receiver answered: it is up
-        dispatcher_.metrics_.Count(name_, Metric::kFailed);
-        dispatcher_.logger_.Error("notification refused by the receiver, not retried",
-                                  {{"receiver", name_},
-                                   {"id", n.id},
-                                   {"group", n.group_key},
-                                   {"http_status", std::to_string(result.http_status)},
-                                   {"error", result.error}});
         break;
       case DeliveryResult::Outcome::kRetryable:
         record.outcome = DeliveryRecord::Outcome::kRetryable;
@@ -321,23 +311,15 @@ void Dispatcher::Receiver::Run() {
         delay = result.retry_after ? std::chrono::nanoseconds(std::min(
                                          *result.retry_after, dispatcher_.options_.max_backoff))
                                    : Backoff();
-        dispatcher_.metrics_.Count(name_, Metric::kRetried);
-        dispatcher_.logger_.Warn("notification delivery failed, retrying",
-                                 {{"receiver", name_},
-                                  {"id", n.id},
-                                  {"attempt", std::to_string(attempt)},
-                                  {"http_status", std::to_string(result.http_status)},
-                                  {"error", result.error},
-                                  {"retry_in", FormatDelay(delay)}});
         break;
     }
+    // Recorded first, then the queue, then metrics and logs: whoever sees the count sees the rest.
     if (absl::Status s = dispatcher_.store_.Record(record, n.group_key, n.sequence); !s.ok()) {
       dispatcher_.logger_.Error("cannot record a notification in the outbox",
                                 {{"receiver", name_}, {"error", std::string(s.message())}});
     }
     dispatcher_.MaybePrune(record.at_unix_nano);
     mu_.Lock();
-
     not_before_ = after + delay;
     if (record.outcome == DeliveryRecord::Outcome::kRetryable) {
       auto it = groups_.find(group_key);
@@ -346,15 +328,58 @@ void Dispatcher::Receiver::Run() {
           if (e.id == entry.id) e.attempts = attempt;
         }
       }
-      continue;
+    } else {
+      Remove(group_key, entry.id);
+      if (record.outcome == DeliveryRecord::Outcome::kDelivered) {
+        Group& group = groups_[group_key];
+        group.delivered_sequence =
+            group.delivered ? std::max(group.delivered_sequence, n.sequence) : n.sequence;
+        group.delivered = true;
+        group.delivered_unix_nano = record.at_unix_nano;
+      }
     }
-    Remove(group_key, entry.id);
-    if (record.outcome == DeliveryRecord::Outcome::kDelivered) {
-      Group& group = groups_[group_key];
-      group.delivered_sequence =
-          group.delivered ? std::max(group.delivered_sequence, n.sequence) : n.sequence;
-      group.delivered = true;
-    }
+    mu_.Unlock();
+    Report(entry, record, delay);
+    mu_.Lock();
+  }
+}
+
+void Dispatcher::Receiver::Report(const Entry& entry, const DeliveryRecord& record,
+                                  std::chrono::nanoseconds delay) {
+  const Notification& n = *entry.notification;
+  const std::string attempt = std::to_string(record.attempt);
+  // The log line first, then the count: a test that waits for the count finds the line.
+  switch (record.outcome) {
+    case DeliveryRecord::Outcome::kDelivered:
+      dispatcher_.logger_.Debug("notification delivered",
+                                {{"receiver", name_},
+                                 {"id", n.id},
+                                 {"group", n.group_key},
+                                 {"status", n.firing ? "firing" : "resolved"},
+                                 {"attempt", attempt}});
+      dispatcher_.metrics_.ObserveDelivery(
+          name_, static_cast<double>(record.at_unix_nano - entry.enqueued_unix_nano) / 1e9);
+      dispatcher_.metrics_.Count(name_, Metric::kDelivered);
+      break;
+    case DeliveryRecord::Outcome::kFailed:
+      dispatcher_.logger_.Error("notification refused by the receiver, not retried",
+                                {{"receiver", name_},
+                                 {"id", n.id},
+                                 {"group", n.group_key},
+                                 {"http_status", std::to_string(record.http_status)},
+                                 {"error", record.error}});
+      dispatcher_.metrics_.Count(name_, Metric::kFailed);
+      break;
+    default:
+      dispatcher_.logger_.Warn("notification delivery failed, retrying",
+                               {{"receiver", name_},
+                                {"id", n.id},
+                                {"attempt", attempt},
+                                {"http_status", std::to_string(record.http_status)},
+                                {"error", record.error},
+                                {"retry_in", FormatDelay(delay)}});
+      dispatcher_.metrics_.Count(name_, Metric::kRetried);
+      break;
   }
 }
 
@@ -376,9 +401,10 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Create(
   absl::StatusOr<std::map<std::pair<std::string, std::string>, uint64_t>> delivered =
       store.LoadDeliveredSequences();
   if (!delivered.ok()) return delivered.status();
+  const int64_t now = UnixNanos(clock.Now());
   for (const auto& [key, sequence] : *delivered) {
     auto it = d->receivers_.find(key.first);
-    if (it != d->receivers_.end()) it->second->SetDeliveredSequence(key.second, sequence);
+    if (it != d->receivers_.end()) it->second->SetDeliveredSequence(key.second, sequence, now);
   }
   absl::StatusOr<std::vector<OutboxEntry>> pending = store.LoadPending();
   if (!pending.ok()) return pending.status();
@@ -401,7 +427,7 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Create(
         "stored until it is configured again",
         {{"receiver", receiver}, {"pending", std::to_string(count)}});
   }
-  d->MaybePrune(UnixNanos(clock.Now()));
+  d->MaybePrune(now);
   for (auto& [name, receiver] : d->receivers_) receiver->Start();
   return d;
 }
@@ -413,8 +439,12 @@ absl::Status Dispatcher::Enqueue(const Notification& notification) {
   if (it == receivers_.end()) {
     return absl::NotFoundError("no receiver named \"" + notification.receiver + "\"");
   }
-  if (notification.id.empty()) {
-    return absl::InvalidArgumentError("a notification needs an id");
+  // The id goes into headers (X-Traceslo-Notification-Id, webhook-id): printable, no spaces.
+  if (notification.id.empty() || notification.id.size() > kMaxIdBytes ||
+      !std::all_of(notification.id.begin(), notification.id.end(),
+                   [](char c) { return c > 0x20 && c < 0x7f; })) {
+    return absl::InvalidArgumentError(
+        "a notification id must be 1 to 128 printable characters without spaces");
   }
   Receiver& receiver = *it->second;
   if (receiver.pending() >= options_.max_pending_per_receiver) {

@@ -72,9 +72,9 @@ class DispatcherMetrics final : public prometheus::Collectable {
 // - Enqueue() commits the notification to the OutboxStore before any network call.
 // - One thread per receiver, so a dead or slow receiver never delays another.
 // - Per (receiver, group) strictly in sequence order: a group's next notification waits until
-//   the previous one is delivered, failed or expired; a notification whose group already had a
-//   newer one delivered is dropped as superseded (a stale PagerDuty trigger never follows its
-//   resolve).
+//   the previous one is delivered, failed or expired; a notification whose group had a newer
+//   one delivered (within max_age, across restarts too) is dropped as superseded (a stale
+//   PagerDuty trigger never follows its resolve).
 // - Retryable failures wait an exponential backoff with full jitter (uniform in [0, min(max,
 //   initial * 2^(failures-1))]), or Retry-After when the receiver sent it (capped at
 //   max_backoff); the backoff is the receiver's, and groups take turns between attempts.
@@ -98,7 +98,8 @@ class Dispatcher {
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   // Durably enqueues `notification` for its receiver. NotFound for a receiver that is not
-  // configured; InvalidArgument without an id; ResourceExhausted when the receiver already has
+  // configured; InvalidArgument for an id that is empty, longer than 128 bytes or not printable
+  // ASCII without spaces (it goes into headers); ResourceExhausted when the receiver already has
   // max_pending_per_receiver pending (counted as dropped); the store's error when it cannot
   // commit. A notification id the receiver already has is accepted once (OK, not queued again).
   absl::Status Enqueue(const Notification& notification);

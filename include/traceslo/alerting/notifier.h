@@ -11,8 +11,8 @@ namespace traceslo::alerting {
 struct DeliveryResult {
   enum class Outcome {
     kDelivered,
-    kRetryable,  // network failure, timeout, 429, 5xx: try again later
-    kPermanent,  // other 4xx, a payload the receiver refuses: never retried
+    kRetryable,  // network failure, timeout, 408, 429, 5xx: try again later
+    kPermanent,  // other 4xx and 3xx, an unusable URL: never retried
   };
   Outcome outcome = Outcome::kDelivered;
   std::optional<std::chrono::milliseconds> retry_after;  // when the receiver said so

@@ -3,9 +3,11 @@
 #include "traceslo/alerting/dispatcher.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +29,8 @@
 #include "traceslo/alerting/notifiers.h"
 #include "traceslo/alerting/sqlite_outbox_store.h"
 #include "traceslo/storage/sqlite_store.h"
+
+extern char** environ;
 
 namespace traceslo::alerting {
 namespace {
@@ -347,54 +351,82 @@ TEST_F(DispatcherTest, NotificationsPendingAtARestartAreDelivered) {
   EXPECT_EQ(per_group["b"], (std::vector<uint64_t>{7}));
 }
 
+// The child process of the kill -9 test (run by it with --gtest_also_run_disabled_tests):
+// enqueues three notifications for a receiver that never answers, then waits to be killed.
+TEST(DispatcherCrashChild, DISABLED_EnqueueAndWaitToBeKilled) {
+  const char* db_path = std::getenv("TRACESLO_CRASH_CHILD_DB");
+  const char* url = std::getenv("TRACESLO_CRASH_CHILD_URL");
+  if (db_path == nullptr || url == nullptr) GTEST_SKIP() << "runs only as the kill -9 test's child";
+  fakes::FakeClock clock;
+  Logger logger(clock, LogFormat::kLogfmt, LogLevel::kError, stderr);
+  auto db = storage::SqliteStore::Open(db_path);
+  ASSERT_TRUE(db.ok()) << db.status();
+  SqliteOutboxStore store(**db);
+  DispatcherMetrics metrics({"oncall"});
+  auto webhook = CreateNotifier(
+      ReceiverConfig{.name = "oncall", .kind = ReceiverConfig::Kind::kWebhook, .url = url},
+      NotifierOptions{.timeout = milliseconds(600'000)}, clock, logger);
+  ASSERT_TRUE(webhook.ok()) << webhook.status();
+  std::vector<std::unique_ptr<Notifier>> notifiers;
+  notifiers.push_back(std::move(*webhook));
+  DispatcherOptions options;
+  auto d = Dispatcher::Create(clock, store, metrics, logger, std::move(notifiers), options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  for (const Notification& n :
+       {Make("oncall", "a", 1), Make("oncall", "b", 1), Make("oncall", "a", 2, false)}) {
+    ASSERT_TRUE((*d)->Enqueue(n).ok());
+  }
+  for (;;) ::pause();
+}
+
 // kill -9 of a process with an attempt in flight: after the restart everything is delivered, and
 // only the notification that was in flight is delivered twice.
 TEST_F(DispatcherTest, AfterKillNineOnlyTheAttemptInFlightIsRepeated) {
   FakeHttpServer first;  // the receiver as the killed process saw it: never answers
   first.SetDefault(ScriptedResponse{.hang = true});
-  const std::string first_url = first.Url("/hook");
-  store_.reset();
-  db_.reset();
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // The child: enqueue three notifications, signal once the first attempt is in flight, and
-    // wait to be killed. No gtest assertions here.
-    ::close(ready[0]);
-    fakes::FakeClock clock;
-    std::FILE* devnull = std::fopen("/dev/null", "w");
-    Logger logger(clock, LogFormat::kLogfmt, LogLevel::kError, devnull);
-    auto db = storage::SqliteStore::Open(db_path_);
-    if (!db.ok()) ::_exit(2);
-    SqliteOutboxStore store(**db);
-    DispatcherMetrics metrics({"oncall"});
-    std::vector<std::unique_ptr<Notifier>> notifiers;
-    auto webhook = CreateNotifier(
-        ReceiverConfig{.name = "oncall", .kind = ReceiverConfig::Kind::kWebhook, .url = first_url},
-        NotifierOptions{.timeout = milliseconds(600'000)}, clock, logger);
-    if (!webhook.ok()) ::_exit(3);
-    notifiers.push_back(std::move(*webhook));
-    auto d = Dispatcher::Create(clock, store, metrics, logger, std::move(notifiers), Options());
-    if (!d.ok()) ::_exit(4);
-    for (const Notification& n :
-         {Make("oncall", "a", 1), Make("oncall", "b", 1), Make("oncall", "a", 2, false)}) {
-      if (!(*d)->Enqueue(n).ok()) ::_exit(5);
+  char exe[4096];
+  const ssize_t exe_size = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  ASSERT_GT(exe_size, 0);
+  exe[exe_size] = '\0';
+  std::vector<std::string> args = {exe, "--gtest_also_run_disabled_tests",
+                                   "--gtest_filter=DispatcherCrashChild.*"};
+  std::vector<std::string> env = {"TRACESLO_CRASH_CHILD_DB=" + db_path_,
+                                  "TRACESLO_CRASH_CHILD_URL=" + first.Url("/hook")};
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  std::vector<char*> argv, envp;
+  for (std::string& a : args) argv.push_back(a.data());
+  for (std::string& e : env) envp.push_back(e.data());
+  argv.push_back(nullptr);
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t child = 0;
+  ASSERT_EQ(::posix_spawn(&child, exe, &actions, nullptr, argv.data(), envp.data()), 0);
+  ASSERT_GT(child, 0);
+  posix_spawn_file_actions_destroy(&actions);
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {  // only ever the child's own id: never 0 or -1
+      if (pid <= 0) return;
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
     }
-    const char byte = 'r';
-    if (::write(ready[1], &byte, 1) != 1) ::_exit(6);
-    for (;;) ::pause();
-  }
-  ::close(ready[1]);
-  char byte = 0;
-  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
-  ::close(ready[0]);
-  ASSERT_TRUE(first.WaitForRequests(1));  // the attempt is in flight
+  } reaper{child};
+
+  // Killed once all three are committed and the first attempt is in flight.
+  ASSERT_TRUE(first.WaitForRequests(1));
+  ASSERT_TRUE(PollUntil([&] {
+    SQLite::Database raw(db_path_, SQLite::OPEN_READONLY);
+    return raw.execAndGet("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").getInt() == 3;
+  }));
   ASSERT_EQ(::kill(child, SIGKILL), 0);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
+  reaper.pid = 0;
   ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
 
   OpenStore();
   FakeHttpServer second;
@@ -545,6 +577,9 @@ TEST_F(DispatcherTest, EnqueueChecksItsInput) {
   Notification anonymous = Make("oncall", "g", 1);
   anonymous.id.clear();
   EXPECT_EQ(d->Enqueue(anonymous).code(), absl::StatusCode::kInvalidArgument);
+  Notification injected = Make("oncall", "g", 1);
+  injected.id = "abc\r\nX-Injected: 1";
+  EXPECT_EQ(d->Enqueue(injected).code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(d->Enqueue(Make("oncall", "g", 1)).ok());
   ASSERT_TRUE(d->Enqueue(Make("oncall", "g", 1)).ok());  // the same id: accepted once
   EXPECT_EQ(d->pending("oncall"), 1u);
