@@ -163,10 +163,31 @@ std::vector<const Alert*> AlertRouter::VisibleFiring(const Group& group) const {
 }
 
 void AlertRouter::Upsert(const Alert& alert, int64_t now_unix_nano) {
+  MutexLock lock(mu_);
+  UpsertLocked(alert, now_unix_nano);
+}
+
+void AlertRouter::Sync(const std::vector<Alert>& firing, int64_t now_unix_nano) {
+  std::set<std::string> fingerprints;
+  MutexLock lock(mu_);
+  for (const Alert& alert : firing) {
+    if (!alert.firing) continue;  // not firing: resolved below like any alert not listed
+    fingerprints.insert(Fingerprint(alert.labels));
+    UpsertLocked(alert, now_unix_nano);
+  }
+  for (auto& [id, group] : groups_) {
+    for (auto& [fingerprint, alert] : group.alerts) {
+      if (!alert.firing || fingerprints.count(fingerprint) != 0) continue;
+      alert.firing = false;
+      alert.ends_at_unix_nano = now_unix_nano;
+    }
+  }
+}
+
+void AlertRouter::UpsertLocked(const Alert& alert, int64_t now_unix_nano) {
   const std::string fingerprint = Fingerprint(alert.labels);
   const Labels group_labels = GroupLabelsOf(alert.labels);
   const std::string group_key = GroupKey(group_labels);
-  MutexLock lock(mu_);
   for (std::string& receiver : ReceiversOf(alert.labels)) {
     GroupId id{std::move(receiver), group_key};
     auto it = groups_.find(id);

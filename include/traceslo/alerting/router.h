@@ -129,6 +129,12 @@ class AlertRouter {
   // alert the router does not hold is ignored.
   void Upsert(const Alert& alert, int64_t now_unix_nano);
 
+  // `firing` is every alert that fires now (e.g. from Evaluator::Alerts() after an evaluation):
+  // upserts each, and resolves at `now_unix_nano` every held alert not among them. Use it when
+  // transitions may have been missed: after a restart, a rule reload that removed an SLO, or an
+  // alert whose labels (its signature) changed while it fired.
+  void Sync(const std::vector<Alert>& firing, int64_t now_unix_nano);
+
   // Sends what is due at `now_unix_nano`. On a sink or store error the other groups still go
   // ahead; the first error is returned, and a group whose notification the sink refused is
   // offered again on the next Tick().
@@ -158,6 +164,7 @@ class AlertRouter {
 
   AlertRouter(RouterOptions options, NotificationSink& sink, RouterStateStore& store);
 
+  void UpsertLocked(const Alert& alert, int64_t now_unix_nano) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> ReceiversOf(const Labels& labels) const;
   Labels GroupLabelsOf(const Labels& labels) const;
   // Index in severity_order; severity_order.size() for absent or unlisted values.

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -406,6 +407,35 @@ TEST_F(RouterTest, RestartAfterResolveKeepsTheSequence) {
   EXPECT_EQ(sink_.sent[2].sequence, 3u);
 }
 
+TEST_F(RouterTest, SyncResolvesAlertsNoLongerListed) {
+  auto router = MakeRouter();
+  const Alert availability = MakeAlert("payment", "availability", "page", kSigA);
+  const Alert error_traces = MakeAlert("payment", "error-traces", "page", kSigA);
+  const Alert other = MakeAlert("payment", "error-traces", "page", kSigB);
+  router->Sync({availability, error_traces, other}, Now());
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(2));
+
+  // The same set again changes nothing; without error_traces and `other`, their groups change.
+  router->Sync({availability, error_traces, other}, Now());
+  AdvanceAndTick(*router, minutes(5));
+  EXPECT_THAT(sink_.sent, SizeIs(2));
+  router->Sync({availability}, Now());
+  AdvanceAndTick(*router, minutes(5));
+  ASSERT_THAT(sink_.sent, SizeIs(4));
+  std::map<std::string, Notification> by_signature;
+  for (size_t i = 2; i < 4; ++i) {
+    by_signature[sink_.sent[i].group_labels.at("signature")] = sink_.sent[i];
+  }
+  EXPECT_TRUE(by_signature[kSigA].firing);
+  ASSERT_THAT(by_signature[kSigA].alerts, SizeIs(2));
+  for (const Alert& alert : by_signature[kSigA].alerts) {
+    EXPECT_EQ(alert.firing, alert.labels == availability.labels);
+  }
+  EXPECT_FALSE(by_signature[kSigB].firing);
+  EXPECT_EQ(router->group_count(), 1u);
+}
+
 TEST_F(RouterTest, NextDueFollowsTheTimers) {
   auto router = MakeRouter();
   EXPECT_EQ(router->NextDueUnixNano(), std::nullopt);
@@ -423,6 +453,39 @@ TEST_F(RouterTest, GroupsAreCapped) {
   Upsert(*router, MakeAlert("payment", "availability", "page", kSigB));
   EXPECT_EQ(router->group_count(), 1u);
   EXPECT_EQ(router->dropped_alerts(), 1u);
+}
+
+// Evaluator threads upsert while a timer thread ticks: every group's sequences still come out
+// 1, 2, 3, ... (run under TSan for the thread-safety claim).
+TEST(RouterConcurrencyTest, UpsertsAndTicksFromSeveralThreads) {
+  RecordingSink sink;
+  MemoryStateStore store;
+  RouterOptions options;
+  options.group_wait = std::chrono::milliseconds(0);
+  options.group_interval = std::chrono::milliseconds(0);
+  auto router = AlertRouter::Create(options, sink, store);
+  ASSERT_TRUE(router.ok());
+  constexpr int kRounds = 200;
+  std::vector<std::thread> threads;
+  for (const char* signature : {kSigA, kSigB}) {
+    threads.emplace_back([&router, signature] {
+      for (int i = 0; i < kRounds; ++i) {
+        (*router)->Upsert(MakeAlert("payment", "availability", "page", signature, i % 2 == 0),
+                          1'000 + i);
+      }
+    });
+  }
+  threads.emplace_back([&router] {
+    for (int i = 0; i < kRounds; ++i) (void)(*router)->Tick(1'000 + i);
+  });
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE((*router)->Tick(1'000 + kRounds).ok());
+
+  std::map<std::string, uint64_t> last;  // group key -> sequence
+  for (const Notification& n : sink.sent) {
+    EXPECT_EQ(n.sequence, last[n.group_key] + 1) << n.group_key;
+    last[n.group_key] = n.sequence;
+  }
 }
 
 TEST(RouterOptionsFromTest, CopiesTheAlertingSection) {
