@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "services/slo/diagnostic_reader.h"
 #include "traceslo/config/config.h"
 #include "traceslo/config/yaml_document.h"
 
@@ -50,15 +50,6 @@ constexpr uint64_t kMaxMinEvents = 1'000'000'000;
 // ---------------------------------------------------------------------------------------------
 // Formatting.
 
-std::string Child(std::string_view path, std::string_view key) {
-  if (path.empty()) return std::string(key);
-  return std::string(path) + "." + std::string(key);
-}
-
-std::string Index(std::string_view path, size_t i) {
-  return std::string(path) + "[" + std::to_string(i) + "]";
-}
-
 // The shortest text that reads back as `value`: echoes what the user wrote (99.99999, 14.4).
 std::string Shortest(double value) {
   char buffer[64];
@@ -76,10 +67,6 @@ std::string Figure(double value) {
 
 std::string Percent(double value) { return Shortest(value) + "%"; }
 
-std::string Position(const YamlMark& mark) {
-  return std::to_string(mark.DisplayLine()) + ":" + std::to_string(mark.DisplayColumn());
-}
-
 bool IsLabelNameStart(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
 }
@@ -89,43 +76,11 @@ bool IsLabelName(std::string_view name) {
          std::all_of(name.begin(), name.end(), IsLabelNameChar);
 }
 bool IsSloNameChar(char c) { return IsLabelNameChar(c) || c == '-' || c == '.'; }
-bool IsPrintable(std::string_view text) {
-  return std::all_of(text.begin(), text.end(),
-                     [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reading one file's tree. Every problem is recorded and the walk goes on, so one run reports
 // them all; checks that combine several keys run only when each of those keys was valid, so one
 // mistake is reported once.
-
-// The entries of one mapping, by key, after unknown and repeated keys were reported.
-class Fields {
- public:
-  struct Entry {
-    std::string_view key;
-    const YamlNode* key_node;
-    const YamlNode* value;
-  };
-
-  void Add(Entry entry) { entries_.push_back(entry); }
-  const std::vector<Entry>& entries() const { return entries_; }
-  const Entry* Find(std::string_view key) const {
-    for (const Entry& entry : entries_) {
-      if (entry.key == key) return &entry;
-    }
-    return nullptr;
-  }
-  // The value of `key` unless it is absent or null ("key:" keeps the default).
-  const YamlNode* Value(std::string_view key) const {
-    const Entry* entry = Find(key);
-    if (entry == nullptr || entry->value->kind == Kind::kNull) return nullptr;
-    return entry->value;
-  }
-
- private:
-  std::vector<Entry> entries_;
-};
 
 // What an SLO's alerting needs to know about the rest of the SLO.
 struct SloContext {
@@ -144,34 +99,15 @@ struct ParsedFile {
   size_t slos_seen = 0;
 };
 
-class Reader {
+class Reader : public DiagnosticReader {
  public:
-  Reader(std::string_view source, std::vector<Diagnostic>& diagnostics)
-      : source_(source), diagnostics_(diagnostics), first_(diagnostics.size()) {}
-
-  size_t errors() const { return diagnostics_.size() - first_; }
-
-  void Error(const YamlMark& mark, std::string message) {
-    diagnostics_.push_back(Diagnostic{.file = std::string(source_),
-                                      .line = mark.DisplayLine(),
-                                      .column = mark.DisplayColumn(),
-                                      .message = std::move(message)});
-  }
+  using DiagnosticReader::DiagnosticReader;
 
   ParsedFile ReadFile(const YamlNode* root);
 
  private:
-  // `node` as a mapping whose keys are among `known`, each once (null: no entries). Reports
-  // unknown ("did you mean") and repeated keys and leaves them out; nullopt when `node` is not a
-  // mapping at all.
-  std::optional<Fields> Mapping(const YamlNode& node, std::string_view path, Keys known);
-
-  // Typed values. Each reports its own problem (at the value) and returns nullopt then.
-  std::optional<std::string> String(const YamlNode& node, std::string_view path);
+  // Also explains a trailing "%" (objectives and ratios are percentages already).
   std::optional<double> Number(const YamlNode& node, std::string_view path);
-  std::optional<uint64_t> Uint(const YamlNode& node, std::string_view path, uint64_t max);
-  std::optional<bool> Bool(const YamlNode& node, std::string_view path);
-  std::optional<milliseconds> Duration(const YamlNode& node, std::string_view path);
   // A whole number of kResolution buckets, at least one, at most `max`.
   std::optional<milliseconds> Window(const YamlNode& node, std::string_view path, milliseconds max);
   // A duration > 0 and <= kMaxLatencyThreshold.
@@ -185,10 +121,6 @@ class Reader {
   std::optional<Labels> ReadLabels(const YamlNode& node, std::string_view path,
                                    bool allow_severity);
   std::optional<Labels> ReadAnnotations(const YamlNode& node, std::string_view path);
-
-  // Reports a missing or null required key at the mapping (or at the key, if it is there).
-  void Required(const Fields& fields, const YamlNode& mapping, std::string_view path,
-                std::string_view key);
 
   std::optional<Slo> ReadSlo(const YamlNode& node, const std::string& path,
                              const Labels& file_labels);
@@ -206,134 +138,16 @@ class Reader {
   std::optional<NoDataAlert> ReadNoData(const YamlNode& node, const std::string& path);
   // Reports default tiers that cannot fire with this objective (at the objective).
   void CheckDefaultTiers(const std::vector<BurnRateTier>& tiers, const SloContext& slo);
-
-  std::string_view source_;
-  std::vector<Diagnostic>& diagnostics_;
-  size_t first_;
 };
 
-std::optional<Fields> Reader::Mapping(const YamlNode& node, std::string_view path, Keys known) {
-  Fields fields;
-  if (node.kind == Kind::kNull) return fields;
-  if (node.kind != Kind::kMapping) {
-    Error(node.mark, (path.empty() ? std::string("the top level") : std::string(path)) +
-                         " must be a mapping, got " + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  std::map<std::string_view, YamlMark> seen;
-  for (const auto& [key_node, value] : node.entries) {
-    const std::string where =
-        path.empty() ? std::string(" at the top level") : " in " + std::string(path);
-    if (key_node->kind != Kind::kScalar || key_node->value.empty()) {
-      Error(key_node->mark,
-            "keys" + (path.empty() ? std::string() : " in " + std::string(path)) +
-                " must be non-empty strings, got " +
-                (key_node->kind == Kind::kScalar ? std::string("an empty string")
-                                                 : std::string(YamlKindName(key_node->kind))));
-      continue;
-    }
-    std::string_view key = key_node->value;
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      std::string message = "unknown key " + QuoteForMessage(key, '\'') + where;
-      std::string_view hint = config::ClosestKey(key, known);
-      if (!hint.empty()) {
-        message += "; did you mean '" + std::string(hint) + "'?";
-      } else if (known.size() == 0) {
-        message += " (it takes no keys)";
-      } else {
-        message += " (valid keys: " + config::JoinKeys(known) + ")";
-      }
-      Error(key_node->mark, std::move(message));
-      continue;
-    }
-    if (auto it = seen.find(key); it != seen.end()) {
-      Error(key_node->mark,
-            "duplicate key " + Child(path, key) + " (first set at " + Position(it->second) + ")");
-      continue;
-    }
-    seen.emplace(key, key_node->mark);
-    fields.Add(Fields::Entry{key, key_node.get(), value.get()});
-  }
-  return fields;
-}
-
-void Reader::Required(const Fields& fields, const YamlNode& mapping, std::string_view path,
-                      std::string_view key) {
-  const Fields::Entry* entry = fields.Find(key);
-  if (entry != nullptr && entry->value->kind != Kind::kNull) return;
-  if (entry != nullptr) {
-    Error(entry->key_node->mark, Child(path, key) + " must have a value");
-  } else {
-    Error(mapping.mark, Child(path, key) + " is required");
-  }
-}
-
-std::optional<std::string> Reader::String(const YamlNode& node, std::string_view path) {
-  if (node.kind != Kind::kScalar) {
-    Error(node.mark, std::string(path) + " must be a string, got " + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  return node.value;
-}
-
 std::optional<double> Reader::Number(const YamlNode& node, std::string_view path) {
-  if (node.kind != Kind::kScalar) {
-    Error(node.mark, std::string(path) + " must be a number, got " + YamlKindName(node.kind));
+  // Such text never parses as a number, so this only adds to the message the base would give.
+  if (node.kind == Kind::kScalar && !node.value.empty() && node.value.back() == '%') {
+    Error(node.mark, std::string(path) + " must be a number, got " + QuoteForMessage(node.value) +
+                         " (it is a percentage already: write it without \"%\")");
     return std::nullopt;
   }
-  const std::string& text = node.value;
-  double value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec == std::errc() && end == text.data() + text.size() && std::isfinite(value)) return value;
-  std::string message = std::string(path) + " must be a number, got " + QuoteForMessage(text);
-  if (!text.empty() && text.back() == '%') {
-    message += " (it is a percentage already: write it without \"%\")";
-  }
-  Error(node.mark, std::move(message));
-  return std::nullopt;
-}
-
-std::optional<uint64_t> Reader::Uint(const YamlNode& node, std::string_view path, uint64_t max) {
-  std::string expected =
-      std::string(path) + " must be an integer between 0 and " + std::to_string(max) + ", got ";
-  if (node.kind != Kind::kScalar) {
-    Error(node.mark, expected + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  const std::string& text = node.value;
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value > max) {
-    Error(node.mark, expected + QuoteForMessage(text));
-    return std::nullopt;
-  }
-  return value;
-}
-
-std::optional<bool> Reader::Bool(const YamlNode& node, std::string_view path) {
-  if (node.kind == Kind::kScalar) {
-    const std::string& text = node.value;
-    if (text == "true" || text == "True" || text == "TRUE") return true;
-    if (text == "false" || text == "False" || text == "FALSE") return false;
-  }
-  Error(node.mark, std::string(path) + " must be true or false, got " +
-                       (node.kind == Kind::kScalar ? QuoteForMessage(node.value)
-                                                   : std::string(YamlKindName(node.kind))));
-  return std::nullopt;
-}
-
-std::optional<milliseconds> Reader::Duration(const YamlNode& node, std::string_view path) {
-  if (node.kind != Kind::kScalar) {
-    Error(node.mark,
-          std::string(path) + " must be a duration like \"5m\", got " + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  absl::StatusOr<milliseconds> duration = config::ParseDuration(node.value);
-  if (!duration.ok()) {
-    Error(node.mark, std::string(path) + ": " + std::string(duration.status().message()));
-    return std::nullopt;
-  }
-  return *duration;
+  return DiagnosticReader::Number(node, path);
 }
 
 std::optional<milliseconds> Reader::Window(const YamlNode& node, std::string_view path,
@@ -946,7 +760,7 @@ std::optional<Alerting> Reader::ReadAlerting(const YamlNode* node, const SloCont
     ok = ok && errors() == errors_before;
   }
   if (const YamlNode* min_events = value("min_events")) {
-    std::optional<uint64_t> parsed = Uint(*min_events, Child(path, "min_events"), kMaxMinEvents);
+    std::optional<uint64_t> parsed = Uint(*min_events, Child(path, "min_events"), 0, kMaxMinEvents);
     if (parsed) alerting.min_events = *parsed;
     ok = ok && parsed.has_value();
   }
@@ -984,7 +798,7 @@ std::optional<Slo> Reader::ReadSlo(const YamlNode& node, const std::string& path
   }
   const size_t errors_before = errors();
   Slo slo;
-  slo.source = std::string(source_) + ":" + Position(node.mark);
+  slo.source = std::string(source()) + ":" + Position(node.mark);
 
   if (const YamlNode* name = fields->Value("name")) {
     if (std::optional<std::string> value = String(*name, Child(path, "name"))) {
@@ -1104,7 +918,7 @@ ParsedFile Reader::ReadFile(const YamlNode* root) {
   }
   std::optional<Fields> fields = Mapping(*root, "", {"service", "labels", "slos"});
   RuleFile file;
-  file.path = std::string(source_);
+  file.path = std::string(source());
   if (const YamlNode* service = fields->Value("service")) {
     if (std::optional<std::string> value = String(*service, "service")) {
       if (value->empty() || value->size() > kMaxServiceBytes || !IsPrintable(*value)) {

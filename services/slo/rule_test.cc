@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "services/slo/diagnostic_reader.h"
 #include "traceslo/common/manual_clock.h"
 #include "traceslo/config/yaml_document.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
@@ -55,15 +56,6 @@ std::string PositionText(const TestPosition& p) {
   return std::to_string(p.line) + ":" + std::to_string(p.column);
 }
 
-std::string Child(std::string_view path, std::string_view key) {
-  if (path.empty()) return std::string(key);
-  return std::string(path) + "." + std::string(key);
-}
-
-std::string Index(std::string_view path, size_t i) {
-  return std::string(path) + "[" + std::to_string(i) + "]";
-}
-
 // A value as written (14.4, 0.0005), without exponents for the usual magnitudes.
 std::string Written(double value) {
   char buffer[64];
@@ -83,11 +75,6 @@ milliseconds LastExpectation(const RuleTest& test) {
   return last;
 }
 
-bool IsPrintable(std::string_view text) {
-  return std::all_of(text.begin(), text.end(),
-                     [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
-}
-
 // A value written into a YAML flow mapping: plain when that reads back the same, else quoted.
 std::string YamlValue(std::string_view text) {
   const bool plain = !text.empty() && std::isalnum(static_cast<unsigned char>(text.front())) &&
@@ -102,36 +89,10 @@ std::string YamlValue(std::string_view text) {
 // Reading one test file's tree. Like the rule file reader: every problem is recorded and the walk
 // goes on, so one run reports them all.
 
-class Fields {
- public:
-  struct Entry {
-    std::string_view key;
-    const YamlNode* key_node;
-    const YamlNode* value;
-  };
-  void Add(Entry entry) { entries_.push_back(entry); }
-  const Entry* Find(std::string_view key) const {
-    for (const Entry& entry : entries_) {
-      if (entry.key == key) return &entry;
-    }
-    return nullptr;
-  }
-  // The value of `key` unless it is absent or null.
-  const YamlNode* Value(std::string_view key) const {
-    const Entry* entry = Find(key);
-    if (entry == nullptr || entry->value->kind == Kind::kNull) return nullptr;
-    return entry->value;
-  }
-  bool Has(std::string_view key) const { return Value(key) != nullptr; }
-
- private:
-  std::vector<Entry> entries_;
-};
-
-class Reader {
+class Reader : public DiagnosticReader {
  public:
   Reader(std::string_view text, std::string_view source, std::vector<Diagnostic>& diagnostics)
-      : text_(text), source_(source), diagnostics_(diagnostics), first_(diagnostics.size()) {
+      : DiagnosticReader(source, diagnostics), text_(text) {
     size_t start = 0;
     while (start <= text.size()) {
       size_t end = text.find('\n', start);
@@ -141,33 +102,16 @@ class Reader {
     }
   }
 
-  size_t errors() const { return diagnostics_.size() - first_; }
-
-  void Error(const YamlMark& mark, std::string message) {
-    Error(PositionOf(mark), std::move(message));
-  }
+  using DiagnosticReader::Error;
   void Error(const TestPosition& position, std::string message) {
-    diagnostics_.push_back(Diagnostic{.file = std::string(source_),
-                                      .line = position.line,
-                                      .column = position.column,
-                                      .message = std::move(message)});
+    ErrorAt(position.line, position.column, std::move(message));
   }
 
   std::optional<RuleTestFile> ReadFile(const YamlNode* root);
 
  private:
-  std::optional<Fields> Mapping(const YamlNode& node, std::string_view path, Keys known);
-  void Required(const Fields& fields, const YamlNode& mapping, std::string_view path,
-                std::string_view key);
-  std::optional<std::string> String(const YamlNode& node, std::string_view path);
   // A non-empty printable string of at most kMaxNameBytes.
   std::optional<std::string> Name(const YamlNode& node, std::string_view path);
-  std::optional<double> Number(const YamlNode& node, std::string_view path);
-  std::optional<uint64_t> Uint(const YamlNode& node, std::string_view path, uint64_t min,
-                               uint64_t max);
-  std::optional<bool> Bool(const YamlNode& node, std::string_view path);
-  std::optional<milliseconds> Duration(const YamlNode& node, std::string_view path,
-                                       milliseconds min, milliseconds max);
   template <typename T>
   std::optional<T> Choice(const YamlNode& node, std::string_view path,
                           std::initializer_list<std::pair<std::string_view, T>> choices);
@@ -191,74 +135,9 @@ class Reader {
                    std::vector<std::pair<int64_t, TestPosition>>& windows, ReadValue read_value);
 
   std::string_view text_;
-  std::string_view source_;
   std::vector<std::string_view> lines_;
-  std::vector<Diagnostic>& diagnostics_;
-  size_t first_;
   uint64_t file_spans_ = 0;
 };
-
-std::optional<Fields> Reader::Mapping(const YamlNode& node, std::string_view path, Keys known) {
-  Fields fields;
-  if (node.kind == Kind::kNull) return fields;
-  if (node.kind != Kind::kMapping) {
-    Error(node.mark, (path.empty() ? std::string("the top level") : std::string(path)) +
-                         " must be a mapping, got " + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  std::map<std::string_view, YamlMark> seen;
-  for (const auto& [key_node, value] : node.entries) {
-    if (key_node->kind != Kind::kScalar || key_node->value.empty()) {
-      Error(key_node->mark,
-            "keys" + (path.empty() ? std::string() : " in " + std::string(path)) +
-                " must be non-empty strings, got " +
-                (key_node->kind == Kind::kScalar ? std::string("an empty string")
-                                                 : std::string(YamlKindName(key_node->kind))));
-      continue;
-    }
-    std::string_view key = key_node->value;
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      std::string message =
-          "unknown key " + QuoteForMessage(key, '\'') +
-          (path.empty() ? std::string(" at the top level") : " in " + std::string(path));
-      std::string_view hint = config::ClosestKey(key, known);
-      if (!hint.empty()) {
-        message += "; did you mean '" + std::string(hint) + "'?";
-      } else {
-        message += " (valid keys: " + config::JoinKeys(known) + ")";
-      }
-      Error(key_node->mark, std::move(message));
-      continue;
-    }
-    if (auto it = seen.find(key); it != seen.end()) {
-      Error(key_node->mark, "duplicate key " + Child(path, key) + " (first set at " +
-                                PositionText(PositionOf(it->second)) + ")");
-      continue;
-    }
-    seen.emplace(key, key_node->mark);
-    fields.Add(Fields::Entry{key, key_node.get(), value.get()});
-  }
-  return fields;
-}
-
-void Reader::Required(const Fields& fields, const YamlNode& mapping, std::string_view path,
-                      std::string_view key) {
-  const Fields::Entry* entry = fields.Find(key);
-  if (entry != nullptr && entry->value->kind != Kind::kNull) return;
-  if (entry != nullptr) {
-    Error(entry->key_node->mark, Child(path, key) + " must have a value");
-  } else {
-    Error(mapping.mark, Child(path, key) + " is required");
-  }
-}
-
-std::optional<std::string> Reader::String(const YamlNode& node, std::string_view path) {
-  if (node.kind != Kind::kScalar) {
-    Error(node.mark, std::string(path) + " must be a string, got " + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  return node.value;
-}
 
 std::optional<std::string> Reader::Name(const YamlNode& node, std::string_view path) {
   std::optional<std::string> value = String(node, path);
@@ -269,69 +148,6 @@ std::optional<std::string> Reader::Name(const YamlNode& node, std::string_view p
     return std::nullopt;
   }
   return value;
-}
-
-std::optional<double> Reader::Number(const YamlNode& node, std::string_view path) {
-  if (node.kind != Kind::kScalar) {
-    Error(node.mark, std::string(path) + " must be a number, got " + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  const std::string& text = node.value;
-  double value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec == std::errc() && end == text.data() + text.size() && std::isfinite(value)) return value;
-  Error(node.mark, std::string(path) + " must be a number, got " + QuoteForMessage(text));
-  return std::nullopt;
-}
-
-std::optional<uint64_t> Reader::Uint(const YamlNode& node, std::string_view path, uint64_t min,
-                                     uint64_t max) {
-  const std::string expected = std::string(path) + " must be an integer between " +
-                               std::to_string(min) + " and " + std::to_string(max) + ", got ";
-  if (node.kind != Kind::kScalar) {
-    Error(node.mark, expected + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  const std::string& text = node.value;
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min || value > max) {
-    Error(node.mark, expected + QuoteForMessage(text));
-    return std::nullopt;
-  }
-  return value;
-}
-
-std::optional<bool> Reader::Bool(const YamlNode& node, std::string_view path) {
-  if (node.kind == Kind::kScalar) {
-    const std::string& text = node.value;
-    if (text == "true" || text == "True" || text == "TRUE") return true;
-    if (text == "false" || text == "False" || text == "FALSE") return false;
-  }
-  Error(node.mark, std::string(path) + " must be true or false, got " +
-                       (node.kind == Kind::kScalar ? QuoteForMessage(node.value)
-                                                   : std::string(YamlKindName(node.kind))));
-  return std::nullopt;
-}
-
-std::optional<milliseconds> Reader::Duration(const YamlNode& node, std::string_view path,
-                                             milliseconds min, milliseconds max) {
-  if (node.kind != Kind::kScalar) {
-    Error(node.mark,
-          std::string(path) + " must be a duration like \"5m\", got " + YamlKindName(node.kind));
-    return std::nullopt;
-  }
-  absl::StatusOr<milliseconds> duration = config::ParseDuration(node.value);
-  if (!duration.ok()) {
-    Error(node.mark, std::string(path) + ": " + std::string(duration.status().message()));
-    return std::nullopt;
-  }
-  if (*duration < min || *duration > max) {
-    Error(node.mark, std::string(path) + " must be between " + FormatDuration(min) + " and " +
-                         FormatDuration(max) + ", got " + FormatDuration(*duration));
-    return std::nullopt;
-  }
-  return *duration;
 }
 
 template <typename T>
@@ -1044,7 +860,7 @@ std::optional<RuleTestFile> Reader::ReadFile(const YamlNode* root) {
   std::optional<Fields> fields =
       Mapping(*root, "", {"rule_files", "evaluation_interval", "pipeline", "tests"});
   RuleTestFile file;
-  file.path = std::string(source_);
+  file.path = std::string(source());
   if (const YamlNode* rule_files = fields->Value("rule_files")) {
     file.rule_files_position = PositionOf(rule_files->mark);
     if (rule_files->kind == Kind::kScalar) {
