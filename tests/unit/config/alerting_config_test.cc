@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/unit/config/config_test_util.h"
 #include "traceslo/config/config.h"
 
 namespace traceslo::config {
@@ -21,51 +22,6 @@ using std::chrono::milliseconds;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using Kind = ReceiverConfig::Kind;
-
-std::string Lines(std::initializer_list<std::string_view> lines) {
-  std::string out;
-  for (std::string_view line : lines) {
-    out += line;
-    out += '\n';
-  }
-  return out;
-}
-
-std::string ErrorOf(std::string_view yaml) {
-  absl::StatusOr<Config> config = ParseConfig(yaml, "t.yaml");
-  if (config.ok()) return "<ok>";
-  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
-  return std::string(config.status().message());
-}
-
-Config ParsedOrDie(std::string_view yaml) {
-  absl::StatusOr<Config> config = ParseConfig(yaml, "t.yaml");
-  EXPECT_TRUE(config.ok()) << config.status();
-  return config.ok() ? *config : Config{};
-}
-
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("traceslo_alerting_config_test_" + std::to_string(::getpid()) + "_" +
-             std::to_string(counter++));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string Write(const std::string& name, std::string_view contents) const {
-    std::string file = (path_ / name).string();
-    std::ofstream(file, std::ios::binary) << contents;
-    return file;
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 class ScopedEnv {
  public:
