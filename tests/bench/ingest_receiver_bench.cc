@@ -51,10 +51,9 @@
 #include "traceslo/config/config.h"
 #include "traceslo/http/server.h"
 #include "traceslo/ingest/receivers.h"
-#include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
-#include "traceslo/pipeline/sli_processor.h"
 #include "traceslo/pipeline/sli_store.h"
+#include "traceslo/slo/sli_engine.h"
 
 namespace traceslo::bench {
 namespace {
@@ -348,40 +347,18 @@ class Environment {
   std::string sli_grpc_address() const { return sli_receivers_->grpc_address(); }
   pipeline::ShardedPipeline& sli_pipeline() const { return *sli_pipeline_; }
   std::chrono::nanoseconds tick_interval() const { return tick_interval_; }
-  const pipeline::SliStore& sli_store() const { return *sli_store_; }
+  const pipeline::SliStore& sli_store() const { return sli_engine_->store(); }
 
  private:
-  // The SLI engine as services/traceslo/main.cc wires it, with the default configuration,
-  // behind its own receivers (and its own metric registry: the names repeat).
+  // The SLI engine as `traceslo serve` wires it (slo::SliEngine), with the default
+  // configuration, behind its own receivers (and its own metric registry: the names repeat).
   absl::Status StartSli(const config::OtlpConfig& otlp) {
     const config::PipelineConfig pc;
-    series_ =
-        std::make_unique<pipeline::SeriesRegistry>(pc.max_services, pc.max_operations_per_service);
-    sli_store_ = std::make_unique<pipeline::SliStore>(
-        pipeline::SliStoreOptions{.shards = pc.shards,
-                                  .retention = pc.sli_retention,
-                                  .exemplar_retention = pc.exemplar_retention,
-                                  .max_signatures = pc.max_signatures});
-    pipeline::SliOptions options{
-        .trace_idle_timeout = pc.trace_idle_timeout,
-        .trace_max_age = pc.trace_max_age,
-        .max_lateness = pc.max_lateness,
-        .max_live_traces = std::max<uint32_t>(1, pc.max_live_traces / pc.shards),
-        .max_spans_per_trace = pc.max_spans_per_trace,
-        .max_signatures = pc.max_signatures,
-        .errors = {.http_status_min = pc.errors.http_status_min, .grpc_code_mask = 0},
-    };
-    for (int32_t code : pc.errors.grpc_codes) options.errors.grpc_code_mask |= 1u << code;
-    std::vector<std::unique_ptr<pipeline::ShardProcessor>> processors;
-    for (uint32_t i = 0; i < pc.shards; ++i) {
-      options.shard = i;
-      processors.push_back(
-          std::make_unique<pipeline::SliShardProcessor>(options, clock_, *series_, *sli_store_));
-    }
+    sli_engine_ = std::make_unique<slo::SliEngine>(pc, clock_);
     auto created = pipeline::ShardedPipeline::Create(
         pipeline::PipelineOptions{.shards = pc.shards,
                                   .queue_capacity_spans = pc.queue_capacity_spans},
-        std::move(processors), sli_registry_);
+        sli_engine_->MakeProcessors(), sli_registry_);
     if (!created.ok()) return created.status();
     sli_pipeline_ = std::move(*created);
     tick_interval_ = pc.tick_interval;
@@ -407,8 +384,7 @@ class Environment {
   std::unique_ptr<http::Server> null_http_server_;
   MeshRequests mesh_;
   prometheus::Registry sli_registry_;
-  std::unique_ptr<pipeline::SeriesRegistry> series_;
-  std::unique_ptr<pipeline::SliStore> sli_store_;
+  std::unique_ptr<slo::SliEngine> sli_engine_;
   std::unique_ptr<pipeline::ShardedPipeline> sli_pipeline_;
   std::chrono::nanoseconds tick_interval_{};
   std::unique_ptr<ingest::Receivers> sli_receivers_;
