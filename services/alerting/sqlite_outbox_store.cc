@@ -8,20 +8,9 @@
 namespace traceslo::alerting {
 namespace {
 
+// The entry's state after `outcome`: its outcome name, except that a retryable one stays pending.
 std::string_view StateOf(DeliveryRecord::Outcome outcome) {
-  switch (outcome) {
-    case DeliveryRecord::Outcome::kDelivered:
-      return "delivered";
-    case DeliveryRecord::Outcome::kRetryable:
-      return "pending";
-    case DeliveryRecord::Outcome::kFailed:
-      return "failed";
-    case DeliveryRecord::Outcome::kExpired:
-      return "expired";
-    case DeliveryRecord::Outcome::kSuperseded:
-      return "superseded";
-  }
-  return "failed";
+  return outcome == DeliveryRecord::Outcome::kRetryable ? "pending" : OutcomeName(outcome);
 }
 
 DeliveryRecord::Outcome ParseOutcome(std::string_view name) {

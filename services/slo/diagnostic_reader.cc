@@ -194,4 +194,17 @@ std::optional<milliseconds> DiagnosticReader::Duration(const YamlNode& node, std
   return duration;
 }
 
+absl::Status ProblemsStatus(std::vector<Diagnostic>& diagnostics, size_t first,
+                            std::string_view source, std::string_view noun) {
+  if (diagnostics.size() == first) {
+    diagnostics.push_back(
+        Diagnostic{.file = std::string(source), .message = "invalid " + std::string(noun)});
+  }
+  std::string message = diagnostics[first].ToString();
+  if (size_t more = diagnostics.size() - first - 1; more > 0) {
+    message += " (and " + std::to_string(more) + " more problem" + (more == 1 ? "" : "s") + ")";
+  }
+  return absl::InvalidArgumentError(message);
+}
+
 }  // namespace traceslo::slo

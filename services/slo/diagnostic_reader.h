@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "traceslo/config/yaml_document.h"
 #include "traceslo/slo/rule.h"
 
@@ -19,6 +20,12 @@ std::string Child(std::string_view path, std::string_view key);
 std::string Index(std::string_view path, size_t i);
 // "line:column" as shown to users (1-based).
 std::string Position(const config::YamlMark& mark);
+
+// The Status a parse returns when it reported problems from diagnostics[first] on:
+// InvalidArgument with the first one's "file:line:col: message" and how many more there are.
+// With none reported (a parser bug), adds "invalid <noun>" at `source` first.
+absl::Status ProblemsStatus(std::vector<Diagnostic>& diagnostics, size_t first,
+                            std::string_view source, std::string_view noun);
 // True when `text` has no control characters.
 bool IsPrintable(std::string_view text);
 

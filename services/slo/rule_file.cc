@@ -1143,15 +1143,7 @@ absl::StatusOr<RuleFile> ParseRuleFile(std::string_view yaml, std::string_view s
         Diagnostic{.file = std::string(source_name),
                    .message = std::string("cannot read the rule file: ") + e.what()});
   }
-  if (diagnostics.size() == first) {  // unreachable: no file means a problem was reported
-    diagnostics.push_back(
-        Diagnostic{.file = std::string(source_name), .message = "invalid rule file"});
-  }
-  std::string message = diagnostics[first].ToString();
-  if (size_t more = diagnostics.size() - first - 1; more > 0) {
-    message += " (and " + std::to_string(more) + " more problem" + (more == 1 ? "" : "s") + ")";
-  }
-  return absl::InvalidArgumentError(message);
+  return ProblemsStatus(diagnostics, first, source_name, "rule file");
 }
 
 CheckResult CheckRuleFiles(const std::vector<std::string>& paths) {

@@ -1307,15 +1307,7 @@ absl::StatusOr<RuleTestFile> ParseRuleTestFile(std::string_view yaml, std::strin
         Diagnostic{.file = std::string(source_name),
                    .message = std::string("cannot read the test file: ") + e.what()});
   }
-  if (diagnostics.size() == first) {  // unreachable: no file means a problem was reported
-    diagnostics.push_back(
-        Diagnostic{.file = std::string(source_name), .message = "invalid test file"});
-  }
-  std::string message = diagnostics[first].ToString();
-  if (size_t more = diagnostics.size() - first - 1; more > 0) {
-    message += " (and " + std::to_string(more) + " more problem" + (more == 1 ? "" : "s") + ")";
-  }
-  return absl::InvalidArgumentError(message);
+  return ProblemsStatus(diagnostics, first, source_name, "test file");
 }
 
 bool BindRuleTests(RuleTestFile& file, const std::vector<Slo>& slos,
