@@ -116,6 +116,23 @@ std::string SeriesKey(std::string_view service, std::string_view operation) {
 
 int64_t AsInt(uint64_t v) { return static_cast<int64_t>(v); }  // SQLite integers are signed
 
+// The columns of a service_minutes row as ServiceMinuteAt() reads them.
+constexpr char kServiceMinuteColumns[] =
+    "minute, traces, error_traces_root, error_traces_origin, partial_traces, "
+    "propagation_breaks, last_bucket_offset";
+
+// The row's kServiceMinuteColumns, starting at column `at`; the service id is the caller's.
+pipeline::ServiceMinute ServiceMinuteAt(const SQLite::Statement& q, int at) {
+  auto count = [&](int i) { return static_cast<uint64_t>(q.getColumn(at + i).getInt64()); };
+  return pipeline::ServiceMinute{.minute = q.getColumn(at).getInt64(),
+                                 .last_offset = q.getColumn(at + 6).getInt(),
+                                 .traces = count(1),
+                                 .error_traces_root = count(2),
+                                 .error_traces_origin = count(3),
+                                 .partial_traces = count(4),
+                                 .propagation_breaks = count(5)};
+}
+
 slo::AlertState ParseState(std::string_view s) {
   for (slo::AlertState state :
        {slo::AlertState::kPending, slo::AlertState::kFiring, slo::AlertState::kResolved}) {
@@ -299,22 +316,14 @@ absl::StatusOr<pipeline::MinuteRollups> SqliteStore::LoadRollups(
       }
       out.series.push_back(std::move(m));
     }
-    SQLite::Statement services(*db_,
-                               "SELECT service, minute, traces, error_traces_root, "
-                               "error_traces_origin, partial_traces, propagation_breaks, "
-                               "last_bucket_offset FROM service_minutes WHERE minute >= ? "
-                               "ORDER BY minute, service");
+    SQLite::Statement services(*db_, std::string("SELECT service, ") + kServiceMinuteColumns +
+                                         " FROM service_minutes WHERE minute >= ? "
+                                         "ORDER BY minute, service");
     services.bind(1, first_minute);
     while (services.executeStep()) {
-      out.services.push_back(pipeline::ServiceMinute{
-          .service = registry.ResolveService(services.getColumn(0).getString()),
-          .minute = services.getColumn(1).getInt64(),
-          .last_offset = services.getColumn(7).getInt(),
-          .traces = static_cast<uint64_t>(services.getColumn(2).getInt64()),
-          .error_traces_root = static_cast<uint64_t>(services.getColumn(3).getInt64()),
-          .error_traces_origin = static_cast<uint64_t>(services.getColumn(4).getInt64()),
-          .partial_traces = static_cast<uint64_t>(services.getColumn(5).getInt64()),
-          .propagation_breaks = static_cast<uint64_t>(services.getColumn(6).getInt64())});
+      pipeline::ServiceMinute m = ServiceMinuteAt(services, 1);
+      m.service = registry.ResolveService(services.getColumn(0).getString());
+      out.services.push_back(m);
     }
   } catch (const std::exception& e) {
     return Failed(path_, "cannot read SLI rollups", e);
@@ -365,22 +374,13 @@ absl::StatusOr<std::vector<pipeline::ServiceMinute>> SqliteStore::ServiceMinutes
   if (first_minute > last_minute) return out;
   MutexLock lock(mu_);
   try {
-    SQLite::Statement q(*db_,
-                        "SELECT minute, traces, error_traces_root, error_traces_origin, "
-                        "partial_traces, propagation_breaks FROM service_minutes "
-                        "WHERE service = ? AND minute BETWEEN ? AND ? ORDER BY minute");
+    SQLite::Statement q(*db_, std::string("SELECT ") + kServiceMinuteColumns +
+                                  " FROM service_minutes WHERE service = ? AND minute BETWEEN ? "
+                                  "AND ? ORDER BY minute");
     q.bind(1, std::string(service));
     q.bind(2, first_minute);
     q.bind(3, last_minute);
-    while (q.executeStep()) {
-      out.push_back(pipeline::ServiceMinute{
-          .minute = q.getColumn(0).getInt64(),
-          .traces = static_cast<uint64_t>(q.getColumn(1).getInt64()),
-          .error_traces_root = static_cast<uint64_t>(q.getColumn(2).getInt64()),
-          .error_traces_origin = static_cast<uint64_t>(q.getColumn(3).getInt64()),
-          .partial_traces = static_cast<uint64_t>(q.getColumn(4).getInt64()),
-          .propagation_breaks = static_cast<uint64_t>(q.getColumn(5).getInt64())});
-    }
+    while (q.executeStep()) out.push_back(ServiceMinuteAt(q, 0));
   } catch (const std::exception& e) {
     return Failed(path_, "cannot read SLI rollups", e);
   }
