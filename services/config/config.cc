@@ -189,6 +189,7 @@ class Reader {
     YamlMark mark;
   };
   std::vector<ReceiverReference> receiver_references_;
+  bool api_token_seen_ = false;  // web.api_token or web.api_token_file
   std::optional<YamlMark> initial_backoff_mark_, max_backoff_mark_;
 };
 
@@ -591,10 +592,26 @@ absl::Status Reader::ReadOtlp(const Node& node, OtlpConfig& otlp) {
 
 absl::Status Reader::ReadWeb(const Node& node, WebConfig& web) {
   return ForEachEntry(
-      node, "web", {"listen_address", "external_url"},
+      node, "web", {"listen_address", "external_url", "api_token", "api_token_file"},
       [&](std::string_view key, const Node& value) -> absl::Status {
         if (key == "listen_address") {
           return ReadListenAddress(value, "web.listen_address", web.listen);
+        }
+        if (key == "api_token" || key == "api_token_file") {
+          if (api_token_seen_) {
+            return Error(value.mark, "web: set either api_token or api_token_file, not both");
+          }
+          api_token_seen_ = true;
+          absl::Status status = key == "api_token"
+                                    ? ReadString(value, "web.api_token", web.api_token)
+                                    : ReadSecretFile(value, "web.api_token_file", web.api_token);
+          if (status.ok() && std::any_of(web.api_token.begin(), web.api_token.end(), [](char c) {
+                return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+              })) {
+            return Error(value.mark, "web." + std::string(key) +
+                                         ": the token must be printable ASCII without spaces");
+          }
+          return status;
         }
         std::string url = web.external_url;
         if (absl::Status status = ReadString(value, "web.external_url", url); !status.ok()) {
@@ -856,8 +873,15 @@ absl::Status Reader::ReadAlerting(const Node& node, AlertingConfig& alerting) {
   return ForEachEntry(
       node, "alerting",
       {"group_by", "group_wait", "group_interval", "repeat_interval", "routes", "default_receiver",
-       "receivers", "delivery"},
+       "receivers", "delivery", "cause_coverage_percent", "max_causes"},
       [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "cause_coverage_percent") {
+          return ReadUint(value, "alerting.cause_coverage_percent", 1, 100,
+                          alerting.cause_coverage_percent);
+        }
+        if (key == "max_causes") {
+          return ReadUint(value, "alerting.max_causes", 1, 20, alerting.max_causes);
+        }
         if (key == "group_by") {
           if (value.kind == Node::Kind::kNull) return absl::OkStatus();
           std::vector<std::string> labels;

@@ -452,6 +452,14 @@ std::vector<AlertStatus> Evaluator::Alerts() const {
   return out;
 }
 
+std::optional<Slo> Evaluator::FindSlo(std::string_view service, std::string_view name) const {
+  MutexLock lock(mu_);
+  for (const auto& state : slos_) {
+    if (state->slo.service == service && state->slo.name == name) return state->slo;
+  }
+  return std::nullopt;
+}
+
 std::vector<SloStatus> Evaluator::Slos() const {
   MutexLock lock(mu_);
   std::vector<SloStatus> out;
@@ -486,6 +494,9 @@ std::vector<MetricFamily> Evaluator::Collect() const {
                                  "(seconds).");
   MetricFamily firing = family("traceslo_slo_alert_firing",
                                "1 while the SLO's alert of this severity fires, else 0.");
+  MetricFamily alerts = family("traceslo_alerts",
+                               "1 for the state each SLO alert is in (inactive, pending, firing), "
+                               "0 for the others; alert is slo or no_data.");
   MetricFamily evaluations =
       family("traceslo_slo_evaluations_total", "Rule evaluations (count).", MetricType::Counter);
   MutexLock lock(mu_);
@@ -515,14 +526,22 @@ std::vector<MetricFamily> Evaluator::Collect() const {
       labels.push_back({"severity", std::string(SeverityName(a.severity))});
       labels.push_back({"alert", a.no_data ? "no_data" : "slo"});
       firing.metric.push_back(Gauge(labels, a.state == AlertState::kFiring ? 1 : 0));
+      // Resolved is inactive again; the three states are always present, so a dashboard can
+      // count them without absent series.
+      const AlertState shown = a.state == AlertState::kResolved ? AlertState::kInactive : a.state;
+      for (AlertState state : {AlertState::kInactive, AlertState::kPending, AlertState::kFiring}) {
+        auto with_state = labels;
+        with_state.push_back({"state", std::string(AlertStateName(state))});
+        alerts.metric.push_back(Gauge(with_state, state == shown ? 1 : 0));
+      }
     }
   }
   ClientMetric count;
   count.counter.value = static_cast<double>(evaluations_);
   evaluations.metric.push_back(count);
   std::vector<MetricFamily> out;
-  for (MetricFamily* f :
-       {&objective, &sli, &burn, &remaining, &exhaustion, &quantile, &firing, &evaluations}) {
+  for (MetricFamily* f : {&objective, &sli, &burn, &remaining, &exhaustion, &quantile, &firing,
+                          &alerts, &evaluations}) {
     if (!f->metric.empty()) out.push_back(std::move(*f));
   }
   return out;

@@ -41,6 +41,9 @@ struct OtlpConfig {
 struct WebConfig {
   ListenerConfig listen{"127.0.0.1:8080"};
   std::string external_url = "http://localhost:8080";
+  // Bearer token the API's write endpoints (silences, ack) require; empty: none required.
+  // `api_token_file` reads it from a file (trailing newline removed).
+  std::string api_token;
 };
 
 struct StorageConfig {
@@ -128,6 +131,10 @@ struct AlertingConfig {
   // As written, plus a receiver {name: log, log: {}} unless one named "log" is written.
   std::vector<ReceiverConfig> receivers{ReceiverConfig{.name = "log"}};
   DeliveryConfig delivery;
+  // Cause attribution: a firing error alert names the smallest set of error signatures (highest
+  // count first) that covers this share of its short window's errors, at most max_causes.
+  uint32_t cause_coverage_percent = 80;
+  uint32_t max_causes = 5;
 
   // The receiver named `name`, or null.
   const ReceiverConfig* FindReceiver(std::string_view name) const;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -155,6 +156,8 @@ class Evaluator final : public prometheus::Collectable {
 
   std::vector<AlertStatus> Alerts() const;
   std::vector<SloStatus> Slos() const;
+  // The current definition of the SLO (service, name), if the rule set has it.
+  std::optional<Slo> FindSlo(std::string_view service, std::string_view name) const;
 
   // prometheus::Collectable: traceslo_slo_objective_ratio, traceslo_slo_sli_ratio,
   // traceslo_slo_burn_rate, traceslo_slo_error_budget_remaining_ratio, and friends.

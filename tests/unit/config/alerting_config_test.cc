@@ -53,6 +53,31 @@ TEST(AlertingConfigTest, DefaultsAreAlertmanagersAndALogReceiver) {
   EXPECT_EQ(a.delivery.max_age, milliseconds(86'400'000));
   EXPECT_EQ(a.delivery.log_retention, milliseconds(7LL * 86'400'000));
   EXPECT_TRUE(config.links.trace_url.empty());
+  EXPECT_EQ(a.cause_coverage_percent, 80u);
+  EXPECT_EQ(a.max_causes, 5u);
+  EXPECT_TRUE(config.web.api_token.empty());
+}
+
+TEST(AlertingConfigTest, CauseAttributionAndApiToken) {
+  TempDir dir;
+  const std::string token_file = dir.Write("token", "t0ken-1\n");
+  Config config = ParsedOrDie(Lines({
+      "alerting: {cause_coverage_percent: 95, max_causes: 2}",
+      "web: {api_token_file: " + token_file + "}",
+  }));
+  EXPECT_EQ(config.alerting.cause_coverage_percent, 95u);
+  EXPECT_EQ(config.alerting.max_causes, 2u);
+  EXPECT_EQ(config.web.api_token, "t0ken-1");
+  EXPECT_EQ(ParsedOrDie("web: {api_token: abc}\n").web.api_token, "abc");
+  EXPECT_EQ(ErrorOf("alerting: {cause_coverage_percent: 0}\n"),
+            "t.yaml:1:36: alerting.cause_coverage_percent must be an integer between 1 and 100, "
+            "got \"0\"");
+  EXPECT_EQ(ErrorOf("alerting: {max_causes: 21}\n"),
+            "t.yaml:1:24: alerting.max_causes must be an integer between 1 and 20, got \"21\"");
+  EXPECT_THAT(ErrorOf("web: {api_token: a, api_token_file: /x}\n"),
+              HasSubstr("set either api_token or api_token_file, not both"));
+  EXPECT_THAT(ErrorOf("web: {api_token: \"a b\"}\n"), HasSubstr("printable ASCII without spaces"));
+  EXPECT_THAT(ErrorOf("web: {api_token_file: /nonexistent/token}\n"), HasSubstr("api_token_file"));
 }
 
 TEST(AlertingConfigTest, EveryKeyIsRead) {

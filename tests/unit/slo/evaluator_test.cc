@@ -218,6 +218,37 @@ TEST(EvaluatorTest, ExportsTheSloFamilies) {
   EXPECT_EQ(families["traceslo_slo_burn_rate"], 8u);
   EXPECT_EQ(families["traceslo_slo_error_budget_remaining_ratio"], 1u);
   EXPECT_EQ(families["traceslo_slo_alert_firing"], 2u);  // page and ticket
+  EXPECT_EQ(families["traceslo_alerts"], 6u);            // page and ticket, three states each
+}
+
+TEST(EvaluatorTest, AlertsGaugeShowsEachAlertInExactlyItsState) {
+  Harness h({Availability()});
+  for (int i = 0; i < 6 * 30; ++i) h.Step(100, 0);
+  for (int i = 0; i < 12; ++i) h.Step(100, 100);
+  ASSERT_EQ(h.Alert(Severity::kPage).state, AlertState::kFiring);
+  const AlertState ticket = h.Alert(Severity::kTicket).state;
+  std::map<std::pair<std::string, std::string>, double> values;  // (severity, state)
+  for (const auto& f : h.evaluator.Collect()) {
+    if (f.name != "traceslo_alerts") continue;
+    for (const auto& m : f.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : m.label) labels[l.name] = l.value;
+      EXPECT_EQ(labels["alert"], "slo");
+      values[{labels["severity"], labels["state"]}] = m.gauge.value;
+    }
+  }
+  auto value = [&](const char* severity, const char* state) { return values[{severity, state}]; };
+  EXPECT_EQ(value("page", "firing"), 1);
+  EXPECT_EQ(value("page", "pending"), 0);
+  EXPECT_EQ(value("page", "inactive"), 0);
+  const std::string ticket_state(
+      AlertStateName(ticket == AlertState::kResolved ? AlertState::kInactive : ticket));
+  double ticket_sum = 0;
+  for (const char* state : {"inactive", "pending", "firing"}) {
+    ticket_sum += value("ticket", state);
+    EXPECT_EQ(value("ticket", state), state == ticket_state ? 1 : 0) << state;
+  }
+  EXPECT_EQ(ticket_sum, 1);
 }
 
 // A no-data alert needs the SLO watched for its whole `for` before silence counts: a fresh start
