@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "services/alerting/json_writer.h"
+#include "traceslo/common/time_format.h"
 
 namespace traceslo::alerting {
 namespace {
@@ -168,29 +169,7 @@ void WriteExemplars(JsonWriter& w, const Notification& n, const Cause& cause,
 
 }  // namespace
 
-std::string FormatTime(int64_t unix_nano) {
-  if (unix_nano == 0) return "0001-01-01T00:00:00Z";
-  int64_t seconds = unix_nano / 1'000'000'000;
-  int64_t nanos = unix_nano % 1'000'000'000;
-  if (nanos < 0) {
-    nanos += 1'000'000'000;
-    --seconds;
-  }
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  std::string out = buf;
-  if (nanos != 0) {
-    std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(nanos));
-    std::string fraction = buf;
-    while (fraction.back() == '0') fraction.pop_back();
-    out += fraction;
-  }
-  return out + "Z";
-}
+std::string FormatTime(int64_t unix_nano) { return FormatRfc3339(unix_nano); }
 
 TraceLink LinkTrace(std::string_view external_url, std::string_view trace_url,
                     std::string_view trace_id) {

@@ -104,7 +104,7 @@ SeriesRegistry::Ids SliShardProcessor::Resolve(std::string_view service,
 }
 
 void SliShardProcessor::CountRequest(uint32_t series, int64_t bucket, uint64_t duration_nanos,
-                                     bool error) {
+                                     bool error, uint64_t signature) {
   auto [it, inserted] = series_index_.try_emplace(BucketKey(series, bucket),
                                                   static_cast<uint32_t>(delta_.series.size()));
   if (inserted) {
@@ -115,7 +115,10 @@ void SliShardProcessor::CountRequest(uint32_t series, int64_t bucket, uint64_t d
   }
   SeriesDelta& d = delta_.series[it->second];
   ++d.requests;
-  d.errors += error ? 1 : 0;
+  if (error) {
+    ++d.errors;
+    AddSignatureCount(d.signatures, signature, 1, options_.max_signatures_per_series_bucket);
+  }
   d.sum_seconds += static_cast<double>(duration_nanos) * 1e-9;
   ++d.classic[ClassicBucketOf(duration_nanos)];
   d.latency.Add(duration_nanos);
@@ -141,9 +144,18 @@ SliShardProcessor::LiveTrace* SliShardProcessor::FindOrCreate(const TraceId& tra
   return &trace;
 }
 
+uint64_t SliShardProcessor::SignatureOfRecord(const LiveTrace& trace, size_t index) {
+  if ((trace.spans[index].series_flags & kFlagError) == 0 || !trace.signatures) return 0;
+  for (auto [i, signature] : *trace.signatures) {
+    if (i == index) return signature;
+  }
+  return 0;
+}
+
 void SliShardProcessor::ResolvePendingChildren(LiveTrace& trace, uint64_t parent_span_id,
                                                uint32_t parent_service) {
-  for (SpanRecord& child : trace.spans) {
+  for (size_t i = 0; i < trace.spans.size(); ++i) {
+    SpanRecord& child = trace.spans[i];
     if ((child.series_flags & kFlagPending) == 0 || child.parent_span_id != parent_span_id) {
       continue;
     }
@@ -153,7 +165,7 @@ void SliShardProcessor::ResolvePendingChildren(LiveTrace& trace, uint64_t parent
     if (ServiceOfSeries(series) != parent_service) {
       child.series_flags |= kFlagEntry;
       CountRequest(series, child.bucket, DecodeDuration(child.duration),
-                   (child.series_flags & kFlagError) != 0);
+                   (child.series_flags & kFlagError) != 0, SignatureOfRecord(trace, i));
     }
     if (trace.pending == 0) break;
   }
@@ -185,13 +197,13 @@ void SliShardProcessor::Process(const ShardBatch& batch) {
     }
 
     if (!options_.assemble_traces) {
-      if (entry) CountRequest(ids.series, bucket, duration, error);
+      if (entry) CountRequest(ids.series, bucket, duration, error, signature);
       continue;
     }
     if (completed_.contains(span.trace_id)) {
       // Its trace was already classified: counted as late, never as a second trace.
       ++delta_.late_spans;
-      if (entry) CountRequest(ids.series, bucket, duration, error);
+      if (entry) CountRequest(ids.series, bucket, duration, error, signature);
       continue;
     }
     LiveTrace& trace = *FindOrCreate(span.trace_id, now);
@@ -211,7 +223,7 @@ void SliShardProcessor::Process(const ShardBatch& batch) {
     if (trace.spans.size() >= options_.max_spans_per_trace) {
       // Not kept for assembly; its own SLIs still count (an unknown parent: an entry).
       ++delta_.truncated_spans;
-      if (entry || pending) CountRequest(ids.series, bucket, duration, error);
+      if (entry || pending) CountRequest(ids.series, bucket, duration, error, signature);
       continue;
     }
     if (trace.spans.empty()) trace.base_start_nanos = static_cast<int64_t>(span.start_unix_nano);
@@ -237,7 +249,7 @@ void SliShardProcessor::Process(const ShardBatch& batch) {
       }
       trace.signatures->emplace_back(static_cast<uint32_t>(trace.spans.size() - 1), signature);
     }
-    if (entry) CountRequest(ids.series, bucket, duration, error);
+    if (entry) CountRequest(ids.series, bucket, duration, error, signature);
   }
 }
 
@@ -327,7 +339,7 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
           ServiceOfSeries(SeriesOf(spans[parent_index_[i]])) != ServiceOfSeries(SeriesOf(r))) {
         r.series_flags |= kFlagEntry;
         CountRequest(SeriesOf(r), r.bucket, DecodeDuration(r.duration),
-                     (r.series_flags & kFlagError) != 0);
+                     (r.series_flags & kFlagError) != 0, SignatureOfRecord(trace, i));
       }
     }
   }

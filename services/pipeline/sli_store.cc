@@ -174,6 +174,18 @@ void SliStore::Apply(ShardDelta delta) {
     s.totals.sum_seconds += d.sum_seconds;
     for (size_t i = 0; i < kClassicBuckets; ++i) s.totals.classic[i] += d.classic[i];
     AddSeriesBucket(s, d);
+    if (!d.signatures.empty()) {
+      SignatureBucket* b = SlotFor(s.signature_ring, ring_slots_, newest_bucket_, d.bucket,
+                                   [](SignatureBucket& slot, int64_t at) {
+                                     slot.bucket = at;
+                                     slot.counts.clear();
+                                   });
+      if (b != nullptr) {
+        for (const SignatureCount& c : d.signatures) {
+          AddSignatureCount(b->counts, c.id, c.count, options_.max_signature_counts_per_bucket);
+        }
+      }
+    }
     const int64_t minute = MinuteOfBucket(d.bucket);
     s.changed_first = std::min(s.changed_first, minute);
     s.changed_last = std::max(s.changed_last, minute);
@@ -453,6 +465,45 @@ ExemplarRef SliStore::FindTrace(const TraceId& trace_id) const {
   return found;
 }
 
+std::vector<SignatureCount> SliStore::SignatureCounts(const std::vector<uint32_t>& series,
+                                                      int64_t first_bucket,
+                                                      int64_t last_bucket) const {
+  absl::flat_hash_map<uint64_t, uint64_t> sums;
+  {
+    MutexLock lock(mu_);
+    for (uint32_t id : series) {
+      if (id >= series_.size()) continue;
+      ForEachLive(series_[id].signature_ring, ring_slots_, newest_bucket_, first_bucket,
+                  last_bucket, [&](const SignatureBucket& b) {
+                    for (const SignatureCount& c : b.counts) sums[c.id] += c.count;
+                  });
+    }
+  }
+  std::vector<SignatureCount> out;
+  out.reserve(sums.size());
+  for (const auto& [id, count] : sums) out.push_back({id, count});
+  std::sort(out.begin(), out.end(), [](const SignatureCount& a, const SignatureCount& b) {
+    return a.count != b.count ? a.count > b.count : a.id < b.id;
+  });
+  return out;
+}
+
+std::vector<uint64_t> SliStore::PropagationBreaks(int64_t first_bucket, int64_t last_bucket) const {
+  MutexLock lock(mu_);
+  std::vector<uint64_t> out(services_.size());
+  for (size_t id = 0; id < services_.size(); ++id) {
+    ForEachLive(services_[id].ring, ring_slots_, newest_bucket_, first_bucket, last_bucket,
+                [&](const TraceBucket& b) { out[id] += b.propagation_breaks; });
+  }
+  return out;
+}
+
+std::optional<SignatureInfo> SliStore::Signature(uint64_t id) const {
+  MutexLock lock(mu_);
+  if (auto it = signatures_.find(id); it != signatures_.end()) return it->second;
+  return std::nullopt;
+}
+
 std::vector<SignatureInfo> SliStore::Signatures() const {
   std::vector<SignatureInfo> out;
   {
@@ -559,6 +610,10 @@ size_t SliStore::MemoryBytes() const {
   for (const SeriesState& s : series_) {
     bytes += s.ring.capacity() * sizeof(Bucket);
     for (const Bucket& b : s.ring) bytes += b.latency.MemoryBytes() - sizeof(LatencySketch);
+    bytes += s.signature_ring.capacity() * sizeof(SignatureBucket);
+    for (const SignatureBucket& b : s.signature_ring) {
+      bytes += b.counts.capacity() * sizeof(SignatureCount);
+    }
     bytes += s.exemplars.capacity() * sizeof(ExemplarSlot);
     for (const ExemplarSlot& slot : s.exemplars) {
       bytes += slot.errors.capacity() * sizeof(ExemplarSlot::Error);

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,11 @@ enum class SpanKind : uint8_t {
 enum class StatusCode : uint8_t { kUnset = 0, kOk = 1, kError = 2 };
 
 using TraceId = std::array<uint8_t, 16>;
+
+// 32 lower-case hex digits, as OTLP/JSON, trace backends and our URLs write trace ids.
+std::string TraceIdHex(const TraceId& trace_id);
+// The id of 32 hex digits (either case); nullopt for anything else and for the all-zero id.
+std::optional<TraceId> ParseTraceIdHex(std::string_view hex);
 
 // The compact span that ingest hands to the pipeline: only what SLIs, error signatures and
 // exemplar traces need. Ids are never all-zero (ingest rejects such spans).

@@ -36,6 +36,9 @@ struct SliOptions {
   uint32_t max_live_traces = 100'000;  // this shard's share
   uint32_t max_spans_per_trace = 1'000;
   uint32_t max_signatures = 10'000;  // distinct signatures per publication
+  // Distinct signatures counted per (series, bucket) and publication (SeriesDelta::signatures);
+  // the entry spans of later ones are counted under id 0.
+  uint32_t max_signatures_per_series_bucket = 16;
   ErrorPolicy errors;
   // Off: per-span SLIs only (no trace-level SLIs, no exemplars, no late-span detection). For
   // benchmarks that measure the two halves apart.
@@ -89,7 +92,11 @@ class SliShardProcessor final : public ShardProcessor {
 
   SeriesRegistry::Ids Resolve(std::string_view service, std::string_view operation);
   uint32_t ServiceOfSeries(uint32_t series) const { return series_service_[series]; }
-  void CountRequest(uint32_t series, int64_t bucket, uint64_t duration_nanos, bool error);
+  // Counts one entry span; `signature` is the error signature of an error span (else unused).
+  void CountRequest(uint32_t series, int64_t bucket, uint64_t duration_nanos, bool error,
+                    uint64_t signature);
+  // The signature of the error span trace.spans[index] (0 if it is not an error span).
+  static uint64_t SignatureOfRecord(const LiveTrace& trace, size_t index);
   LiveTrace* FindOrCreate(const TraceId& trace_id, int64_t now);
   void ResolvePendingChildren(LiveTrace& trace, uint64_t parent_span_id, uint32_t parent_service);
   void Complete(const TraceId& trace_id, LiveTrace& trace);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,36 @@ struct ExemplarTrace {
 };
 using ExemplarRef = std::shared_ptr<const ExemplarTrace>;
 
+// How many error entry spans of a window or bucket had one error signature. `id` 0 stands for
+// the signatures a cap left out ("other").
+struct SignatureCount {
+  uint64_t id = 0;
+  uint64_t count = 0;
+  friend bool operator==(const SignatureCount&, const SignatureCount&) = default;
+};
+
+// Adds `n` to `id` in `counts`, which holds at most `cap` ids other than 0: a new id past the cap
+// (and id 0 itself) is added to the entry of id 0 instead. Linear in counts.size(), for the small
+// per-bucket lists of SeriesDelta and SliStore.
+inline void AddSignatureCount(std::vector<SignatureCount>& counts, uint64_t id, uint64_t n,
+                              size_t cap) {
+  SignatureCount* other = nullptr;
+  for (SignatureCount& c : counts) {
+    if (c.id == id) {
+      c.count += n;
+      return;
+    }
+    if (c.id == 0) other = &c;
+  }
+  if (id != 0 && counts.size() - (other != nullptr ? 1 : 0) < cap) {
+    counts.push_back({id, n});
+  } else if (other != nullptr) {
+    other->count += n;
+  } else {
+    counts.push_back({0, n});
+  }
+}
+
 // Per (series, bucket): what one shard adds between two publications.
 struct SeriesDelta {
   uint32_t series = 0;
@@ -62,6 +93,9 @@ struct SeriesDelta {
   double sum_seconds = 0;
   std::array<uint64_t, kClassicBuckets> classic{};  // non-cumulative
   LatencySketch latency;
+  // The error signatures of the `errors` entry spans, first seen first; their counts sum to
+  // `errors`. At most SliOptions::max_signatures_per_series_bucket ids, the rest under id 0.
+  std::vector<SignatureCount> signatures;
 };
 
 // Per (service, bucket): trace-level SLIs of the traces a shard completed.
@@ -159,6 +193,8 @@ struct SliStoreOptions {
   std::chrono::milliseconds exemplar_retention{900'000};
   uint32_t max_signatures = 10'000;
   uint32_t max_signatures_per_bucket = 8;  // error exemplars per (series, bucket)
+  // Error signatures counted per (series, bucket); the counts of later ones go to id 0.
+  uint32_t max_signature_counts_per_bucket = 16;
 };
 
 // Sums over a window of buckets.
@@ -245,7 +281,20 @@ class SliStore {
   // The exemplar trace with this id, if one is kept.
   ExemplarRef FindTrace(const TraceId& trace_id) const;
 
+  // The error signatures of the entry spans of `series` over buckets [first_bucket,
+  // last_bucket], summed, highest count first (then by id). An entry with id 0 holds the counts
+  // that max_signature_counts_per_bucket (or a shard's own cap) left unnamed. For buckets that
+  // only deltas filled, the counts sum to the errors of SeriesCounts() over the same series and
+  // buckets; minutes put back by Restore() carry no signatures.
+  std::vector<SignatureCount> SignatureCounts(const std::vector<uint32_t>& series,
+                                              int64_t first_bucket, int64_t last_bucket) const;
+  // For every service id: the propagation breaks recorded for it over the buckets (what
+  // ServiceWindow() answers in `propagation_breaks`, without merging sketches).
+  std::vector<uint64_t> PropagationBreaks(int64_t first_bucket, int64_t last_bucket) const;
+
   std::vector<SignatureInfo> Signatures() const;  // by count, highest first
+  // One signature of the registry; nullopt when it was never seen or did not fit max_signatures.
+  std::optional<SignatureInfo> Signature(uint64_t id) const;
 
   // The minutes that deltas changed since the last call, each one whole (every bucket of it the
   // rings still hold, summed), for the storage to write over its previous copy. Minutes whose
@@ -254,7 +303,8 @@ class SliStore {
   // Puts persisted minutes back after a restart, each into its newest bucket (last_offset), as
   // far as the rings reach back from the newest bucket given. Restored minutes are not
   // "changed", and the cumulative totals behind the Prometheus counters are not restored
-  // (counters start again from zero, as after any restart). Call before the first Apply.
+  // (counters start again from zero, as after any restart). Minutes carry no error signatures,
+  // so SignatureCounts() answers nothing for restored buckets. Call before the first Apply.
   void Restore(const MinuteRollups& rollups);
   // The oldest bucket the rings can hold now (they hold `retention` back from the newest bucket
   // seen); nothing older is answered by the window queries. INT64_MAX before any bucket is seen.
@@ -296,11 +346,19 @@ class SliStore {
     };
     std::vector<Error> errors;
   };
+  // Error signatures of one series and bucket: at most max_signature_counts_per_bucket ids,
+  // plus id 0 for the rest.
+  struct SignatureBucket {
+    int64_t bucket = INT64_MIN;
+    std::vector<SignatureCount> counts;
+  };
   struct SeriesState {
     bool known = false;  // a SeriesDelta has named its service
     uint32_t service = 0;
     SeriesTotals totals;
-    std::vector<Bucket> ring;             // retention / 10 s slots, allocated on first use
+    std::vector<Bucket> ring;  // retention / 10 s slots, allocated on first use
+    // Like `ring`, allocated only once the series has had an error span.
+    std::vector<SignatureBucket> signature_ring;
     std::vector<ExemplarSlot> exemplars;  // exemplar_retention / 10 s slots
     int64_t changed_first = INT64_MAX;    // minutes changed since TakeChangedMinutes()
     int64_t changed_last = INT64_MIN;

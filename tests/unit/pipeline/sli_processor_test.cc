@@ -6,7 +6,9 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "tests/fakes/fake_clock.h"
 
@@ -500,6 +502,198 @@ TEST(SliProcessorTest, ExemplarsKeepTheSlowestAndTheLatestErrorPerSignature) {
   ASSERT_EQ(signatures[0].trace_ids.size(), 2u);
   EXPECT_EQ(signatures[0].trace_ids.back(), TraceOf(5));
   EXPECT_EQ(h.store.FindTrace(TraceOf(2)), exemplars[0]);
+}
+
+// The id the store's signature registry gives (series, exception type): signatures include the
+// service and operation, so each pair has its own.
+std::map<std::pair<uint32_t, std::string>, uint64_t> SignatureIds(const SliStore& store) {
+  std::map<std::pair<uint32_t, std::string>, uint64_t> ids;
+  for (const SignatureInfo& info : store.Signatures()) {
+    ids[{info.series, info.exception_type}] = info.id;
+  }
+  return ids;
+}
+
+// Highest count first, then by id: the order of SliStore::SignatureCounts.
+std::vector<SignatureCount> Ranked(const std::map<uint64_t, uint64_t>& counts) {
+  std::vector<SignatureCount> out;
+  for (auto [id, count] : counts) out.push_back({id, count});
+  std::sort(out.begin(), out.end(), [](const SignatureCount& a, const SignatureCount& b) {
+    return a.count != b.count ? a.count > b.count : a.id < b.id;
+  });
+  return out;
+}
+
+// Error entry spans are counted per (series, bucket) by signature; error spans that are not entry
+// spans are not. Expected counts per (operation, bucket, exception type) come from the spans
+// generated here.
+TEST(SliProcessorTest, SignatureCountsPerBucketMatchTheErrorEntrySpansSent) {
+  Harness h;
+  h.Advance(seconds(60));
+  std::mt19937_64 rng(11);
+  const std::vector<std::string> types = {"Timeout", "SQLException", "NullPointer"};
+  const std::vector<std::string> ops = {"GET /a", "GET /b"};
+  std::map<std::tuple<std::string, int64_t, std::string>, uint64_t> expected;
+  std::set<int64_t> buckets;
+  uint64_t next_id = 1;
+  for (int round = 0; round < 8; ++round) {
+    std::vector<TestSpan> batch;
+    for (int t = 0; t < 50; ++t) {
+      TestSpan root{.trace = next_id, .id = next_id};
+      ++next_id;
+      root.name = ops[rng() % ops.size()];
+      root.start_ms = static_cast<int64_t>(rng() % 55'000);
+      root.duration_ms = 5;
+      const bool fail = rng() % 3 == 0;
+      if (fail) {
+        root.status = StatusCode::kError;
+        root.exception_type = types[rng() % types.size()];
+        root.exception_message = "failed after " + std::to_string(rng() % 1000) + " ms";
+      }
+      // An INTERNAL child of the same service, exported first: its entry decision waits for the
+      // root, which then finds it is not an entry. Its own error is never counted.
+      TestSpan child{.trace = root.trace,
+                     .id = next_id++,
+                     .parent = root.id,
+                     .name = "inner",
+                     .kind = SpanKind::kInternal,
+                     .start_ms = root.start_ms,
+                     .duration_ms = 1,
+                     .status = StatusCode::kError,
+                     .exception_type = "Inner"};
+      batch.push_back(child);
+      batch.push_back(root);
+      const int64_t bucket = BucketOfUnixNanos(h.start_nanos() + root.start_ms * 1'000'000 +
+                                               root.duration_ms * 1'000'000);
+      buckets.insert(bucket);
+      if (fail) ++expected[{root.name, bucket, root.exception_type}];
+    }
+    h.Send(batch);
+    if (round % 3 == 2) h.Tick();  // several publications per bucket
+  }
+  h.Advance(seconds(16));
+  h.Tick();
+  const auto ids = SignatureIds(h.store);
+  auto expected_counts = [&](const std::string& op, int64_t first, int64_t last) {
+    const auto series = static_cast<uint32_t>(h.registry.FindSeries("a", op));
+    std::map<uint64_t, uint64_t> counts;
+    for (const auto& [key, n] : expected) {
+      const auto& [key_op, bucket, type] = key;
+      if (key_op != op || bucket < first || bucket > last) continue;
+      counts[ids.at({series, type})] += n;
+    }
+    return Ranked(counts);
+  };
+  ASSERT_GE(buckets.size(), 5u);
+  const int64_t lo = *buckets.begin();
+  const int64_t hi = *buckets.rbegin();
+  uint64_t total = 0;
+  for (const std::string& op : ops) {
+    const auto series = static_cast<uint32_t>(h.registry.FindSeries("a", op));
+    for (int64_t b = lo - 1; b <= hi + 1; ++b) {
+      EXPECT_EQ(h.store.SignatureCounts({series}, b, b), expected_counts(op, b, b))
+          << op << " bucket " << b;
+    }
+    EXPECT_EQ(h.store.SignatureCounts({series}, lo + 1, hi - 1),
+              expected_counts(op, lo + 1, hi - 1))
+        << op;
+    for (const SignatureCount& c : h.store.SignatureCounts({series}, lo, hi)) total += c.count;
+  }
+  const std::vector<uint32_t> both = {static_cast<uint32_t>(h.registry.FindSeries("a", ops[0])),
+                                      static_cast<uint32_t>(h.registry.FindSeries("a", ops[1]))};
+  uint64_t sent = 0;
+  for (const auto& [key, n] : expected) sent += n;
+  EXPECT_GT(sent, 100u);
+  EXPECT_EQ(total, sent);
+  EXPECT_EQ(h.store.SeriesCounts(both, lo, hi).errors, sent);
+  const auto inner = static_cast<uint32_t>(h.registry.FindSeries("a", "inner"));
+  EXPECT_TRUE(h.store.SignatureCounts({inner}, lo, hi).empty());
+}
+
+// An entry span whose decision waits for its parent carries its signature to where it is
+// finally counted: when the parent arrives, or when the trace completes without it. Spans
+// beyond the trace's span cap are counted at once, with theirs.
+TEST(SliProcessorTest, DeferredEntrySpansAreCountedWithTheirSignature) {
+  Harness h(SliOptions{.max_spans_per_trace = 2});
+  auto failing = [](uint64_t trace, uint64_t id, uint64_t parent, std::string service,
+                    std::string type) {
+    return TestSpan{.trace = trace,
+                    .id = id,
+                    .parent = parent,
+                    .service = std::move(service),
+                    .name = "work",
+                    .kind = SpanKind::kInternal,
+                    .status = StatusCode::kError,
+                    .exception_type = std::move(type)};
+  };
+  // Trace 1: b's failing span before its parent in a: an entry once the parent arrives.
+  h.Send({failing(1, 11, 10, "b", "Resolved")});
+  h.Send({{.trace = 1, .id = 10, .service = "a", .name = "root"}});
+  // Trace 2: b's failing span whose parent never arrives: an entry when the trace completes.
+  h.Send({failing(2, 21, 20, "b", "Orphaned")});
+  // Trace 3: a failing INTERNAL span of b under b's own SERVER span, child first: no entry.
+  h.Send({failing(3, 31, 30, "b", "Internal")});
+  h.Send({{.trace = 3, .id = 30, .service = "b", .name = "serve"}});
+  // Trace 4: two spans fill the trace; b's third (parent unknown) is past the cap and counts.
+  h.Send({{.trace = 4, .id = 40, .service = "a", .name = "root"},
+          {.trace = 4, .id = 41, .parent = 40, .service = "a", .name = "root2"},
+          failing(4, 42, 49, "b", "Truncated")});
+  h.Tick();
+  const auto work = static_cast<uint32_t>(h.registry.FindSeries("b", "work"));
+  auto counts = [&] {
+    std::map<std::string, uint64_t> by_type;
+    std::map<uint64_t, std::string> type_of;
+    for (const SignatureInfo& info : h.store.Signatures()) type_of[info.id] = info.exception_type;
+    for (const SignatureCount& c : h.store.SignatureCounts({work}, 0, INT64_MAX)) {
+      by_type[type_of.at(c.id)] += c.count;
+    }
+    return by_type;
+  };
+  EXPECT_EQ(counts(), (std::map<std::string, uint64_t>{{"Resolved", 1}, {"Truncated", 1}}));
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(counts(),
+            (std::map<std::string, uint64_t>{{"Orphaned", 1}, {"Resolved", 1}, {"Truncated", 1}}));
+  EXPECT_EQ(h.store.SeriesCounts({work}, 0, INT64_MAX).errors, 3u);
+  EXPECT_EQ(h.Series("b", "work").errors, 3u);
+}
+
+// Past SliOptions::max_signatures_per_series_bucket distinct signatures in one (series, bucket)
+// and publication, the error spans are counted under id 0; the next publication starts afresh.
+TEST(SliProcessorTest, SignaturesPerSeriesBucketAreCapped) {
+  Harness h(SliOptions{.max_signatures_per_series_bucket = 2});
+  h.Advance(seconds(30));
+  auto failing = [](uint64_t trace, std::string type) {
+    return TestSpan{.trace = trace,
+                    .id = trace,
+                    .start_ms = 25'000,
+                    .status = StatusCode::kError,
+                    .exception_type = std::move(type)};
+  };
+  // In arrival order: T1, T2 are named; T3 and T4 are not.
+  const std::vector<std::pair<std::string, int>> sent = {
+      {"T1", 3}, {"T2", 2}, {"T3", 4}, {"T4", 1}};
+  uint64_t trace = 1;
+  std::vector<TestSpan> batch;
+  for (const auto& [type, n] : sent) {
+    for (int i = 0; i < n; ++i) batch.push_back(failing(trace++, type));
+  }
+  h.Send(batch);
+  h.Tick();
+  const auto series = static_cast<uint32_t>(h.registry.FindSeries("a", "op"));
+  const int64_t bucket = BucketOfUnixNanos(h.start_nanos() + 25'010'000'000);
+  auto ids = SignatureIds(h.store);
+  const uint64_t t1 = ids.at({series, "T1"}), t2 = ids.at({series, "T2"});
+  EXPECT_EQ(h.store.SignatureCounts({series}, bucket, bucket),
+            Ranked({{t1, 3}, {t2, 2}, {0, 4 + 1}}));
+  // A second publication for the same bucket: T3 is named in its delta, and the store (cap 16)
+  // names it from then on.
+  h.Send({failing(trace++, "T3"), failing(trace++, "T3")});
+  h.Tick();
+  ids = SignatureIds(h.store);
+  EXPECT_EQ(h.store.SignatureCounts({series}, bucket, bucket),
+            Ranked({{t1, 3}, {t2, 2}, {ids.at({series, "T3"}), 2}, {0, 5}}));
+  EXPECT_EQ(h.store.SeriesCounts({series}, bucket, bucket).errors, 12u);
 }
 
 TEST(SliProcessorTest, LiveTraceMemoryIsCompact) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -29,6 +30,30 @@ SeriesDelta MakeSeries(uint32_t series, uint32_t service, int64_t bucket,
     d.latency.Add(nanos);
   }
   return d;
+}
+
+// A series delta of `errors` 1 ms error requests with these signature counts (errors = their
+// sum), as a shard publishes it.
+SeriesDelta WithSignatures(uint32_t series, uint32_t service, int64_t bucket,
+                           std::vector<SignatureCount> signatures) {
+  uint64_t errors = 0;
+  for (const SignatureCount& c : signatures) errors += c.count;
+  SeriesDelta d =
+      MakeSeries(series, service, bucket, std::vector<uint64_t>(errors, 1'000'000), errors);
+  d.signatures = std::move(signatures);
+  return d;
+}
+
+// Sorted as SignatureCounts() answers: highest count first, then by id.
+std::vector<SignatureCount> Ranked(const std::map<uint64_t, uint64_t>& counts) {
+  std::vector<SignatureCount> out;
+  for (auto [id, count] : counts) {
+    if (count > 0) out.push_back({id, count});
+  }
+  std::sort(out.begin(), out.end(), [](const SignatureCount& a, const SignatureCount& b) {
+    return a.count != b.count ? a.count > b.count : a.id < b.id;
+  });
+  return out;
 }
 
 ShardDelta OneSeries(SeriesDelta d, uint32_t shard = 0) {
@@ -582,6 +607,151 @@ TEST(SliStoreTest, LargeIdsGrowOnDemandAndMemoryIsCounted) {
   EXPECT_LT(with_trace - with_series, 2 * big->MemoryBytes());
 }
 
+TEST(SignatureCountTest, AddKeepsTheCapAndFoldsTheRestIntoIdZero) {
+  std::vector<SignatureCount> counts;
+  AddSignatureCount(counts, 7, 1, 2);
+  AddSignatureCount(counts, 8, 2, 2);
+  AddSignatureCount(counts, 7, 3, 2);
+  AddSignatureCount(counts, 9, 4, 2);  // a third id: over the cap
+  AddSignatureCount(counts, 0, 5, 2);  // already unnamed
+  AddSignatureCount(counts, 8, 6, 2);  // named ones still count past the cap
+  AddSignatureCount(counts, 10, 7, 2);
+  EXPECT_EQ(counts, (std::vector<SignatureCount>{{7, 4}, {8, 8}, {0, 16}}));
+  std::vector<SignatureCount> unnamed_first;
+  AddSignatureCount(unnamed_first, 0, 1, 1);
+  AddSignatureCount(unnamed_first, 5, 1, 1);  // id 0 takes no place of the cap
+  AddSignatureCount(unnamed_first, 6, 1, 1);
+  EXPECT_EQ(unnamed_first, (std::vector<SignatureCount>{{0, 2}, {5, 1}}));
+}
+
+// Signature counts of several series and shards over windows: every expectation from a ledger
+// of what was applied.
+TEST(SliStoreTest, SignatureCountsSumOverSeriesAndBucketsOfTheWindowOnly) {
+  SliStore store(Options());
+  std::mt19937_64 rng(3);
+  // ledger[series][bucket][signature]
+  std::map<uint32_t, std::map<int64_t, std::map<uint64_t, uint64_t>>> ledger;
+  for (int64_t bucket = 500; bucket < 520; ++bucket) {
+    for (uint32_t series : {1u, 2u, 4u}) {
+      for (uint32_t shard = 0; shard < 2; ++shard) {
+        std::vector<SignatureCount> counts;
+        // Series 1 and 2 share signature 100 (not possible from real spans, but the store
+        // must not care); series 4 has none of its own.
+        for (uint64_t id : {uint64_t{100}, uint64_t{series * 10}, uint64_t{series * 10 + 1}}) {
+          const uint64_t n = rng() % 4;
+          if (n == 0 || series == 4) continue;
+          counts.push_back({id, n});
+          ledger[series][bucket][id] += n;
+        }
+        if (counts.empty()) continue;
+        store.Apply(OneSeries(WithSignatures(series, 0, bucket, std::move(counts)), shard));
+      }
+    }
+  }
+  store.Apply(OneSeries(MakeSeries(4, 0, 510, {1'000'000, 2'000'000})));  // no errors
+  auto expected = [&](const std::vector<uint32_t>& series, int64_t first, int64_t last) {
+    std::map<uint64_t, uint64_t> sum;
+    for (uint32_t s : series) {
+      for (const auto& [bucket, counts] : ledger[s]) {
+        if (bucket < first || bucket > last) continue;
+        for (auto [id, n] : counts) sum[id] += n;
+      }
+    }
+    return Ranked(sum);
+  };
+  for (const auto& [first, last] : std::vector<std::pair<int64_t, int64_t>>{
+           {500, 519}, {505, 505}, {503, 511}, {519, 600}, {400, 500}, {520, 530}, {0, 499}}) {
+    for (const std::vector<uint32_t>& series :
+         std::vector<std::vector<uint32_t>>{{1}, {2}, {1, 2}, {1, 2, 4}, {4}, {99}}) {
+      const std::vector<SignatureCount> got = store.SignatureCounts(series, first, last);
+      EXPECT_EQ(got, expected(series, first, last)) << first << ".." << last;
+      uint64_t sum = 0;
+      for (const SignatureCount& c : got) sum += c.count;
+      EXPECT_EQ(sum, store.SeriesCounts(series, first, last).errors) << first << ".." << last;
+    }
+  }
+  EXPECT_TRUE(store.SignatureCounts({1}, 510, 505).empty());
+}
+
+TEST(SliStoreTest, SignatureCountsPerBucketAreCappedWithAnOverflowCount) {
+  SliStoreOptions options = Options();
+  options.max_signature_counts_per_bucket = 3;
+  SliStore store(options);
+  // Bucket 700: five signatures in two publications, and a shard's own overflow (id 0).
+  store.Apply(OneSeries(WithSignatures(1, 0, 700, {{11, 5}, {12, 1}, {0, 2}}), 0));
+  store.Apply(OneSeries(WithSignatures(1, 0, 700, {{13, 4}, {14, 9}, {15, 3}, {11, 1}}), 1));
+  // Bucket 701 has room again for its own first three.
+  store.Apply(OneSeries(WithSignatures(1, 0, 701, {{14, 2}, {15, 2}, {16, 2}, {17, 2}}), 0));
+  // First come, first kept: 11, 12 and 13 in bucket 700; 14 (9) and 15 (3) are unnamed there.
+  EXPECT_EQ(store.SignatureCounts({1}, 700, 700),
+            (std::vector<SignatureCount>{{0, 2 + 9 + 3}, {11, 6}, {13, 4}, {12, 1}}));
+  EXPECT_EQ(store.SignatureCounts({1}, 701, 701),
+            (std::vector<SignatureCount>{{0, 2}, {14, 2}, {15, 2}, {16, 2}}));
+  EXPECT_EQ(
+      store.SignatureCounts({1}, 700, 701),
+      (std::vector<SignatureCount>{{0, 16}, {11, 6}, {13, 4}, {14, 2}, {15, 2}, {16, 2}, {12, 1}}));
+  EXPECT_EQ(store.SeriesCounts({1}, 700, 701).errors, 8u + 17u + 8u);
+}
+
+TEST(SliStoreTest, SignatureRingIsLazyAndWrapsLikeTheRequestRing) {
+  SliStore store(Options(60s));  // 6 slots
+  store.Apply(OneSeries(MakeSeries(0, 0, 100, {1'000'000, 1'000'000})));
+  const size_t without_errors = store.MemoryBytes();
+  store.Apply(OneSeries(WithSignatures(1, 0, 100, {{5, 3}})));
+  store.Apply(OneSeries(WithSignatures(1, 0, 101, {{6, 1}})));
+  const size_t with_errors = store.MemoryBytes();
+  // Series 1 holds a request ring and a signature ring of 6 slots each; series 0 no signatures.
+  EXPECT_GT(with_errors - without_errors, 6 * sizeof(int64_t) * 2);
+  EXPECT_EQ(store.SignatureCounts({0, 1}, 0, 1000), (std::vector<SignatureCount>{{5, 3}, {6, 1}}));
+  // Bucket 106 takes bucket 100's slot; bucket 101 is still held (101..106).
+  store.Apply(OneSeries(WithSignatures(1, 0, 106, {{7, 2}})));
+  EXPECT_TRUE(store.SignatureCounts({1}, 100, 100).empty());
+  EXPECT_EQ(store.SignatureCounts({1}, 0, 1000), (std::vector<SignatureCount>{{7, 2}, {6, 1}}));
+  // A delta for a bucket the ring no longer holds: its signatures are dropped like its requests.
+  store.Apply(OneSeries(WithSignatures(1, 0, 100, {{5, 1}})));
+  EXPECT_EQ(store.SignatureCounts({1}, 0, 1000), (std::vector<SignatureCount>{{7, 2}, {6, 1}}));
+  EXPECT_EQ(store.SeriesCounts({1}, 0, 1000).errors, 3u);
+}
+
+TEST(SliStoreTest, RestoredMinutesCarryNoSignatures) {
+  SliStore original(Options());
+  original.Apply(OneSeries(WithSignatures(1, 0, 1200, {{5, 3}, {6, 1}})));
+  SliStore restored(Options());
+  restored.Restore(original.TakeChangedMinutes());
+  EXPECT_EQ(restored.SeriesCounts({1}, 1200, 1205).errors, 4u);
+  EXPECT_TRUE(restored.SignatureCounts({1}, 1200, 1205).empty());
+  restored.Apply(OneSeries(WithSignatures(1, 0, 1201, {{6, 2}})));
+  EXPECT_EQ(restored.SignatureCounts({1}, 1200, 1205), (std::vector<SignatureCount>{{6, 2}}));
+}
+
+TEST(SliStoreTest, SignatureLookupAndPropagationBreaks) {
+  SliStore store(Options());
+  ShardDelta delta;
+  SignatureDelta signature;
+  signature.id = 42;
+  signature.count = 3;
+  signature.exception_type = "TimeoutError";
+  signature.sample_message = "timed out after 30 s";
+  delta.signatures.push_back(signature);
+  delta.services.push_back({.service = 0, .bucket = 300, .traces = 5, .propagation_breaks = 2});
+  delta.services.push_back({.service = 0, .bucket = 303, .traces = 1, .propagation_breaks = 1});
+  delta.services.push_back({.service = 2, .bucket = 301, .traces = 4, .propagation_breaks = 4});
+  store.Apply(std::move(delta));
+  const std::optional<SignatureInfo> found = store.Signature(42);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->count, 3u);
+  EXPECT_EQ(found->exception_type, "TimeoutError");
+  EXPECT_EQ(found->sample_message, "timed out after 30 s");
+  EXPECT_FALSE(store.Signature(43).has_value());
+  EXPECT_EQ(store.PropagationBreaks(300, 303), (std::vector<uint64_t>{3, 0, 4}));
+  EXPECT_EQ(store.PropagationBreaks(301, 302), (std::vector<uint64_t>{0, 0, 4}));
+  EXPECT_EQ(store.PropagationBreaks(304, 400), (std::vector<uint64_t>{0, 0, 0}));
+  for (uint32_t service : {0u, 1u, 2u}) {
+    EXPECT_EQ(store.PropagationBreaks(300, 303)[service],
+              store.ServiceWindow(service, 300, 303).propagation_breaks);
+  }
+}
+
 // Shards publish while the evaluator and scrapes query: run under TSan in CI.
 TEST(SliStoreTest, ConcurrentApplyAndQueries) {
   SliStoreOptions options = Options(300s);  // 30 slots: every bucket written stays
@@ -595,9 +765,10 @@ TEST(SliStoreTest, ConcurrentApplyAndQueries) {
     writers.emplace_back([&store, w] {
       for (int i = 0; i < kPublications; ++i) {
         const int64_t bucket = 1000 + i / 10;
-        ShardDelta delta = OneSeries(
-            MakeSeries(static_cast<uint32_t>(w % 2), 0, bucket, {1'000'000, 2'000'000}, 1),
-            static_cast<uint32_t>(w));
+        SeriesDelta series =
+            MakeSeries(static_cast<uint32_t>(w % 2), 0, bucket, {1'000'000, 2'000'000}, 1);
+        series.signatures = {{static_cast<uint64_t>(i % 3 + 1), 1}};
+        ShardDelta delta = OneSeries(std::move(series), static_cast<uint32_t>(w));
         delta.services.push_back({.service = 0, .bucket = bucket, .traces = 1});
         delta.exemplars.push_back(Slowest(static_cast<uint32_t>(w % 2), bucket,
                                           MakeTrace(static_cast<uint8_t>(i), 1'000 + i)));
@@ -622,6 +793,9 @@ TEST(SliStoreTest, ConcurrentApplyAndQueries) {
         store.Exemplars(0, 1000, 1100);
         store.FindTrace(IdOf(3));
         store.Signatures();
+        store.SignatureCounts({0, 1}, 1000, 1100);
+        store.Signature(1);
+        store.PropagationBreaks(1000, 1100);
         store.Totals();
         store.AllSeriesTotals();
         store.MemoryBytes();
@@ -643,6 +817,12 @@ TEST(SliStoreTest, ConcurrentApplyAndQueries) {
   uint64_t signature_count = 0;
   for (const SignatureInfo& s : store.Signatures()) signature_count += s.count;
   EXPECT_EQ(signature_count, uint64_t{kWriters} * kPublications);
+  uint64_t per_bucket = 0;
+  for (const SignatureCount& c : store.SignatureCounts({0, 1}, 1000, 1100)) {
+    EXPECT_NE(c.id, 0u);
+    per_bucket += c.count;
+  }
+  EXPECT_EQ(per_bucket, uint64_t{kWriters} * kPublications);
 }
 
 }  // namespace
