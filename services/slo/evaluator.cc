@@ -88,14 +88,18 @@ StoreSliSource::StoreSliSource(const pipeline::SeriesRegistry& registry,
                                const pipeline::SliStore& store)
     : registry_(registry), store_(store) {}
 
-std::vector<uint32_t> StoreSliSource::SeriesOf(const Slo& slo) const {
+std::vector<uint32_t> SloSeries(const Slo& slo, const pipeline::SeriesRegistry& registry) {
   std::vector<uint32_t> out;
-  const int64_t service = registry_.FindService(slo.service);
+  const int64_t service = registry.FindService(slo.service);
   if (service < 0) return out;
-  for (const auto& named : registry_.SeriesOfService(static_cast<uint32_t>(service))) {
+  for (const auto& named : registry.SeriesOfService(static_cast<uint32_t>(service))) {
     if (slo.filter.Matches(named.operation)) out.push_back(named.series);
   }
   return out;
+}
+
+std::vector<uint32_t> StoreSliSource::SeriesOf(const Slo& slo) const {
+  return SloSeries(slo, registry_);
 }
 
 Events StoreSliSource::EventsIn(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const {
@@ -410,6 +414,16 @@ void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTrans
     }
     if (!active && alert.state == AlertState::kFiring && HeldAfterRestore(state, alert, now)) {
       active = true;
+    }
+    if (!active) {
+      // The windows of the tier that fired last show where the burn stands now (so a resolve
+      // reports the burn it resolved at, not the last firing one).
+      if (auto l = figures.find(alert.long_window.count()); l != figures.end()) {
+        alert.burn_rate_long = l->second.burn_rate;
+      }
+      if (auto s = figures.find(alert.short_window.count()); s != figures.end()) {
+        alert.burn_rate_short = s->second.burn_rate;
+      }
     }
     Transition(alert, active, milliseconds(0), now, out);
   }

@@ -51,6 +51,11 @@ class SliSource {
                                            int64_t last_minute) const;
 };
 
+// The series an SLO's errors and latency are read from: those of the SLO's service whose
+// operation its filter matches (none while the service is unknown). For kErrorTraces and
+// kPartialTraces, whose filter is empty, every series of the service.
+std::vector<uint32_t> SloSeries(const Slo& slo, const pipeline::SeriesRegistry& registry);
+
 // Reads the SLI store: errors and latency from the series of the SLO's service that its filter
 // matches, error and partial traces from the service. A latency event is bad when its duration
 // lies in a sketch bucket above the threshold's bucket, so a duration up to 1.09 % above the
