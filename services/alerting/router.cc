@@ -1,6 +1,7 @@
 #include "traceslo/alerting/router.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 namespace traceslo::alerting {
@@ -70,6 +71,17 @@ Labels Common(const std::vector<const Alert*>& alerts, Get get) {
   return common;
 }
 
+bool Silenced(const Labels& labels, const std::vector<const Silence*>& active) {
+  return std::any_of(active.begin(), active.end(),
+                     [&](const Silence* silence) { return SilenceMatches(*silence, labels); });
+}
+
+std::set<std::string> FingerprintsOf(const std::vector<const Alert*>& alerts) {
+  std::set<std::string> out;
+  for (const Alert* alert : alerts) out.insert(Fingerprint(alert->labels));
+  return out;
+}
+
 }  // namespace
 
 RouterOptions RouterOptionsFrom(const config::AlertingConfig& alerting, std::string external_url) {
@@ -87,14 +99,21 @@ RouterOptions RouterOptionsFrom(const config::AlertingConfig& alerting, std::str
 
 absl::StatusOr<std::unique_ptr<AlertRouter>> AlertRouter::Create(RouterOptions options,
                                                                  NotificationSink& sink,
-                                                                 RouterStateStore& store) {
+                                                                 RouterStateStore& store,
+                                                                 SilenceStore& silences) {
   absl::StatusOr<std::vector<RouterGroupState>> saved = store.Load();
   if (!saved.ok()) return saved.status();
-  std::unique_ptr<AlertRouter> router(new AlertRouter(std::move(options), sink, store));
+  absl::StatusOr<std::vector<Silence>> saved_silences = silences.Load();
+  if (!saved_silences.ok()) return saved_silences.status();
+  std::unique_ptr<AlertRouter> router(new AlertRouter(std::move(options), sink, store, silences));
   MutexLock lock(router->mu_);
+  for (Silence& silence : *saved_silences) {
+    std::string id = silence.id;
+    router->silences_.emplace(std::move(id), std::move(silence));
+  }
   for (RouterGroupState& state : *saved) {
     GroupId id{std::move(state.receiver), std::move(state.group_key)};
-    if (state.resolved) {
+    if (state.resolved || state.alerts.empty()) {
       router->tombstones_[id] =
           Tombstone{.sequence = state.sequence, .resolved_unix_nano = state.last_sent_unix_nano};
       continue;
@@ -105,6 +124,8 @@ absl::StatusOr<std::unique_ptr<AlertRouter>> AlertRouter::Create(RouterOptions o
     group.sent = true;
     group.sequence = state.sequence;
     group.last_sent_unix_nano = state.last_sent_unix_nano;
+    group.acked = state.acked;
+    group.acked_at_unix_nano = state.acked_at_unix_nano;
     for (Alert& alert : state.alerts) {
       std::string fingerprint = Fingerprint(alert.labels);
       group.sent_firing.insert(fingerprint);
@@ -114,8 +135,17 @@ absl::StatusOr<std::unique_ptr<AlertRouter>> AlertRouter::Create(RouterOptions o
   return router;
 }
 
-AlertRouter::AlertRouter(RouterOptions options, NotificationSink& sink, RouterStateStore& store)
-    : options_(std::move(options)), sink_(sink), store_(store) {}
+AlertRouter::AlertRouter(RouterOptions options, NotificationSink& sink, RouterStateStore& store,
+                         SilenceStore& silence_store)
+    : options_(std::move(options)),
+      sink_(sink),
+      store_(store),
+      silence_store_(silence_store),
+      silence_ids_(options_.silence_id_seed) {}
+
+void AlertRouter::SeeTime(int64_t now_unix_nano) {
+  latest_unix_nano_ = std::max(latest_unix_nano_, now_unix_nano);
+}
 
 std::vector<std::string> AlertRouter::ReceiversOf(const Labels& labels) const {
   std::vector<std::string> receivers;
@@ -146,17 +176,35 @@ size_t AlertRouter::SeverityRank(const Labels& labels) const {
   return static_cast<size_t>(pos - options_.severity_order.begin());
 }
 
-std::vector<const Alert*> AlertRouter::VisibleFiring(const Group& group) const {
+size_t AlertRouter::HighestFiringRank(const Group& group) const {
   size_t highest = options_.severity_order.size();
   for (const auto& [fingerprint, alert] : group.alerts) {
     if (alert.firing) highest = std::min(highest, SeverityRank(alert.labels));
   }
+  return highest;
+}
+
+bool AlertRouter::Inhibited(const Labels& labels, size_t highest) const {
+  const size_t rank = SeverityRank(labels);
+  return rank < options_.severity_order.size() && rank > highest;
+}
+
+AlertRouter::ActiveSilences AlertRouter::ActiveAt(int64_t now_unix_nano) const {
+  ActiveSilences active;
+  for (const auto& [id, silence] : silences_) {
+    if (SilenceStateAt(silence, now_unix_nano) == SilenceState::kActive) active.push_back(&silence);
+  }
+  return active;
+}
+
+std::vector<const Alert*> AlertRouter::VisibleFiring(const Group& group,
+                                                     const ActiveSilences& active) const {
+  const size_t highest = HighestFiringRank(group);
   std::vector<const Alert*> visible;
   for (const auto& [fingerprint, alert] : group.alerts) {
-    if (!alert.firing) continue;
-    size_t rank = SeverityRank(alert.labels);
-    bool listed = rank < options_.severity_order.size();
-    if (listed && rank > highest) continue;  // inhibited by a firing higher severity
+    if (!alert.firing || Inhibited(alert.labels, highest) || Silenced(alert.labels, active)) {
+      continue;
+    }
     visible.push_back(&alert);
   }
   return visible;
@@ -164,12 +212,14 @@ std::vector<const Alert*> AlertRouter::VisibleFiring(const Group& group) const {
 
 void AlertRouter::Upsert(const Alert& alert, int64_t now_unix_nano) {
   MutexLock lock(mu_);
+  SeeTime(now_unix_nano);
   UpsertLocked(alert, now_unix_nano);
 }
 
 void AlertRouter::Sync(const std::vector<Alert>& firing, int64_t now_unix_nano) {
   std::set<std::string> fingerprints;
   MutexLock lock(mu_);
+  SeeTime(now_unix_nano);
   for (const Alert& alert : firing) {
     if (!alert.firing) continue;  // not firing: resolved below like any alert not listed
     fingerprints.insert(Fingerprint(alert.labels));
@@ -213,16 +263,69 @@ void AlertRouter::UpsertLocked(const Alert& alert, int64_t now_unix_nano) {
   }
 }
 
-std::optional<int64_t> AlertRouter::DueAt(const Group& group) const {
-  std::vector<const Alert*> firing = VisibleFiring(group);
-  if (!group.sent) return group.created_unix_nano + Nanos(options_.group_wait);
-  std::set<std::string> fingerprints;
-  for (const Alert* alert : firing) fingerprints.insert(Fingerprint(alert->labels));
-  if (fingerprints != group.sent_firing) {
+std::optional<int64_t> AlertRouter::DueAt(const Group& group, const ActiveSilences& active) const {
+  const std::vector<const Alert*> firing = VisibleFiring(group, active);
+  const bool any_firing = std::any_of(group.alerts.begin(), group.alerts.end(),
+                                      [](const auto& entry) { return entry.second.firing; });
+  if (!group.sent) {
+    if (firing.empty() && any_firing) return std::nullopt;  // all silenced: when one ends
+    return group.created_unix_nano + Nanos(options_.group_wait);
+  }
+  if (FingerprintsOf(firing) != group.sent_firing) {
+    // A notification needs something to show: a firing alert, or the resolution of one the
+    // receiver was told about (not one that was only silenced meanwhile).
+    const bool shows_resolved =
+        std::any_of(group.alerts.begin(), group.alerts.end(), [&](const auto& entry) {
+          return !entry.second.firing && group.sent_firing.count(entry.first) != 0;
+        });
+    if (firing.empty() && !shows_resolved) return std::nullopt;
     return group.last_sent_unix_nano + Nanos(options_.group_interval);
   }
-  if (!firing.empty()) return group.last_sent_unix_nano + Nanos(options_.repeat_interval);
+  if (!firing.empty() && !group.acked) {
+    return group.last_sent_unix_nano + Nanos(options_.repeat_interval);
+  }
   return std::nullopt;
+}
+
+std::optional<int64_t> AlertRouter::NextSilenceChange(int64_t after_unix_nano) const {
+  // Whether `silence` matches a firing alert of an open group.
+  auto matters = [](const std::map<GroupId, Group>& groups, const Silence& silence) {
+    for (const auto& entry : groups) {
+      for (const auto& held : entry.second.alerts) {
+        if (held.second.firing && SilenceMatches(silence, held.second.labels)) return true;
+      }
+    }
+    return false;
+  };
+  std::optional<int64_t> next;
+  for (const auto& [id, silence] : silences_) {
+    for (int64_t at : {silence.starts_at_unix_nano, silence.ends_at_unix_nano}) {
+      if (at <= after_unix_nano || (next.has_value() && *next <= at)) continue;
+      if (matters(groups_, silence)) next = at;
+    }
+  }
+  return next;
+}
+
+RouterGroupState AlertRouter::StateOf(const GroupId& id, const Group& group) {
+  RouterGroupState state{.receiver = id.first,
+                         .group_key = id.second,
+                         .group_labels = group.group_labels,
+                         .sequence = group.sequence,
+                         .last_sent_unix_nano = group.last_sent_unix_nano,
+                         .resolved = group.sent_firing.empty(),
+                         .alerts = {},
+                         .acked = group.acked,
+                         .acked_at_unix_nano = group.acked_at_unix_nano};
+  for (const std::string& fingerprint : group.sent_firing) {
+    auto it = group.alerts.find(fingerprint);
+    if (it == group.alerts.end()) continue;
+    Alert alert = it->second;
+    alert.firing = true;  // as the notification carried it, also when it resolved since
+    alert.ends_at_unix_nano = 0;
+    state.alerts.push_back(std::move(alert));
+  }
+  return state;
 }
 
 Notification AlertRouter::Build(const GroupId& id, const Group& group,
@@ -266,16 +369,18 @@ Notification AlertRouter::Build(const GroupId& id, const Group& group,
 
 absl::Status AlertRouter::Tick(int64_t now_unix_nano) {
   MutexLock lock(mu_);
+  SeeTime(now_unix_nano);
+  const ActiveSilences active = ActiveAt(now_unix_nano);
   absl::Status result;
   for (auto it = groups_.begin(); it != groups_.end();) {
     const GroupId& id = it->first;
     Group& group = it->second;
-    std::optional<int64_t> due = DueAt(group);
+    std::optional<int64_t> due = DueAt(group, active);
     if (!due.has_value() || now_unix_nano < *due) {
       ++it;
       continue;
     }
-    std::vector<const Alert*> firing = VisibleFiring(group);
+    std::vector<const Alert*> firing = VisibleFiring(group, active);
     if (!group.sent && firing.empty()) {  // resolved before it was ever sent
       it = groups_.erase(it);
       continue;
@@ -289,28 +394,31 @@ absl::Status AlertRouter::Tick(int64_t now_unix_nano) {
     group.sent = true;
     group.sequence = notification.sequence;
     group.last_sent_unix_nano = now_unix_nano;
-    group.sent_firing.clear();
-    for (const Alert* alert : firing) group.sent_firing.insert(Fingerprint(alert->labels));
-
-    RouterGroupState state{.receiver = id.first,
-                           .group_key = id.second,
-                           .group_labels = group.group_labels,
-                           .sequence = group.sequence,
-                           .last_sent_unix_nano = now_unix_nano,
-                           .resolved = firing.empty(),
-                           .alerts = {}};
-    for (const Alert* alert : firing) state.alerts.push_back(*alert);
-    if (absl::Status saved = store_.Save(state); !saved.ok() && result.ok()) result = saved;
-
-    if (firing.empty()) {
-      tombstones_[id] = Tombstone{.sequence = group.sequence, .resolved_unix_nano = now_unix_nano};
-      it = groups_.erase(it);
-      continue;
+    group.sent_firing = FingerprintsOf(firing);
+    if (firing.empty()) {  // resolved: the acknowledgement ends with it
+      group.acked = false;
+      group.acked_at_unix_nano = 0;
     }
-    tombstones_.erase(id);
+    if (absl::Status saved = store_.Save(StateOf(id, group)); !saved.ok() && result.ok()) {
+      result = saved;
+    }
+
     for (auto alert = group.alerts.begin(); alert != group.alerts.end();) {
       alert = alert->second.firing ? std::next(alert) : group.alerts.erase(alert);
     }
+    if (firing.empty()) {
+      tombstones_[id] = Tombstone{.sequence = group.sequence, .resolved_unix_nano = now_unix_nano};
+      if (group.alerts.empty()) {
+        it = groups_.erase(it);
+        continue;
+      }
+      // Silenced alerts still fire: the group starts over, unsent, its sequence continuing.
+      group.sent = false;
+      group.created_unix_nano = now_unix_nano;
+      ++it;
+      continue;
+    }
+    tombstones_.erase(id);
     ++it;
   }
 
@@ -328,17 +436,167 @@ absl::Status AlertRouter::Tick(int64_t now_unix_nano) {
     }
     it = tombstones_.erase(it);
   }
+
+  const int64_t silences_before = now_unix_nano - Nanos(options_.silence_retention);
+  if (std::any_of(silences_.begin(), silences_.end(), [&](const auto& entry) {
+        return entry.second.ends_at_unix_nano < silences_before;
+      })) {
+    absl::StatusOr<uint64_t> pruned = silence_store_.Prune(silences_before);
+    if (pruned.ok()) {
+      std::erase_if(silences_, [&](const auto& entry) {
+        return entry.second.ends_at_unix_nano < silences_before;
+      });
+    } else if (result.ok()) {
+      result = pruned.status();
+    }
+  }
   return result;
 }
 
 std::optional<int64_t> AlertRouter::NextDueUnixNano() const {
   MutexLock lock(mu_);
-  std::optional<int64_t> next;
+  const ActiveSilences active = ActiveAt(latest_unix_nano_);
+  std::optional<int64_t> next = NextSilenceChange(latest_unix_nano_);
   for (const auto& [id, group] : groups_) {
-    std::optional<int64_t> due = DueAt(group);
+    std::optional<int64_t> due = DueAt(group, active);
     if (due.has_value() && (!next.has_value() || *due < *next)) next = due;
   }
   return next;
+}
+
+absl::Status AlertRouter::Ack(const std::string& alert_fingerprint, int64_t now_unix_nano) {
+  MutexLock lock(mu_);
+  SeeTime(now_unix_nano);
+  bool found = false;
+  absl::Status result;
+  for (auto& [id, group] : groups_) {
+    auto alert = group.alerts.find(alert_fingerprint);
+    if (alert == group.alerts.end() || !alert->second.firing) continue;
+    found = true;
+    if (group.acked) continue;
+    group.acked = true;
+    group.acked_at_unix_nano = now_unix_nano;
+    if (!group.sent) continue;  // saved with its first notification
+    if (absl::Status saved = store_.Save(StateOf(id, group)); !saved.ok()) {
+      group.acked = false;
+      group.acked_at_unix_nano = 0;
+      if (result.ok()) result = saved;
+    }
+  }
+  if (!found) {
+    return absl::NotFoundError("no open group holds a firing alert with fingerprint " +
+                               alert_fingerprint);
+  }
+  return result;
+}
+
+std::vector<RouterGroupView> AlertRouter::Snapshot(int64_t now_unix_nano) const {
+  MutexLock lock(mu_);
+  const ActiveSilences active = ActiveAt(now_unix_nano);
+  std::vector<RouterGroupView> out;
+  out.reserve(groups_.size());
+  for (const auto& [id, group] : groups_) {
+    RouterGroupView view{.receiver = id.first,
+                         .group_key = id.second,
+                         .group_labels = group.group_labels,
+                         .alerts = {},
+                         .sent = group.sent,
+                         .sequence = group.sequence,
+                         .last_sent_unix_nano = group.last_sent_unix_nano,
+                         .acked = group.acked,
+                         .acked_at_unix_nano = group.acked_at_unix_nano,
+                         .next_due_unix_nano = DueAt(group, active)};
+    const size_t highest = HighestFiringRank(group);
+    for (const auto& [fingerprint, alert] : group.alerts) {
+      RouterAlertView alert_view{.fingerprint = fingerprint,
+                                 .alert = alert,
+                                 .inhibited = alert.firing && Inhibited(alert.labels, highest),
+                                 .silenced_by = {},
+                                 .notified = group.sent_firing.count(fingerprint) != 0};
+      for (const Silence* silence : active) {
+        if (SilenceMatches(*silence, alert.labels)) alert_view.silenced_by.push_back(silence->id);
+      }
+      view.alerts.push_back(std::move(alert_view));
+    }
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+absl::StatusOr<Silence> AlertRouter::AddSilence(Silence silence, int64_t now_unix_nano) {
+  if (absl::Status valid = ValidateSilence(silence); !valid.ok()) return valid;
+  if (silence.ends_at_unix_nano <= now_unix_nano) {
+    return absl::InvalidArgumentError("ends_at (" + std::to_string(silence.ends_at_unix_nano) +
+                                      ") has passed already (now is " +
+                                      std::to_string(now_unix_nano) + ")");
+  }
+  MutexLock lock(mu_);
+  SeeTime(now_unix_nano);
+  if (silences_.size() >= options_.max_silences) {
+    // Room is made by forgetting the silence that ended first, before silence_retention.
+    const Silence* first_ended = nullptr;
+    for (const auto& [id, held] : silences_) {
+      if (held.ends_at_unix_nano > now_unix_nano) continue;
+      if (first_ended == nullptr || held.ends_at_unix_nano < first_ended->ends_at_unix_nano) {
+        first_ended = &held;
+      }
+    }
+    if (first_ended == nullptr) {
+      return absl::ResourceExhaustedError(
+          "there are " + std::to_string(silences_.size()) +
+          " active or pending silences, the most allowed; expire one first");
+    }
+    const int64_t ended_before = first_ended->ends_at_unix_nano + 1;
+    absl::StatusOr<uint64_t> pruned = silence_store_.Prune(ended_before);
+    if (!pruned.ok()) return pruned.status();
+    std::erase_if(silences_,
+                  [&](const auto& entry) { return entry.second.ends_at_unix_nano < ended_before; });
+  }
+  do {
+    silence.id = NewSilenceId(silence_ids_);
+  } while (silences_.count(silence.id) != 0);
+  silence.created_at_unix_nano = now_unix_nano;
+  if (absl::Status saved = silence_store_.Save(silence); !saved.ok()) return saved;
+  silences_[silence.id] = silence;
+  return silence;
+}
+
+absl::Status AlertRouter::ExpireSilence(const std::string& id, int64_t now_unix_nano) {
+  MutexLock lock(mu_);
+  SeeTime(now_unix_nano);
+  auto it = silences_.find(id);
+  if (it == silences_.end()) return absl::NotFoundError("no silence " + id);
+  Silence expired = it->second;
+  if (!ExpireSilenceAt(expired, now_unix_nano)) return absl::OkStatus();
+  if (absl::Status status = silence_store_.Expire(id, now_unix_nano); !status.ok()) return status;
+  it->second = std::move(expired);
+  return absl::OkStatus();
+}
+
+std::vector<SilenceStatus> AlertRouter::Silences(int64_t now_unix_nano) const {
+  MutexLock lock(mu_);
+  std::vector<SilenceStatus> out;
+  out.reserve(silences_.size());
+  for (const auto& [id, silence] : silences_) {
+    out.push_back(
+        SilenceStatus{.silence = silence, .state = SilenceStateAt(silence, now_unix_nano)});
+  }
+  auto order = [](SilenceState state) {
+    switch (state) {
+      case SilenceState::kActive:
+        return 0;
+      case SilenceState::kPending:
+        return 1;
+      case SilenceState::kExpired:
+        return 2;
+    }
+    return 2;
+  };
+  std::sort(out.begin(), out.end(), [&](const SilenceStatus& a, const SilenceStatus& b) {
+    return std::make_tuple(order(a.state), a.silence.starts_at_unix_nano, a.silence.id) <
+           std::make_tuple(order(b.state), b.silence.starts_at_unix_nano, b.silence.id);
+  });
+  return out;
 }
 
 size_t AlertRouter::group_count() const {

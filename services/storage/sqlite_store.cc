@@ -101,6 +101,49 @@ CREATE TABLE delivery_log (
 CREATE INDEX delivery_log_by_notification ON delivery_log (notification_id);
 CREATE INDEX delivery_log_by_time ON delivery_log (at_unix_nano);
 )sql",
+    // 3: the alert router's per-group state (services/alerting/sqlite_router_state_store.cc: the
+    // last notification of each (receiver, group), its labels and alerts as the outbox's
+    // notification JSON, and the acknowledgement), silences (sqlite_silence_store.cc: matchers as
+    // JSON) and the history of alert state changes (alert_history.cc: causes as JSON; burn rates
+    // NULL for NaN).
+    R"sql(
+CREATE TABLE router_groups (
+  receiver TEXT NOT NULL,
+  group_key TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  last_sent_unix_nano INTEGER NOT NULL,
+  resolved INTEGER NOT NULL,
+  acked INTEGER NOT NULL,
+  acked_at_unix_nano INTEGER NOT NULL,
+  notification TEXT NOT NULL,
+  PRIMARY KEY (receiver, group_key)
+) WITHOUT ROWID;
+CREATE TABLE silences (
+  id TEXT NOT NULL PRIMARY KEY,
+  matchers TEXT NOT NULL,
+  starts_at_unix_nano INTEGER NOT NULL,
+  ends_at_unix_nano INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  comment TEXT NOT NULL,
+  created_at_unix_nano INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX silences_by_end ON silences (ends_at_unix_nano);
+CREATE TABLE alert_history (
+  id INTEGER PRIMARY KEY,
+  service TEXT NOT NULL,
+  slo TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  no_data INTEGER NOT NULL,
+  from_state TEXT NOT NULL,
+  to_state TEXT NOT NULL,
+  at_unix_nano INTEGER NOT NULL,
+  burn_rate_long REAL,
+  burn_rate_short REAL,
+  threshold_burn_rate REAL,
+  causes TEXT NOT NULL
+);
+CREATE INDEX alert_history_by_time ON alert_history (at_unix_nano);
+)sql",
 };
 
 absl::Status Failed(const std::string& path, std::string_view what, const std::exception& e) {

@@ -1,15 +1,16 @@
 #pragma once
 
-// The alert router: alerts in, notifications out, with Alertmanager's routing, grouping, timing
-// and dedup. Pure logic over two seams: where notifications go (NotificationSink: the
-// dispatcher's outbox in main) and where the per-group delivery state survives a restart
-// (RouterStateStore).
+// The alert router: alerts in, notifications out, with Alertmanager's routing, grouping, timing,
+// dedup, inhibition and silences, and acknowledgements. Pure logic over three seams: where
+// notifications go (NotificationSink: the dispatcher's outbox in main), where the per-group
+// delivery state survives a restart (RouterStateStore) and where silences do (SilenceStore).
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "traceslo/alerting/notification.h"
+#include "traceslo/alerting/silence.h"
 #include "traceslo/common/mutex.h"
 #include "traceslo/config/config.h"
 
@@ -36,9 +38,9 @@ class NotificationSink {
 };
 
 // What the router remembers of one (receiver, group) across restarts: the last notification it
-// sent. A resolved group is kept as a tombstone (`resolved`, no alerts) only so that the group's
-// sequence keeps increasing if it fires again (the dispatcher drops sequences at or below one it
-// has delivered).
+// sent and whether the group is acknowledged. A resolved group is kept as a tombstone
+// (`resolved`, no alerts, not acked) only so that the group's sequence keeps increasing if it
+// fires again (the dispatcher drops sequences at or below one it has delivered).
 struct RouterGroupState {
   std::string receiver;
   std::string group_key;
@@ -47,11 +49,14 @@ struct RouterGroupState {
   int64_t last_sent_unix_nano = 0;
   bool resolved = false;      // the last notification resolved the group
   std::vector<Alert> alerts;  // the firing alerts of the last notification
+  bool acked = false;         // AlertRouter::Ack(): no repeats until the group resolves
+  int64_t acked_at_unix_nano = 0;
 };
 
 // Durable per-group state of the router. Thread-safe. Errors are Unavailable (the storage
-// failed; nothing was changed). An in-memory fake serves the tests; a SQLite implementation (a
-// table in traceslo's file beside the outbox) is still to be written.
+// failed; nothing was changed); Load() returns DataLoss for a saved group that does not decode.
+// SqliteRouterStateStore (sqlite_router_state_store.h) keeps it in traceslo's file beside the
+// outbox; tests use an in-memory fake.
 class RouterStateStore {
  public:
   virtual ~RouterStateStore() = default;
@@ -80,6 +85,45 @@ struct RouterOptions {
   // How long a resolved group's tombstone keeps its sequence; as long as the outbox keeps
   // delivered sequences (alerting.delivery.log_retention).
   std::chrono::milliseconds tombstone_retention{7LL * 86'400'000};
+  // How long a silence stays listed (and stored) after it ended, as Alertmanager's
+  // --data.retention.
+  std::chrono::milliseconds silence_retention{5LL * 86'400'000};
+  // Silences held at most, expired ones within silence_retention included (the one that ended
+  // first makes room for a new one).
+  size_t max_silences = 1'000;
+  // Seeds the generator of silence ids; main passes a random seed. Ids never repeat one the
+  // router holds, whatever the seed.
+  uint64_t silence_id_seed = 0;
+};
+
+// One alert of an open group as the API shows it.
+struct RouterAlertView {
+  std::string fingerprint;  // Fingerprint(alert.labels)
+  Alert alert;              // firing, or resolved and not yet notified
+  bool inhibited = false;   // left out while an alert of a higher severity of its group fires
+  std::vector<std::string> silenced_by;  // ids of the silences active at the snapshot's time
+  bool notified = false;                 // among the firing alerts of the group's last notification
+};
+
+// One open (receiver, group).
+struct RouterGroupView {
+  std::string receiver;
+  std::string group_key;
+  Labels group_labels;
+  std::vector<RouterAlertView> alerts;  // by fingerprint
+  bool sent = false;      // a notification of this group went out (since it last resolved)
+  uint64_t sequence = 0;  // of its last notification, also one before a resolve; 0: none
+  int64_t last_sent_unix_nano = 0;
+  bool acked = false;
+  int64_t acked_at_unix_nano = 0;
+  std::optional<int64_t> next_due_unix_nano;  // when a notification may be due; nullopt: none
+};
+
+// A silence and its state at the time asked.
+struct SilenceStatus {
+  Silence silence;
+  SilenceState state = SilenceState::kPending;
+  bool active() const { return state == SilenceState::kActive; }
 };
 
 // The router's settings from the alerting section and web.external_url.
@@ -106,21 +150,36 @@ RouterOptions RouterOptionsFrom(const config::AlertingConfig& alerting, std::str
 //   deadline counts from the last notification, so a repeat comes at repeat_interval exactly.)
 // - Identity: sequence increases per (receiver, group), also across a resolve and a restart;
 //   the id is NotificationId(receiver, group_key, sequence).
-// - Durability: after the sink accepts a notification, the group's state is saved. A restart
-//   restores groups as last sent, so re-upserting the same firing alerts sends nothing until
-//   repeat_interval; the caller upserts what changed while it was down (resolved alerts too).
-//   A crash between Send and Save repeats the notification with the same id, which the outbox
-//   accepts once.
+// - Silences: an alert matched by a silence active at the Tick's time (starts_at <= now <
+//   ends_at) is left out like an inhibited one: not sent, not shown as resolved. When its
+//   silence ends while it fires and the receiver's last notification did not carry it, it is a
+//   change of the group (sent group_interval after the previous notification at the earliest;
+//   at once after group_wait for a group never sent). An alert silenced after it was sent is in
+//   the receiver's last notification already: when its silence ends it comes again with the
+//   next change or repeat. A group whose alerts are all left out sends nothing, not even a
+//   repeat; when the last visible alerts of a sent group resolve, the resolved notification goes
+//   out and the silenced alerts that still fire stay in the group as if it had just opened.
+//   Silenced alerts still inhibit lower severities (as in Alertmanager). A resolution is shown
+//   for every alert of the last notification, silenced or not.
+// - Acknowledgement: an acknowledged group sends no repeats; its changes and its resolved
+//   notification still go out, and the acknowledgement ends when the group resolves.
+// - Durability: after the sink accepts a notification, the group's state is saved (with its
+//   acknowledgement). A restart restores groups as last sent, so re-upserting the same firing
+//   alerts sends nothing until repeat_interval; the caller upserts what changed while it was
+//   down (resolved alerts too). A crash between Send and Save repeats the notification with the
+//   same id, which the outbox accepts once. Silences are saved before AddSilence() or
+//   ExpireSilence() return.
 //
-// Upsert() and Tick() take wall-clock time as arguments; the router reads no clock.
-// Thread-safe; calls the sink and the store under its lock, so they must not call back into the
-// router. `sink` and `store` are borrowed and must outlive the router.
+// Every method that depends on time takes wall-clock time as an argument; the router reads no
+// clock. Thread-safe; calls the sink and the stores under its lock, so they must not call back
+// into the router. `sink`, `store` and `silences` are borrowed and must outlive the router.
 class AlertRouter {
  public:
-  // Loads the saved groups. The store's error when it cannot be read.
+  // Loads the saved groups and silences. The stores' error when they cannot be read.
   static absl::StatusOr<std::unique_ptr<AlertRouter>> Create(RouterOptions options,
                                                              NotificationSink& sink,
-                                                             RouterStateStore& store);
+                                                             RouterStateStore& store,
+                                                             SilenceStore& silences);
   AlertRouter(const AlertRouter&) = delete;
   AlertRouter& operator=(const AlertRouter&) = delete;
 
@@ -140,8 +199,34 @@ class AlertRouter {
   // offered again on the next Tick().
   absl::Status Tick(int64_t now_unix_nano);
 
-  // When the next notification may be due (for the caller's timer); nullopt with no open group.
+  // When the next notification may be due, or a silence that matters to an open group starts or
+  // ends (for the caller's timer), as of the latest time the router was given; nullopt with
+  // nothing to wait for.
   std::optional<int64_t> NextDueUnixNano() const;
+
+  // Acknowledges every open group holding the firing alert with this fingerprint (see
+  // Fingerprint()); a group acknowledged already keeps its first time. NotFound when no open
+  // group holds it firing; the state store's error when a sent group's state was not saved (that
+  // group stays unacknowledged; calling again is safe). A group not sent yet saves its
+  // acknowledgement with its first notification.
+  absl::Status Ack(const std::string& alert_fingerprint, int64_t now_unix_nano);
+
+  // The open groups at `now_unix_nano` (silences are judged at that time), by receiver and key.
+  std::vector<RouterGroupView> Snapshot(int64_t now_unix_nano) const;
+
+  // Checks `silence` with ValidateSilence() (InvalidArgument), refuses one that has ended at
+  // `now_unix_nano` (InvalidArgument), assigns its id (a new one: whatever the caller set is
+  // replaced) and created_at (`now_unix_nano`), saves it (the store's error: nothing changed) and
+  // applies it from the next Tick(). Returns the silence as saved. With max_silences held, the
+  // silence that ended first is forgotten to make room; ResourceExhausted when none has ended.
+  absl::StatusOr<Silence> AddSilence(Silence silence, int64_t now_unix_nano);
+  // Ends silence `id` at `now_unix_nano` (ExpireSilenceAt()), saved before it returns; alerts it
+  // held back are due again from the next Tick(). OK for a silence that has ended already,
+  // NotFound for an id the router does not hold, the store's error (nothing changed).
+  absl::Status ExpireSilence(const std::string& id, int64_t now_unix_nano);
+  // Every silence held (expired ones until silence_retention after their end), with its state at
+  // `now_unix_nano`: active ones first, then pending, then expired; by start time within each.
+  std::vector<SilenceStatus> Silences(int64_t now_unix_nano) const;
 
   size_t group_count() const;       // open groups, all receivers
   uint64_t dropped_alerts() const;  // alerts refused because max_groups groups were open
@@ -156,31 +241,53 @@ class AlertRouter {
     uint64_t sequence = 0;  // of the last notification sent
     int64_t last_sent_unix_nano = 0;
     std::set<std::string> sent_firing;  // fingerprints of the last notification's firing alerts
+    bool acked = false;
+    int64_t acked_at_unix_nano = 0;
   };
   struct Tombstone {
     uint64_t sequence = 0;
     int64_t resolved_unix_nano = 0;
   };
 
-  AlertRouter(RouterOptions options, NotificationSink& sink, RouterStateStore& store);
+  // The silences active at one time.
+  using ActiveSilences = std::vector<const Silence*>;
+
+  AlertRouter(RouterOptions options, NotificationSink& sink, RouterStateStore& store,
+              SilenceStore& silence_store);
 
   void UpsertLocked(const Alert& alert, int64_t now_unix_nano) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SeeTime(int64_t now_unix_nano) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::string> ReceiversOf(const Labels& labels) const;
   Labels GroupLabelsOf(const Labels& labels) const;
   // Index in severity_order; severity_order.size() for absent or unlisted values.
   size_t SeverityRank(const Labels& labels) const;
-  // The group's firing alerts that are not inhibited.
-  std::vector<const Alert*> VisibleFiring(const Group& group) const;
-  std::optional<int64_t> DueAt(const Group& group) const;
+  ActiveSilences ActiveAt(int64_t now_unix_nano) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The highest severity (lowest SeverityRank) among the group's firing alerts.
+  size_t HighestFiringRank(const Group& group) const;
+  // Whether a firing alert with `labels` is inhibited where `highest` is the highest firing rank.
+  bool Inhibited(const Labels& labels, size_t highest) const;
+  // The group's firing alerts that are neither inhibited nor silenced.
+  std::vector<const Alert*> VisibleFiring(const Group& group, const ActiveSilences& active) const;
+  std::optional<int64_t> DueAt(const Group& group, const ActiveSilences& active) const;
+  // The earliest start or end of a silence after `after_unix_nano` that matches a firing alert of
+  // an open group.
+  std::optional<int64_t> NextSilenceChange(int64_t after_unix_nano) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Notification Build(const GroupId& id, const Group& group, const std::vector<const Alert*>& firing,
                      int64_t now_unix_nano) const;
+  // The group's state as of its last notification (sent groups only).
+  static RouterGroupState StateOf(const GroupId& id, const Group& group);
 
   const RouterOptions options_;
   NotificationSink& sink_;
   RouterStateStore& store_;
+  SilenceStore& silence_store_;
   mutable Mutex mu_;
   std::map<GroupId, Group> groups_ ABSL_GUARDED_BY(mu_);
   std::map<GroupId, Tombstone> tombstones_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Silence> silences_ ABSL_GUARDED_BY(mu_);  // by id
+  std::mt19937_64 silence_ids_ ABSL_GUARDED_BY(mu_);
+  int64_t latest_unix_nano_ ABSL_GUARDED_BY(mu_) = 0;  // the latest time the router was given
   uint64_t dropped_alerts_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -87,7 +87,7 @@ inline Notification SampleNotification(std::string receiver = "oncall") {
   n.receiver = std::move(receiver);
   n.group_key = R"({}:{service="checkout",signature="3f2a9c0d1e2b4a5f"})";
   n.group_labels = {{"service", "checkout"}, {"signature", std::string(kSignature)}};
-  n.common_labels = {{"alertname", "SLOBurnRate"},
+  n.common_labels = {{"alertname", "SloBurnRate"},
                      {"service", "checkout"},
                      {"severity", "page"},
                      {"signature", std::string(kSignature)}};

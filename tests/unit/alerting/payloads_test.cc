@@ -40,8 +40,8 @@ TEST(FingerprintTest, MatchesPrometheusFnv) {
   // Computed independently (Python, FNV-1a 64 over sorted name/value with 0xff separators).
   EXPECT_EQ(Fingerprint({}), "cbf29ce484222325");
   Notification n = SampleNotification();
-  EXPECT_EQ(Fingerprint(n.alerts[0].labels), "47fda8bcd6d9ecad");
-  EXPECT_EQ(Fingerprint(n.alerts[1].labels), "468c8c2cb417a7a5");
+  EXPECT_EQ(Fingerprint(n.alerts[0].labels), "7d156c887b2dee6d");
+  EXPECT_EQ(Fingerprint(n.alerts[1].labels), "7d2fa975f0fdc7e5");
 }
 
 TEST(NotificationIdTest, IsStableAndDistinct) {
@@ -61,28 +61,28 @@ TEST(WebhookPayloadTest, IsAlertmanagerVersion4PlusTraceslo) {
     "alerts": [
       {
         "status": "firing",
-        "labels": {"alertname": "SLOBurnRate", "service": "checkout", "severity": "page",
+        "labels": {"alertname": "SloBurnRate", "service": "checkout", "severity": "page",
                    "signature": "3f2a9c0d1e2b4a5f", "slo": "availability"},
         "annotations": {"runbook_url": "https://runbooks.example/checkout",
                         "summary": "checkout is burning its error budget"},
         "startsAt": "2023-11-14T22:13:20.25Z",
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://traceslo.example:8080/alerts",
-        "fingerprint": "47fda8bcd6d9ecad"
+        "fingerprint": "7d156c887b2dee6d"
       },
       {
         "status": "firing",
-        "labels": {"alertname": "SLOBurnRate", "service": "checkout", "severity": "page",
+        "labels": {"alertname": "SloBurnRate", "service": "checkout", "severity": "page",
                    "signature": "3f2a9c0d1e2b4a5f", "slo": "error-traces"},
         "annotations": {"summary": "checkout is burning its error budget"},
         "startsAt": "2023-11-14T22:13:21Z",
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://traceslo.example:8080/alerts",
-        "fingerprint": "468c8c2cb417a7a5"
+        "fingerprint": "7d2fa975f0fdc7e5"
       }
     ],
     "groupLabels": {"service": "checkout", "signature": "3f2a9c0d1e2b4a5f"},
-    "commonLabels": {"alertname": "SLOBurnRate", "service": "checkout", "severity": "page",
+    "commonLabels": {"alertname": "SloBurnRate", "service": "checkout", "severity": "page",
                      "signature": "3f2a9c0d1e2b4a5f"},
     "commonAnnotations": {"summary": "checkout is burning its error budget"},
     "externalURL": "http://traceslo.example:8080/",
@@ -190,16 +190,16 @@ TEST(PagerDutyPayloadTest, TriggerIsAnEventsV2Event) {
         "group_key": "{}:{service=\"checkout\",signature=\"3f2a9c0d1e2b4a5f\"}",
         "notification_id": "n-0001",
         "sequence": 3,
-        "common_labels": {"alertname": "SLOBurnRate", "service": "checkout", "severity": "page",
+        "common_labels": {"alertname": "SloBurnRate", "service": "checkout", "severity": "page",
                           "signature": "3f2a9c0d1e2b4a5f"},
         "common_annotations": {"summary": "checkout is burning its error budget"},
         "alerts": [
           {"status": "firing",
-           "labels": {"alertname": "SLOBurnRate", "service": "checkout", "severity": "page",
+           "labels": {"alertname": "SloBurnRate", "service": "checkout", "severity": "page",
                       "signature": "3f2a9c0d1e2b4a5f", "slo": "availability"},
            "starts_at": "2023-11-14T22:13:20.25Z"},
           {"status": "firing",
-           "labels": {"alertname": "SLOBurnRate", "service": "checkout", "severity": "page",
+           "labels": {"alertname": "SloBurnRate", "service": "checkout", "severity": "page",
                       "signature": "3f2a9c0d1e2b4a5f", "slo": "error-traces"},
            "starts_at": "2023-11-14T22:13:21Z"}
         ],
@@ -245,7 +245,7 @@ TEST(PagerDutyPayloadTest, TicketsAreWarnings) {
 TEST(AlertmanagerPayloadTest, IsAListOfPostableAlerts) {
   EXPECT_EQ(Json(AlertmanagerPayload(SampleNotification(), kTraceUrl)), Json(R"json([
     {
-      "labels": {"alertname": "SLOBurnRate", "service": "checkout", "severity": "page",
+      "labels": {"alertname": "SloBurnRate", "service": "checkout", "severity": "page",
                  "signature": "3f2a9c0d1e2b4a5f", "slo": "availability"},
       "annotations": {
         "runbook_url": "https://runbooks.example/checkout",
@@ -258,7 +258,7 @@ TEST(AlertmanagerPayloadTest, IsAListOfPostableAlerts) {
       "generatorURL": "http://traceslo.example:8080/alerts"
     },
     {
-      "labels": {"alertname": "SLOBurnRate", "service": "checkout", "severity": "page",
+      "labels": {"alertname": "SloBurnRate", "service": "checkout", "severity": "page",
                  "signature": "3f2a9c0d1e2b4a5f", "slo": "error-traces"},
       "annotations": {
         "summary": "checkout is burning its error budget",

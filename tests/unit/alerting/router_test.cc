@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "tests/fakes/fake_clock.h"
+#include "tests/unit/alerting/router_test_util.h"
 
 namespace traceslo::alerting {
 namespace {
@@ -25,95 +25,14 @@ using std::chrono::seconds;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
-constexpr char kSigA[] = "3f2a9c0d1e2b4a5f";
-constexpr char kSigB[] = "9b1c7e2d4f6a8b0c";
-
-// Records what it accepts; refuses everything while `fail` is set.
-class RecordingSink final : public NotificationSink {
- public:
-  absl::Status Send(const Notification& notification) override {
-    if (fail) {
-      refused.push_back(notification);
-      return absl::UnavailableError("outbox down");
-    }
-    sent.push_back(notification);
-    return absl::OkStatus();
-  }
-  std::vector<Notification> sent;
-  std::vector<Notification> refused;
-  bool fail = false;
-};
-
-class MemoryStateStore final : public RouterStateStore {
- public:
-  absl::StatusOr<std::vector<RouterGroupState>> Load() override {
-    std::vector<RouterGroupState> states;
-    for (const auto& [id, state] : states_) states.push_back(state);
-    return states;
-  }
-  absl::Status Save(const RouterGroupState& state) override {
-    states_[{state.receiver, state.group_key}] = state;
-    return absl::OkStatus();
-  }
-  absl::Status Erase(const std::string& receiver, const std::string& group_key) override {
-    states_.erase({receiver, group_key});
-    return absl::OkStatus();
-  }
-  size_t size() const { return states_.size(); }
-
- private:
-  std::map<std::pair<std::string, std::string>, RouterGroupState> states_;
-};
-
-Alert MakeAlert(const std::string& service, const std::string& slo, const std::string& severity,
-                const std::string& signature, bool firing = true) {
-  Alert alert;
-  alert.labels = {{"alertname", slo}, {"service", service}, {"slo", slo}, {"severity", severity}};
-  if (!signature.empty()) alert.labels["signature"] = signature;
-  alert.annotations = {{"summary", slo + " is burning"}};
-  alert.firing = firing;
-  return alert;
-}
-
-std::set<std::string> Fingerprints(const Notification& notification) {
-  std::set<std::string> out;
-  for (const Alert& alert : notification.alerts) out.insert(Fingerprint(alert.labels));
-  return out;
-}
-
-class RouterTest : public ::testing::Test {
- protected:
-  RouterTest() {
-    options_.group_wait = seconds(30);
-    options_.group_interval = minutes(5);
-    options_.repeat_interval = hours(4);
-    options_.external_url = "http://traceslo.example";
-  }
-
-  std::unique_ptr<AlertRouter> MakeRouter() {
-    absl::StatusOr<std::unique_ptr<AlertRouter>> router =
-        AlertRouter::Create(options_, sink_, store_);
-    EXPECT_TRUE(router.ok()) << router.status();
-    return std::move(router).value();
-  }
-
-  int64_t Now() const {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.Now().time_since_epoch())
-        .count();
-  }
-  void Upsert(AlertRouter& router, const Alert& alert) { router.Upsert(alert, Now()); }
-  // Moves the clock by `d` and ticks.
-  void AdvanceAndTick(AlertRouter& router, std::chrono::nanoseconds d) {
-    clock_.Advance(d);
-    ASSERT_TRUE(router.Tick(Now()).ok());
-  }
-
-  fakes::FakeClock clock_;
-  RouterOptions options_;
-  RecordingSink sink_;
-  MemoryStateStore store_;
-};
+using testing_util::Fingerprints;
+using testing_util::kSigA;
+using testing_util::kSigB;
+using testing_util::MakeAlert;
+using testing_util::MemorySilenceStore;
+using testing_util::MemoryStateStore;
+using testing_util::RecordingSink;
+using testing_util::RouterTest;
 
 TEST_F(RouterTest, TwoSignaturesMakeExactlyTwoNotifications) {
   auto router = MakeRouter();
@@ -460,10 +379,11 @@ TEST_F(RouterTest, GroupsAreCapped) {
 TEST(RouterConcurrencyTest, UpsertsAndTicksFromSeveralThreads) {
   RecordingSink sink;
   MemoryStateStore store;
+  MemorySilenceStore silences;
   RouterOptions options;
   options.group_wait = std::chrono::milliseconds(0);
   options.group_interval = std::chrono::milliseconds(0);
-  auto router = AlertRouter::Create(options, sink, store);
+  auto router = AlertRouter::Create(options, sink, store, silences);
   ASSERT_TRUE(router.ok());
   constexpr int kRounds = 200;
   std::vector<std::thread> threads;
