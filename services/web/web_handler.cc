@@ -59,6 +59,9 @@ http::Response WebHandler::Handle(const http::Request& request) {
       return Text(200, "pipeline resumed\n");
     }
   }
+  if (options_.api != nullptr) {
+    if (std::optional<http::Response> response = options_.api->Handle(request)) return *response;
+  }
   return Text(404, "not found\n");
 }
 

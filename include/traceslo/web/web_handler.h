@@ -8,6 +8,7 @@
 #include "prometheus/collectable.h"
 #include "traceslo/http/server.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
+#include "traceslo/web/api.h"
 
 namespace traceslo::web {
 
@@ -16,6 +17,8 @@ struct WebOptions {
   bool debug_endpoints = false;
   // POST /-/reload: reloads the rule files (all or nothing). Unset: 404.
   std::function<absl::Status()> reload;
+  // /traces/ and /api/v1/ (alerts, silences, traces); null: 404. Borrowed.
+  ApiHandler* api = nullptr;
 };
 
 // The :8080 surface: /metrics, /-/healthy, /-/ready, POST /-/reload and (optionally) debug

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "traceslo/alerting/router.h"
+#include "traceslo/common/clock.h"
+#include "traceslo/http/server.h"
+#include "traceslo/pipeline/series_registry.h"
+#include "traceslo/pipeline/sli_store.h"
+
+namespace traceslo::web {
+
+struct ApiOptions {
+  std::string api_token;     // web.api_token: required by the write endpoints; empty: none
+  std::string external_url;  // web.external_url: links on pages and in JSON
+  std::string trace_url;     // links.trace_url: the external trace viewer; empty: none
+  std::chrono::milliseconds exemplar_retention{0};  // said on the "not retained" page
+};
+
+// What the API reads and changes. Everything is borrowed and must outlive the handler.
+struct ApiSources {
+  const Clock& clock;
+  const pipeline::SeriesRegistry& series;
+  const pipeline::SliStore& store;
+  // Traces kept beyond the store's exemplar retention because a notification links them
+  // (may be empty).
+  std::function<pipeline::ExemplarRef(const TraceId&)> pinned_trace;
+  alerting::AlertRouter& router;
+};
+
+// The alert and trace surface of the web port:
+//   GET    /traces/{trace_id}              the exemplar trace page (404 "not retained", 400)
+//   GET    /api/v1/traces/{trace_id}       the same as JSON
+//   GET    /api/v1/alerts                  open alert groups with their alerts and causes
+//   POST   /api/v1/alerts/{fingerprint}/ack
+//   GET    /api/v1/silences
+//   POST   /api/v1/silences                {matchers: [{name, value, isEqual}], startsAt?,
+//                                           endsAt | duration, createdBy, comment}
+//   DELETE /api/v1/silences/{id}
+// Write endpoints need `Authorization: Bearer <web.api_token>` when a token is set (401
+// otherwise). Bad bodies get 400 with {"error": "..."}; unknown ids 404. Thread-safe.
+class ApiHandler {
+ public:
+  ApiHandler(ApiOptions options, ApiSources sources);
+
+  // The response for a path under /traces/ or /api/v1/, nullopt for any other path.
+  std::optional<http::Response> Handle(const http::Request& request);
+
+ private:
+  http::Response TracePage(std::string_view id, bool json) const;
+  http::Response Alerts() const;
+  http::Response Ack(std::string_view fingerprint);
+  http::Response Silences() const;
+  http::Response AddSilence(const std::string& body);
+  http::Response ExpireSilence(std::string_view id);
+  bool Authorized(const http::Request& request) const;
+
+  const ApiOptions options_;
+  ApiSources sources_;
+};
+
+}  // namespace traceslo::web

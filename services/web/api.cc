@@ -1,0 +1,406 @@
+#include "traceslo/web/api.h"
+
+#include <openssl/crypto.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <utility>
+
+#include "services/web/html.h"
+#include "services/web/trace_page.h"
+#include "traceslo/common/time_format.h"
+#include "traceslo/config/config.h"
+
+namespace traceslo::web {
+namespace {
+
+namespace json = boost::json;
+
+int64_t UnixNanos(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+http::Response Json(int status, const json::value& value) {
+  http::Response r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = json::serialize(value);
+  r.body += '\n';
+  return r;
+}
+
+http::Response Error(int status, std::string_view message) {
+  return Json(status, json::object{{"error", message}});
+}
+
+http::Response Page(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.content_type = std::string(kPageContentType);
+  r.headers.emplace_back("Content-Security-Policy", std::string(kPageContentSecurityPolicy));
+  r.body = std::move(body);
+  return r;
+}
+
+json::object LabelsJson(const alerting::Labels& labels) {
+  json::object out;
+  for (const auto& [name, value] : labels) out[name] = value;
+  return out;
+}
+
+std::string_view CauseKindName(alerting::Cause::Kind kind) {
+  switch (kind) {
+    case alerting::Cause::Kind::kSignature:
+      return "signature";
+    case alerting::Cause::Kind::kSlowOperation:
+      return "slow_operation";
+    case alerting::Cause::Kind::kPropagationBreak:
+      return "propagation_break";
+  }
+  return "signature";
+}
+
+json::object AlertJson(const alerting::RouterAlertView& view, std::string_view external_url) {
+  const alerting::Alert& a = view.alert;
+  json::array causes;
+  for (const alerting::Cause& c : a.causes) {
+    json::array traces;
+    for (const std::string& id : c.trace_ids) {
+      traces.push_back(
+          json::object{{"traceId", id}, {"url", std::string(external_url) + "/traces/" + id}});
+    }
+    causes.push_back(json::object{{"kind", CauseKindName(c.kind)},
+                                  {"id", c.id},
+                                  {"title", c.title},
+                                  {"sampleMessage", c.sample_message},
+                                  {"count", c.count},
+                                  {"share", c.share},
+                                  {"traces", std::move(traces)}});
+  }
+  json::array silenced_by;
+  for (const std::string& id : view.silenced_by) silenced_by.push_back(json::value(id));
+  return json::object{
+      {"fingerprint", view.fingerprint},
+      {"labels", LabelsJson(a.labels)},
+      {"annotations", LabelsJson(a.annotations)},
+      {"status", a.firing ? "firing" : "resolved"},
+      {"startsAt", FormatRfc3339(a.starts_at_unix_nano)},
+      {"endsAt", a.firing ? json::value(nullptr) : json::value(FormatRfc3339(a.ends_at_unix_nano))},
+      {"inhibited", view.inhibited},
+      {"silencedBy", std::move(silenced_by)},
+      {"notified", view.notified},
+      {"causes", std::move(causes)}};
+}
+
+json::object SilenceJson(const alerting::SilenceStatus& s) {
+  json::array matchers;
+  for (const alerting::SilenceMatcher& m : s.silence.matchers) {
+    matchers.push_back(json::object{{"name", m.name}, {"value", m.value}, {"isEqual", m.equal}});
+  }
+  return json::object{{"id", s.silence.id},
+                      {"matchers", std::move(matchers)},
+                      {"startsAt", FormatRfc3339(s.silence.starts_at_unix_nano)},
+                      {"endsAt", FormatRfc3339(s.silence.ends_at_unix_nano)},
+                      {"createdBy", s.silence.created_by},
+                      {"comment", s.silence.comment},
+                      {"createdAt", FormatRfc3339(s.silence.created_at_unix_nano)},
+                      {"status", json::object{{"state", alerting::SilenceStateName(s.state)}}}};
+}
+
+// A string member of `object`, or an error naming it.
+absl::Status ReadString(const json::object& object, std::string_view key, bool required,
+                        std::string& out) {
+  const json::value* v = object.if_contains(key);
+  if (v == nullptr || v->is_null()) {
+    return required ? absl::InvalidArgumentError(std::string(key) + " is required")
+                    : absl::OkStatus();
+  }
+  if (!v->is_string()) return absl::InvalidArgumentError(std::string(key) + " must be a string");
+  out = std::string(v->get_string());
+  return absl::OkStatus();
+}
+
+absl::Status ReadTime(const json::object& object, std::string_view key, int64_t& out) {
+  std::string text;
+  if (absl::Status s = ReadString(object, key, false, text); !s.ok() || text.empty()) return s;
+  std::optional<int64_t> t = ParseRfc3339(text);
+  if (!t) {
+    return absl::InvalidArgumentError(std::string(key) +
+                                      " must be an RFC 3339 time like 2026-01-02T15:04:05Z");
+  }
+  out = *t;
+  return absl::OkStatus();
+}
+
+// The silence a POST body describes, in Alertmanager's field names (plus `duration`).
+absl::StatusOr<alerting::Silence> ParseSilence(const std::string& body, int64_t now) {
+  boost::system::error_code ec;
+  json::parse_options limits;
+  limits.max_depth = 8;
+  json::value doc = json::parse(body, ec, {}, limits);
+  if (ec) return absl::InvalidArgumentError("body is not JSON: " + ec.message());
+  if (!doc.is_object()) return absl::InvalidArgumentError("body must be a JSON object");
+  const json::object& o = doc.get_object();
+  for (const auto& member : o) {
+    const std::string_view k = member.key();
+    if (k != "matchers" && k != "startsAt" && k != "endsAt" && k != "duration" &&
+        k != "createdBy" && k != "comment" && k != "id") {
+      return absl::InvalidArgumentError("unknown field " + json::serialize(json::value(k)) +
+                                        " (matchers, startsAt, endsAt, duration, createdBy, "
+                                        "comment)");
+    }
+  }
+  alerting::Silence silence;
+  const json::value* matchers = o.if_contains("matchers");
+  if (matchers == nullptr || !matchers->is_array()) {
+    return absl::InvalidArgumentError("matchers must be a list of {name, value, isEqual}");
+  }
+  if (matchers->get_array().size() > alerting::kMaxSilenceMatchers) {
+    return absl::InvalidArgumentError("at most " + std::to_string(alerting::kMaxSilenceMatchers) +
+                                      " matchers");
+  }
+  for (size_t i = 0; i < matchers->get_array().size(); ++i) {
+    const json::value& m = matchers->get_array()[i];
+    const std::string where = "matchers[" + std::to_string(i) + "]";
+    if (!m.is_object()) return absl::InvalidArgumentError(where + " must be an object");
+    alerting::SilenceMatcher matcher;
+    for (auto [key, out] : {std::pair{"name", &matcher.name}, {"value", &matcher.value}}) {
+      if (absl::Status s = ReadString(m.get_object(), key, true, *out); !s.ok()) {
+        return absl::InvalidArgumentError(where + "." + std::string(s.message()));
+      }
+    }
+    if (const json::value* regex = m.get_object().if_contains("isRegex");
+        regex != nullptr && !(regex->is_bool() && !regex->get_bool())) {
+      return absl::InvalidArgumentError(where + ": regular expression matchers are not supported");
+    }
+    if (const json::value* eq = m.get_object().if_contains("isEqual"); eq != nullptr) {
+      if (!eq->is_bool()) {
+        return absl::InvalidArgumentError(where + ".isEqual must be true or false");
+      }
+      matcher.equal = eq->get_bool();
+    }
+    silence.matchers.push_back(std::move(matcher));
+  }
+  silence.starts_at_unix_nano = now;
+  if (absl::Status s = ReadTime(o, "startsAt", silence.starts_at_unix_nano); !s.ok()) return s;
+  if (silence.starts_at_unix_nano < now) silence.starts_at_unix_nano = now;
+  const bool starts_at_is_now = silence.starts_at_unix_nano == now;
+  std::string duration;
+  if (absl::Status s = ReadString(o, "duration", false, duration); !s.ok()) return s;
+  const bool has_ends = o.if_contains("endsAt") != nullptr && !o.at("endsAt").is_null();
+  if (has_ends == !duration.empty()) {
+    return absl::InvalidArgumentError("set exactly one of endsAt and duration");
+  }
+  if (has_ends) {
+    if (absl::Status s = ReadTime(o, "endsAt", silence.ends_at_unix_nano); !s.ok()) return s;
+  } else {
+    absl::StatusOr<std::chrono::milliseconds> d = config::ParseDuration(duration);
+    if (!d.ok()) {
+      return absl::InvalidArgumentError("duration: " + std::string(d.status().message()));
+    }
+    // Times are int64 nanoseconds: a longer silence would overflow the end (undefined behaviour).
+    constexpr int64_t kNanosPerMilli = 1'000'000;
+    if (d->count() >
+        (std::numeric_limits<int64_t>::max() - silence.starts_at_unix_nano) / kNanosPerMilli) {
+      return absl::InvalidArgumentError("duration " + json::serialize(json::value(duration)) +
+                                        " is too long (a silence must end before the year 2262)");
+    }
+    silence.ends_at_unix_nano = silence.starts_at_unix_nano + d->count() * kNanosPerMilli;
+  }
+  if (silence.ends_at_unix_nano <= silence.starts_at_unix_nano) {
+    return absl::InvalidArgumentError(
+        "endsAt (" + FormatRfc3339(silence.ends_at_unix_nano) + ") must be after startsAt (" +
+        FormatRfc3339(silence.starts_at_unix_nano) + (starts_at_is_now ? ", now" : "") + ")");
+  }
+  if (absl::Status s = ReadString(o, "createdBy", true, silence.created_by); !s.ok()) return s;
+  if (absl::Status s = ReadString(o, "comment", false, silence.comment); !s.ok()) return s;
+  if (absl::Status s = alerting::ValidateSilence(silence); !s.ok()) return s;
+  return silence;
+}
+
+bool EqualsAsciiCaseInsensitive(std::string_view a, std::string_view b) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+int StatusCodeOf(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    default:
+      return 503;
+  }
+}
+
+}  // namespace
+
+ApiHandler::ApiHandler(ApiOptions options, ApiSources sources)
+    : options_(std::move(options)), sources_(std::move(sources)) {}
+
+bool ApiHandler::Authorized(const http::Request& request) const {
+  if (options_.api_token.empty()) return true;
+  std::string_view header = request.Header("authorization");
+  // The scheme is case-insensitive (RFC 9110 section 11.1); the token is compared exactly.
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() != kBearer.size() + options_.api_token.size() ||
+      !EqualsAsciiCaseInsensitive(header.substr(0, kBearer.size()), kBearer)) {
+    return false;
+  }
+  header.remove_prefix(kBearer.size());
+  return CRYPTO_memcmp(header.data(), options_.api_token.data(), header.size()) == 0;
+}
+
+std::optional<http::Response> ApiHandler::Handle(const http::Request& request) {
+  const std::string_view path = request.Path();
+  const bool read = request.method == "GET" || request.method == "HEAD";
+  // RFC 9110 section 15.5.6: a 405 names the methods the resource allows.
+  auto method_not_allowed = [](std::string_view allow) {
+    http::Response r = Error(405, "method not allowed (" + std::string(allow) + ")");
+    r.headers.emplace_back("Allow", std::string(allow));
+    return r;
+  };
+  // RFC 9110 section 15.5.2: a 401 carries the scheme to use.
+  auto unauthorized = [] {
+    http::Response r = Error(401, "a bearer token (web.api_token) is required");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  };
+
+  if (path.starts_with("/traces/")) {
+    if (!read) return method_not_allowed("GET, HEAD");
+    return TracePage(path.substr(8), false);
+  }
+  if (!path.starts_with("/api/v1/")) return std::nullopt;
+  const std::string_view rest = path.substr(8);
+  if (rest.starts_with("traces/")) {
+    if (!read) return method_not_allowed("GET, HEAD");
+    return TracePage(rest.substr(7), true);
+  }
+  if (rest == "alerts") {
+    if (!read) return method_not_allowed("GET, HEAD");
+    return Alerts();
+  }
+  // alerts/{fingerprint}/ack; "alerts/ack" has no fingerprint (and would overlap the suffix).
+  if (rest.size() > 11 && rest.starts_with("alerts/") && rest.ends_with("/ack")) {
+    if (request.method != "POST") return method_not_allowed("POST");
+    if (!Authorized(request)) return unauthorized();
+    return Ack(rest.substr(7, rest.size() - 7 - 4));
+  }
+  if (rest == "silences") {
+    if (read) return Silences();
+    if (request.method != "POST") return method_not_allowed("GET, HEAD, POST");
+    if (!Authorized(request)) return unauthorized();
+    if (request.body_too_large) return Error(413, "body too large");
+    return AddSilence(request.body);
+  }
+  if (rest.starts_with("silences/")) {
+    if (request.method != "DELETE") return method_not_allowed("DELETE");
+    if (!Authorized(request)) return unauthorized();
+    return ExpireSilence(rest.substr(9));
+  }
+  return Error(404, "no such endpoint");
+}
+
+http::Response ApiHandler::TracePage(std::string_view id, bool json) const {
+  const PageContext context{.external_url = options_.external_url,
+                            .trace_url = options_.trace_url,
+                            .exemplar_retention = options_.exemplar_retention};
+  const std::optional<TraceId> trace_id = ParseTraceIdHex(id);
+  if (!trace_id) {
+    return json ? Error(400, "a trace id is 32 hex digits")
+                : Page(400, RenderBadTraceId(id, context));
+  }
+  pipeline::ExemplarRef trace = sources_.store.FindTrace(*trace_id);
+  if (!trace && sources_.pinned_trace) trace = sources_.pinned_trace(*trace_id);
+  if (!trace) {
+    return json ? Error(404, "trace " + TraceIdHex(*trace_id) + " is not retained")
+                : Page(404, RenderTraceNotRetained(TraceIdHex(*trace_id), context));
+  }
+  const TraceView view = TraceViewOf(*trace, sources_.series, sources_.store.Signatures());
+  if (json) {
+    http::Response r;
+    r.content_type = "application/json";
+    r.body = TraceJson(view);
+    return r;
+  }
+  return Page(200, RenderTracePage(view, context));
+}
+
+http::Response ApiHandler::Alerts() const {
+  json::array groups;
+  for (const alerting::RouterGroupView& g :
+       sources_.router.Snapshot(UnixNanos(sources_.clock.Now()))) {
+    json::array alerts;
+    for (const alerting::RouterAlertView& a : g.alerts) {
+      alerts.push_back(AlertJson(a, options_.external_url));
+    }
+    groups.push_back(json::object{
+        {"receiver", g.receiver},
+        {"groupKey", g.group_key},
+        {"labels", LabelsJson(g.group_labels)},
+        {"alerts", std::move(alerts)},
+        {"notified", g.sent},
+        {"sequence", g.sequence},
+        {"lastNotifiedAt",
+         g.sent ? json::value(FormatRfc3339(g.last_sent_unix_nano)) : json::value(nullptr)},
+        {"acknowledged", g.acked},
+        {"acknowledgedAt",
+         g.acked ? json::value(FormatRfc3339(g.acked_at_unix_nano)) : json::value(nullptr)}});
+  }
+  return Json(200, json::object{{"groups", std::move(groups)}});
+}
+
+http::Response ApiHandler::Ack(std::string_view fingerprint) {
+  absl::Status status =
+      sources_.router.Ack(std::string(fingerprint), UnixNanos(sources_.clock.Now()));
+  if (!status.ok()) {
+    if (status.code() == absl::StatusCode::kNotFound) {
+      return Error(404, "no open group holds a firing alert with fingerprint " +
+                            json::serialize(json::value(fingerprint)));
+    }
+    return Error(StatusCodeOf(status), std::string(status.message()));
+  }
+  return Json(200, json::object{{"acknowledged", fingerprint}});
+}
+
+http::Response ApiHandler::Silences() const {
+  json::array out;
+  for (const alerting::SilenceStatus& s :
+       sources_.router.Silences(UnixNanos(sources_.clock.Now()))) {
+    out.push_back(SilenceJson(s));
+  }
+  return Json(200, out);
+}
+
+http::Response ApiHandler::AddSilence(const std::string& body) {
+  const int64_t now = UnixNanos(sources_.clock.Now());
+  absl::StatusOr<alerting::Silence> silence = ParseSilence(body, now);
+  if (!silence.ok()) return Error(400, std::string(silence.status().message()));
+  absl::StatusOr<alerting::Silence> saved = sources_.router.AddSilence(*std::move(silence), now);
+  if (!saved.ok()) {
+    return Error(StatusCodeOf(saved.status()), std::string(saved.status().message()));
+  }
+  return Json(200, json::object{{"silenceID", saved->id}});
+}
+
+http::Response ApiHandler::ExpireSilence(std::string_view id) {
+  absl::Status status =
+      sources_.router.ExpireSilence(std::string(id), UnixNanos(sources_.clock.Now()));
+  if (status.code() == absl::StatusCode::kNotFound) {
+    return Error(404, "no silence with id " + json::serialize(json::value(id)));
+  }
+  if (!status.ok()) return Error(StatusCodeOf(status), std::string(status.message()));
+  return Json(200, json::object{{"expired", id}});
+}
+
+}  // namespace traceslo::web
