@@ -40,9 +40,11 @@ std::string Fingerprint(const Labels& labels) {
   return buf;
 }
 
-std::string NotificationId(std::string_view receiver, std::string_view group_key,
-                           uint64_t sequence) {
-  std::string input(receiver);
+std::string NotificationId(std::string_view instance, std::string_view receiver,
+                           std::string_view group_key, uint64_t sequence) {
+  std::string input(instance);
+  input += '\0';
+  input += receiver;
   input += '\0';
   input += group_key;
   input += '\0';

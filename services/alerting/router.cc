@@ -197,12 +197,32 @@ AlertRouter::ActiveSilences AlertRouter::ActiveAt(int64_t now_unix_nano) const {
   return active;
 }
 
+bool AlertRouter::CausedElsewhere(const Labels& labels) const {
+  if (options_.cause_service_label.empty()) return false;
+  auto origin = labels.find(options_.cause_service_label);
+  auto signature = labels.find("signature");
+  if (origin == labels.end() || signature == labels.end()) return false;
+  for (const auto& [id, group] : groups_) {
+    for (const auto& [fingerprint, alert] : group.alerts) {
+      if (!alert.firing || alert.labels.count(options_.cause_service_label) != 0) continue;
+      auto service = alert.labels.find("service");
+      auto other = alert.labels.find("signature");
+      if (service != alert.labels.end() && service->second == origin->second &&
+          other != alert.labels.end() && other->second == signature->second) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 std::vector<const Alert*> AlertRouter::VisibleFiring(const Group& group,
                                                      const ActiveSilences& active) const {
   const size_t highest = HighestFiringRank(group);
   std::vector<const Alert*> visible;
   for (const auto& [fingerprint, alert] : group.alerts) {
-    if (!alert.firing || Inhibited(alert.labels, highest) || Silenced(alert.labels, active)) {
+    if (!alert.firing || Inhibited(alert.labels, highest) || Silenced(alert.labels, active) ||
+        CausedElsewhere(alert.labels)) {
       continue;
     }
     visible.push_back(&alert);
@@ -271,7 +291,17 @@ std::optional<int64_t> AlertRouter::DueAt(const Group& group, const ActiveSilenc
     if (firing.empty() && any_firing) return std::nullopt;  // all silenced: when one ends
     return group.created_unix_nano + Nanos(options_.group_wait);
   }
-  if (FingerprintsOf(firing) != group.sent_firing) {
+  const std::set<std::string> now_firing = FingerprintsOf(firing);
+  if (now_firing != group.sent_firing) {
+    // Only some alerts resolved while others of the group still fire: no notification of its
+    // own (the group goes on firing, and on-call is not told the same page again); the
+    // resolutions ride along with the next repeat, change or the group's resolve.
+    const bool added = std::any_of(now_firing.begin(), now_firing.end(),
+                                   [&](const auto& f) { return group.sent_firing.count(f) == 0; });
+    if (!firing.empty() && !added) {
+      if (group.acked) return std::nullopt;
+      return group.last_sent_unix_nano + Nanos(options_.repeat_interval);
+    }
     // A notification needs something to show: a firing alert, or the resolution of one the
     // receiver was told about (not one that was only silenced meanwhile).
     const bool shows_resolved =
@@ -337,7 +367,8 @@ Notification AlertRouter::Build(const GroupId& id, const Group& group,
   notification.group_labels = group.group_labels;
   notification.firing = !firing.empty();
   notification.sequence = group.sequence + 1;
-  notification.id = NotificationId(id.first, id.second, notification.sequence);
+  notification.id =
+      NotificationId(options_.instance_id, id.first, id.second, notification.sequence);
   notification.created_unix_nano = now_unix_nano;
   notification.external_url = options_.external_url;
 
@@ -375,6 +406,15 @@ absl::Status AlertRouter::Tick(int64_t now_unix_nano) {
   for (auto it = groups_.begin(); it != groups_.end();) {
     const GroupId& id = it->first;
     Group& group = it->second;
+    if (!group.sent && VisibleFiring(group, active).empty() &&
+        std::any_of(group.alerts.begin(), group.alerts.end(), [&](const auto& entry) {
+          return entry.second.firing && CausedElsewhere(entry.second.labels);
+        })) {
+      // Held back because the service where its cause began pages: group_wait starts when it
+      // can be shown, so that when that page resolves first, this one resolving within
+      // group_wait stays quiet.
+      group.created_unix_nano = now_unix_nano;
+    }
     std::optional<int64_t> due = DueAt(group, active);
     if (!due.has_value() || now_unix_nano < *due) {
       ++it;
@@ -510,7 +550,8 @@ std::vector<RouterGroupView> AlertRouter::Snapshot(int64_t now_unix_nano) const 
     for (const auto& [fingerprint, alert] : group.alerts) {
       RouterAlertView alert_view{.fingerprint = fingerprint,
                                  .alert = alert,
-                                 .inhibited = alert.firing && Inhibited(alert.labels, highest),
+                                 .inhibited = alert.firing && (Inhibited(alert.labels, highest) ||
+                                                               CausedElsewhere(alert.labels)),
                                  .silenced_by = {},
                                  .notified = group.sent_firing.count(fingerprint) != 0};
       for (const Silence* silence : active) {

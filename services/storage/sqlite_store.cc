@@ -104,9 +104,10 @@ CREATE INDEX delivery_log_by_time ON delivery_log (at_unix_nano);
     // 3: the alert router's per-group state (services/alerting/sqlite_router_state_store.cc: the
     // last notification of each (receiver, group), its labels and alerts as the outbox's
     // notification JSON, and the acknowledgement), silences (sqlite_silence_store.cc: matchers as
-    // JSON) and the history of alert state changes (alert_history.cc: causes as JSON; burn rates
-    // NULL for NaN).
+    // JSON), the history of alert state changes (alert_history.cc: causes as JSON; burn rates
+    // NULL for NaN), and the file's instance id (InstanceId()).
     R"sql(
+CREATE TABLE instance (id TEXT NOT NULL);
 CREATE TABLE router_groups (
   receiver TEXT NOT NULL,
   group_key TEXT NOT NULL,
@@ -257,6 +258,23 @@ absl::Status SqliteStore::Transact(std::string_view what,
     return Failed(path_, what, e);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SqliteStore::InstanceId(const std::function<std::string()>& make) {
+  std::string id;
+  absl::Status status = Transact("instance id", [&](SQLite::Database& db) {
+    SQLite::Statement select(db, "SELECT id FROM instance LIMIT 1");
+    if (select.executeStep()) {
+      id = select.getColumn(0).getString();
+      return;
+    }
+    id = make();
+    SQLite::Statement insert(db, "INSERT INTO instance (id) VALUES (?)");
+    insert.bind(1, id);
+    insert.exec();
+  });
+  if (!status.ok()) return status;
+  return id;
 }
 
 int SqliteStore::schema_version() const {

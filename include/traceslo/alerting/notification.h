@@ -62,9 +62,11 @@ struct Notification {
   std::string external_url;  // web.external_url: links to /traces/{id} and the alert pages
 };
 
-// A stable notification id for one (receiver, group, sequence): 32 hex digits of a SHA-256, so
-// the router can compute the same id again for the same state of a group.
-std::string NotificationId(std::string_view receiver, std::string_view group_key,
-                           uint64_t sequence);
+// A stable notification id for one (instance, receiver, group, sequence): 32 hex digits of a
+// SHA-256, so the router can compute the same id again for the same state of a group. `instance`
+// is the database's id (storage::SqliteStore::InstanceId), so two traceslo databases (a lost
+// volume, a second instance) never send one id for two different notifications.
+std::string NotificationId(std::string_view instance, std::string_view receiver,
+                           std::string_view group_key, uint64_t sequence);
 
 }  // namespace traceslo::alerting

@@ -76,10 +76,16 @@ struct RouterOptions {
   std::vector<config::RouteConfig> routes;
   std::string default_receiver = "log";
   std::string external_url;  // copied into every notification
+  std::string instance_id;   // the database's id, part of every notification id
   // Values of the `severity` label, highest first. Within a group, a firing alert inhibits the
   // alerts of every lower listed severity; values not listed never inhibit and are never
   // inhibited. Rules may rename severities (`page: {labels: {severity: critical}}`): list them.
   std::vector<std::string> severity_order{"page", "ticket"};
+  // An alert labelled with this (cause_service="payment", as the alert feed labels a cause that
+  // began in another service) and `signature` is left out while any group holds a firing alert
+  // of that service with that signature and without this label: the service where the error
+  // began pages, the services it reached stay quiet. Empty: no such inhibition.
+  std::string cause_service_label = "cause_service";
   // Open groups at most; alerts that would open more are dropped (counted in dropped_alerts()).
   size_t max_groups = 10'000;
   // How long a resolved group's tombstone keeps its sequence; as long as the outbox keeps
@@ -138,18 +144,23 @@ RouterOptions RouterOptionsFrom(const config::AlertingConfig& alerting, std::str
 //   are left out), keyed `{}:{service="payment",signature="…"}`. The same cause firing in several
 //   SLOs or tiers is one group, so one notification carrying all its alerts.
 // - Inhibition: within a group, an alert is left out (not sent, not shown as resolved) while an
-//   alert of a higher severity fires; it comes back when that one resolves.
+//   alert of a higher severity fires; it comes back when that one resolves. Across groups, an
+//   alert whose cause began in another service (cause_service_label) is left out while that
+//   service's own alert for the same signature fires. A group not sent yet whose firing alerts
+//   are all left out waits: its group_wait starts when one can be shown.
 // - Severity: when the firing alerts of a notification differ in `severity`, common_labels carry
 //   the highest of them (of all its alerts when none fires).
 // - Timing: a new group is first sent group_wait after its first alert (alerts joining meanwhile
-//   ride along). A change of its firing alerts is sent group_interval after the previous
-//   notification at the earliest; an unchanged firing group again after repeat_interval. When
+//   ride along). A new firing alert in the group is sent group_interval after the previous
+//   notification at the earliest; an unchanged firing group again after repeat_interval. Alerts
+//   that resolve while others of the group still fire are no notification of their own (unlike
+//   Alertmanager): they ride along with the next one. When
 //   none of its alerts fires, one resolved notification carries the alerts that resolved, and
 //   the group is forgotten. A group whose alerts all resolved before it was first sent is
 //   forgotten silently. (Alertmanager checks groups only at group_interval ticks; here each
 //   deadline counts from the last notification, so a repeat comes at repeat_interval exactly.)
 // - Identity: sequence increases per (receiver, group), also across a resolve and a restart;
-//   the id is NotificationId(receiver, group_key, sequence).
+//   the id is NotificationId(instance_id, receiver, group_key, sequence).
 // - Silences: an alert matched by a silence active at the Tick's time (starts_at <= now <
 //   ends_at) is left out like an inhibited one: not sent, not shown as resolved. When its
 //   silence ends while it fires and the receiver's last notification did not carry it, it is a
@@ -266,6 +277,9 @@ class AlertRouter {
   size_t HighestFiringRank(const Group& group) const;
   // Whether a firing alert with `labels` is inhibited where `highest` is the highest firing rank.
   bool Inhibited(const Labels& labels, size_t highest) const;
+  // Whether the alert names a cause that began in another service (cause_service_label) whose
+  // own alert for that signature fires in any group.
+  bool CausedElsewhere(const Labels& labels) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The group's firing alerts that are neither inhibited nor silenced.
   std::vector<const Alert*> VisibleFiring(const Group& group, const ActiveSilences& active) const;
   std::optional<int64_t> DueAt(const Group& group, const ActiveSilences& active) const;

@@ -76,6 +76,10 @@ class SqliteStore {
   // Unavailable "<path>: <what>: <reason>".
   absl::Status Transact(std::string_view what, const std::function<void(SQLite::Database&)>& fn);
 
+  // The id of this database, made by `make` (random) the first time and kept: what sets one
+  // traceslo's notification ids apart from another's (a new volume, a second instance).
+  absl::StatusOr<std::string> InstanceId(const std::function<std::string()>& make);
+
   int schema_version() const;
   const std::string& path() const { return path_; }
 

@@ -59,7 +59,7 @@ Notification Make(const std::string& receiver, const std::string& group, uint64_
   n.group_labels = {{"group", group}};
   n.sequence = sequence;
   n.firing = firing;
-  n.id = NotificationId(receiver, group, sequence);
+  n.id = NotificationId("test-instance", receiver, group, sequence);
   return n;
 }
 

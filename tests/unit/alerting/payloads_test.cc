@@ -45,12 +45,15 @@ TEST(FingerprintTest, MatchesPrometheusFnv) {
 }
 
 TEST(NotificationIdTest, IsStableAndDistinct) {
-  EXPECT_EQ(NotificationId("oncall", "{}:{a=\"b\"}", 1),
-            NotificationId("oncall", "{}:{a=\"b\"}", 1));
-  EXPECT_NE(NotificationId("oncall", "{}:{a=\"b\"}", 1),
-            NotificationId("oncall", "{}:{a=\"b\"}", 2));
-  EXPECT_NE(NotificationId("oncall", "{}:{a=\"b\"}", 1), NotificationId("chat", "{}:{a=\"b\"}", 1));
-  EXPECT_EQ(NotificationId("x", "y", 0).size(), 32u);
+  EXPECT_EQ(NotificationId("i1", "oncall", "{}:{a=\"b\"}", 1),
+            NotificationId("i1", "oncall", "{}:{a=\"b\"}", 1));
+  EXPECT_NE(NotificationId("i1", "oncall", "{}:{a=\"b\"}", 1),
+            NotificationId("i1", "oncall", "{}:{a=\"b\"}", 2));
+  EXPECT_NE(NotificationId("i1", "oncall", "{}:{a=\"b\"}", 1),
+            NotificationId("i1", "chat", "{}:{a=\"b\"}", 1));
+  EXPECT_NE(NotificationId("i1", "oncall", "{}:{a=\"b\"}", 1),
+            NotificationId("i2", "oncall", "{}:{a=\"b\"}", 1));
+  EXPECT_EQ(NotificationId("w", "x", "y", 0).size(), 32u);
 }
 
 TEST(WebhookPayloadTest, IsAlertmanagerVersion4PlusTraceslo) {

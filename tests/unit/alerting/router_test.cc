@@ -245,7 +245,7 @@ TEST_F(RouterTest, SequenceIncreasesAndIdsAreStable) {
   std::set<std::string> ids;
   for (const Notification& n : sink_.sent) {
     sequences.push_back(n.sequence);
-    EXPECT_EQ(n.id, NotificationId(n.receiver, n.group_key, n.sequence));
+    EXPECT_EQ(n.id, NotificationId(options_.instance_id, n.receiver, n.group_key, n.sequence));
     ids.insert(n.id);
   }
   EXPECT_THAT(sequences, ElementsAre(1, 2, 3, 4, 5));
@@ -341,18 +341,55 @@ TEST_F(RouterTest, SyncResolvesAlertsNoLongerListed) {
   EXPECT_THAT(sink_.sent, SizeIs(2));
   router->Sync({availability}, Now());
   AdvanceAndTick(*router, minutes(5));
+  // `other`'s group resolves; in kSigA's group only error_traces resolved while availability
+  // fires on: no notification of its own.
+  ASSERT_THAT(sink_.sent, SizeIs(3));
+  EXPECT_FALSE(sink_.sent[2].firing);
+  EXPECT_EQ(sink_.sent[2].group_labels.at("signature"), kSigB);
+  EXPECT_EQ(router->group_count(), 1u);
+  // The resolution rides along with the repeat.
+  AdvanceAndTick(*router, hours(4) - minutes(10));
   ASSERT_THAT(sink_.sent, SizeIs(4));
-  std::map<std::string, Notification> by_signature;
-  for (size_t i = 2; i < 4; ++i) {
-    by_signature[sink_.sent[i].group_labels.at("signature")] = sink_.sent[i];
-  }
-  EXPECT_TRUE(by_signature[kSigA].firing);
-  ASSERT_THAT(by_signature[kSigA].alerts, SizeIs(2));
-  for (const Alert& alert : by_signature[kSigA].alerts) {
+  EXPECT_TRUE(sink_.sent[3].firing);
+  ASSERT_THAT(sink_.sent[3].alerts, SizeIs(2));
+  for (const Alert& alert : sink_.sent[3].alerts) {
     EXPECT_EQ(alert.firing, alert.labels == availability.labels);
   }
-  EXPECT_FALSE(by_signature[kSigB].firing);
-  EXPECT_EQ(router->group_count(), 1u);
+}
+
+TEST_F(RouterTest, ACauseThatBeganElsewhereWaitsForThatServicesPage) {
+  auto router = MakeRouter();
+  Alert origin = MakeAlert("payment", "availability", "page", kSigA);
+  Alert downstream = MakeAlert("checkout", "availability", "page", kSigA);
+  downstream.labels["cause_service"] = "payment";
+  Upsert(*router, origin);
+  Upsert(*router, downstream);
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(1)) << "only payment pages";
+  EXPECT_EQ(sink_.sent[0].group_labels.at("service"), "payment");
+  AdvanceAndTick(*router, hours(5));
+  EXPECT_THAT(sink_.sent, SizeIs(2)) << "payment's repeat, still nothing of checkout";
+
+  // payment resolves first; checkout resolving within group_wait stays quiet.
+  origin.firing = false;
+  Upsert(*router, origin);
+  AdvanceAndTick(*router, seconds(10));
+  EXPECT_THAT(sink_.sent, SizeIs(2));
+  downstream.firing = false;
+  Upsert(*router, downstream);
+  AdvanceAndTick(*router, minutes(30));
+  ASSERT_THAT(sink_.sent, SizeIs(3));
+  EXPECT_FALSE(sink_.sent[2].firing);
+  EXPECT_EQ(sink_.sent[2].group_labels.at("service"), "payment");
+  EXPECT_EQ(router->group_count(), 0u);
+
+  // Without payment's own alert, checkout pages (naming payment's signature).
+  downstream.firing = true;
+  Upsert(*router, downstream);
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(4));
+  EXPECT_EQ(sink_.sent[3].group_labels.at("service"), "checkout");
+  EXPECT_EQ(sink_.sent[3].alerts.at(0).labels.at("cause_service"), "payment");
 }
 
 TEST_F(RouterTest, NextDueFollowsTheTimers) {

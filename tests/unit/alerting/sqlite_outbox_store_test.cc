@@ -34,7 +34,7 @@ Notification Numbered(std::string receiver, std::string group, uint64_t sequence
   Notification n = SampleNotification(std::move(receiver));
   n.group_key = std::move(group);
   n.sequence = sequence;
-  n.id = NotificationId(n.receiver, n.group_key, sequence);
+  n.id = NotificationId("test-instance", n.receiver, n.group_key, sequence);
   return n;
 }
 
@@ -58,6 +58,7 @@ TEST(SqliteOutboxStoreTest, MigrationTwoAddsTheOutboxTables) {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     db.exec("DROP TABLE outbox; DROP TABLE outbox_groups; DROP TABLE delivery_log;");
     db.exec("DROP TABLE router_groups; DROP TABLE silences; DROP TABLE alert_history;");
+    db.exec("DROP TABLE instance;");
     db.exec("INSERT INTO series (service, operation) VALUES ('checkout', 'GET /')");
     db.exec("PRAGMA user_version = 1");
   }

@@ -102,6 +102,7 @@ TEST(SqliteRouterStoresTest, MigrationThreeAddsTheTablesAndKeepsOlderData) {
   {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     db.exec("DROP TABLE router_groups; DROP TABLE silences; DROP TABLE alert_history;");
+    db.exec("DROP TABLE instance;");
     db.exec(
         "INSERT INTO outbox (receiver, notification_id, group_key, sequence, notification, "
         "enqueued_unix_nano, state) VALUES ('oncall', 'n1', 'g', 1, '{}', 1, 'pending')");

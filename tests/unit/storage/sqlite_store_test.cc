@@ -240,6 +240,25 @@ TEST(SqliteStoreTest, ReopeningKeepsTheDataAndTheSchema) {
   EXPECT_EQ(RawDb(path).Int("SELECT COUNT(*) FROM series"), series_rows);
 }
 
+TEST(SqliteStoreTest, TheInstanceIdIsMadeOnceAndKept) {
+  ScratchDir dir;
+  int made = 0;
+  auto make = [&] { return "id-" + std::to_string(++made); };
+  {
+    auto store = OpenStore(dir.File("traceslo.db"));
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->InstanceId(make).value_or(""), "id-1");
+    EXPECT_EQ(store->InstanceId(make).value_or(""), "id-1");
+  }
+  auto store = OpenStore(dir.File("traceslo.db"));
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->InstanceId(make).value_or(""), "id-1") << "kept across a reopen";
+  EXPECT_EQ(made, 1);
+  auto other = OpenStore(dir.File("other.db"));
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->InstanceId(make).value_or(""), "id-2") << "another file, another id";
+}
+
 TEST(SqliteStoreTest, RefusesAFileWrittenByANewerSchema) {
   ScratchDir dir;
   const std::string path = dir.File("traceslo.db");
