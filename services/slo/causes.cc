@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cassert>
+#include <map>
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "traceslo/pipeline/error_signature.h"
 #include "traceslo/slo/evaluator.h"
@@ -51,6 +53,43 @@ std::vector<ExemplarRef> ExemplarsOf(const pipeline::SliStore& store,
     }
   }
   return out;
+}
+
+// Where the error of the spans with signature `signature` began in `trace`: the deepest error
+// span (with a signature) below one of them, if that span is in another service than the span
+// it was found below. {service id, signature}; nullopt when the error began in the span itself.
+std::optional<std::pair<uint32_t, uint64_t>> DownstreamOrigin(
+    const ExemplarTrace& trace, uint64_t signature, const pipeline::SeriesRegistry& registry) {
+  const std::vector<ExemplarSpan>& spans = trace.spans;
+  absl::flat_hash_map<uint64_t, std::vector<size_t>> children;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    if (spans[i].parent_span_id != 0) children[spans[i].parent_span_id].push_back(i);
+  }
+  std::optional<std::pair<uint32_t, uint64_t>> origin;
+  size_t origin_depth = 0;
+  for (size_t start = 0; start < spans.size(); ++start) {
+    if (spans[start].signature != signature) continue;
+    const uint32_t own_service = registry.ServiceOf(spans[start].series);
+    // Depth-first below the span; the visit cap bounds a malformed tree (duplicate span ids).
+    std::vector<std::pair<size_t, size_t>> stack = {{start, 0}};
+    size_t visits = 0;
+    while (!stack.empty() && ++visits <= spans.size()) {
+      auto [index, depth] = stack.back();
+      stack.pop_back();
+      const ExemplarSpan& span = spans[index];
+      if (depth > 0 && span.error && span.signature != 0 && depth > origin_depth) {
+        const uint32_t service = registry.ServiceOf(span.series);
+        origin_depth = depth;
+        origin = service != own_service
+                     ? std::optional<std::pair<uint32_t, uint64_t>>({service, span.signature})
+                     : std::nullopt;
+      }
+      if (auto it = children.find(span.span_id); it != children.end()) {
+        for (size_t child : it->second) stack.emplace_back(child, depth + 1);
+      }
+    }
+  }
+  return origin;
 }
 
 // The traces with a key, highest key first (then by trace id, for a stable order), at most `n`.
@@ -175,6 +214,21 @@ std::vector<AlertCause> CauseFinder::Signatures(const std::vector<uint32_t>& ser
       }
       if (newest) keyed.emplace_back(*newest, trace);
     }
+    // Where the error began: the origin most of this signature's exemplar traces show, if it is
+    // another service and more than half of them agree.
+    std::map<std::pair<uint32_t, uint64_t>, size_t> origins;
+    for (const auto& [end, trace] : keyed) {
+      if (auto origin = DownstreamOrigin(*trace, c.key, registry_)) ++origins[*origin];
+    }
+    auto best = std::max_element(origins.begin(), origins.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (best != origins.end() && 2 * best->second > keyed.size()) {
+      cause.origin_service = std::string(registry_.ServiceName(best->first.first));
+      cause.origin_signature = pipeline::SignatureIdHex(best->first.second);
+      std::optional<pipeline::SignatureInfo> info = store_.Signature(best->first.second);
+      cause.origin_title =
+          info ? SignatureTitle(*info) : "error signature " + cause.origin_signature;
+    }
     cause.traces = Best(std::move(keyed), options_.max_traces);
   }
   return out;
@@ -211,6 +265,21 @@ std::vector<AlertCause> CauseFinder::SlowOperations(const Slo& slo, int64_t firs
       }
       if (slowest > threshold) keyed.emplace_back(static_cast<int64_t>(slowest), std::move(trace));
     }
+    // Where the error began: the origin most of this signature's exemplar traces show, if it is
+    // another service and more than half of them agree.
+    std::map<std::pair<uint32_t, uint64_t>, size_t> origins;
+    for (const auto& [end, trace] : keyed) {
+      if (auto origin = DownstreamOrigin(*trace, c.key, registry_)) ++origins[*origin];
+    }
+    auto best = std::max_element(origins.begin(), origins.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (best != origins.end() && 2 * best->second > keyed.size()) {
+      cause.origin_service = std::string(registry_.ServiceName(best->first.first));
+      cause.origin_signature = pipeline::SignatureIdHex(best->first.second);
+      std::optional<pipeline::SignatureInfo> info = store_.Signature(best->first.second);
+      cause.origin_title =
+          info ? SignatureTitle(*info) : "error signature " + cause.origin_signature;
+    }
     cause.traces = Best(std::move(keyed), options_.max_traces);
   }
   return out;
@@ -246,6 +315,21 @@ std::vector<AlertCause> CauseFinder::PropagationBreaks(int64_t first_bucket,
           trace->spans.begin(), trace->spans.end(),
           [&](const ExemplarSpan& span) { return span.orphan && own.contains(span.series); });
       if (broken) keyed.emplace_back(TraceEndUnixNano(*trace), std::move(trace));
+    }
+    // Where the error began: the origin most of this signature's exemplar traces show, if it is
+    // another service and more than half of them agree.
+    std::map<std::pair<uint32_t, uint64_t>, size_t> origins;
+    for (const auto& [end, trace] : keyed) {
+      if (auto origin = DownstreamOrigin(*trace, c.key, registry_)) ++origins[*origin];
+    }
+    auto best = std::max_element(origins.begin(), origins.end(),
+                                 [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (best != origins.end() && 2 * best->second > keyed.size()) {
+      cause.origin_service = std::string(registry_.ServiceName(best->first.first));
+      cause.origin_signature = pipeline::SignatureIdHex(best->first.second);
+      std::optional<pipeline::SignatureInfo> info = store_.Signature(best->first.second);
+      cause.origin_title =
+          info ? SignatureTitle(*info) : "error signature " + cause.origin_signature;
     }
     cause.traces = Best(std::move(keyed), options_.max_traces);
   }

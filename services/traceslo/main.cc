@@ -7,6 +7,9 @@
 //   evaluator       evaluates the SLO rules each rules.evaluation_interval (Ticker); saves the
 //                   alert states to SQLite when one changes
 //   storage         writes changed SLI minutes to SQLite each storage.flush_interval (Ticker)
+//   alert-router    sends the router's due notifications into the outbox each second (Ticker);
+//                   the evaluator thread feeds the router after every evaluation
+//   notify-<name>   one per receiver (alerting::Dispatcher): delivers that receiver's outbox
 //   otlp_http I/O   2 threads (http::Server for OTLP/HTTP)
 //   web I/O         1 thread (http::Server for /metrics, health, API)
 //   otlp_grpc gate  1 thread accepting gRPC connections under the cap (GrpcConnectionGate)
@@ -17,13 +20,23 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "services/traceslo/alert_feed.h"
 #include "services/traceslo/replay_command.h"
 #include "services/traceslo/test_command.h"
+#include "traceslo/alerting/alert_history.h"
+#include "traceslo/alerting/dispatcher.h"
+#include "traceslo/alerting/notifiers.h"
+#include "traceslo/alerting/router.h"
+#include "traceslo/alerting/sqlite_outbox_store.h"
+#include "traceslo/alerting/sqlite_router_state_store.h"
+#include "traceslo/alerting/sqlite_silence_store.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
 #include "traceslo/common/ticker.h"
@@ -32,6 +45,7 @@
 #include "traceslo/ingest/receivers.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
 #include "traceslo/pipeline/sli_collector.h"
+#include "traceslo/slo/causes.h"
 #include "traceslo/slo/evaluator.h"
 #include "traceslo/slo/rule_file.h"
 #include "traceslo/slo/rule_loader.h"
@@ -59,6 +73,24 @@ struct ServeFlags {
   std::string log_level;
   bool debug_endpoints = false;
 };
+
+// The router's notifications go to the dispatcher, which commits them to the outbox before any
+// network call and wakes the receiver's thread.
+class DispatcherSink final : public alerting::NotificationSink {
+ public:
+  explicit DispatcherSink(alerting::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
+  // traceslo::alerting::NotificationSink
+  absl::Status Send(const alerting::Notification& notification) override {
+    return dispatcher_.Enqueue(notification);
+  }
+
+ private:
+  alerting::Dispatcher& dispatcher_;
+};
+
+int64_t UnixNanos(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "traceslo: %s\n", message.c_str());
@@ -198,10 +230,71 @@ int Serve(const ServeFlags& flags) {
       logger.Error("alert states not saved", {{"error", std::string(status.message())}});
     }
   };
+
+  // Alerting: firing SLO alerts with their causes → router (grouping, dedup, timing) → outbox
+  // (SQLite, before any network call) → one delivery thread per receiver.
+  alerting::SqliteOutboxStore outbox(**sqlite);
+  std::vector<std::string> receiver_names;
+  for (const config::ReceiverConfig& r : config->alerting.receivers) {
+    receiver_names.push_back(r.name);
+  }
+  alerting::DispatcherMetrics dispatcher_metrics(receiver_names);
+  auto notifiers = alerting::CreateNotifiers(config->alerting, config->links, clock, logger);
+  if (!notifiers.ok()) return Fail(std::string(notifiers.status().message()));
+  alerting::DispatcherOptions dispatcher_options =
+      alerting::DispatcherOptionsFrom(config->alerting.delivery);
+  dispatcher_options.jitter_seed = std::random_device{}();
+  auto dispatcher = alerting::Dispatcher::Create(clock, outbox, dispatcher_metrics, logger,
+                                                 *std::move(notifiers), dispatcher_options);
+  if (!dispatcher.ok()) return Fail(std::string(dispatcher.status().message()));
+  DispatcherSink sink(**dispatcher);
+  alerting::SqliteRouterStateStore router_state(**sqlite);
+  alerting::SqliteSilenceStore silence_store(**sqlite);
+  alerting::RouterOptions router_options =
+      alerting::RouterOptionsFrom(config->alerting, config->web.external_url);
+  router_options.silence_id_seed = std::random_device{}();
+  {
+    auto instance = (*sqlite)->InstanceId([] {
+      std::random_device random;
+      char hex[33];
+      std::snprintf(hex, sizeof hex, "%08x%08x%08x%08x", random(), random(), random(), random());
+      return std::string(hex);
+    });
+    if (!instance.ok()) return Fail(std::string(instance.status().message()));
+    router_options.instance_id = *instance;
+  }
+  auto router = alerting::AlertRouter::Create(router_options, sink, router_state, silence_store);
+  if (!router.ok()) return Fail(std::string(router.status().message()));
+  alerting::SqliteAlertHistory history(**sqlite);
+  slo::CauseFinder cause_finder(
+      slo::CauseOptions{.coverage = config->alerting.cause_coverage_percent / 100.0,
+                        .max_causes = config->alerting.max_causes},
+      engine.series(), engine.store());
+  AlertFeed alert_feed(AlertFeedOptions{.external_url = config->web.external_url}, evaluator,
+                       cause_finder, **router);
+  {
+    std::vector<alerting::Alert> held;
+    for (const alerting::RouterGroupView& group : (*router)->Snapshot(UnixNanos(clock.Now()))) {
+      for (const alerting::RouterAlertView& a : group.alerts) held.push_back(a.alert);
+    }
+    alert_feed.Seed(held);
+  }
+
+  std::chrono::system_clock::time_point last_history_prune{};  // evaluator thread only
   Ticker evaluation_ticker(clock, config->rules.evaluation_interval, [&] {
-    const std::vector<slo::AlertTransition> transitions = evaluator.Evaluate(clock.Now());
+    const auto now = clock.Now();
+    const std::vector<slo::AlertTransition> transitions = evaluator.Evaluate(now);
     if (!transitions.empty()) save_alerts();  // before anything is told of them
+    alert_feed.Update(UnixNanos(now));
+    std::vector<alerting::AlertHistoryEntry> entries;
     for (const slo::AlertTransition& t : transitions) {
+      const std::vector<alerting::Cause> causes = alert_feed.CausesOf(t.status);
+      entries.push_back(alerting::HistoryEntryOf(t, UnixNanos(now), causes));
+      std::string signatures;
+      for (const alerting::Cause& cause : causes) {
+        if (cause.kind != alerting::Cause::Kind::kSignature) continue;
+        signatures += (signatures.empty() ? "" : ",") + cause.id;
+      }
       logger.Info("alert", {{"service", t.status.service},
                             {"slo", t.status.slo},
                             {"severity", std::string(slo::SeverityName(t.status.severity))},
@@ -209,7 +302,34 @@ int Serve(const ServeFlags& flags) {
                             {"state", std::string(slo::AlertStateName(t.status.state))},
                             {"from", std::string(slo::AlertStateName(t.from))},
                             {"burn_rate_long", std::to_string(t.status.burn_rate_long)},
-                            {"burn_rate_short", std::to_string(t.status.burn_rate_short)}});
+                            {"burn_rate_short", std::to_string(t.status.burn_rate_short)},
+                            {"signatures", signatures}});
+    }
+    if (!entries.empty()) {
+      if (absl::Status status = history.Append(entries); !status.ok()) {
+        logger.Error("alert history not saved", {{"error", std::string(status.message())}});
+      }
+    }
+    if (now - last_history_prune >= std::chrono::hours(1)) {
+      last_history_prune = now;
+      const int64_t before = UnixNanos(now - config->storage.retention);
+      if (absl::StatusOr<uint64_t> pruned = history.Prune(before); !pruned.ok()) {
+        logger.Error("alert history not pruned",
+                     {{"error", std::string(pruned.status().message())}});
+      }
+    }
+    if (absl::Status status = (*router)->Tick(UnixNanos(now)); !status.ok()) {
+      logger.Error("notifications not queued; retried at the next tick",
+                   {{"error", std::string(status.message())}});
+    }
+  });
+  Ticker router_ticker(clock, std::chrono::seconds(1), [&] {
+    const int64_t now = UnixNanos(clock.Now());
+    const std::optional<int64_t> due = (*router)->NextDueUnixNano();
+    if (!due || *due > now) return;
+    if (absl::Status status = (*router)->Tick(now); !status.ok()) {
+      logger.Error("notifications not queued; retried at the next tick",
+                   {{"error", std::string(status.message())}});
     }
   });
 
@@ -226,9 +346,20 @@ int Serve(const ServeFlags& flags) {
     }
     return status;
   };
+  web::ApiHandler api(
+      web::ApiOptions{.api_token = config->web.api_token,
+                      .external_url = config->web.external_url,
+                      .trace_url = config->links.trace_url,
+                      .exemplar_retention = pc.exemplar_retention},
+      web::ApiSources{.clock = clock,
+                      .series = engine.series(),
+                      .store = engine.store(),
+                      .pinned_trace = [&](const TraceId& id) { return alert_feed.PinnedTrace(id); },
+                      .router = **router});
   web::WebHandler web_handler(
-      web::WebOptions{.debug_endpoints = flags.debug_endpoints, .reload = reload},
-      {&registry, receivers->get(), &sli_collector, &evaluator, &rules, &storage_writer},
+      web::WebOptions{.debug_endpoints = flags.debug_endpoints, .reload = reload, .api = &api},
+      {&registry, receivers->get(), &sli_collector, &evaluator, &rules, &storage_writer,
+       &dispatcher_metrics},
       **pipeline);
   http::ServerOptions web_options;
   web_options.name = "web";
@@ -261,6 +392,8 @@ int Serve(const ServeFlags& flags) {
   web_handler.SetReady(false);
   (*receivers)->Shutdown(clock, std::chrono::seconds(5));
   evaluation_ticker.Shutdown();
+  router_ticker.Shutdown();
+  (*dispatcher)->Shutdown(clock.SteadyNow() + std::chrono::seconds(5));  // pending stay queued
   ticker.Shutdown();  // the pipeline's shutdown completes and publishes every live trace
   bool drained = (*pipeline)->Shutdown(clock.SteadyNow() + std::chrono::seconds(30));
   if (!drained) logger.Warn("pipeline did not drain before the deadline");

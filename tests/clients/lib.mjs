@@ -779,16 +779,19 @@ export function serverPool() {
 //   config: YAML text, or an object (written as JSON, which is YAML); relative `*_file` values
 //           are the caller's business (use absolute paths).
 //   tls: client material {ca, cert?, key?} for the OTLP ports when the config enables TLS.
+//   webListenAddress: the web port's address (default port 0), for a test that must know it
+//           before the start (web.external_url); see freePort().
 // Set TRACESLO_IT_VERBOSE=1 to copy the server's stderr to ours.
 export async function startTraceslo({
   config, args = [], debugEndpoints = false, logFormat, logLevel, tls = null, dir, timeoutMs = 20_000, env,
+  webListenAddress = '127.0.0.1:0',
 } = {}) {
   dir ??= await makeTempDir();
   const argv = [
     'serve',
     '--otlp.grpc-listen-address', '127.0.0.1:0',
     '--otlp.http-listen-address', '127.0.0.1:0',
-    '--web.listen-address', '127.0.0.1:0',
+    '--web.listen-address', webListenAddress,
     '--storage.path', path.join(dir, 'var'),
   ];
   if (config !== undefined) {
@@ -1154,4 +1157,132 @@ export async function emitTracesWithSdk({
     errors: stats.errors,
     ids,
   };
+}
+
+// ------------------------------------------------------------------------------------------
+// Peers of the alerting tests: a recording HTTP receiver and a real Alertmanager.
+
+// A TCP port that was free on `host` a moment ago (bound to port 0, then closed), for a process
+// whose address must be known before it starts. Another process may take it in between; the
+// window is short.
+export async function freePort(host = '127.0.0.1') {
+  const server = net.createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+// An HTTP server on 127.0.0.1, port 0, that records every request it gets and answers each with
+// the current `status` (settable at any time: 503 to play a receiver that is down, 200 again to
+// bring it back). `requests` holds {method, path, headers, raw (Buffer), body (parsed JSON or
+// null), status (what was answered), at (Date.now())} in arrival order; the request is recorded
+// before it is answered. `waitFor(accept)` polls the recorded requests until accept(requests)
+// holds or the deadline passes, and returns them.
+export async function startRecordingServer({ status = 200 } = {}) {
+  const requests = [];
+  const state = { status };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      let body = null;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        body = null;
+      }
+      const answer = state.status;
+      requests.push({
+        method: req.method, path: req.url, headers: req.headers, raw, body, status: answer, at: Date.now(),
+      });
+      res.writeHead(answer, { 'Content-Type': 'text/plain' });
+      res.end(answer < 300 ? 'ok\n' : 'unavailable\n');
+    });
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    get status() { return state.status; },
+    set status(value) { state.status = value; },
+    // The requests to `pathname` (exact, without the query), in arrival order.
+    to(pathname) { return requests.filter((r) => r.path.split('?')[0] === pathname); },
+    async waitFor(accept, opts = {}) { return pollUntil(() => requests, accept, opts); },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+// Alertmanager's binary (Debian's prometheus-alertmanager names it so; upstream: alertmanager),
+// or null when neither is installed. TRACESLO_ALERTMANAGER_BIN overrides.
+export function alertmanagerBin() {
+  const candidates = [process.env.TRACESLO_ALERTMANAGER_BIN,
+    '/usr/bin/prometheus-alertmanager', '/usr/local/bin/alertmanager', '/usr/bin/alertmanager'];
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    candidates.push(path.join(dir, 'prometheus-alertmanager'), path.join(dir, 'alertmanager'));
+  }
+  for (const c of candidates) {
+    if (!c) continue;
+    try {
+      fs.accessSync(c, fs.constants.X_OK);
+      return c;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+// Starts a real Alertmanager on 127.0.0.1 (clustering off) with a configuration that routes
+// everything to a receiver without integrations, its storage under `dir`, and waits until
+// GET /-/ready answers 200. Returns {url, child, stop()}. Throws when it does not get ready.
+export async function startAlertmanager({ dir, bin = alertmanagerBin(), timeoutMs = 30_000 } = {}) {
+  if (!bin) throw new Error('no Alertmanager binary (apt-get install prometheus-alertmanager)');
+  await fsp.mkdir(path.join(dir, 'data'), { recursive: true });
+  const config = path.join(dir, 'alertmanager.yml');
+  await fsp.writeFile(config, 'route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n');
+  const port = await freePort();
+  const child = spawn(bin, [
+    `--config.file=${config}`, `--storage.path=${path.join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  liveChildren.add(child);
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => {
+    liveChildren.delete(child);
+    resolve({ code, signal });
+  }));
+  let status = null;
+  exited.then((s) => { status = s; });
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (status) return status;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const s = await exited;
+    clearTimeout(timer);
+    return s;
+  };
+  const ready = await pollUntil(async () => {
+    if (status) return { exited: status };
+    const r = await httpGet(`${url}/-/ready`, { timeoutMs: 2_000 });
+    return { status: r.status };
+  }, (v) => v.exited || v.status === 200, { timeoutMs, intervalMs: 100 }).catch((e) => ({ error: e.message }));
+  if (ready.status !== 200) {
+    await stop();
+    throw new Error(`Alertmanager (${bin}) did not become ready on ${url}: ${JSON.stringify(ready)}\n${stderr}`);
+  }
+  return { url, child, stop, stderr: () => stderr };
 }

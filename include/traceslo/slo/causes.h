@@ -42,6 +42,13 @@ struct AlertCause {
   // first; kPropagationBreak: traces with an orphan span of the service, the newest first. Only
   // traces the store still keeps (exemplar_retention) are found, so this may be empty.
   std::vector<pipeline::ExemplarRef> traces;
+  // kSignature: where the error began when that is another service — in most of the exemplar
+  // traces of this signature in the window, the deepest error span below a span of this
+  // signature belongs to another service. That service's name, the deepest span's signature id
+  // (16 hex digits) and its title; all empty when the error began here or no exemplar shows.
+  std::string origin_service;
+  std::string origin_signature;
+  std::string origin_title;
 };
 
 struct CauseOptions {

@@ -1,0 +1,233 @@
+#include "services/traceslo/alert_feed.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "traceslo/config/config.h"
+
+namespace traceslo {
+namespace {
+
+using alerting::Alert;
+using alerting::Cause;
+
+constexpr std::string_view kSignatureLabel = "signature";
+constexpr std::string_view kCauseServiceLabel = "cause_service";
+constexpr size_t kMaxCauseTraces = 3;
+
+std::string_view AlertName(const slo::Slo& slo, const slo::AlertStatus& status) {
+  if (status.no_data) return "SloNoData";
+  if (slo.sli.kind == slo::SliKind::kLatencyQuantile) return "SloLatencyQuantile";
+  return "SloBurnRate";
+}
+
+Cause::Kind KindOf(slo::AlertCause::Kind kind) {
+  switch (kind) {
+    case slo::AlertCause::Kind::kSignature:
+      return Cause::Kind::kSignature;
+    case slo::AlertCause::Kind::kSlowOperation:
+      return Cause::Kind::kSlowOperation;
+    case slo::AlertCause::Kind::kPropagationBreak:
+      return Cause::Kind::kPropagationBreak;
+  }
+  return Cause::Kind::kSignature;
+}
+
+std::string Fixed(double value, int digits) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
+// The generated summary: what fires, in one line a phone shows whole.
+std::string Summary(const slo::Slo& slo, const slo::AlertStatus& status) {
+  const std::string name = slo.service + " " + slo.name;
+  if (status.no_data) return name + ": no events";
+  if (slo.sli.kind == slo::SliKind::kLatencyQuantile) {
+    return name + ": p" + Fixed(slo.sli.latency_quantile.quantile * 100, 0) + " above " +
+           config::FormatDuration(slo.sli.latency_quantile.threshold) + " over " +
+           config::FormatDuration(slo.sli.latency_quantile.window);
+  }
+  return name + ": error budget burning " + Fixed(status.burn_rate_long, 1) + "x over " +
+         config::FormatDuration(status.long_window) + " and " + Fixed(status.burn_rate_short, 1) +
+         "x over " + config::FormatDuration(status.short_window) + " (fires at " +
+         Fixed(status.threshold_burn_rate, 1) + "x)";
+}
+
+}  // namespace
+
+AlertFeed::AlertFeed(AlertFeedOptions options, const slo::Evaluator& evaluator,
+                     const slo::CauseFinder& causes, alerting::AlertRouter& router)
+    : options_(std::move(options)), evaluator_(evaluator), finder_(causes), router_(router) {}
+
+void AlertFeed::Seed(const std::vector<Alert>& firing) {
+  for (const Alert& alert : firing) {
+    if (!alert.firing) continue;
+    alerting::Labels base = alert.labels;
+    base.erase(std::string(kSignatureLabel));
+    base.erase(std::string(kCauseServiceLabel));
+    const std::string key = alerting::Fingerprint(base);
+    if (auto service = alert.labels.find(std::string(kCauseServiceLabel));
+        service != alert.labels.end() && !alert.causes.empty()) {
+      origins_[key][alert.causes.front().id] = service->second;
+    }
+    std::vector<Cause>& sticky = sticky_[key];
+    for (const Cause& cause : alert.causes) {
+      const bool known = std::any_of(sticky.begin(), sticky.end(),
+                                     [&](const Cause& c) { return c.id == cause.id; });
+      if (!known) sticky.push_back(cause);
+    }
+  }
+}
+
+std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStatus& status,
+                                       int64_t now_unix_nano) {
+  alerting::Labels labels = slo::AlertLabels(slo, status.severity);
+  labels["alertname"] = std::string(AlertName(slo, status));
+  const std::string key = alerting::Fingerprint(labels);
+
+  std::vector<Cause>& sticky = sticky_[key];
+  if (!status.no_data) {
+    std::chrono::milliseconds window = status.short_window;
+    if (slo.sli.kind == slo::SliKind::kLatencyQuantile) window = slo.sli.latency_quantile.window;
+    const int64_t last = pipeline::BucketOfUnixNanos(now_unix_nano);
+    const int64_t buckets =
+        std::max<int64_t>(1, window.count() / (pipeline::kBucketSeconds * 1000));
+    // A cause that began downstream is named by its origin (service and signature), so every
+    // service it reaches names the same cause; causes with one origin become one.
+    std::vector<Cause> fresh;
+    std::map<std::string, std::string> origin_service;  // by cause id
+    for (const slo::AlertCause& found : finder_.Find(slo, last - buckets + 1, last)) {
+      Cause cause{.kind = KindOf(found.kind),
+                  .id = found.id,
+                  .title = found.title,
+                  .sample_message = found.sample_message,
+                  .count = found.count,
+                  .share = found.share};
+      if (!found.origin_service.empty()) {
+        cause.id = found.origin_signature;
+        cause.title = found.origin_service + ": " + found.origin_title;
+        origin_service[cause.id] = found.origin_service;
+      }
+      for (const pipeline::ExemplarRef& trace : found.traces) {
+        cause.trace_ids.push_back(TraceIdHex(trace->trace_id));
+      }
+      Pin(found.traces);
+      auto same = std::find_if(fresh.begin(), fresh.end(),
+                               [&](const Cause& c) { return c.id == cause.id; });
+      if (same == fresh.end()) {
+        fresh.push_back(std::move(cause));
+        continue;
+      }
+      same->count += cause.count;
+      same->share += cause.share;
+      for (std::string& id : cause.trace_ids) {
+        if (same->trace_ids.size() < kMaxCauseTraces) same->trace_ids.push_back(std::move(id));
+      }
+    }
+    for (auto& [id, service] : origin_service) origins_[key][id] = service;
+    for (Cause& cause : fresh) {
+      auto it = std::find_if(sticky.begin(), sticky.end(),
+                             [&](const Cause& c) { return c.id == cause.id; });
+      if (it == sticky.end()) {
+        sticky.push_back(std::move(cause));
+      } else {
+        // Fresh figures; traces only when some were found (keep the links that opened before).
+        if (cause.trace_ids.empty()) cause.trace_ids = std::move(it->trace_ids);
+        *it = std::move(cause);
+      }
+    }
+  }
+
+  Alert base{.labels = labels,
+             .annotations = slo.alerting.annotations,
+             .firing = true,
+             .starts_at_unix_nano = status.fired_at_unix_nano,
+             .generator_url = options_.external_url + "/alerts"};
+  base.annotations.emplace("summary", Summary(slo, status));
+  if (!slo.description.empty()) base.annotations.emplace("description", slo.description);
+
+  std::vector<Alert> out;
+  for (const Cause& cause : sticky) {
+    if (cause.kind != Cause::Kind::kSignature) continue;
+    Alert& alert = out.emplace_back(base);
+    alert.labels[std::string(kSignatureLabel)] = cause.id;
+    if (auto origins = origins_.find(key); origins != origins_.end()) {
+      if (auto service = origins->second.find(cause.id); service != origins->second.end()) {
+        alert.labels[std::string(kCauseServiceLabel)] = service->second;
+      }
+    }
+    alert.causes = {cause};
+  }
+  if (out.empty()) {
+    Alert& alert = out.emplace_back(std::move(base));
+    alert.causes = sticky;  // slow operations or propagation breaks, if any
+  }
+  return out;
+}
+
+void AlertFeed::Update(int64_t now_unix_nano) {
+  std::vector<Alert> firing;
+  std::map<std::string, std::vector<Cause>> keep;
+  decltype(causes_by_alert_) causes;
+  for (const slo::AlertStatus& status : evaluator_.Alerts()) {
+    if (status.state != slo::AlertState::kFiring) continue;
+    const std::optional<slo::Slo> slo = evaluator_.FindSlo(status.service, status.slo);
+    if (!slo) continue;
+    std::vector<Cause>& of = causes[{status.service, status.slo, status.severity, status.no_data}];
+    for (Alert& alert : AlertsOf(*slo, status, now_unix_nano)) {
+      of.insert(of.end(), alert.causes.begin(), alert.causes.end());
+      firing.push_back(std::move(alert));
+    }
+  }
+  // Causes stay attached only while their SLO alert fires.
+  std::map<std::string, std::map<std::string, std::string>> keep_origins;
+  for (const Alert& alert : firing) {
+    alerting::Labels base = alert.labels;
+    base.erase(std::string(kSignatureLabel));
+    base.erase(std::string(kCauseServiceLabel));
+    const std::string key = alerting::Fingerprint(base);
+    if (auto it = sticky_.find(key); it != sticky_.end()) keep[key] = std::move(it->second);
+    if (auto it = origins_.find(key); it != origins_.end()) keep_origins[key] = it->second;
+  }
+  sticky_ = std::move(keep);
+  origins_ = std::move(keep_origins);
+  router_.Sync(firing, now_unix_nano);
+  MutexLock lock(mu_);
+  firing_ = std::move(firing);
+  causes_by_alert_ = std::move(causes);
+}
+
+std::vector<Cause> AlertFeed::CausesOf(const slo::AlertStatus& status) const {
+  MutexLock lock(mu_);
+  auto it = causes_by_alert_.find({status.service, status.slo, status.severity, status.no_data});
+  return it == causes_by_alert_.end() ? std::vector<Cause>{} : it->second;
+}
+
+void AlertFeed::Pin(const std::vector<pipeline::ExemplarRef>& traces) {
+  MutexLock lock(mu_);
+  for (const pipeline::ExemplarRef& trace : traces) {
+    if (!trace) continue;
+    auto [it, inserted] = pinned_.try_emplace(trace->trace_id, trace);
+    if (!inserted) continue;
+    pin_order_.push_back(trace->trace_id);
+    while (pin_order_.size() > options_.max_pinned_traces) {
+      pinned_.erase(pin_order_.front());
+      pin_order_.pop_front();
+    }
+  }
+}
+
+pipeline::ExemplarRef AlertFeed::PinnedTrace(const TraceId& trace_id) const {
+  MutexLock lock(mu_);
+  auto it = pinned_.find(trace_id);
+  return it == pinned_.end() ? nullptr : it->second;
+}
+
+std::vector<Alert> AlertFeed::Firing() const {
+  MutexLock lock(mu_);
+  return firing_;
+}
+
+}  // namespace traceslo
