@@ -27,9 +27,9 @@
 
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
-#include "services/traceslo/alert_feed.h"
 #include "services/traceslo/replay_command.h"
 #include "services/traceslo/test_command.h"
+#include "traceslo/alerting/alert_feed.h"
 #include "traceslo/alerting/alert_history.h"
 #include "traceslo/alerting/dispatcher.h"
 #include "traceslo/alerting/notifiers.h"
@@ -270,8 +270,9 @@ int Serve(const ServeFlags& flags) {
       slo::CauseOptions{.coverage = config->alerting.cause_coverage_percent / 100.0,
                         .max_causes = config->alerting.max_causes},
       engine.series(), engine.store());
-  AlertFeed alert_feed(AlertFeedOptions{.external_url = config->web.external_url}, evaluator,
-                       cause_finder, **router);
+  alerting::AlertFeed alert_feed(
+      alerting::AlertFeedOptions{.external_url = config->web.external_url}, evaluator, cause_finder,
+      **router);
   {
     std::vector<alerting::Alert> held;
     for (const alerting::RouterGroupView& group : (*router)->Snapshot(UnixNanos(clock.Now()))) {
@@ -359,7 +360,7 @@ int Serve(const ServeFlags& flags) {
   web::WebHandler web_handler(
       web::WebOptions{.debug_endpoints = flags.debug_endpoints, .reload = reload, .api = &api},
       {&registry, receivers->get(), &sli_collector, &evaluator, &rules, &storage_writer,
-       &dispatcher_metrics},
+       &dispatcher_metrics, &api},
       **pipeline);
   http::ServerOptions web_options;
   web_options.name = "web";

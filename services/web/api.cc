@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "services/web/html.h"
+#include "services/web/silence_request.h"
 #include "services/web/trace_page.h"
 #include "traceslo/common/time_format.h"
 #include "traceslo/config/config.h"
@@ -134,8 +135,9 @@ absl::Status ReadTime(const json::object& object, std::string_view key, int64_t&
   return absl::OkStatus();
 }
 
-// The silence a POST body describes, in Alertmanager's field names (plus `duration`).
-absl::StatusOr<alerting::Silence> ParseSilence(const std::string& body, int64_t now) {
+}  // namespace
+
+absl::StatusOr<alerting::Silence> ParseSilenceRequest(std::string_view body, int64_t now) {
   boost::system::error_code ec;
   json::parse_options limits;
   limits.max_depth = 8;
@@ -220,6 +222,8 @@ absl::StatusOr<alerting::Silence> ParseSilence(const std::string& body, int64_t 
   return silence;
 }
 
+namespace {
+
 bool EqualsAsciiCaseInsensitive(std::string_view a, std::string_view b) {
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
   if (a.size() != b.size()) return false;
@@ -260,7 +264,56 @@ bool ApiHandler::Authorized(const http::Request& request) const {
   return CRYPTO_memcmp(header.data(), options_.api_token.data(), header.size()) == 0;
 }
 
+namespace {
+
+constexpr std::array<std::string_view, 7> kEndpointNames = {
+    "trace_page", "trace", "alerts", "ack", "silences", "silence", "unknown"};
+
+size_t EndpointOf(std::string_view path) {
+  if (path.starts_with("/traces/")) return 0;
+  if (path.starts_with("/api/v1/traces/")) return 1;
+  if (path == "/api/v1/alerts") return 2;
+  if (path.starts_with("/api/v1/alerts/")) return 3;
+  if (path == "/api/v1/silences") return 4;
+  if (path.starts_with("/api/v1/silences/")) return 5;
+  return 6;
+}
+
+}  // namespace
+
 std::optional<http::Response> ApiHandler::Handle(const http::Request& request) {
+  std::optional<http::Response> response = Route(request);
+  if (response) {
+    size_t code = kCodes.size() - 1;
+    for (size_t i = 0; i + 1 < kCodes.size(); ++i) {
+      if (kCodes[i] == response->status) code = i;
+    }
+    requests_[EndpointOf(request.Path())][code].fetch_add(1, std::memory_order_relaxed);
+  }
+  return response;
+}
+
+std::vector<prometheus::MetricFamily> ApiHandler::Collect() const {
+  prometheus::MetricFamily family{"traceslo_api_requests_total",
+                                  "Answers of the alert, silence and trace API and pages, by "
+                                  "endpoint and HTTP status (code 0: any other).",
+                                  prometheus::MetricType::Counter,
+                                  {}};
+  for (size_t e = 0; e < kEndpoints; ++e) {
+    for (size_t c = 0; c < kCodes.size(); ++c) {
+      const uint64_t n = requests_[e][c].load(std::memory_order_relaxed);
+      if (n == 0 && kCodes[c] != 200) continue;  // the 200s always, so rates have a series
+      prometheus::ClientMetric metric;
+      metric.label = {{"endpoint", std::string(kEndpointNames[e])},
+                      {"code", std::to_string(kCodes[c])}};
+      metric.counter.value = static_cast<double>(n);
+      family.metric.push_back(std::move(metric));
+    }
+  }
+  return {std::move(family)};
+}
+
+std::optional<http::Response> ApiHandler::Route(const http::Request& request) {
   const std::string_view path = request.Path();
   const bool read = request.method == "GET" || request.method == "HEAD";
   // RFC 9110 section 15.5.6: a 405 names the methods the resource allows.
@@ -384,7 +437,7 @@ http::Response ApiHandler::Silences() const {
 
 http::Response ApiHandler::AddSilence(const std::string& body) {
   const int64_t now = UnixNanos(sources_.clock.Now());
-  absl::StatusOr<alerting::Silence> silence = ParseSilence(body, now);
+  absl::StatusOr<alerting::Silence> silence = ParseSilenceRequest(body, now);
   if (!silence.ok()) return Error(400, std::string(silence.status().message()));
   absl::StatusOr<alerting::Silence> saved = sources_.router.AddSilence(*std::move(silence), now);
   if (!saved.ok()) {

@@ -1,10 +1,14 @@
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
 
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
 #include "traceslo/alerting/router.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/http/server.h"
@@ -42,14 +46,25 @@ struct ApiSources {
 //   DELETE /api/v1/silences/{id}
 // Write endpoints need `Authorization: Bearer <web.api_token>` when a token is set (401
 // otherwise). Bad bodies get 400 with {"error": "..."}; unknown ids 404. Thread-safe.
-class ApiHandler {
+//
+// Counts every answer in traceslo_api_requests_total{endpoint, code} (endpoint: trace_page,
+// trace, alerts, ack, silences, silence, unknown; code: the HTTP status), so bad bodies and
+// refused tokens show on a dashboard.
+class ApiHandler final : public prometheus::Collectable {
  public:
   ApiHandler(ApiOptions options, ApiSources sources);
 
   // The response for a path under /traces/ or /api/v1/, nullopt for any other path.
   std::optional<http::Response> Handle(const http::Request& request);
 
+  // prometheus::Collectable
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
  private:
+  static constexpr size_t kEndpoints = 7;
+  static constexpr std::array<int, 9> kCodes = {200, 400, 401, 404, 405, 413, 429, 503, 0};
+  std::optional<http::Response> Route(const http::Request& request);
+
   http::Response TracePage(std::string_view id, bool json) const;
   http::Response Alerts() const;
   http::Response Ack(std::string_view fingerprint);
@@ -60,6 +75,8 @@ class ApiHandler {
 
   const ApiOptions options_;
   ApiSources sources_;
+  // [endpoint][index in kCodes]; code 0 counts any other status.
+  std::array<std::array<std::atomic<uint64_t>, kCodes.size()>, kEndpoints> requests_{};
 };
 
 }  // namespace traceslo::web

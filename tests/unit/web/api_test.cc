@@ -838,3 +838,38 @@ TEST_F(ApiTest, OtherPathsAreNotTheApis) {
 
 }  // namespace
 }  // namespace traceslo::web
+
+namespace traceslo::web {
+namespace {
+
+// traceslo_api_requests_total{endpoint, code}: each answer counted once under its endpoint and
+// status, expected counts taken from the calls this test makes.
+TEST_F(ApiSilencesTest, AnswersAreCountedByEndpointAndCode) {
+  std::map<std::pair<std::string, std::string>, int> expected;
+  auto call = [&](std::string method, std::string target, std::string body, std::string endpoint) {
+    const http::Response r = Call(std::move(method), std::move(target), std::move(body));
+    ++expected[{endpoint, std::to_string(r.status)}];
+  };
+  call("GET", std::string("/traces/") + std::string(32, 'a'), "", "trace_page");
+  call("GET", "/api/v1/traces/xyz", "", "trace");
+  call("GET", "/api/v1/alerts", "", "alerts");
+  call("POST", "/api/v1/alerts/0123456789abcdef/ack", "", "ack");
+  call("POST", "/api/v1/silences", "{bad", "silences");
+  call("POST", "/api/v1/silences", "{bad", "silences");
+  call("DELETE", "/api/v1/silences/nope", "", "silence");
+  call("GET", "/api/v1/nothing", "", "unknown");
+  std::map<std::pair<std::string, std::string>, int> got;
+  for (const prometheus::MetricFamily& f : handler_->Collect()) {
+    ASSERT_EQ(f.name, "traceslo_api_requests_total");
+    for (const prometheus::ClientMetric& m : f.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : m.label) labels[l.name] = l.value;
+      if (m.counter.value > 0) got[{labels["endpoint"], labels["code"]}] = m.counter.value;
+    }
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ((expected[{"silences", "400"}]), 2);
+}
+
+}  // namespace
+}  // namespace traceslo::web

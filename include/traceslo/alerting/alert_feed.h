@@ -16,7 +16,7 @@
 #include "traceslo/slo/causes.h"
 #include "traceslo/slo/evaluator.h"
 
-namespace traceslo {
+namespace traceslo::alerting {
 
 struct AlertFeedOptions {
   std::string external_url;  // web.external_url: the generator URL of every alert
@@ -48,12 +48,12 @@ struct AlertFeedOptions {
 class AlertFeed {
  public:
   AlertFeed(AlertFeedOptions options, const slo::Evaluator& evaluator,
-            const slo::CauseFinder& causes, alerting::AlertRouter& router);
+            const slo::CauseFinder& causes, AlertRouter& router);
 
   // The firing alerts the router holds from before a restart: their signatures stay attached to
   // their SLO alerts (the restored SLI minutes carry no signatures to find them again). Call
   // before the first Update().
-  void Seed(const std::vector<alerting::Alert>& firing);
+  void Seed(const std::vector<Alert>& firing);
 
   // Builds the alerts of every firing SLO alert at `now_unix_nano` and syncs the router with them
   // (alerts no longer firing resolve).
@@ -62,32 +62,32 @@ class AlertFeed {
   // A trace linked by a notification, or null.
   pipeline::ExemplarRef PinnedTrace(const TraceId& trace_id) const;
   // What the last Update() gave the router.
-  std::vector<alerting::Alert> Firing() const;
+  std::vector<Alert> Firing() const;
   // The causes the last Update() attached to this firing SLO alert (empty when not firing).
-  std::vector<alerting::Cause> CausesOf(const slo::AlertStatus& status) const;
+  std::vector<Cause> CausesOf(const slo::AlertStatus& status) const;
 
  private:
-  std::vector<alerting::Alert> AlertsOf(const slo::Slo& slo, const slo::AlertStatus& status,
-                                        int64_t now_unix_nano);
+  std::vector<Alert> AlertsOf(const slo::Slo& slo, const slo::AlertStatus& status,
+                              int64_t now_unix_nano);
   void Pin(const std::vector<pipeline::ExemplarRef>& traces);
 
   const AlertFeedOptions options_;
   const slo::Evaluator& evaluator_;
   const slo::CauseFinder& finder_;
-  alerting::AlertRouter& router_;
+  AlertRouter& router_;
   // Sticky causes per SLO alert (keyed by the fingerprint of its labels without `signature`),
   // in the order first named. Evaluator thread only.
-  std::map<std::string, std::vector<alerting::Cause>> sticky_;
+  std::map<std::string, std::vector<Cause>> sticky_;
   // Per SLO alert as sticky_: the cause ids that began in another service, and that service.
   std::map<std::string, std::map<std::string, std::string>> origins_;
 
   mutable Mutex mu_;
-  std::vector<alerting::Alert> firing_ ABSL_GUARDED_BY(mu_);
+  std::vector<Alert> firing_ ABSL_GUARDED_BY(mu_);
   // By (service, slo, severity, no_data) of the SLO alert.
-  std::map<std::tuple<std::string, std::string, slo::Severity, bool>, std::vector<alerting::Cause>>
+  std::map<std::tuple<std::string, std::string, slo::Severity, bool>, std::vector<Cause>>
       causes_by_alert_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<TraceId, pipeline::ExemplarRef> pinned_ ABSL_GUARDED_BY(mu_);
   std::deque<TraceId> pin_order_ ABSL_GUARDED_BY(mu_);  // oldest first
 };
 
-}  // namespace traceslo
+}  // namespace traceslo::alerting

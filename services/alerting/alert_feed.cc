@@ -1,4 +1,4 @@
-#include "services/traceslo/alert_feed.h"
+#include "traceslo/alerting/alert_feed.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,11 +6,8 @@
 
 #include "traceslo/config/config.h"
 
-namespace traceslo {
+namespace traceslo::alerting {
 namespace {
-
-using alerting::Alert;
-using alerting::Cause;
 
 constexpr std::string_view kSignatureLabel = "signature";
 constexpr std::string_view kCauseServiceLabel = "cause_service";
@@ -58,16 +55,16 @@ std::string Summary(const slo::Slo& slo, const slo::AlertStatus& status) {
 }  // namespace
 
 AlertFeed::AlertFeed(AlertFeedOptions options, const slo::Evaluator& evaluator,
-                     const slo::CauseFinder& causes, alerting::AlertRouter& router)
+                     const slo::CauseFinder& causes, AlertRouter& router)
     : options_(std::move(options)), evaluator_(evaluator), finder_(causes), router_(router) {}
 
 void AlertFeed::Seed(const std::vector<Alert>& firing) {
   for (const Alert& alert : firing) {
     if (!alert.firing) continue;
-    alerting::Labels base = alert.labels;
+    Labels base = alert.labels;
     base.erase(std::string(kSignatureLabel));
     base.erase(std::string(kCauseServiceLabel));
-    const std::string key = alerting::Fingerprint(base);
+    const std::string key = Fingerprint(base);
     if (auto service = alert.labels.find(std::string(kCauseServiceLabel));
         service != alert.labels.end() && !alert.causes.empty()) {
       origins_[key][alert.causes.front().id] = service->second;
@@ -83,9 +80,9 @@ void AlertFeed::Seed(const std::vector<Alert>& firing) {
 
 std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStatus& status,
                                        int64_t now_unix_nano) {
-  alerting::Labels labels = slo::AlertLabels(slo, status.severity);
+  Labels labels = slo::AlertLabels(slo, status.severity);
   labels["alertname"] = std::string(AlertName(slo, status));
-  const std::string key = alerting::Fingerprint(labels);
+  const std::string key = Fingerprint(labels);
 
   std::vector<Cause>& sticky = sticky_[key];
   if (!status.no_data) {
@@ -109,6 +106,9 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
         cause.id = found.origin_signature;
         cause.title = found.origin_service + ": " + found.origin_title;
         origin_service[cause.id] = found.origin_service;
+        // Named by its own signature before its traces completed and showed the origin: the
+        // origin replaces it (that alert resolves before group_wait, so it never pages).
+        std::erase_if(sticky, [&](const Cause& c) { return c.id == found.id; });
       }
       for (const pipeline::ExemplarRef& trace : found.traces) {
         cause.trace_ids.push_back(TraceIdHex(trace->trace_id));
@@ -184,10 +184,11 @@ void AlertFeed::Update(int64_t now_unix_nano) {
   // Causes stay attached only while their SLO alert fires.
   std::map<std::string, std::map<std::string, std::string>> keep_origins;
   for (const Alert& alert : firing) {
-    alerting::Labels base = alert.labels;
+    Labels base = alert.labels;
     base.erase(std::string(kSignatureLabel));
     base.erase(std::string(kCauseServiceLabel));
-    const std::string key = alerting::Fingerprint(base);
+    const std::string key = Fingerprint(base);
+    if (keep.contains(key)) continue;  // an SLO alert with several causes: its first alert
     if (auto it = sticky_.find(key); it != sticky_.end()) keep[key] = std::move(it->second);
     if (auto it = origins_.find(key); it != origins_.end()) keep_origins[key] = it->second;
   }
@@ -230,4 +231,4 @@ std::vector<Alert> AlertFeed::Firing() const {
   return firing_;
 }
 
-}  // namespace traceslo
+}  // namespace traceslo::alerting
