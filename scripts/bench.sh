@@ -23,7 +23,8 @@ if [ "${1:-}" = "--ctest" ]; then
   exec ctest -L bench -V --output-on-failure "$@"
 fi
 
-benches=(ingest_decode_bench ingest_receiver_bench sli_engine_bench latency_sketch_bench storage_bench)
+benches=(ingest_decode_bench ingest_receiver_bench sli_engine_bench latency_sketch_bench storage_bench
+  detection_bench)
 out="$build_dir/bench"
 mkdir -p "$out"
 status=0
