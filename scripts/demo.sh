@@ -38,22 +38,27 @@ serve_args=(serve --storage.path "$data_dir" --rules "$rules" --otlp.grpc-listen
 
 server=""
 traffic=""
+# Stops both. Returns traceslo's exit status, so a stop asked for (Ctrl-C, SIGTERM) exits 0 when
+# traceslo stopped cleanly; on any other exit (EXIT trap) the script's own status stands.
 stop() {
   trap - INT TERM EXIT
+  local status=0
   [ -n "$traffic" ] && kill -TERM "$traffic" 2>/dev/null && wait "$traffic" 2>/dev/null || true
   if [ -n "$server" ]; then
     kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || status=$?
   fi
   echo "demo: stopped" >&2
+  return "$status"
 }
-trap stop INT TERM EXIT
+trap 'stop && exit 0 || exit $?' INT TERM
+trap stop EXIT
 
 "$bin" "${serve_args[@]}" &
 server=$!
 ready=""
 for _ in $(seq 300); do
-  if curl -fsS "http://$web/-/ready" >/dev/null 2>&1; then ready=1; break; fi
+  if curl -fsS --max-time 2 "http://$web/-/ready" >/dev/null 2>&1; then ready=1; break; fi
   kill -0 "$server" 2>/dev/null || break
   sleep 0.1
 done

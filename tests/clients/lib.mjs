@@ -703,6 +703,42 @@ export function peakRssBytes(pid) {
   return Number(m[1]) * 1024;
 }
 
+// The live children of `pid` (Linux /proc): [{pid, starttime, state, argv}]. `starttime` (clock
+// ticks since boot) tells a process from a later one that reuses its pid; see processAlive.
+export function childProcesses(pid) {
+  const out = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const info = procStat(Number(entry));
+    if (!info || info.ppid !== pid) continue;
+    let argv = [];
+    try {
+      argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch { /* gone meanwhile */ }
+    out.push({ pid: info.pid, starttime: info.starttime, state: info.state, argv });
+  }
+  return out;
+}
+
+// Whether the process `{pid, starttime}` (from childProcesses) still exists and is not a zombie.
+export function processAlive({ pid, starttime }) {
+  const info = procStat(pid);
+  return !!info && info.starttime === starttime && info.state !== 'Z';
+}
+
+// /proc/<pid>/stat as {pid, state, ppid, starttime}, or null when there is no such process. The
+// command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+function procStat(pid) {
+  let text;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { pid, state: fields[0], ppid: Number(fields[1]), starttime: fields[19] };
+}
+
 // A running `traceslo serve`.
 export class TracesloServer {
   constructor(child, dir, { tls }) {
