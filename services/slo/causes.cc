@@ -92,6 +92,25 @@ std::optional<std::pair<uint32_t, uint64_t>> DownstreamOrigin(
   return origin;
 }
 
+// Where the error of `cause` began: the origin (DownstreamOrigin of `signature`) most of its
+// exemplar traces `keyed` show, if it is another service and more than half of them agree.
+// Leaves the origin fields empty otherwise.
+void SetOrigin(AlertCause& cause, uint64_t signature,
+               const std::vector<std::pair<int64_t, ExemplarRef>>& keyed,
+               const pipeline::SeriesRegistry& registry, const pipeline::SliStore& store) {
+  std::map<std::pair<uint32_t, uint64_t>, size_t> origins;
+  for (const auto& [end, trace] : keyed) {
+    if (auto origin = DownstreamOrigin(*trace, signature, registry)) ++origins[*origin];
+  }
+  auto best = std::max_element(origins.begin(), origins.end(),
+                               [](const auto& a, const auto& b) { return a.second < b.second; });
+  if (best == origins.end() || 2 * best->second <= keyed.size()) return;
+  cause.origin_service = std::string(registry.ServiceName(best->first.first));
+  cause.origin_signature = pipeline::SignatureIdHex(best->first.second);
+  std::optional<pipeline::SignatureInfo> info = store.Signature(best->first.second);
+  cause.origin_title = info ? SignatureTitle(*info) : "error signature " + cause.origin_signature;
+}
+
 // The traces with a key, highest key first (then by trace id, for a stable order), at most `n`.
 std::vector<ExemplarRef> Best(std::vector<std::pair<int64_t, ExemplarRef>> keyed, size_t n) {
   std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) {
@@ -214,21 +233,7 @@ std::vector<AlertCause> CauseFinder::Signatures(const std::vector<uint32_t>& ser
       }
       if (newest) keyed.emplace_back(*newest, trace);
     }
-    // Where the error began: the origin most of this signature's exemplar traces show, if it is
-    // another service and more than half of them agree.
-    std::map<std::pair<uint32_t, uint64_t>, size_t> origins;
-    for (const auto& [end, trace] : keyed) {
-      if (auto origin = DownstreamOrigin(*trace, c.key, registry_)) ++origins[*origin];
-    }
-    auto best = std::max_element(origins.begin(), origins.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; });
-    if (best != origins.end() && 2 * best->second > keyed.size()) {
-      cause.origin_service = std::string(registry_.ServiceName(best->first.first));
-      cause.origin_signature = pipeline::SignatureIdHex(best->first.second);
-      std::optional<pipeline::SignatureInfo> info = store_.Signature(best->first.second);
-      cause.origin_title =
-          info ? SignatureTitle(*info) : "error signature " + cause.origin_signature;
-    }
+    SetOrigin(cause, c.key, keyed, registry_, store_);
     cause.traces = Best(std::move(keyed), options_.max_traces);
   }
   return out;
@@ -265,21 +270,6 @@ std::vector<AlertCause> CauseFinder::SlowOperations(const Slo& slo, int64_t firs
       }
       if (slowest > threshold) keyed.emplace_back(static_cast<int64_t>(slowest), std::move(trace));
     }
-    // Where the error began: the origin most of this signature's exemplar traces show, if it is
-    // another service and more than half of them agree.
-    std::map<std::pair<uint32_t, uint64_t>, size_t> origins;
-    for (const auto& [end, trace] : keyed) {
-      if (auto origin = DownstreamOrigin(*trace, c.key, registry_)) ++origins[*origin];
-    }
-    auto best = std::max_element(origins.begin(), origins.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; });
-    if (best != origins.end() && 2 * best->second > keyed.size()) {
-      cause.origin_service = std::string(registry_.ServiceName(best->first.first));
-      cause.origin_signature = pipeline::SignatureIdHex(best->first.second);
-      std::optional<pipeline::SignatureInfo> info = store_.Signature(best->first.second);
-      cause.origin_title =
-          info ? SignatureTitle(*info) : "error signature " + cause.origin_signature;
-    }
     cause.traces = Best(std::move(keyed), options_.max_traces);
   }
   return out;
@@ -315,21 +305,6 @@ std::vector<AlertCause> CauseFinder::PropagationBreaks(int64_t first_bucket,
           trace->spans.begin(), trace->spans.end(),
           [&](const ExemplarSpan& span) { return span.orphan && own.contains(span.series); });
       if (broken) keyed.emplace_back(TraceEndUnixNano(*trace), std::move(trace));
-    }
-    // Where the error began: the origin most of this signature's exemplar traces show, if it is
-    // another service and more than half of them agree.
-    std::map<std::pair<uint32_t, uint64_t>, size_t> origins;
-    for (const auto& [end, trace] : keyed) {
-      if (auto origin = DownstreamOrigin(*trace, c.key, registry_)) ++origins[*origin];
-    }
-    auto best = std::max_element(origins.begin(), origins.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; });
-    if (best != origins.end() && 2 * best->second > keyed.size()) {
-      cause.origin_service = std::string(registry_.ServiceName(best->first.first));
-      cause.origin_signature = pipeline::SignatureIdHex(best->first.second);
-      std::optional<pipeline::SignatureInfo> info = store_.Signature(best->first.second);
-      cause.origin_title =
-          info ? SignatureTitle(*info) : "error signature " + cause.origin_signature;
     }
     cause.traces = Best(std::move(keyed), options_.max_traces);
   }

@@ -466,5 +466,68 @@ TEST(CauseFinderTest, FromTheShardProcessor) {
   EXPECT_EQ(TraceIds(causes[1].traces), std::vector<TraceId>{TraceOf(10)});
 }
 
+// checkout's entry span (its own signature) over a failing payment span (payment's signature):
+// a two-span trace, both spans error spans, the payment span the child.
+ExemplarRef Cascade(uint8_t n, SeriesRegistry::Ids checkout, uint64_t checkout_signature,
+                    SeriesRegistry::Ids payment, uint64_t payment_signature, uint64_t duration) {
+  auto trace = std::make_shared<pipeline::ExemplarTrace>();
+  trace->trace_id[0] = 0xca;
+  trace->trace_id[15] = n;
+  trace->start_unix_nano = kFirst * pipeline::kBucketNanos;
+  trace->duration_nanos = duration;
+  trace->spans.push_back({.span_id = 1,
+                          .duration_nanos = duration,
+                          .signature = checkout_signature,
+                          .series = checkout.series,
+                          .kind = SpanKind::kServer,
+                          .error = checkout_signature != 0});
+  trace->spans.push_back({.span_id = 2,
+                          .parent_span_id = 1,
+                          .duration_nanos = duration / 2,
+                          .signature = payment_signature,
+                          .series = payment.series,
+                          .kind = SpanKind::kServer,
+                          .error = true});
+  return trace;
+}
+
+// Most exemplar traces of checkout's signature show the error beginning in payment: the cause
+// names payment and its signature; a signature whose traces show no deeper error has no origin.
+TEST(CauseFinderTest, ASignatureWhoseErrorBeganDownstreamNamesTheOrigin) {
+  Harness h;
+  const SeriesRegistry::Ids payment = h.registry.Resolve("payment", "charge");
+  constexpr uint64_t kDeclined = 0x00c3000000000003;
+  h.Errors(h.pay, kFirst, kTimeout, 60, "CheckoutFailed", "payment failed");
+  h.Errors(payment, kFirst, kDeclined, 60, "CardDeclined", "card declined");
+  h.Errors(h.pay, kFirst + 1, kUnavailable, 40, "Unavailable", "no backend");
+  // Two of three exemplars of kTimeout cascade from payment; kUnavailable's one does not.
+  h.ErrorExemplar(Cascade(1, h.pay, kTimeout, payment, kDeclined, 50 * kMs), kFirst);
+  h.ErrorExemplar(Cascade(2, h.pay, kTimeout, payment, kDeclined, 50 * kMs), kFirst + 1);
+  h.ErrorExemplar(Harness::Trace(3, h.pay, kFirst + 2, 5 * kMs, kTimeout), kFirst + 2);
+  h.ErrorExemplar(Harness::Trace(4, h.pay, kFirst + 1, 5 * kMs, kUnavailable), kFirst + 1);
+  const std::vector<AlertCause> causes = h.Find(MakeSlo(SliKind::kErrors));
+  ASSERT_EQ(Ids(causes), (std::vector<std::string>{"00a1000000000001", "00b2000000000002"}));
+  EXPECT_EQ(causes[0].origin_service, "payment");
+  EXPECT_EQ(causes[0].origin_signature, "00c3000000000003");
+  EXPECT_EQ(causes[0].origin_title, "CardDeclined: card declined");
+  EXPECT_TRUE(causes[1].origin_service.empty());
+  EXPECT_TRUE(causes[1].origin_signature.empty());
+}
+
+// Origins are for signatures only: a slow operation whose traces hold a failing payment span,
+// or a propagation break, has none.
+TEST(CauseFinderTest, SlowOperationsAndBreaksHaveNoOrigin) {
+  Harness h;
+  const SeriesRegistry::Ids payment = h.registry.Resolve("payment", "charge");
+  ASSERT_EQ(h.pay.series, 0u) << "series 0 must not be taken for a signature id";
+  h.Latency(h.pay, kFirst, 250 * kMs, 10);
+  h.SlowestExemplar(Cascade(1, h.pay, 0, payment, 0x00c3000000000003, 250 * kMs), kFirst);
+  const std::vector<AlertCause> slow = h.Find(MakeSlo(SliKind::kLatency));
+  ASSERT_EQ(slow.size(), 1u);
+  EXPECT_EQ(slow[0].kind, AlertCause::Kind::kSlowOperation);
+  EXPECT_TRUE(slow[0].origin_service.empty());
+  EXPECT_TRUE(slow[0].origin_signature.empty());
+}
+
 }  // namespace
 }  // namespace traceslo::slo
