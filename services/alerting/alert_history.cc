@@ -13,18 +13,6 @@
 namespace traceslo::alerting {
 namespace {
 
-std::string_view KindName(Cause::Kind kind) {
-  switch (kind) {
-    case Cause::Kind::kSignature:
-      return "signature";
-    case Cause::Kind::kSlowOperation:
-      return "slow_operation";
-    case Cause::Kind::kPropagationBreak:
-      return "propagation_break";
-  }
-  return "signature";
-}
-
 // SQLite stores NaN as NULL: the columns are nullable and NULL reads back as NaN.
 void BindRate(SQLite::Statement& q, int index, double rate) {
   if (std::isnan(rate)) {
@@ -44,19 +32,7 @@ double RateAt(const SQLite::Statement& q, int index) {
 std::string CausesJson(const std::vector<Cause>& causes) {
   JsonWriter w;
   w.BeginArray();
-  for (const Cause& cause : causes) {
-    w.BeginObject();
-    w.Key("kind").String(KindName(cause.kind));
-    w.Key("id").String(cause.id);
-    w.Key("title").String(cause.title);
-    w.Key("sampleMessage").String(cause.sample_message);
-    w.Key("count").Uint(cause.count);
-    w.Key("share").Double(cause.share);
-    w.Key("traceIds").BeginArray();
-    for (const std::string& id : cause.trace_ids) w.String(id);
-    w.EndArray();
-    w.EndObject();
-  }
+  for (const Cause& cause : causes) WriteCause(w, cause, CauseKindForm::kName);
   w.EndArray();
   return w.Take();
 }

@@ -100,4 +100,23 @@ JsonWriter& JsonWriter::StringMap(const Labels& labels) {
   return EndObject();
 }
 
+void WriteCause(JsonWriter& w, const Cause& cause, CauseKindForm kind_form) {
+  w.BeginObject();
+  w.Key("kind");
+  if (kind_form == CauseKindForm::kName) {
+    w.String(CauseKindName(cause.kind));
+  } else {
+    w.Int(static_cast<int>(cause.kind));
+  }
+  w.Key("id").String(cause.id);
+  w.Key("title").String(cause.title);
+  w.Key("sampleMessage").String(cause.sample_message);
+  w.Key("count").Uint(cause.count);
+  w.Key("share").Double(cause.share);
+  w.Key("traceIds").BeginArray();
+  for (const std::string& id : cause.trace_ids) w.String(id);
+  w.EndArray();
+  w.EndObject();
+}
+
 }  // namespace traceslo::alerting

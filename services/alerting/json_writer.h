@@ -38,4 +38,11 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
+// How WriteCause writes a cause's kind: its CauseKindName, or the enum's value.
+enum class CauseKindForm { kName, kNumber };
+
+// {"kind":…,"id":…,"title":…,"sampleMessage":…,"count":…,"share":…,"traceIds":[…]}: a cause
+// as the alert history (kName) and the outbox's notification JSON (kNumber) store it.
+void WriteCause(JsonWriter& w, const Cause& cause, CauseKindForm kind_form);
+
 }  // namespace traceslo::alerting

@@ -10,20 +10,6 @@ namespace {
 
 namespace json = boost::json;
 
-void WriteCause(JsonWriter& w, const Cause& cause) {
-  w.BeginObject();
-  w.Key("kind").Int(static_cast<int>(cause.kind));
-  w.Key("id").String(cause.id);
-  w.Key("title").String(cause.title);
-  w.Key("sampleMessage").String(cause.sample_message);
-  w.Key("count").Uint(cause.count);
-  w.Key("share").Double(cause.share);
-  w.Key("traceIds").BeginArray();
-  for (const std::string& id : cause.trace_ids) w.String(id);
-  w.EndArray();
-  w.EndObject();
-}
-
 // Reading: each accessor throws std::exception on a missing or mistyped field; Decode turns that
 // into DataLoss.
 const json::value& Field(const json::object& o, std::string_view key) {
@@ -77,7 +63,7 @@ std::string EncodeNotification(const Notification& n) {
     w.Key("endsAtUnixNano").Int(a.ends_at_unix_nano);
     w.Key("generatorUrl").String(a.generator_url);
     w.Key("causes").BeginArray();
-    for (const Cause& c : a.causes) WriteCause(w, c);
+    for (const Cause& c : a.causes) WriteCause(w, c, CauseKindForm::kNumber);
     w.EndArray();
     w.EndObject();
   }

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <map>
 #include <utility>
 
@@ -68,18 +67,6 @@ std::string Truncate(std::string_view text, size_t max) {
 std::string_view Get(const Labels& labels, const std::string& key) {
   auto it = labels.find(key);
   return it == labels.end() ? std::string_view() : std::string_view(it->second);
-}
-
-std::string_view KindName(Cause::Kind kind) {
-  switch (kind) {
-    case Cause::Kind::kSignature:
-      return "signature";
-    case Cause::Kind::kSlowOperation:
-      return "slow_operation";
-    case Cause::Kind::kPropagationBreak:
-      return "propagation_break";
-  }
-  return "signature";
 }
 
 // The key naming the cause's id in the traceslo object.
@@ -265,7 +252,7 @@ std::string WebhookPayload(const Notification& n, std::string_view trace_url) {
   w.Key("causes").BeginArray();
   for (const Cause& cause : MergedCauses(n)) {
     w.BeginObject();
-    w.Key("kind").String(KindName(cause.kind));
+    w.Key("kind").String(CauseKindName(cause.kind));
     w.Key(IdKey(cause.kind)).String(cause.id);
     w.Key("title").String(cause.title);
     w.Key("count").Uint(cause.count);
@@ -400,7 +387,7 @@ std::string PagerDutyPayload(const Notification& n, std::string_view routing_key
   w.Key("causes").BeginArray();
   for (const Cause& cause : causes) {
     w.BeginObject();
-    w.Key("kind").String(KindName(cause.kind));
+    w.Key("kind").String(CauseKindName(cause.kind));
     w.Key(IdKey(cause.kind)).String(cause.id);
     w.Key("title").String(cause.title);
     w.Key("count").Uint(cause.count);

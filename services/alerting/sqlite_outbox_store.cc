@@ -1,6 +1,7 @@
 #include "traceslo/alerting/sqlite_outbox_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <SQLiteCpp/VariadicBind.h>
 
 #include "absl/status/status.h"
 #include "services/alerting/notification_codec.h"
@@ -100,14 +101,9 @@ absl::Status SqliteOutboxStore::Record(const DeliveryRecord& record, std::string
                           "INSERT INTO delivery_log (entry_id, notification_id, receiver, "
                           "attempt, at_unix_nano, outcome, http_status, error) "
                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    log.bind(1, record.entry_id);
-    log.bind(2, record.notification_id);
-    log.bind(3, record.receiver);
-    log.bind(4, static_cast<int64_t>(record.attempt));
-    log.bind(5, record.at_unix_nano);
-    log.bind(6, std::string(OutcomeName(record.outcome)));
-    log.bind(7, record.http_status);
-    log.bind(8, record.error);
+    SQLite::bind(log, record.entry_id, record.notification_id, record.receiver,
+                 static_cast<int64_t>(record.attempt), record.at_unix_nano,
+                 std::string(OutcomeName(record.outcome)), record.http_status, record.error);
     log.exec();
     const bool final = record.outcome != DeliveryRecord::Outcome::kRetryable;
     SQLite::Statement update(db,

@@ -1,6 +1,7 @@
 #include "traceslo/alerting/sqlite_router_state_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <SQLiteCpp/VariadicBind.h>
 
 #include <utility>
 
@@ -70,14 +71,9 @@ absl::Status SqliteRouterStateStore::Save(const RouterGroupState& state) {
                         "INSERT OR REPLACE INTO router_groups (receiver, group_key, sequence, "
                         "last_sent_unix_nano, resolved, acked, acked_at_unix_nano, notification) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    q.bind(1, state.receiver);
-    q.bind(2, state.group_key);
-    q.bind(3, AsInt(state.sequence));
-    q.bind(4, state.last_sent_unix_nano);
-    q.bind(5, state.resolved ? 1 : 0);
-    q.bind(6, state.acked ? 1 : 0);
-    q.bind(7, state.acked_at_unix_nano);
-    q.bind(8, encoded);
+    SQLite::bind(q, state.receiver, state.group_key, AsInt(state.sequence),
+                 state.last_sent_unix_nano, state.resolved ? 1 : 0, state.acked ? 1 : 0,
+                 state.acked_at_unix_nano, encoded);
     q.exec();
   });
 }

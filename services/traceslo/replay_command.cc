@@ -7,13 +7,13 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <string_view>
 #include <utility>
 
 #include "traceslo/common/json.h"
+#include "traceslo/common/time_format.h"
 #include "traceslo/config/config.h"
 #include "traceslo/ingest/otlp_file.h"
 #include "traceslo/slo/replay.h"
@@ -33,28 +33,10 @@ int UsageError(const std::string& message) {
   return 2;
 }
 
-// RFC 3339 in UTC with as many fraction digits as the time needs (none on whole seconds).
+// RFC 3339 in UTC with as many fraction digits as the time needs (none on whole seconds). 0 is
+// the epoch here, a recorded time, not Go's zero time as FormatRfc3339 writes it.
 std::string FormatTime(int64_t unix_nano) {
-  int64_t seconds = unix_nano / 1'000'000'000;
-  int64_t nanos = unix_nano % 1'000'000'000;
-  if (nanos < 0) {
-    nanos += 1'000'000'000;
-    --seconds;
-  }
-  const auto t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  std::string out = buf;
-  if (nanos != 0) {
-    std::snprintf(buf, sizeof buf, ".%09" PRId64, nanos);
-    std::string fraction = buf;
-    while (fraction.back() == '0') fraction.pop_back();
-    out += fraction;
-  }
-  return out + "Z";
+  return unix_nano == 0 ? "1970-01-01T00:00:00Z" : FormatRfc3339(unix_nano);
 }
 
 std::string Duration(milliseconds d) {

@@ -11,6 +11,7 @@
 #include "services/web/html.h"
 #include "services/web/silence_request.h"
 #include "services/web/trace_page.h"
+#include "traceslo/alerting/notification.h"
 #include "traceslo/common/time_format.h"
 #include "traceslo/config/config.h"
 
@@ -51,18 +52,6 @@ json::object LabelsJson(const alerting::Labels& labels) {
   return out;
 }
 
-std::string_view CauseKindName(alerting::Cause::Kind kind) {
-  switch (kind) {
-    case alerting::Cause::Kind::kSignature:
-      return "signature";
-    case alerting::Cause::Kind::kSlowOperation:
-      return "slow_operation";
-    case alerting::Cause::Kind::kPropagationBreak:
-      return "propagation_break";
-  }
-  return "signature";
-}
-
 json::object AlertJson(const alerting::RouterAlertView& view, std::string_view external_url) {
   const alerting::Alert& a = view.alert;
   json::array causes;
@@ -72,7 +61,7 @@ json::object AlertJson(const alerting::RouterAlertView& view, std::string_view e
       traces.push_back(
           json::object{{"traceId", id}, {"url", std::string(external_url) + "/traces/" + id}});
     }
-    causes.push_back(json::object{{"kind", CauseKindName(c.kind)},
+    causes.push_back(json::object{{"kind", alerting::CauseKindName(c.kind)},
                                   {"id", c.id},
                                   {"title", c.title},
                                   {"sampleMessage", c.sample_message},

@@ -44,6 +44,19 @@ size_t Utf8SequenceAt(std::string_view s, size_t i) {
   return n;
 }
 
+// Appends the valid UTF-8 sequence that starts at `text[i]` (i < text.size()) and moves `i` past
+// it, or appends U+FFFD for the byte at `i` and moves past that byte.
+void AppendSequenceAt(std::string& out, std::string_view text, size_t& i) {
+  const size_t n = Utf8SequenceAt(text, i);
+  if (n == 0) {
+    out += kReplacement;
+    ++i;
+  } else {
+    out.append(text.substr(i, n));
+    i += n;
+  }
+}
+
 // One stylesheet for every page (its hash is in kPageContentSecurityPolicy). Colours c0-c9 are a
 // fixed palette for services; d1-d15 indent span rows by tree depth. Below 640 px the waterfall
 // bar moves under the span's name.
@@ -133,14 +146,7 @@ void AppendEscaped(std::string& out, std::string_view text) {
       ++i;
       continue;
     }
-    const size_t n = Utf8SequenceAt(text, i);
-    if (n == 0) {
-      out += kReplacement;
-      ++i;
-    } else {
-      out.append(text.substr(i, n));
-      i += n;
-    }
+    AppendSequenceAt(out, text, i);
   }
 }
 
@@ -154,14 +160,7 @@ std::string ValidUtf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
-    const size_t n = Utf8SequenceAt(text, i);
-    if (n == 0) {
-      out += kReplacement;
-      ++i;
-    } else {
-      out.append(text.substr(i, n));
-      i += n;
-    }
+    AppendSequenceAt(out, text, i);
   }
   return out;
 }

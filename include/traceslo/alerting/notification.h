@@ -27,6 +27,20 @@ struct Cause {
   std::vector<std::string> trace_ids;  // exemplar traces, 32 hex digits, at most 3
 };
 
+// A cause kind as JSON names it (the alert history, the receivers' payloads, the API):
+// "signature", "slow_operation" or "propagation_break".
+constexpr std::string_view CauseKindName(Cause::Kind kind) {
+  switch (kind) {
+    case Cause::Kind::kSignature:
+      return "signature";
+    case Cause::Kind::kSlowOperation:
+      return "slow_operation";
+    case Cause::Kind::kPropagationBreak:
+      return "propagation_break";
+  }
+  return "signature";
+}
+
 // One alert as a receiver sees it: identified by its labels.
 struct Alert {
   Labels labels;       // alertname, service, slo, severity, signature (if any), rule labels
