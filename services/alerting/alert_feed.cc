@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <utility>
 
 #include "traceslo/config/config.h"
@@ -127,6 +128,8 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
       }
     }
     for (auto& [id, service] : origin_service) origins_[key][id] = service;
+    std::set<std::string> shown;
+    for (const Cause& cause : fresh) shown.insert(cause.id);
     for (Cause& cause : fresh) {
       auto it = std::find_if(sticky.begin(), sticky.end(),
                              [&](const Cause& c) { return c.id == cause.id; });
@@ -137,6 +140,16 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
         if (cause.trace_ids.empty()) cause.trace_ids = std::move(it->trace_ids);
         *it = std::move(cause);
       }
+    }
+    // Bounded: past max_sticky_causes, the causes named longest ago that no longer show go.
+    while (sticky.size() > options_.max_sticky_causes) {
+      auto gone = std::find_if(sticky.begin(), sticky.end(),
+                               [&](const Cause& c) { return !shown.contains(c.id); });
+      if (gone == sticky.end()) break;
+      if (auto origins = origins_.find(key); origins != origins_.end()) {
+        origins->second.erase(gone->id);
+      }
+      sticky.erase(gone);
     }
   }
 

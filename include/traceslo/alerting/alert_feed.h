@@ -23,6 +23,10 @@ struct AlertFeedOptions {
   // Traces linked by notifications are kept here (newest last) so their links open after the
   // SLI store has let them go; the oldest go first past this count.
   size_t max_pinned_traces = 1'000;
+  // Causes kept per SLO alert while it fires: beyond this, those named longest ago that no longer
+  // show in the window are dropped (their alerts resolve), so a flood of new signatures in a long
+  // incident cannot open groups without bound.
+  size_t max_sticky_causes = 8;
 };
 
 // The router's alerts from the evaluator's alert states, after every evaluation:
@@ -33,8 +37,8 @@ struct AlertFeedOptions {
 //   alerts carry their slow operations / propagation breaks as causes, without a signature
 //   label. An alert without causes (no signature in the window, a no_data alert) is one alert.
 // - Causes are sticky while an SLO alert fires: a signature once named stays named (with fresh
-//   figures while it still shows) until the SLO alert resolves, so a cause dropping out of the
-//   80 % set mid-incident does not resolve and re-open groups.
+//   figures while it still shows) until the SLO alert resolves (at most max_sticky_causes), so a
+//   cause dropping out of the 80 % set mid-incident does not resolve and re-open groups.
 // - Labels: alertname (SloBurnRate, SloLatencyQuantile, SloNoData), service, slo, severity,
 //   the rule's labels, and signature; a cause that began in another service (the deepest error
 //   span below this service's, slo::AlertCause::origin_*) is named by that service's signature

@@ -584,6 +584,28 @@ const SpanShape kCheckoutPays{
 const SpanShape kPaymentOk{
     .service = "payment", .operation = "charge", .parent = 0, .duration = milliseconds(20)};
 
+// A long incident whose errors keep changing signature: the feed keeps at most
+// max_sticky_causes (8) per SLO alert, dropping the ones named longest ago that no longer show.
+TEST_F(AlertFeedTest, StickyCausesAreBoundedOldestFirst) {
+  Start({BurnSlo("checkout", "availability", slo::SliKind::kErrors)});
+  std::vector<std::string> named;  // in the order the test makes them the only error
+  constexpr int kKinds = 11;
+  for (int k = 0; k < kKinds; ++k) {
+    const SpanShape error{.service = "checkout",
+                          .operation = "POST /checkout",
+                          .exception_type = "Error" + std::string(1, static_cast<char>('A' + k)),
+                          .exception_message = "boom"};
+    named.push_back(SignatureId(error));
+    traffic_ = {{{error}, 10}, {{kCheckoutOk}, 10}};
+    RunUntil(40 * (k + 1));  // 40 s each: the 30 s window then holds only this one
+    ASSERT_TRUE(Firing("checkout", "availability")) << "at " << second_;
+    const std::set<std::string> firing = SignaturesOf(feed_->Firing());
+    const size_t kept = std::min<size_t>(named.size(), 8);
+    EXPECT_EQ(firing, std::set<std::string>(named.end() - static_cast<long>(kept), named.end()))
+        << "after " << named.size() << " signatures";
+  }
+}
+
 TEST_F(AlertFeedTest, CauseThatBeganDownstreamIsNamedByItsOriginAndHeldBack) {
   Start({BurnSlo("checkout", "availability", slo::SliKind::kErrors),
          BurnSlo("payment", "availability", slo::SliKind::kErrors)});
