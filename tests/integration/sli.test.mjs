@@ -603,7 +603,10 @@ test('/metrics after SLI traffic passes promtool check metrics', async () => {
   assert.ok(started.length >= 2, 'the servers of the tests above are running');
   assert.ok(sdkServer, 'the SDK traffic test started its server');
   for (const server of started) {
-    const m = await server.scrape();
+    // Trace-level families appear once a trace of that server completed (trace_idle_timeout
+    // after its last span): on a loaded machine that can be after the tests above finished.
+    const m = await pollUntil(() => server.scrape(), (s) => SLI_FAMILIES.every((n) => s.has(n)),
+      { timeoutMs: 30_000 });
     for (const name of SLI_FAMILIES) assert.ok(m.has(name), `${name} is exported`);
     const { status, output } = promtoolCheckMetrics(m.text);
     const problems = [...new Set(output.split('\n').filter(Boolean))];
