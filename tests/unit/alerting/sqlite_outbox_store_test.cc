@@ -9,6 +9,7 @@
 
 #include "services/alerting/notification_codec.h"
 #include "tests/unit/alerting/alerting_test_util.h"
+#include "tests/unit/alerting/sqlite_test_util.h"
 #include "traceslo/storage/sqlite_store.h"
 
 namespace traceslo::alerting {
@@ -19,16 +20,10 @@ using testing_util::SampleNotification;
 using testing_util::ScratchDir;
 using Outcome = DeliveryRecord::Outcome;
 
-std::unique_ptr<SqliteStore> Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path);
-  EXPECT_TRUE(store.ok()) << store.status();
-  return store.ok() ? std::move(*store) : nullptr;
-}
-
-int64_t Count(const std::string& path, const std::string& sql) {
-  SQLite::Database db(path, SQLite::OPEN_READONLY);
-  return db.execAndGet(sql).getInt64();
-}
+using testing_util::Count;
+using testing_util::HasTable;
+using testing_util::OpenStore;
+using testing_util::RollBackSchema;
 
 Notification Numbered(std::string receiver, std::string group, uint64_t sequence) {
   Notification n = SampleNotification(std::move(receiver));
@@ -42,27 +37,21 @@ TEST(SqliteOutboxStoreTest, MigrationTwoAddsTheOutboxTables) {
   ScratchDir dir;
   const std::string path = dir.File("traceslo.db");
   {
-    auto store = Open(path);
+    auto store = OpenStore(path);
     ASSERT_NE(store, nullptr);
     EXPECT_EQ(store->schema_version(), storage::kSchemaVersion);
   }
   for (const char* table : {"outbox", "outbox_groups", "delivery_log"}) {
-    EXPECT_EQ(
-        Count(path, std::string("SELECT COUNT(*) FROM sqlite_master WHERE name = '") + table + "'"),
-        1)
-        << table;
+    EXPECT_TRUE(HasTable(path, table)) << table;
   }
   // A file at version 1 (as the release before the outbox left it) is brought to the current
   // version, keeping its data.
   {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec("DROP TABLE outbox; DROP TABLE outbox_groups; DROP TABLE delivery_log;");
-    db.exec("DROP TABLE router_groups; DROP TABLE silences; DROP TABLE alert_history;");
-    db.exec("DROP TABLE instance;");
+    RollBackSchema(db, 1);
     db.exec("INSERT INTO series (service, operation) VALUES ('checkout', 'GET /')");
-    db.exec("PRAGMA user_version = 1");
   }
-  auto store = Open(path);
+  auto store = OpenStore(path);
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->schema_version(), storage::kSchemaVersion);
   EXPECT_EQ(Count(path, "SELECT COUNT(*) FROM series"), 1);
@@ -72,7 +61,7 @@ TEST(SqliteOutboxStoreTest, MigrationTwoAddsTheOutboxTables) {
 
 TEST(SqliteOutboxStoreTest, PendingEntriesComeBackInGroupAndSequenceOrder) {
   ScratchDir dir;
-  auto db = Open(dir.File("traceslo.db"));
+  auto db = OpenStore(dir.File("traceslo.db"));
   SqliteOutboxStore outbox(*db);
   ASSERT_TRUE(outbox.Enqueue(Numbered("oncall", "b", 2), 100).ok());
   ASSERT_TRUE(outbox.Enqueue(Numbered("oncall", "a", 1), 101).ok());
@@ -102,7 +91,7 @@ TEST(SqliteOutboxStoreTest, PendingEntriesComeBackInGroupAndSequenceOrder) {
 
 TEST(SqliteOutboxStoreTest, RecordKeepsTheLogAndFinishesEntries) {
   ScratchDir dir;
-  auto db = Open(dir.File("traceslo.db"));
+  auto db = OpenStore(dir.File("traceslo.db"));
   SqliteOutboxStore outbox(*db);
   const Notification n = Numbered("oncall", "g", 5);
   absl::StatusOr<int64_t> id = outbox.Enqueue(n, 1'000);
@@ -168,7 +157,7 @@ TEST(SqliteOutboxStoreTest, RecordKeepsTheLogAndFinishesEntries) {
 TEST(SqliteOutboxStoreTest, PruneDropsOldFinishedRowsAndKeepsPendingOnes) {
   ScratchDir dir;
   const std::string path = dir.File("traceslo.db");
-  auto db = Open(path);
+  auto db = OpenStore(path);
   SqliteOutboxStore outbox(*db);
   const Notification done = Numbered("oncall", "old", 1);
   const Notification waiting = Numbered("oncall", "old", 2);

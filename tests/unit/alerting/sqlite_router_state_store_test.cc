@@ -13,6 +13,7 @@
 #include "services/alerting/notification_codec.h"
 #include "tests/unit/alerting/alerting_test_util.h"
 #include "tests/unit/alerting/router_test_util.h"
+#include "tests/unit/alerting/sqlite_test_util.h"
 #include "traceslo/alerting/sqlite_silence_store.h"
 #include "traceslo/storage/sqlite_store.h"
 
@@ -31,16 +32,10 @@ using testing_util::kSigB;
 using testing_util::MakeAlert;
 using testing_util::ScratchDir;
 
-std::unique_ptr<SqliteStore> Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(path);
-  EXPECT_TRUE(store.ok()) << store.status();
-  return store.ok() ? std::move(*store) : nullptr;
-}
-
-int64_t Count(const std::string& path, const std::string& sql) {
-  SQLite::Database db(path, SQLite::OPEN_READONLY);
-  return db.execAndGet(sql).getInt64();
-}
+using testing_util::Count;
+using testing_util::HasTable;
+using testing_util::OpenStore;
+using testing_util::RollBackSchema;
 
 // Alerts compared through their stored form (Alert has no operator==).
 std::string AlertsJson(const std::vector<Alert>& alerts) {
@@ -87,28 +82,23 @@ TEST(SqliteRouterStoresTest, MigrationThreeAddsTheTablesAndKeepsOlderData) {
   ScratchDir dir;
   const std::string path = dir.File("traceslo.db");
   {
-    auto store = Open(path);
+    auto store = OpenStore(path);
     ASSERT_NE(store, nullptr);
     EXPECT_EQ(store->schema_version(), 3);
   }
-  for (const char* table : {"router_groups", "silences", "alert_history"}) {
-    EXPECT_EQ(
-        Count(path, std::string("SELECT COUNT(*) FROM sqlite_master WHERE name = '") + table + "'"),
-        1)
-        << table;
+  for (const char* table : {"router_groups", "silences", "alert_history", "instance"}) {
+    EXPECT_TRUE(HasTable(path, table)) << table;
   }
   // A file at version 2 (as the previous release left it) is brought to version 3, keeping its
   // outbox.
   {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec("DROP TABLE router_groups; DROP TABLE silences; DROP TABLE alert_history;");
-    db.exec("DROP TABLE instance;");
+    RollBackSchema(db, 2);
     db.exec(
         "INSERT INTO outbox (receiver, notification_id, group_key, sequence, notification, "
         "enqueued_unix_nano, state) VALUES ('oncall', 'n1', 'g', 1, '{}', 1, 'pending')");
-    db.exec("PRAGMA user_version = 2");
   }
-  auto store = Open(path);
+  auto store = OpenStore(path);
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->schema_version(), 3);
   EXPECT_EQ(Count(path, "SELECT COUNT(*) FROM outbox"), 1);
@@ -120,7 +110,7 @@ TEST(SqliteRouterStoresTest, MigrationThreeAddsTheTablesAndKeepsOlderData) {
 
 TEST(SqliteRouterStateStoreTest, SaveLoadReplaceErase) {
   ScratchDir dir;
-  auto db = Open(dir.File("traceslo.db"));
+  auto db = OpenStore(dir.File("traceslo.db"));
   SqliteRouterStateStore store(*db);
   absl::StatusOr<std::vector<RouterGroupState>> empty = store.Load();
   ASSERT_TRUE(empty.ok()) << empty.status();
@@ -156,7 +146,7 @@ TEST(SqliteRouterStateStoreTest, SaveLoadReplaceErase) {
 TEST(SqliteRouterStateStoreTest, UndecodableRowIsDataLoss) {
   ScratchDir dir;
   const std::string path = dir.File("traceslo.db");
-  auto db = Open(path);
+  auto db = OpenStore(path);
   SqliteRouterStateStore store(*db);
   ASSERT_TRUE(store.Save(SampleState("oncall", "g")).ok());
   {
@@ -171,7 +161,7 @@ TEST(SqliteRouterStateStoreTest, UndecodableRowIsDataLoss) {
 
 TEST(SqliteSilenceStoreTest, SaveLoadExpirePrune) {
   ScratchDir dir;
-  auto db = Open(dir.File("traceslo.db"));
+  auto db = OpenStore(dir.File("traceslo.db"));
   SqliteSilenceStore store(*db);
   const Silence active{.id = "0123456789abcdef0123456789abcdef",
                        .matchers = {{.name = "service", .value = "pay\"ment\n", .equal = true},
@@ -221,7 +211,8 @@ TEST(SqliteSilenceStoreTest, SaveLoadExpirePrune) {
 
 class SqliteRouterTest : public testing_util::RouterTest {
  protected:
-  SqliteRouterTest() : db_(Open(dir_.File("traceslo.db"))), states_(*db_), silence_rows_(*db_) {
+  SqliteRouterTest()
+      : db_(OpenStore(dir_.File("traceslo.db"))), states_(*db_), silence_rows_(*db_) {
     state_store_ = &states_;
     silence_store_ = &silence_rows_;
   }
@@ -245,7 +236,7 @@ TEST_F(SqliteRouterTest, RestartSendsNothingNewBeforeRepeatInterval) {
   const int64_t first_sent = sink_.sent[0].created_unix_nano;
   // The process restarts: a new SqliteStore on the same file.
   db_.reset();
-  db_ = Open(dir_.File("traceslo.db"));
+  db_ = OpenStore(dir_.File("traceslo.db"));
   SqliteRouterStateStore states(*db_);
   SqliteSilenceStore silences(*db_);
   state_store_ = &states;
@@ -285,7 +276,7 @@ TEST_F(SqliteRouterTest, AckAndSilenceSurviveARestart) {
     silence_id = silence->id;
   }
   db_.reset();
-  db_ = Open(dir_.File("traceslo.db"));
+  db_ = OpenStore(dir_.File("traceslo.db"));
   SqliteRouterStateStore states(*db_);
   SqliteSilenceStore silences(*db_);
   state_store_ = &states;
