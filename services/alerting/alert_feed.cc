@@ -12,7 +12,6 @@ namespace {
 
 constexpr std::string_view kSignatureLabel = "signature";
 constexpr std::string_view kCauseServiceLabel = "cause_service";
-constexpr size_t kMaxCauseTraces = 3;
 
 std::string_view AlertName(const slo::Slo& slo, const slo::AlertStatus& status) {
   if (status.no_data) return "SloNoData";
@@ -124,7 +123,8 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
       same->count += cause.count;
       same->share += cause.share;
       for (std::string& id : cause.trace_ids) {
-        if (same->trace_ids.size() < kMaxCauseTraces) same->trace_ids.push_back(std::move(id));
+        if (same->trace_ids.size() < finder_.options().max_traces)
+          same->trace_ids.push_back(std::move(id));
       }
     }
     for (auto& [id, service] : origin_service) origins_[key][id] = service;

@@ -83,6 +83,8 @@ class CauseFinder {
   // window has no bad events (or the kind has none, e.g. kLatencyQuantile with no slow events).
   std::vector<AlertCause> Find(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const;
 
+  const CauseOptions& options() const { return options_; }
+
  private:
   std::vector<AlertCause> Signatures(const std::vector<uint32_t>& series, int64_t first_bucket,
                                      int64_t last_bucket) const;
