@@ -298,6 +298,10 @@ class BeastServer final : public Server {
     auto bound = acceptor_.local_endpoint();
     address_ = JoinHostPort(bound.address().to_string(), bound.port());
     Accept();
+    // Without it, run() returns once no operation is pending (every connection lingering to
+    // EOF, the acceptor closed), and what Shutdown posts afterwards never runs: the sessions
+    // it holds would keep the server waiting for the whole grace period.
+    work_.emplace(ioc_.get_executor());
     for (uint32_t i = 0; i < std::max(1u, options.threads); ++i) {
       threads_.emplace_back([this] { ioc_.run(); });
     }
@@ -330,6 +334,7 @@ class BeastServer final : public Server {
       shared_->closed.wait_until(lock, deadline,
                                  [&] { return shared_->open_connections.load() == 0; });
     }
+    work_.reset();
     ioc_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
@@ -375,6 +380,7 @@ class BeastServer final : public Server {
   std::shared_ptr<Shared> shared_;
   std::optional<ssl::context> tls_;
   net::io_context ioc_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   tcp::acceptor acceptor_;
   std::string address_;
   std::vector<std::thread> threads_;

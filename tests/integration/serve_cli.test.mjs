@@ -154,7 +154,8 @@ test('SIGTERM under load: every span answered 200 is processed, idle connections
   await Promise.all(senders);
   idle.destroy();
   assert.deepEqual(status, { code: 0, signal: null }, `exit status\n${s.stderrTail()}`);
-  assert.ok(Date.now() - started < 4_000, `exit took ${Date.now() - started} ms (grace is 5 s)`);
+  assert.ok(Date.now() - started < 4_000,
+    `exit took ${Date.now() - started} ms (grace is 5 s)\n${s.stderrTail()}`);
   const stopped = s.logs().filter((rec) => rec.msg === 'stopped');
   assert.equal(stopped.length, 1, s.stderrTail());
   // Safety: nothing answered 200 is lost. A request can be processed and still miss its
