@@ -145,6 +145,24 @@ CREATE TABLE alert_history (
 );
 CREATE INDEX alert_history_by_time ON alert_history (at_unix_nano);
 )sql",
+    // 4: kept exemplar traces (exemplar_store.cc): reasons is a bit set (1 alert-linked, 2 slow,
+    // 4 error), spans the versioned binary encoding of kept_trace_codec.h, bytes what the size
+    // cap counts; age counts from last_linked_at_unix_nano.
+    R"sql(
+CREATE TABLE exemplar_traces (
+  trace_id BLOB NOT NULL PRIMARY KEY,
+  reasons INTEGER NOT NULL,
+  service TEXT NOT NULL,
+  start_unix_nano INTEGER NOT NULL,
+  duration_nanos INTEGER NOT NULL,
+  dropped_spans INTEGER NOT NULL,
+  kept_at_unix_nano INTEGER NOT NULL,
+  last_linked_at_unix_nano INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  spans BLOB NOT NULL
+);
+CREATE INDEX exemplar_traces_by_age ON exemplar_traces (last_linked_at_unix_nano);
+)sql",
 };
 
 absl::Status Failed(const std::string& path, std::string_view what, const std::exception& e) {

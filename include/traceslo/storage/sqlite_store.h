@@ -22,7 +22,7 @@ class Database;
 namespace traceslo::storage {
 
 // The schema version this build writes; Open() migrates older files up to it and refuses newer.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // Sums of one minute over several series of one service.
 struct MinuteSums {
@@ -33,8 +33,8 @@ struct MinuteSums {
 };
 
 // traceslo's SQLite file (WAL): one-minute SLI rollups per series and per service, the alert
-// states of the evaluator, and the tables of the alerting module (outbox, router state, silences,
-// alert history; written through Transact()).
+// states of the evaluator, the kept exemplar traces (SqliteExemplarStore), and the tables of the
+// alerting module (outbox, router state, silences, alert history; written through Transact()).
 // Series are stored by name (service, operation), so ids of a new process's SeriesRegistry need not
 // match the last one's. Every write is one transaction; with WAL and synchronous=NORMAL a committed
 // transaction survives the process being killed (not necessarily a power loss). Errors of SQLite

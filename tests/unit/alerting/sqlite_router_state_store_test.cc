@@ -84,13 +84,13 @@ TEST(SqliteRouterStoresTest, MigrationThreeAddsTheTablesAndKeepsOlderData) {
   {
     auto store = OpenStore(path);
     ASSERT_NE(store, nullptr);
-    EXPECT_EQ(store->schema_version(), 3);
+    EXPECT_EQ(store->schema_version(), storage::kSchemaVersion);
   }
   for (const char* table : {"router_groups", "silences", "alert_history", "instance"}) {
     EXPECT_TRUE(HasTable(path, table)) << table;
   }
-  // A file at version 2 (as the previous release left it) is brought to version 3, keeping its
-  // outbox.
+  // A file at version 2 (as the release before these tables left it) is brought to the current
+  // version, keeping its outbox.
   {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     RollBackSchema(db, 2);
@@ -100,7 +100,7 @@ TEST(SqliteRouterStoresTest, MigrationThreeAddsTheTablesAndKeepsOlderData) {
   }
   auto store = OpenStore(path);
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 3);
+  EXPECT_EQ(store->schema_version(), storage::kSchemaVersion);
   EXPECT_EQ(Count(path, "SELECT COUNT(*) FROM outbox"), 1);
   SqliteRouterStateStore states(*store);
   EXPECT_TRUE(states.Save(SampleState("oncall", "g")).ok());

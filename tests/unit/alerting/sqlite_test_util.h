@@ -36,6 +36,7 @@ inline const std::map<int, std::vector<std::string>>& TablesOfMigration() {
   static const auto* tables = new std::map<int, std::vector<std::string>>{
       {2, {"outbox", "outbox_groups", "delivery_log"}},
       {3, {"router_groups", "silences", "alert_history", "instance"}},
+      {4, {"exemplar_traces"}},
   };
   return *tables;
 }

@@ -206,7 +206,8 @@ TEST(SqliteStoreTest, OpenCreatesTheFileAtTheCurrentSchemaInWalMode) {
   RawDb raw(path);
   EXPECT_EQ(raw.Text("PRAGMA journal_mode"), "wal");  // persistent: a new connection sees it
   EXPECT_EQ(raw.Int("PRAGMA user_version"), kSchemaVersion);
-  for (const char* table : {"series", "series_minutes", "service_minutes", "alert_states"}) {
+  for (const char* table :
+       {"series", "series_minutes", "service_minutes", "alert_states", "exemplar_traces"}) {
     EXPECT_EQ(raw.Int(std::string("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
                                   "name = '") +
                       table + "'"),
