@@ -7,6 +7,8 @@
 //   evaluator       evaluates the SLO rules each rules.evaluation_interval (Ticker); saves the
 //                   alert states to SQLite when one changes
 //   storage         writes changed SLI minutes to SQLite each storage.flush_interval (Ticker)
+//   exemplars       every 30 s keeps each service's latest slow and error trace in SQLite and
+//                   prunes the kept traces by age and size (Ticker)
 //   alert-router    sends the router's due notifications into the outbox each second (Ticker);
 //                   the evaluator thread feeds the router after every evaluation
 //   notify-<name>   one per receiver (alerting::Dispatcher): delivers that receiver's outbox
@@ -19,6 +21,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -51,6 +54,8 @@
 #include "traceslo/slo/rule_loader.h"
 #include "traceslo/slo/sli_engine.h"
 #include "traceslo/storage/durable_sli_source.h"
+#include "traceslo/storage/exemplar_archiver.h"
+#include "traceslo/storage/exemplar_store.h"
 #include "traceslo/storage/sqlite_store.h"
 #include "traceslo/storage/storage_writer.h"
 #include "traceslo/web/web_handler.h"
@@ -205,6 +210,25 @@ int Serve(const ServeFlags& flags) {
     }
   });
 
+  // Exemplar traces on disk: what alerts link (kept by the evaluator thread below) and the
+  // latest slow and error trace of each service, for the trace page after the SLI store's
+  // exemplar_retention and across restarts.
+  auto exemplar_store =
+      storage::SqliteExemplarStore::Create(storage::ExemplarStoreOptions{}, **sqlite);
+  if (!exemplar_store.ok()) return Fail(std::string(exemplar_store.status().message()));
+  storage::ExemplarArchiver exemplar_archiver(storage::ExemplarArchiverOptions{}, engine.store(),
+                                              engine.series(), **exemplar_store);
+  Ticker exemplar_ticker(clock, std::chrono::seconds(30), [&] {
+    const int64_t now = UnixNanos(clock.Now());
+    if (absl::StatusOr<size_t> n = exemplar_archiver.ArchiveLatest(now); !n.ok()) {
+      logger.Error("exemplar traces not kept", {{"error", std::string(n.status().message())}});
+    }
+    if (auto pruned = (*exemplar_store)->Prune(now); !pruned.ok()) {
+      logger.Error("kept exemplar traces not pruned",
+                   {{"error", std::string(pruned.status().message())}});
+    }
+  });
+
   // Rules: evaluated every rules.evaluation_interval from the SLI store, and from SQLite for
   // minutes older than the store holds (windows up to storage.retention).
   storage::DurableSliSource durable_source(engine.source(), engine.store(), **sqlite);
@@ -281,12 +305,39 @@ int Serve(const ServeFlags& flags) {
     alert_feed.Seed(held);
   }
 
+  // The exemplar traces the open alerts' causes link, kept on disk (linked again while they
+  // stay open, so a long incident's traces do not age out).
+  auto keep_linked_traces = [&](int64_t now) {
+    std::map<std::string, std::vector<TraceId>> by_service;
+    for (const alerting::RouterGroupView& group : (*router)->Snapshot(now)) {
+      for (const alerting::RouterAlertView& a : group.alerts) {
+        auto service = a.alert.labels.find("service");
+        if (service == a.alert.labels.end()) continue;
+        for (const alerting::Cause& cause : a.alert.causes) {
+          for (const std::string& hex : cause.trace_ids) {
+            if (std::optional<TraceId> id = ParseTraceIdHex(hex)) {
+              by_service[service->second].push_back(*id);
+            }
+          }
+        }
+      }
+    }
+    for (auto& [service, ids] : by_service) {
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      if (auto kept = exemplar_archiver.KeepLinked(ids, service, now); !kept.ok()) {
+        logger.Error("alert-linked traces not kept",
+                     {{"service", service}, {"error", std::string(kept.status().message())}});
+      }
+    }
+  };
   std::chrono::system_clock::time_point last_history_prune{};  // evaluator thread only
   Ticker evaluation_ticker(clock, config->rules.evaluation_interval, [&] {
     const auto now = clock.Now();
     const std::vector<slo::AlertTransition> transitions = evaluator.Evaluate(now);
     if (!transitions.empty()) save_alerts();  // before anything is told of them
     alert_feed.Update(UnixNanos(now));
+    keep_linked_traces(UnixNanos(now));
     std::vector<alerting::AlertHistoryEntry> entries;
     for (const slo::AlertTransition& t : transitions) {
       const std::vector<alerting::Cause> causes = alert_feed.CausesOf(t.status);
@@ -352,15 +403,19 @@ int Serve(const ServeFlags& flags) {
                       .external_url = config->web.external_url,
                       .trace_url = config->links.trace_url,
                       .exemplar_retention = pc.exemplar_retention},
-      web::ApiSources{.clock = clock,
-                      .series = engine.series(),
-                      .store = engine.store(),
-                      .pinned_trace = [&](const TraceId& id) { return alert_feed.PinnedTrace(id); },
-                      .router = **router});
+      web::ApiSources{
+          .clock = clock,
+          .series = engine.series(),
+          .store = engine.store(),
+          .pinned_trace = [&](const TraceId& id) { return alert_feed.PinnedTrace(id); },
+          .router = **router,
+          .evaluator = &evaluator,
+          .recent_alerts = [&](size_t limit) { return history.Recent(limit); },
+          .kept_trace = [&](const TraceId& id) { return (*exemplar_store)->Find(id); }});
   web::WebHandler web_handler(
       web::WebOptions{.debug_endpoints = flags.debug_endpoints, .reload = reload, .api = &api},
       {&registry, receivers->get(), &sli_collector, &evaluator, &rules, &storage_writer,
-       &dispatcher_metrics, &api},
+       &dispatcher_metrics, &api, exemplar_store->get()},
       **pipeline);
   http::ServerOptions web_options;
   web_options.name = "web";
@@ -398,6 +453,7 @@ int Serve(const ServeFlags& flags) {
   ticker.Shutdown();  // the pipeline's shutdown completes and publishes every live trace
   bool drained = (*pipeline)->Shutdown(clock.SteadyNow() + std::chrono::seconds(30));
   if (!drained) logger.Warn("pipeline did not drain before the deadline");
+  exemplar_ticker.Shutdown();
   storage_ticker.Shutdown();
   if (absl::Status status = storage_writer.Flush(); !status.ok()) {
     logger.Error("final storage flush failed", {{"error", std::string(status.message())}});

@@ -8,8 +8,11 @@
 #include <limits>
 #include <utility>
 
+#include "services/web/alerts_page.h"
 #include "services/web/html.h"
+#include "services/web/signatures_page.h"
 #include "services/web/silence_request.h"
+#include "services/web/slo_page.h"
 #include "services/web/trace_page.h"
 #include "traceslo/alerting/notification.h"
 #include "traceslo/common/time_format.h"
@@ -33,6 +36,16 @@ http::Response Json(int status, const json::value& value) {
   return r;
 }
 
+// A serialized JSON document.
+http::Response JsonBody(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  r.body += '\n';
+  return r;
+}
+
 http::Response Error(int status, std::string_view message) {
   return Json(status, json::object{{"error", message}});
 }
@@ -44,44 +57,6 @@ http::Response Page(int status, std::string body) {
   r.headers.emplace_back("Content-Security-Policy", std::string(kPageContentSecurityPolicy));
   r.body = std::move(body);
   return r;
-}
-
-json::object LabelsJson(const alerting::Labels& labels) {
-  json::object out;
-  for (const auto& [name, value] : labels) out[name] = value;
-  return out;
-}
-
-json::object AlertJson(const alerting::RouterAlertView& view, std::string_view external_url) {
-  const alerting::Alert& a = view.alert;
-  json::array causes;
-  for (const alerting::Cause& c : a.causes) {
-    json::array traces;
-    for (const std::string& id : c.trace_ids) {
-      traces.push_back(
-          json::object{{"traceId", id}, {"url", std::string(external_url) + "/traces/" + id}});
-    }
-    causes.push_back(json::object{{"kind", alerting::CauseKindName(c.kind)},
-                                  {"id", c.id},
-                                  {"title", c.title},
-                                  {"sampleMessage", c.sample_message},
-                                  {"count", c.count},
-                                  {"share", c.share},
-                                  {"traces", std::move(traces)}});
-  }
-  json::array silenced_by;
-  for (const std::string& id : view.silenced_by) silenced_by.push_back(json::value(id));
-  return json::object{
-      {"fingerprint", view.fingerprint},
-      {"labels", LabelsJson(a.labels)},
-      {"annotations", LabelsJson(a.annotations)},
-      {"status", a.firing ? "firing" : "resolved"},
-      {"startsAt", FormatRfc3339(a.starts_at_unix_nano)},
-      {"endsAt", a.firing ? json::value(nullptr) : json::value(FormatRfc3339(a.ends_at_unix_nano))},
-      {"inhibited", view.inhibited},
-      {"silencedBy", std::move(silenced_by)},
-      {"notified", view.notified},
-      {"causes", std::move(causes)}};
 }
 
 json::object SilenceJson(const alerting::SilenceStatus& s) {
@@ -255,8 +230,9 @@ bool ApiHandler::Authorized(const http::Request& request) const {
 
 namespace {
 
-constexpr std::array<std::string_view, 7> kEndpointNames = {
-    "trace_page", "trace", "alerts", "ack", "silences", "silence", "unknown"};
+constexpr std::array<std::string_view, 12> kEndpointNames = {
+    "trace_page",    "trace",       "alerts",          "ack",  "silences",   "silence",
+    "overview_page", "alerts_page", "signatures_page", "slos", "signatures", "unknown"};
 
 size_t EndpointOf(std::string_view path) {
   if (path.starts_with("/traces/")) return 0;
@@ -265,7 +241,12 @@ size_t EndpointOf(std::string_view path) {
   if (path.starts_with("/api/v1/alerts/")) return 3;
   if (path == "/api/v1/silences") return 4;
   if (path.starts_with("/api/v1/silences/")) return 5;
-  return 6;
+  if (path == "/") return 6;
+  if (path == "/alerts") return 7;
+  if (path == "/signatures") return 8;
+  if (path == "/api/v1/slos") return 9;
+  if (path == "/api/v1/signatures") return 10;
+  return 11;
 }
 
 }  // namespace
@@ -322,6 +303,12 @@ std::optional<http::Response> ApiHandler::Route(const http::Request& request) {
     if (!read) return method_not_allowed("GET, HEAD");
     return TracePage(path.substr(8), false);
   }
+  if (path == "/" || path == "/alerts" || path == "/signatures") {
+    if (!read) return method_not_allowed("GET, HEAD");
+    if (path == "/") return Overview(false);
+    if (path == "/alerts") return Alerts(false);
+    return SignaturesList(false);
+  }
   if (!path.starts_with("/api/v1/")) return std::nullopt;
   const std::string_view rest = path.substr(8);
   if (rest.starts_with("traces/")) {
@@ -330,7 +317,15 @@ std::optional<http::Response> ApiHandler::Route(const http::Request& request) {
   }
   if (rest == "alerts") {
     if (!read) return method_not_allowed("GET, HEAD");
-    return Alerts();
+    return Alerts(true);
+  }
+  if (rest == "slos") {
+    if (!read) return method_not_allowed("GET, HEAD");
+    return Overview(true);
+  }
+  if (rest == "signatures") {
+    if (!read) return method_not_allowed("GET, HEAD");
+    return SignaturesList(true);
   }
   // alerts/{fingerprint}/ack; "alerts/ack" has no fingerprint (and would overlap the suffix).
   if (rest.size() > 11 && rest.starts_with("alerts/") && rest.ends_with("/ack")) {
@@ -353,10 +348,14 @@ std::optional<http::Response> ApiHandler::Route(const http::Request& request) {
   return Error(404, "no such endpoint");
 }
 
+PageContext ApiHandler::Context() const {
+  return PageContext{.external_url = options_.external_url,
+                     .trace_url = options_.trace_url,
+                     .exemplar_retention = options_.exemplar_retention};
+}
+
 http::Response ApiHandler::TracePage(std::string_view id, bool json) const {
-  const PageContext context{.external_url = options_.external_url,
-                            .trace_url = options_.trace_url,
-                            .exemplar_retention = options_.exemplar_retention};
+  const PageContext context = Context();
   const std::optional<TraceId> trace_id = ParseTraceIdHex(id);
   if (!trace_id) {
     return json ? Error(400, "a trace id is 32 hex digits")
@@ -364,42 +363,72 @@ http::Response ApiHandler::TracePage(std::string_view id, bool json) const {
   }
   pipeline::ExemplarRef trace = sources_.store.FindTrace(*trace_id);
   if (!trace && sources_.pinned_trace) trace = sources_.pinned_trace(*trace_id);
-  if (!trace) {
+  std::optional<TraceView> view;
+  if (trace) {
+    view = TraceViewOf(*trace, sources_.series, sources_.store.Signatures());
+  } else if (sources_.kept_trace) {
+    absl::StatusOr<std::optional<storage::KeptTrace>> kept = sources_.kept_trace(*trace_id);
+    if (!kept.ok()) {
+      const std::string message = "trace " + TraceIdHex(*trace_id) +
+                                  " could not be read: " + std::string(kept.status().message());
+      if (json) return Error(500, message);
+      return Page(500, RenderTraceUnreadable(TraceIdHex(*trace_id), message, context));
+    }
+    if (*kept) view = TraceViewOf(**kept);
+  }
+  if (!view) {
     return json ? Error(404, "trace " + TraceIdHex(*trace_id) + " is not retained")
                 : Page(404, RenderTraceNotRetained(TraceIdHex(*trace_id), context));
   }
-  const TraceView view = TraceViewOf(*trace, sources_.series, sources_.store.Signatures());
   if (json) {
     http::Response r;
     r.content_type = "application/json";
-    r.body = TraceJson(view);
+    r.body = TraceJson(*view);
     return r;
   }
-  return Page(200, RenderTracePage(view, context));
+  return Page(200, RenderTracePage(*view, context));
 }
 
-http::Response ApiHandler::Alerts() const {
-  json::array groups;
-  for (const alerting::RouterGroupView& g :
-       sources_.router.Snapshot(UnixNanos(sources_.clock.Now()))) {
-    json::array alerts;
-    for (const alerting::RouterAlertView& a : g.alerts) {
-      alerts.push_back(AlertJson(a, options_.external_url));
+http::Response ApiHandler::Alerts(bool json) const {
+  const int64_t now = UnixNanos(sources_.clock.Now());
+  AlertsView view;
+  view.groups = sources_.router.Snapshot(now);
+  if (!json) view.silences = sources_.router.Silences(now);
+  if (sources_.recent_alerts) {
+    view.history_available = true;
+    absl::StatusOr<std::vector<alerting::AlertHistoryEntry>> recent =
+        sources_.recent_alerts(kMaxRecentAlerts);
+    if (recent.ok()) {
+      view.history.reserve(recent->size());
+      for (const alerting::AlertHistoryEntry& entry : *recent) {
+        view.history.push_back(AlertHistoryViewOf(entry));
+      }
+    } else {
+      view.history_error = std::string(recent.status().message());
+      if (view.history_error.empty()) view.history_error = recent.status().ToString();
     }
-    groups.push_back(json::object{
-        {"receiver", g.receiver},
-        {"groupKey", g.group_key},
-        {"labels", LabelsJson(g.group_labels)},
-        {"alerts", std::move(alerts)},
-        {"notified", g.sent},
-        {"sequence", g.sequence},
-        {"lastNotifiedAt",
-         g.sent ? json::value(FormatRfc3339(g.last_sent_unix_nano)) : json::value(nullptr)},
-        {"acknowledged", g.acked},
-        {"acknowledgedAt",
-         g.acked ? json::value(FormatRfc3339(g.acked_at_unix_nano)) : json::value(nullptr)}});
   }
-  return Json(200, json::object{{"groups", std::move(groups)}});
+  if (json) return JsonBody(200, AlertsJson(view, options_.external_url));
+  return Page(200, RenderAlertsPage(view, AlertsPageContext{.page = Context(),
+                                                            .write_token_required =
+                                                                !options_.api_token.empty()}));
+}
+
+http::Response ApiHandler::Overview(bool json) const {
+  SloOverview overview;
+  if (sources_.evaluator != nullptr) {
+    overview = SloOverviewOf(*sources_.evaluator);
+  } else if (json) {
+    return Error(503, "no SLO evaluator is wired into this server");
+  }
+  if (json) return JsonBody(200, SlosJson(overview));
+  return Page(200, RenderSloPage(overview, Context()));
+}
+
+http::Response ApiHandler::SignaturesList(bool json) const {
+  const SignaturesView view = SignaturesViewOf(sources_.store.Signatures(), sources_.series);
+  if (json) return JsonBody(200, SignaturesJson(view, options_.external_url));
+  return Page(200, RenderSignaturesPage(view, Context()));
 }
 
 http::Response ApiHandler::Ack(std::string_view fingerprint) {

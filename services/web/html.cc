@@ -59,7 +59,8 @@ void AppendSequenceAt(std::string& out, std::string_view text, size_t& i) {
 
 // One stylesheet for every page (its hash is in kPageContentSecurityPolicy). Colours c0-c9 are a
 // fixed palette for services; d1-d15 indent span rows by tree depth. Below 640 px the waterfall
-// bar moves under the span's name.
+// bar moves under the span's name, and rows of table.stack become blocks whose cells are labelled
+// by their data-label (the overview, alerts and signatures pages on a phone).
 constexpr std::string_view kStylesheet =
     ":root{--ind:1.1em;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--err:#cf222e}"
     "*{box-sizing:border-box}"
@@ -108,7 +109,34 @@ constexpr std::string_view kStylesheet =
     ".d13{padding-left:calc(13*var(--ind))}.d14{padding-left:calc(14*var(--ind))}"
     ".d15{padding-left:calc(15*var(--ind))}"
     "@media (max-width:640px){:root{--ind:.55em}body{padding:.5rem}"
-    ".span{grid-template-columns:100%}.axis{margin-left:0}.bar{margin-top:.15rem}}";
+    ".span{grid-template-columns:100%}.axis{margin-left:0}.bar{margin-top:.15rem}}"
+    "nav{display:flex;flex-wrap:wrap;gap:.2rem 1rem;padding:0 0 .4rem;margin:0 0 .6rem;"
+    "border-bottom:1px solid var(--line)}"
+    "nav a{text-decoration:none;font-weight:600}nav a[aria-current]{color:var(--fg)}"
+    "h2{font-size:1.05rem;margin:1rem 0 .3rem}"
+    ".scroll{overflow-x:auto;max-width:100%}"
+    "table{border-collapse:collapse;min-width:100%}"
+    "th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eef1f4;"
+    "vertical-align:top}"
+    "th{color:var(--muted);font-size:.85em;white-space:nowrap}"
+    ".num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".state{display:inline-block;font-size:.75rem;font-weight:700;padding:0 .35em;"
+    "border-radius:.25em;background:#eef1f4;color:var(--muted)}"
+    ".state.firing{background:var(--err);color:#fff}"
+    ".state.pending{background:#fff8c5;color:#6c4400}"
+    ".state.ok{background:#dafbe1;color:#116329}"
+    ".plain{list-style:none;margin:0;padding:0}"
+    ".msg{overflow-wrap:anywhere;max-width:40rem}"
+    ".group{border:1px solid var(--line);border-radius:.4rem;padding:.5rem .75rem;margin:.6rem 0}"
+    ".group.acked{border-style:dashed}"
+    ".alert{margin:.4rem 0;padding:.3rem 0;border-top:1px solid #eef1f4}"
+    ".help{color:var(--muted);font-size:.85em;overflow-wrap:anywhere}"
+    "meter{width:5rem;vertical-align:middle}"
+    "@media (max-width:640px){table.stack thead{display:none}"
+    "table.stack tr{display:block;border-bottom:1px solid var(--line);padding:.3rem 0}"
+    "table.stack td{display:block;border:0;padding:.1rem 0;text-align:left}"
+    "table.stack td[data-label]::before{content:attr(data-label) \": \";color:var(--muted);"
+    "font-size:.85em}}";
 
 }  // namespace
 
@@ -179,5 +207,32 @@ void BeginPage(std::string& out, std::string_view title) {
 }
 
 void EndPage(std::string& out) { out += "</body>\n</html>\n"; }
+
+std::string PageBaseUrl(std::string_view external_url) {
+  std::string base(external_url);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base;
+}
+
+void AppendNav(std::string& out, std::string_view external_url, NavPage current) {
+  const std::string base = PageBaseUrl(external_url);
+  out += "<nav aria-label=\"traceslo\">";
+  const auto link = [&](NavPage page, std::string_view path, std::string_view id,
+                        std::string_view text) {
+    out += "<a id=\"";
+    out += id;
+    out += "\" href=\"";
+    AppendEscaped(out, base + std::string(path));
+    out += "\"";
+    if (page == current) out += " aria-current=\"page\"";
+    out += ">";
+    out += text;
+    out += "</a>";
+  };
+  link(NavPage::kOverview, "/", "nav-overview", "Overview");
+  link(NavPage::kAlerts, "/alerts", "nav-alerts", "Alerts");
+  link(NavPage::kSignatures, "/signatures", "nav-signatures", "Signatures");
+  out += "</nav>\n";
+}
 
 }  // namespace traceslo::web

@@ -25,7 +25,7 @@ std::string ValidUtf8(std::string_view text);
 // nothing else loads (tests/unit/web/trace_page_test.cc checks the hash against the stylesheet).
 inline constexpr std::string_view kPageContentType = "text/html; charset=utf-8";
 inline constexpr std::string_view kPageContentSecurityPolicy =
-    "default-src 'none'; style-src 'sha256-C5v2lGM1i7cmYUjlIPYbvN117ydRPyV1N3V765Qjofk='; img-src "
+    "default-src 'none'; style-src 'sha256-fb4tzEnDSQTesyhx2yIIBR9R0mx0pe8MwCst3IIUmWI='; img-src "
     "'none'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 // The stylesheet, exactly as it appears between <style> and </style>.
@@ -35,5 +35,16 @@ std::string_view PageStylesheet();
 // the stylesheet. EndPage closes the document.
 void BeginPage(std::string& out, std::string_view title);
 void EndPage(std::string& out);
+
+// The pages the navigation links.
+enum class NavPage { kOverview, kAlerts, kSignatures, kOther };
+
+// `external_url` (web.external_url) without trailing slashes: the prefix of every link a page
+// makes, so a path prefix behind a proxy works; empty gives root-relative links.
+std::string PageBaseUrl(std::string_view external_url);
+
+// Appends the navigation of every page (Overview, Alerts, Signatures) with `current` marked
+// aria-current="page"; links under PageBaseUrl(external_url).
+void AppendNav(std::string& out, std::string_view external_url, NavPage current);
 
 }  // namespace traceslo::web

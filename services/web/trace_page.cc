@@ -22,7 +22,6 @@ constexpr size_t kPaletteSize = 10;      // classes c0-c9 of the stylesheet
 constexpr uint32_t kMaxDepthClass = 15;  // classes d1-d15 of the stylesheet
 constexpr size_t kMaxLegendServices = 100;
 constexpr size_t kMaxShownIdBytes = 64;  // of a bad id typed into the URL
-constexpr std::string_view kUnknown = "unknown";
 
 std::string SpanIdHex(uint64_t id) {
   std::string out(16, '0');
@@ -317,17 +316,6 @@ void AppendRow(std::string& out, const TraceView& trace, const Row& row, const T
   out += "</svg>\n</li>\n";
 }
 
-std::optional<SignatureText> FindIn(
-    const absl::flat_hash_map<uint64_t, const pipeline::SignatureInfo*>& by_id, uint64_t id) {
-  auto it = by_id.find(id);
-  if (it == by_id.end() || it->second == nullptr) return std::nullopt;
-  const pipeline::SignatureInfo& info = *it->second;
-  return SignatureText{
-      .exception_type = info.exception_type,
-      .message = info.sample_message.empty() ? info.normalized_message : info.sample_message,
-      .top_frame = info.top_frame};
-}
-
 boost::json::string JsonText(std::string_view text) {
   const std::string valid = ValidUtf8(text);
   return boost::json::string(valid.data(), valid.size());
@@ -336,6 +324,7 @@ boost::json::string JsonText(std::string_view text) {
 // "15 min", "2 h", "90 s": retention settings are whole minutes or seconds as a rule.
 std::string RetentionText(std::chrono::milliseconds retention) {
   const int64_t ms = retention.count();
+  if (ms % 86'400'000 == 0) return std::to_string(ms / 86'400'000) + " d";
   if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + " h";
   if (ms % 60'000 == 0) return std::to_string(ms / 60'000) + " min";
   if (ms % 1'000 == 0) return std::to_string(ms / 1'000) + " s";
@@ -353,9 +342,11 @@ void AppendNotRetainedNotice(std::string& out, std::string_view trace_id,
   } else {
     out += "a limited time";
   }
-  out +=
-      " (<code>pipeline.exemplar_retention</code>). This trace has expired since, was never "
-      "picked as an exemplar, or was lost when traceslo restarted.</p>\n";
+  out += " (<code>pipeline.exemplar_retention</code>); and on disk the traces alerts link (for " +
+         RetentionText(storage::ExemplarStoreOptions{}.alert_max_age) +
+         " after the last link) and the latest slow and error trace of each service (for " +
+         RetentionText(storage::ExemplarStoreOptions{}.max_age) +
+         "). This trace has expired since or was never picked as an exemplar.</p>\n";
   const std::string external = ExternalTraceUrl(context.trace_url, trace_id);
   if (!external.empty()) {
     out += "<p><a id=\"external-trace\" href=\"";
@@ -370,52 +361,40 @@ void AppendNotRetainedNotice(std::string& out, std::string_view trace_id,
 
 }  // namespace
 
-TraceView TraceViewOf(const pipeline::ExemplarTrace& trace,
-                      const pipeline::SeriesRegistry& registry, SignatureLookup signatures) {
+TraceView TraceViewOf(const storage::KeptTrace& kept) {
   TraceView view;
-  view.trace_id = TraceIdHex(trace.trace_id);
-  view.start_unix_nano = trace.start_unix_nano;
-  view.duration_nanos = trace.duration_nanos;
-  view.spans.reserve(trace.spans.size());
-  const uint32_t series_count = registry.series_count();
-  for (const pipeline::ExemplarSpan& span : trace.spans) {
+  view.trace_id = TraceIdHex(kept.trace_id);
+  view.start_unix_nano = kept.start_unix_nano;
+  view.duration_nanos = kept.duration_nanos;
+  view.spans.reserve(kept.spans.size());
+  for (const storage::KeptSpan& span : kept.spans) {
     TraceSpanView& v = view.spans.emplace_back();
     v.span_id = SpanIdHex(span.span_id);
     if (span.parent_span_id != 0) v.parent_span_id = SpanIdHex(span.parent_span_id);
-    if (span.series < series_count) {
-      v.service = ValidUtf8(registry.ServiceName(registry.ServiceOf(span.series)));
-      v.operation = ValidUtf8(registry.OperationName(span.series));
-    } else {
-      v.service = v.operation = kUnknown;
-    }
+    v.service = ValidUtf8(span.service);
+    v.operation = ValidUtf8(span.operation);
     v.kind = KindName(span.kind);
     v.start_offset_nanos = span.start_offset_nanos;
     v.duration_nanos = span.duration_nanos;
     v.error = span.error;
     v.orphan = span.orphan;
-    if (span.signature != 0) {
-      v.signature = SpanIdHex(span.signature);
-      if (std::optional<SignatureText> text = signatures(span.signature)) {
-        v.exception_type = ValidUtf8(text->exception_type);
-        v.message = ValidUtf8(text->message);
-        v.top_frame = ValidUtf8(text->top_frame);
-      }
-    }
+    if (span.signature != 0) v.signature = SpanIdHex(span.signature);
+    v.exception_type = ValidUtf8(span.exception_type);
+    v.message = ValidUtf8(span.message);
+    v.top_frame = ValidUtf8(span.top_frame);
   }
   return view;
 }
 
 TraceView TraceViewOf(const pipeline::ExemplarTrace& trace,
+                      const pipeline::SeriesRegistry& registry, SignatureLookup signatures) {
+  return TraceViewOf(storage::KeptTraceOf(trace, registry, signatures));
+}
+
+TraceView TraceViewOf(const pipeline::ExemplarTrace& trace,
                       const pipeline::SeriesRegistry& registry,
                       const std::vector<pipeline::SignatureInfo>& signatures) {
-  absl::flat_hash_map<uint64_t, const pipeline::SignatureInfo*> by_id;
-  for (const pipeline::ExemplarSpan& span : trace.spans) {
-    if (span.signature != 0) by_id.try_emplace(span.signature, nullptr);
-  }
-  for (const pipeline::SignatureInfo& info : signatures) {
-    if (auto it = by_id.find(info.id); it != by_id.end()) it->second = &info;
-  }
-  return TraceViewOf(trace, registry, [&](uint64_t id) { return FindIn(by_id, id); });
+  return TraceViewOf(storage::KeptTraceOf(trace, registry, signatures));
 }
 
 std::string HumanDuration(uint64_t nanos) {
@@ -474,6 +453,7 @@ std::string RenderTracePage(const TraceView& trace, const PageContext& context) 
   std::string out;
   out.reserve(4096 + std::min(rows.size(), kMaxRenderedSpans) * 1200);
   BeginPage(out, title);
+  AppendNav(out, context.external_url, NavPage::kOther);
   out += "<header>\n<h1>Trace <code id=\"trace-id\">";
   AppendEscaped(out, trace.trace_id);
   out += "</code></h1>\n<p class=\"meta\">Started <time id=\"trace-start\" datetime=\"";
@@ -537,6 +517,7 @@ std::string RenderTraceNotRetained(std::string_view trace_id_hex, const PageCont
   const std::string hex = TraceIdHex(*id);
   std::string out;
   BeginPage(out, "Trace " + hex.substr(0, 8) + " not retained \xe2\x80\x94 traceslo");
+  AppendNav(out, context.external_url, NavPage::kOther);
   out +=
       "<main class=\"not-retained\">\n<h1>Trace not retained</h1>\n<p>traceslo has no trace "
       "<code id=\"trace-id\">" +
@@ -547,10 +528,31 @@ std::string RenderTraceNotRetained(std::string_view trace_id_hex, const PageCont
   return out;
 }
 
+std::string RenderTraceUnreadable(std::string_view trace_id_hex, std::string_view message,
+                                  const PageContext& context) {
+  std::string out;
+  BeginPage(out, "Trace not readable \xe2\x80\x94 traceslo");
+  AppendNav(out, context.external_url, NavPage::kOther);
+  out += "<main class=\"unreadable\">\n<h1>Trace not readable</h1>\n<p><code id=\"trace-id\">";
+  AppendEscaped(out, trace_id_hex.substr(0, kMaxShownIdBytes));
+  out += "</code> is kept on disk but could not be read.</p>\n<p class=\"notice\">";
+  AppendEscaped(out, message);
+  out += "</p>\n";
+  const std::string external = ExternalTraceUrl(context.trace_url, trace_id_hex);
+  if (!external.empty()) {
+    out += "<p><a id=\"external-trace\" href=\"";
+    AppendEscaped(out, external);
+    out += "\">Look for it in the trace backend</a></p>\n";
+  }
+  out += "</main>\n";
+  EndPage(out);
+  return out;
+}
+
 std::string RenderBadTraceId(std::string_view raw_id, const PageContext& context) {
-  (void)context;
   std::string out;
   BeginPage(out, "Not a trace id \xe2\x80\x94 traceslo");
+  AppendNav(out, context.external_url, NavPage::kOther);
   out += "<main class=\"bad-trace-id\">\n<h1>Not a trace id</h1>\n<p><code id=\"trace-id\">";
   AppendEscaped(out, raw_id.substr(0, kMaxShownIdBytes));
   if (raw_id.size() > kMaxShownIdBytes) out += "\xe2\x80\xa6";

@@ -12,6 +12,7 @@
 #include "traceslo/common/span.h"
 #include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sli_store.h"
+#include "traceslo/storage/exemplar_store.h"
 
 namespace traceslo::web {
 
@@ -44,18 +45,15 @@ struct TraceView {
   std::vector<TraceSpanView> spans;  // in any order; pages show them as a tree
 };
 
-// What a span's error signature says, for TraceViewOf.
-struct SignatureText {
-  std::string exception_type;
-  std::string message;
-  std::string top_frame;
-};
-// The texts of signature `id`, or nullopt when the registry does not hold it (any more).
-using SignatureLookup = absl::FunctionRef<std::optional<SignatureText>(uint64_t id)>;
+using SignatureText = storage::SignatureText;
+using SignatureLookup = storage::SignatureLookup;
 
-// Resolves series ids to (service, operation) and error signatures to their texts. Strings are
-// made valid UTF-8 (invalid bytes become U+FFFD); ids of series the registry does not know show
-// as service and operation "unknown". `registry` is read under its own lock.
+// The view of a kept trace: ids as hex, kinds by name, strings made valid UTF-8 (invalid bytes
+// become U+FFFD). Names were resolved by storage::KeptTraceOf.
+TraceView TraceViewOf(const storage::KeptTrace& kept);
+// The same for a trace of the SLI store: series ids resolve to (service, operation) ("unknown"
+// when the registry does not know them) and error signatures to their texts, through
+// storage::KeptTraceOf. `registry` is read under its own lock.
 TraceView TraceViewOf(const pipeline::ExemplarTrace& trace,
                       const pipeline::SeriesRegistry& registry, SignatureLookup signatures);
 // The same with the store's signature list (SliStore::Signatures()).
@@ -90,6 +88,9 @@ std::string RenderTracePage(const TraceView& trace, const PageContext& context);
 // happens, and a link to the external trace viewer when there is one. An id that does not parse
 // gets the RenderBadTraceId page instead.
 std::string RenderTraceNotRetained(std::string_view trace_id_hex, const PageContext& context);
+// Status 500: the trace is kept on disk but its row could not be read (`message` says why).
+std::string RenderTraceUnreadable(std::string_view trace_id_hex, std::string_view message,
+                                  const PageContext& context);
 // Status 400: `raw_id` (as it came in the URL, shown escaped and shortened) is not a trace id.
 std::string RenderBadTraceId(std::string_view raw_id, const PageContext& context);
 

@@ -17,7 +17,7 @@ struct WebOptions {
   bool debug_endpoints = false;
   // POST /-/reload: reloads the rule files (all or nothing). Unset: 404.
   std::function<absl::Status()> reload;
-  // /traces/ and /api/v1/ (alerts, silences, traces); null: 404. Borrowed.
+  // The pages (/, /alerts, /signatures, /traces/) and /api/v1/; null: 404. Borrowed.
   ApiHandler* api = nullptr;
 };
 

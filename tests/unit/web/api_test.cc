@@ -27,6 +27,7 @@
 #include "traceslo/common/time_format.h"
 #include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sli_store.h"
+#include "traceslo/storage/exemplar_store.h"
 
 namespace traceslo::web {
 namespace {
@@ -137,7 +138,13 @@ class ApiTest : public ::testing::Test {
                    .pinned_trace = [this](const TraceId& id) -> pipeline::ExemplarRef {
                      return pinned_ != nullptr && pinned_->trace_id == id ? pinned_ : nullptr;
                    },
-                   .router = *router_});
+                   .router = *router_,
+                   .kept_trace = [this](const TraceId& id)
+                       -> absl::StatusOr<std::optional<storage::KeptTrace>> {
+                     if (!kept_status_.ok()) return kept_status_;
+                     if (kept_ && kept_->trace_id == id) return kept_;
+                     return std::nullopt;
+                   }});
   }
 
   int64_t Now() const { return UnixNanos(clock_.Now()); }
@@ -228,6 +235,8 @@ class ApiTest : public ::testing::Test {
   pipeline::SeriesRegistry registry_;
   pipeline::SliStore store_;
   pipeline::ExemplarRef pinned_;
+  std::optional<storage::KeptTrace> kept_;  // what the SQLite exemplar store would answer
+  absl::Status kept_status_;
   alerting::RouterOptions router_options_;
   RecordingSink sink_;
   MemoryStateStore state_store_;
@@ -359,6 +368,66 @@ TEST_F(ApiTest, MalformedTraceIdsAreBadRequests) {
   const http::Response page = Call("GET", std::string("/traces/") + kEvilPlain);
   EXPECT_EQ(page.status, 400);
   EXPECT_THAT(page.body, Not(HasSubstr("<script")));
+}
+
+// A trace neither the SLI store nor the pins hold any more, read back from SQLite: its names
+// were resolved when it was kept, and are escaped on the page like any other.
+TEST_F(ApiTest, ATraceKeptOnDiskOpens) {
+  storage::KeptTrace kept;
+  kept.trace_id = *ParseTraceIdHex(kTraceHex);
+  kept.start_unix_nano = kStartNanos;
+  kept.duration_nanos = 5'000'000;
+  kept.spans.push_back(storage::KeptSpan{.span_id = 0x1111,
+                                         .service = "frontend",
+                                         .operation = "GET /checkout",
+                                         .kind = SpanKind::kServer,
+                                         .duration_nanos = 5'000'000});
+  kept.spans.push_back(storage::KeptSpan{.span_id = 0x2222,
+                                         .parent_span_id = 0x1111,
+                                         .service = kEvilService,
+                                         .operation = kEvilOperation,
+                                         .kind = SpanKind::kClient,
+                                         .start_offset_nanos = 1'000'000,
+                                         .duration_nanos = 2'000'000,
+                                         .error = true,
+                                         .signature = 0xabc,
+                                         .exception_type = "<b>TimeoutError</b>",
+                                         .message = "upstream \"timed\" out"});
+  kept.reasons = storage::kKeptForAlert;
+  kept_ = kept;
+
+  const http::Response page = Call("GET", std::string("/traces/") + kTraceHex);
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_THAT(page.body, HasSubstr("GET /checkout"));
+  EXPECT_THAT(page.body, HasSubstr("&lt;b&gt;TimeoutError&lt;/b&gt;"));
+  EXPECT_THAT(page.body, Not(HasSubstr("<b>TimeoutError")));
+  EXPECT_THAT(page.body, Not(HasSubstr("<script")));
+
+  const json::value v = JsonOf(Call("GET", std::string("/api/v1/traces/") + kTraceHex));
+  const json::array& spans = v.at("spans").as_array();
+  ASSERT_THAT(spans, SizeIs(2));
+  std::map<std::string, const json::object*> by_id;
+  for (const json::value& span : spans)
+    by_id[std::string(span.at("span_id").as_string())] = &span.as_object();
+  ASSERT_TRUE(by_id.contains("0000000000002222")) << v;
+  const json::object& child = *by_id["0000000000002222"];
+  EXPECT_EQ(child.at("service").as_string(), kEvilService);
+  EXPECT_EQ(child.at("parent_span_id").as_string(), "0000000000001111");
+  EXPECT_EQ(child.at("error_signature").as_object().at("id").as_string(), "0000000000000abc");
+
+  // Another id is still "not retained".
+  EXPECT_EQ(Call("GET", "/traces/00000000000000000000000000000001").status, 404);
+}
+
+TEST_F(ApiTest, AnUnreadableKeptTraceIs500NotNotRetained) {
+  kept_status_ = absl::DataLossError("traceslo.db: exemplar trace 4bf9…: <corrupt> spans");
+  const http::Response page = Call("GET", std::string("/traces/") + kTraceHex);
+  EXPECT_EQ(page.status, 500);
+  EXPECT_THAT(page.body, HasSubstr("&lt;corrupt&gt;"));
+  EXPECT_THAT(page.body, Not(HasSubstr("<corrupt>")));
+  const http::Response api = Call("GET", std::string("/api/v1/traces/") + kTraceHex);
+  EXPECT_EQ(api.status, 500);
+  EXPECT_THAT(ErrorOf(api), HasSubstr("could not be read"));
 }
 
 TEST_F(ApiTest, TracesAreReadOnly) {
@@ -828,8 +897,8 @@ TEST_F(ApiTest, UnknownApiPathIsJsonNotFound) {
 }
 
 TEST_F(ApiTest, OtherPathsAreNotTheApis) {
-  for (const char* path : {"/", "/metrics", "/alerts", "/traces", "/tracesx/abc", "/api/v1",
-                           "/api/v2/alerts", "/API/v1/alerts"}) {
+  for (const char* path : {"/metrics", "/index.html", "/alerts/", "/signatures/x", "/traces",
+                           "/tracesx/abc", "/api/v1", "/api/v2/alerts", "/API/v1/alerts"}) {
     SCOPED_TRACE(path);
     EXPECT_FALSE(Handle("GET", path).has_value());
     EXPECT_FALSE(Handle("POST", path).has_value());

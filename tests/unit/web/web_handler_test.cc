@@ -12,7 +12,13 @@
 
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/unit/alerting/router_test_util.h"
+#include "traceslo/alerting/router.h"
 #include "traceslo/common/span.h"
+#include "traceslo/pipeline/series_registry.h"
+#include "traceslo/pipeline/sli_store.h"
+#include "traceslo/web/api.h"
 
 namespace traceslo::web {
 namespace {
@@ -139,6 +145,32 @@ TEST_F(WebHandlerTest, UnknownPathIs404) {
     EXPECT_EQ(handler.Handle(MakeRequest("GET", path)).status, 404) << path;
   }
   EXPECT_EQ(handler.Handle(MakeRequest("POST", "/-/debug/unknown")).status, 404);
+}
+
+// With the API wired in, / is the SLO overview (and the other pages answer); the handler's own
+// paths stay its own.
+TEST_F(WebHandlerTest, RootIsTheOverviewWhenTheApiIsWired) {
+  fakes::FakeClock clock;
+  pipeline::SeriesRegistry series(10, 10);
+  pipeline::SliStore store(pipeline::SliStoreOptions{});
+  alerting::testing_util::RecordingSink sink;
+  alerting::testing_util::MemoryStateStore state;
+  alerting::testing_util::MemorySilenceStore silences;
+  auto router = alerting::AlertRouter::Create({}, sink, state, silences);
+  ASSERT_TRUE(router.ok()) << router.status();
+  ApiHandler api(ApiOptions{},
+                 ApiSources{.clock = clock, .series = series, .store = store, .router = **router});
+  WebHandler handler({.api = &api}, {&app_registry_}, *pipeline_);
+  for (const char* path : {"/", "/alerts", "/signatures"}) {
+    const http::Response r = handler.Handle(MakeRequest("GET", path));
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_EQ(r.content_type, "text/html; charset=utf-8") << path;
+  }
+  EXPECT_NE(handler.Handle(MakeRequest("GET", "/")).body.find("No SLO evaluator"),
+            std::string::npos);
+  EXPECT_EQ(handler.Handle(MakeRequest("GET", "/metrics")).content_type,
+            "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(handler.Handle(MakeRequest("GET", "/index.html")).status, 404);
 }
 
 TEST_F(WebHandlerTest, DebugEndpointsAre404WhenDisabled) {
