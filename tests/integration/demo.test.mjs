@@ -139,6 +139,22 @@ test('demo: one incident in payment is one page with a trace link; Ctrl-C stops 
   assert.ok(paymentGroup.alerts.some((a) => a.status === 'firing' && a.notified && a.labels.service === 'payment'
     && a.labels.signature === signature), `a notified firing payment alert: ${JSON.stringify(paymentGroup)}`);
 
+  // The built-in pages show it: /alerts has the page's group with its signature and links the
+  // exemplar traces of its causes (the first one opens); / shows a firing payment SLO.
+  const alertsPage = await httpGet(`${webUrl}/alerts`, { timeoutMs: 5_000 });
+  const alertsHtml = alertsPage.body.toString('utf8');
+  assert.equal(alertsPage.status, 200, alertsHtml.slice(0, 300));
+  assert.ok(alertsHtml.includes(`data-signature="${signature}"`),
+    `/alerts shows the group of signature ${signature}`);
+  const pageLinks = [...alertsHtml.matchAll(/<a class="trace" href="([^"]+)"/g)].map((m) => m[1]);
+  const ownLinks = pageLinks.filter((href) => href.startsWith(`${webUrl}/traces/`));
+  assert.ok(ownLinks.length > 0, `/alerts links exemplar traces under ${webUrl}/traces/: ${pageLinks}`);
+  const linked = await httpGet(ownLinks[0], { timeoutMs: 5_000 });
+  assert.equal(linked.status, 200, `GET ${ownLinks[0]} from /alerts`);
+  const overview = (await httpGet(`${webUrl}/`, { timeoutMs: 5_000 })).body.toString('utf8');
+  assert.match(overview, /<tr class="slo" data-service="payment" data-slo="[^"]+" data-state="firing">/,
+    '/ shows a firing payment SLO');
+
   // 2. The cascade: checkout's and gateway's availability SLOs fire too (msg=alert lines) ...
   const firedAt = (service) => demo.records().findLast((r) => r.msg === 'alert' && r.service === service
     && r.slo === 'availability' && r.state === 'firing');
