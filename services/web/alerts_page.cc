@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "services/web/html.h"
+#include "services/web/json_text.h"
 #include "traceslo/common/time_format.h"
 
 namespace traceslo::web {
@@ -15,23 +16,10 @@ namespace {
 
 namespace json = boost::json;
 
-json::string JsonText(std::string_view text) {
-  const std::string valid = ValidUtf8(text);
-  return json::string(valid.data(), valid.size());
-}
-
-json::value JsonNumber(double value) {
-  return std::isfinite(value) ? json::value(value) : json::value(nullptr);
-}
-
 json::object LabelsJson(const alerting::Labels& labels) {
   json::object out;
   for (const auto& [name, value] : labels) out[ValidUtf8(name)] = JsonText(value);
   return out;
-}
-
-std::string TraceUrl(std::string_view base, std::string_view trace_id) {
-  return std::string(base) + "/traces/" + std::string(trace_id);
 }
 
 json::array CausesJson(const std::vector<alerting::Cause>& causes, std::string_view base) {
@@ -68,17 +56,6 @@ json::object AlertJson(const alerting::RouterAlertView& view, std::string_view b
       {"silencedBy", std::move(silenced_by)},
       {"notified", view.notified},
       {"causes", CausesJson(a.causes, base)}};
-}
-
-std::string Format(const char* format, double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, value);
-  return buf;
-}
-
-std::string BurnText(double burn_rate) {
-  if (!std::isfinite(burn_rate)) return "\xe2\x80\x94";
-  return Format("%.2f\xc3\x97", burn_rate);
 }
 
 std::string LabelOf(const alerting::Labels& labels, const std::string& name) {

@@ -1,6 +1,8 @@
 #include "services/web/html.h"
 
+#include <cmath>
 #include <cstddef>
+#include <cstdio>
 
 namespace traceslo::web {
 namespace {
@@ -233,6 +235,21 @@ void AppendNav(std::string& out, std::string_view external_url, NavPage current)
   link(NavPage::kAlerts, "/alerts", "nav-alerts", "Alerts");
   link(NavPage::kSignatures, "/signatures", "nav-signatures", "Signatures");
   out += "</nav>\n";
+}
+
+std::string Format(const char* format, double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, value);
+  return buf;
+}
+
+std::string BurnText(double burn_rate) {
+  if (!std::isfinite(burn_rate)) return "\xe2\x80\x94";
+  return Format("%.2f\xc3\x97", burn_rate);
+}
+
+std::string TraceUrl(std::string_view base, std::string_view trace_id) {
+  return std::string(base) + "/traces/" + std::string(trace_id);
 }
 
 }  // namespace traceslo::web

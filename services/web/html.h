@@ -47,4 +47,12 @@ std::string PageBaseUrl(std::string_view external_url);
 // aria-current="page"; links under PageBaseUrl(external_url).
 void AppendNav(std::string& out, std::string_view external_url, NavPage current);
 
+// `value` through printf's `format` (one double conversion), e.g. Format("%.3f%%", 99.9).
+std::string Format(const char* format, double value);
+// A burn rate as "14.40×"; "—" when it is not finite.
+std::string BurnText(double burn_rate);
+// The built-in trace page of `trace_id` (32 hex digits) under `base` (web.external_url, or
+// empty for a root-relative link).
+std::string TraceUrl(std::string_view base, std::string_view trace_id);
+
 }  // namespace traceslo::web

@@ -7,6 +7,7 @@
 #include <boost/json/value.hpp>
 
 #include "services/web/html.h"
+#include "services/web/json_text.h"
 #include "traceslo/common/span.h"
 #include "traceslo/common/time_format.h"
 #include "traceslo/pipeline/error_signature.h"
@@ -17,15 +18,6 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::string_view kUnknown = "unknown";
-
-json::string JsonText(std::string_view text) {
-  const std::string valid = ValidUtf8(text);
-  return json::string(valid.data(), valid.size());
-}
-
-std::string TraceUrl(std::string_view base, std::string_view trace_id) {
-  return std::string(base) + "/traces/" + std::string(trace_id);
-}
 
 void AppendTime(std::string& out, int64_t unix_nano) {
   const std::string t = IsoTimeMillis(unix_nano);

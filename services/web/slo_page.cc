@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "services/web/html.h"
+#include "services/web/json_text.h"
 #include "traceslo/common/time_format.h"
 #include "traceslo/slo/rule.h"
 
@@ -21,29 +22,9 @@ namespace {
 
 namespace json = boost::json;
 
-json::string JsonText(std::string_view text) {
-  const std::string valid = ValidUtf8(text);
-  return json::string(valid.data(), valid.size());
-}
-
-json::value JsonNumber(double value) {
-  return std::isfinite(value) ? json::value(value) : json::value(nullptr);
-}
-
-std::string Format(const char* format, double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, value);
-  return buf;
-}
-
 std::string PercentText(double ratio) {
   if (!std::isfinite(ratio)) return "\xe2\x80\x94";
   return Format("%.3f%%", ratio * 100);
-}
-
-std::string BurnText(double burn_rate) {
-  if (!std::isfinite(burn_rate)) return "\xe2\x80\x94";
-  return Format("%.2f\xc3\x97", burn_rate);
 }
 
 // The windows an alert's state names, "1h/5m".

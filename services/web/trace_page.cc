@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "services/web/html.h"
+#include "services/web/json_text.h"
 #include "traceslo/common/time_format.h"
 
 namespace traceslo::web {
@@ -314,11 +315,6 @@ void AppendRow(std::string& out, const TraceView& trace, const Row& row, const T
            "\" y1=\"0\" y2=\"14\"/>";
   }
   out += "</svg>\n</li>\n";
-}
-
-boost::json::string JsonText(std::string_view text) {
-  const std::string valid = ValidUtf8(text);
-  return boost::json::string(valid.data(), valid.size());
 }
 
 // "15 min", "2 h", "90 s": retention settings are whole minutes or seconds as a rule.

@@ -21,6 +21,7 @@
 
 #include "tests/fakes/fake_clock.h"
 #include "tests/unit/alerting/router_test_util.h"
+#include "tests/unit/web/page_test_util.h"
 #include "traceslo/alerting/notification.h"
 #include "traceslo/alerting/router.h"
 #include "traceslo/common/span.h"
@@ -36,6 +37,7 @@ namespace json = boost::json;
 using alerting::testing_util::MemorySilenceStore;
 using alerting::testing_util::MemoryStateStore;
 using alerting::testing_util::RecordingSink;
+using page_test::DecodeHtml;
 using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::seconds;
@@ -68,35 +70,6 @@ TraceId MustParse(std::string_view hex) {
   std::optional<TraceId> id = ParseTraceIdHex(hex);
   EXPECT_TRUE(id.has_value()) << hex;
   return id.value_or(TraceId{});
-}
-
-// Undoes HTML character references (named ones for & < > " ' and numeric ones), so a test can
-// find the original text in a page without depending on which reference the page chose.
-std::string DecodeHtml(std::string_view html) {
-  static const std::map<std::string, std::string, std::less<>> kNamed = {
-      {"amp", "&"}, {"lt", "<"}, {"gt", ">"}, {"quot", "\""}, {"apos", "'"}};
-  std::string out;
-  for (size_t i = 0; i < html.size();) {
-    const size_t semi = html[i] == '&' ? html.find(';', i) : std::string_view::npos;
-    if (semi == std::string_view::npos || semi - i > 10) {
-      out += html[i++];
-      continue;
-    }
-    const std::string_view ref = html.substr(i + 1, semi - i - 1);
-    if (auto it = kNamed.find(ref); it != kNamed.end()) {
-      out += it->second;
-    } else if (ref.size() > 1 && ref[0] == '#') {
-      const bool hex = ref[1] == 'x' || ref[1] == 'X';
-      const unsigned long code =
-          std::stoul(std::string(ref.substr(hex ? 2 : 1)), nullptr, hex ? 16 : 10);
-      EXPECT_LT(code, 0x80u) << "only ASCII is referenced here: " << ref;
-      out += static_cast<char>(code);
-    } else {
-      out += html.substr(i, semi - i + 1);
-    }
-    i = semi + 1;
-  }
-  return out;
 }
 
 // The value of a response header, or nullopt.

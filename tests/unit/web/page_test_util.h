@@ -45,7 +45,8 @@ inline void ExpectSelfContained(const std::string& page) {
   EXPECT_TRUE(page.ends_with("</html>\n"));
 }
 
-// Undoes the character references AppendEscaped writes (and numeric ones).
+// Undoes HTML character references (named ones for & < > " ' and numeric ones), so a test can
+// find the original text in a page without depending on which reference the page chose.
 inline std::string DecodeHtml(std::string_view html) {
   static const std::map<std::string, std::string, std::less<>> kNamed = {
       {"amp", "&"}, {"lt", "<"}, {"gt", ">"}, {"quot", "\""}, {"apos", "'"}};
@@ -59,8 +60,12 @@ inline std::string DecodeHtml(std::string_view html) {
     const std::string_view ref = html.substr(i + 1, semi - i - 1);
     if (auto it = kNamed.find(ref); it != kNamed.end()) {
       out += it->second;
-    } else if (ref.size() > 1 && ref[0] == '#' && ref[1] != 'x') {
-      out += static_cast<char>(std::stoul(std::string(ref.substr(1))));
+    } else if (ref.size() > 1 && ref[0] == '#') {
+      const bool hex = ref[1] == 'x' || ref[1] == 'X';
+      const unsigned long code =
+          std::stoul(std::string(ref.substr(hex ? 2 : 1)), nullptr, hex ? 16 : 10);
+      EXPECT_LT(code, 0x80u) << "only ASCII is referenced here: " << ref;
+      out += static_cast<char>(code);
     } else {
       out += html.substr(i, semi - i + 1);
     }

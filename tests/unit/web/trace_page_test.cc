@@ -18,12 +18,15 @@
 #include <vector>
 
 #include "services/web/html.h"
+#include "tests/unit/web/page_test_util.h"
 #include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sli_store.h"
 
 namespace traceslo::web {
 namespace {
 
+using page_test::Between;
+using page_test::ExpectSelfContained;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -87,32 +90,6 @@ std::vector<RenderedRow> RowsOf(const std::string& page) {
     rows.push_back(std::move(row));
   }
   return rows;
-}
-
-std::string Between(const std::string& text, std::string_view open, std::string_view close) {
-  const size_t start = text.find(open);
-  if (start == std::string::npos) return "";
-  const size_t from = start + open.size();
-  const size_t end = text.find(close, from);
-  return end == std::string::npos ? "" : text.substr(from, end - from);
-}
-
-// What must hold for any page under the strict CSP: no scripts, no style attributes, no event
-// handlers, nothing loaded from elsewhere, one <title>, a viewport for phones.
-void ExpectSelfContained(const std::string& page) {
-  EXPECT_TRUE(page.starts_with("<!DOCTYPE html>\n"));
-  EXPECT_THAT(page, HasSubstr("<meta name=\"viewport\" content=\"width=device-width"));
-  EXPECT_THAT(page, HasSubstr("<meta charset=\"utf-8\">"));
-  EXPECT_THAT(page, Not(HasSubstr("<script")));
-  EXPECT_THAT(page, Not(HasSubstr("<link")));
-  EXPECT_THAT(page, Not(HasSubstr("<img")));
-  EXPECT_THAT(page, Not(HasSubstr("<iframe")));
-  // Inside tags (user data is escaped text, so its "onerror=" is harmless there).
-  EXPECT_FALSE(
-      std::regex_search(page, std::regex("<[^>]*\\s(on[a-z]+|style|src)\\s*=", std::regex::icase)));
-  EXPECT_EQ(Between(page, "<style>", "</style>"), PageStylesheet());
-  EXPECT_FALSE(Between(page, "<title>", "</title>").empty());
-  EXPECT_TRUE(page.ends_with("</html>\n"));
 }
 
 // The trace of the tree test: 3 services, an error span, an orphan; 100 ms long. Listed out of
