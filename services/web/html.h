@@ -25,7 +25,7 @@ std::string ValidUtf8(std::string_view text);
 // nothing else loads (tests/unit/web/trace_page_test.cc checks the hash against the stylesheet).
 inline constexpr std::string_view kPageContentType = "text/html; charset=utf-8";
 inline constexpr std::string_view kPageContentSecurityPolicy =
-    "default-src 'none'; style-src 'sha256-fb4tzEnDSQTesyhx2yIIBR9R0mx0pe8MwCst3IIUmWI='; img-src "
+    "default-src 'none'; style-src 'sha256-lGVQ2Mdkx128fTNLawMM72WtoC4SqB+nCoU/3dm/oJw='; img-src "
     "'none'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 // The stylesheet, exactly as it appears between <style> and </style>.

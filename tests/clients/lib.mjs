@@ -2,8 +2,9 @@
 // start the real traceslo binary on port 0 and read its listen addresses from its log, scrape
 // and parse /metrics, poll with a deadline, hand-encode tiny OTLP requests (protobuf and JSON),
 // decode google.rpc.Status / RetryInfo / ExportTraceServiceResponse, send raw OTLP over HTTP and
-// gRPC, emit spans with the real OpenTelemetry JS SDK exporters, and make TLS certificates with
-// the openssl CLI.
+// gRPC, emit spans with the real OpenTelemetry JS SDK exporters, run traceslo-loadgen (error
+// bursts against short rule windows), load pages in a real headless Chromium, and make TLS
+// certificates with the openssl CLI.
 //
 // Everything that needs an npm package lives here, so the test files (outside this folder) only
 // import this module. Install the packages with `npm ci` in tests/clients.
@@ -892,6 +893,164 @@ export async function startTraceslo({
       `then GET /-/ready == 200): ${error.message}\n${describe()}`);
   }
   return server;
+}
+
+// ------------------------------------------------------------------------------------------
+// Alert scenarios (alerting.test.mjs, pages.test.mjs): short rule windows, a server whose links
+// open, traceslo-loadgen with error bursts in the background.
+
+// The timing alert scenarios shrink: spans counted within a tick of 200 ms, a trace closed 500 ms
+// after its last span, rules evaluated and SQLite written every 500 ms.
+export const SHORT_TIMING_CONFIG = Object.freeze({
+  pipeline: Object.freeze({ tick_interval: '200ms', trace_idle_timeout: '500ms', trace_max_age: '5s' }),
+  rules: Object.freeze({ evaluation_interval: '500ms' }),
+  storage: Object.freeze({ flush_interval: '500ms' }),
+});
+
+// The SLOs of shortWindowRules(): the service's entry spans' errors, and the traces whose error
+// began in the service.
+export const SHORT_WINDOW_SLOS = Object.freeze(['errors', 'error_traces']);
+
+// A rule file for `service` with the two SHORT_WINDOW_SLOS, which the same errors burn: objective
+// 99 over 1 h (a 1 % budget), paged at 10× burn over 1 m and 30 s, 5 events at least, no ticket.
+// Not a shorter short window: a one-bucket window is only the current, still filling bucket (see
+// restart.test.mjs).
+export function shortWindowRules(service) {
+  const alerting = `    alerting:
+      page: {windows: [{long: 1m, short: 30s, burn_rate: 10}]}
+      ticket: {enabled: false}
+      min_events: 5
+`;
+  return `service: ${service}
+slos:
+  - name: errors
+    objective: 99
+    window: 1h
+    sli: {errors: {}}
+${alerting}  - name: error_traces
+    objective: 99
+    window: 1h
+    sli: {error_traces: {role: origin}}
+${alerting}`;
+}
+
+// A fresh temp dir (name starts with `prefix`) holding rules/<name> for each entry of `files`
+// ({name: YAML text}); start the server with rulesArgs(dir).
+export async function makeRuleDir(prefix, files) {
+  const dir = await makeTempDir(prefix);
+  await fsp.mkdir(path.join(dir, 'rules'));
+  for (const [name, text] of Object.entries(files)) await fsp.writeFile(path.join(dir, 'rules', name), text);
+  return dir;
+}
+export const rulesArgs = (dir) => ['--rules', path.join(dir, 'rules', '*.yaml')];
+
+// `traceslo serve` through `pool` (a serverPool) on `dir` (the same dir again after a kill: the
+// same storage), its web port chosen up front so web.external_url is its real address and the
+// links in notifications and on pages open. Another port when the chosen one was taken meanwhile
+// (up to `attempts` starts).
+export async function startWithExternalUrl(pool, { dir, config = {}, args = [], attempts = 3 }) {
+  let lastError;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const webPort = await freePort();
+    try {
+      return await pool.start({
+        dir,
+        config: { ...config, web: { ...config.web, external_url: `http://127.0.0.1:${webPort}` } },
+        args,
+        webListenAddress: `127.0.0.1:${webPort}`,
+      });
+    } catch (error) {
+      lastError = error;  // the free port was taken meanwhile: another one
+    }
+  }
+  throw lastError;
+}
+
+// An --incident of traceslo-loadgen: an error burst in `service` failing a `ratio` share of its
+// spans with `exception` {type, message}; the loadgen fills {int} and {hex} in the message per
+// error.
+export const errorBurstIncident = (service, exception, ratio) =>
+  `error_burst:service=${service},ratio=${ratio},exception_type=${exception.type},message=${exception.message}`;
+
+// traceslo-loadgen sending to `endpoint` (OTLP/gRPC host:port) in the background until stop()
+// (SIGKILL) or until `duration` ends: no retries (a killed server is not waited for), no report,
+// no progress lines. `incidents`: --incident values (errorBurstIncident). Returns
+// {child, exited, stop()}.
+export function startLoadgen(endpoint, { rate, duration = '170s', seed, incidents = [] }) {
+  const args = ['--endpoint', endpoint, '--rate', String(rate), '--duration', duration];
+  if (seed !== undefined) args.push('--seed', String(seed));
+  args.push('--quiet', '--max-retry-time', '0s', '--report', '/dev/null');
+  for (const i of incidents) args.push('--incident', i);
+  const child = spawn(loadgenBin(), args, { stdio: 'ignore' });
+  liveChildren.add(child);
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => {
+    liveChildren.delete(child);
+    resolve({ code, signal });
+  }));
+  return { child, exited, stop() { child.kill('SIGKILL'); } };
+}
+
+// GET `url` and its JSON body; throws unless the status is 200.
+export async function getJson(url, { timeoutMs = 5_000 } = {}) {
+  const r = await httpGet(url, { timeoutMs });
+  if (r.status !== 200) throw new Error(`GET ${url}: ${r.status} ${r.body.toString('utf8').slice(0, 300)}`);
+  return JSON.parse(r.body.toString('utf8'));
+}
+
+// ------------------------------------------------------------------------------------------
+// A real headless Chromium (Debian's `chromium`) for the server-rendered pages.
+
+// Chromium's binary, or null when it is not installed. TRACESLO_CHROMIUM_BIN, when set, is the
+// only candidate.
+export function chromiumBin() {
+  const candidates = process.env.TRACESLO_CHROMIUM_BIN
+    ? [process.env.TRACESLO_CHROMIUM_BIN]
+    : (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)
+      .flatMap((dir) => [path.join(dir, 'chromium'), path.join(dir, 'chromium-browser')]);
+  for (const c of candidates) {
+    try {
+      fs.accessSync(c, fs.constants.X_OK);
+      return c;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+// What headless Chromium needs on these machines (root, no GPU, no network but 127.0.0.1).
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// Runs Chromium once on `url` with `flags` and a fresh profile dir (removed afterwards).
+// Throws, with its stderr, when it cannot start, exits non-zero or outlives `timeoutMs`.
+async function runChromium(url, flags, { bin = chromiumBin(), timeoutMs = 30_000 } = {}) {
+  if (!bin) throw new Error('Chromium is not installed: apt-get install chromium (scripts/setup.sh does)');
+  const profile = await makeTempDir('traceslo-chromium-');
+  try {
+    const r = await runBinary(bin, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, ...flags, url], { timeoutMs });
+    if (r.timedOut || r.code !== 0) {
+      throw new Error(`${bin} ${flags.join(' ')} ${url}: ${r.timedOut ? `killed after ${timeoutMs} ms` : `exit ${r.code} ${r.signal ?? ''}`}\n` +
+        `--- stderr ---\n${r.stderr.split('\n').slice(-20).join('\n')}`);
+    }
+    return r;
+  } finally {
+    await fsp.rm(profile, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+// Loads `url` and resolves {dom, console}: the DOM as Chromium built it (--dump-dom, serialized
+// HTML) and the page's console messages (Content-Security-Policy violations among them), as
+// Chromium logged them. Options: {bin, timeoutMs}.
+export async function chromiumDumpDom(url, opts = {}) {
+  const r = await runChromium(url, ['--enable-logging=stderr', '--v=0', '--dump-dom'], opts);
+  if (!r.stdout.includes('<html')) throw new Error(`chromium --dump-dom ${url}: no document on stdout\n${r.stderr}`);
+  return { dom: r.stdout, console: r.stderr.split('\n').filter((l) => l.includes(':CONSOLE')) };
+}
+
+// A PNG screenshot of `url` in a `width`×`height` window, written to `file`. Options: {bin,
+// timeoutMs}.
+export async function chromiumScreenshot(url, file, { width, height, ...opts }) {
+  await runChromium(url, [`--screenshot=${file}`, `--window-size=${width},${height}`, '--hide-scrollbars'], opts);
+  return file;
 }
 
 // ------------------------------------------------------------------------------------------

@@ -10,15 +10,14 @@
 // its own processes and ports); every wait polls a condition with a deadline, and the windows in
 // which nothing may arrive are polls that expect no change.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import {
-  alertmanagerBin, freePort, httpGet, loadgenBin, makeTempDir, pollUntil, serverPool,
-  startAlertmanager, startRecordingServer,
+  alertmanagerBin, errorBurstIncident, httpGet, makeRuleDir, pollUntil, rulesArgs, serverPool,
+  SHORT_TIMING_CONFIG, SHORT_WINDOW_SLOS, shortWindowRules, startAlertmanager,
+  startLoadgen as startLoadgenIn, startRecordingServer, startWithExternalUrl,
 } from '../clients/lib.mjs';
 
 const pool = serverPool();
@@ -30,32 +29,13 @@ after(async () => {
   await pool.cleanupAll();
 });
 
-const TICK_MS = 200;
-const EVALUATION_MS = 500;
-const FLUSH_MS = 500;
-const PIPELINE = { tick_interval: `${TICK_MS}ms`, trace_idle_timeout: '500ms', trace_max_age: '5s' };
 // Retries come fast, so a receiver that is back gets its backlog within seconds.
 const DELIVERY = { timeout: '2s', initial_backoff: '200ms', max_backoff: '1s' };
 
 // Two SLOs of payment that the same errors burn: its entry spans' errors, and the traces whose
 // error began in payment. Objective 99 over 1 h (a 1 % budget); 10× burn over 1 m and 30 s pages.
-const ALERTING = `    alerting:
-      page: {windows: [{long: 1m, short: 30s, burn_rate: 10}]}
-      ticket: {enabled: false}
-      min_events: 5
-`;
-const RULES = `service: payment
-slos:
-  - name: errors
-    objective: 99
-    window: 1h
-    sli: {errors: {}}
-${ALERTING}  - name: error_traces
-    objective: 99
-    window: 1h
-    sli: {error_traces: {role: origin}}
-${ALERTING}`;
-const SLOS = ['errors', 'error_traces'];
+const RULES = shortWindowRules('payment');
+const SLOS = SHORT_WINDOW_SLOS;
 
 // The exceptions the bursts inject; each is one error signature. `sample` matches the message
 // as sent (the loadgen fills {int} and {hex} per error).
@@ -67,8 +47,7 @@ const FRAUD = {
   type: 'FraudCheckTimeoutError', message: 'fraud check timed out after {int} ms',
   sample: /^fraud check timed out after \d+ ms$/,
 };
-const burstFlag = (e, ratio) =>
-  `error_burst:service=payment,ratio=${ratio},exception_type=${e.type},message=${e.message}`;
+const burstFlag = (e, ratio) => errorBurstIncident('payment', e, ratio);
 
 const HEX16 = /^[0-9a-f]{16}$/;
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -77,15 +56,12 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 let seeds = 1000;
 // traceslo-loadgen in the background, until killed (or `duration` ends); its own seed each time.
 function startLoadgen(server, { rate, duration = '170s', incidents = [] }) {
-  const args = ['--endpoint', server.grpcAddress, '--rate', String(rate), '--duration', duration,
-    '--seed', String(seeds++), '--quiet', '--max-retry-time', '0s', '--report', '/dev/null'];
-  for (const i of incidents) args.push('--incident', i);
-  const child = spawn(loadgenBin(), args, { stdio: 'ignore' });
-  children.add(child);
+  const loadgen = startLoadgenIn(server.grpcAddress, { rate, duration, incidents, seed: seeds++ });
+  children.add(loadgen.child);
   return {
     stop() {
-      child.kill('SIGKILL');
-      children.delete(child);
+      loadgen.stop();
+      children.delete(loadgen.child);
     },
   };
 }
@@ -93,33 +69,13 @@ function startLoadgen(server, { rate, duration = '170s', incidents = [] }) {
 // `traceslo serve` on `dir` (the same dir again after a kill: the same storage), its web port
 // chosen up front so web.external_url is its real address and the notifications' links open.
 async function startServer(dir, alerting) {
-  let lastError;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const webPort = await freePort();
-    const config = {
-      web: { external_url: `http://127.0.0.1:${webPort}` },
-      pipeline: PIPELINE,
-      rules: { evaluation_interval: `${EVALUATION_MS}ms` },
-      storage: { flush_interval: `${FLUSH_MS}ms` },
-      alerting,
-    };
-    try {
-      return await pool.start({
-        dir, config, args: ['--rules', path.join(dir, 'rules', '*.yaml')],
-        webListenAddress: `127.0.0.1:${webPort}`,
-      });
-    } catch (error) {
-      lastError = error;  // the free port was taken meanwhile: another one
-    }
-  }
-  throw lastError;
+  return startWithExternalUrl(pool, {
+    dir, config: { ...SHORT_TIMING_CONFIG, alerting }, args: rulesArgs(dir),
+  });
 }
 
 async function ruleDir(prefix) {
-  const dir = await makeTempDir(prefix);
-  await fsp.mkdir(path.join(dir, 'rules'));
-  await fsp.writeFile(path.join(dir, 'rules', 'payment.yaml'), RULES);
-  return dir;
+  return makeRuleDir(prefix, { 'payment.yaml': RULES });
 }
 
 async function recordingServer(opts) {
