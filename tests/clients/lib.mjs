@@ -823,6 +823,7 @@ export async function startTraceslo({
   config, args = [], debugEndpoints = false, logFormat, logLevel, tls = null, dir, timeoutMs = 20_000, env,
   webListenAddress = '127.0.0.1:0',
 } = {}) {
+  const ownDir = dir === undefined;  // a caller's dir (a restart on old data) survives a failed start
   dir ??= await makeTempDir();
   const argv = [
     'serve',
@@ -888,7 +889,8 @@ export async function startTraceslo({
       await delay(20);
     }
   } catch (error) {
-    await server.cleanup();
+    if (ownDir) await server.cleanup();
+    else await server.stop('SIGKILL', 5_000).catch(() => {});
     throw new Error(`traceslo did not become ready (listening lines for otlp_grpc, otlp_http, web, msg=ready, ` +
       `then GET /-/ready == 200): ${error.message}\n${describe()}`);
   }
