@@ -4,9 +4,12 @@
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_family.h"
 #include "traceslo/alerting/dispatcher.h"  // DispatcherMetrics
+#include "traceslo/common/metric_values.h"
 
 namespace traceslo::alerting {
 namespace {
+
+using metrics::Family;
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
@@ -17,14 +20,6 @@ constexpr double kBounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 
 
 constexpr const char* kOutcomeNames[DispatcherMetrics::kOutcomes] = {
     "delivered", "retried", "failed", "expired", "superseded", "dropped"};
-
-MetricFamily Family(std::string name, std::string help, MetricType type) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
 
 }  // namespace
 

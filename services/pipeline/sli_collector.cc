@@ -5,9 +5,15 @@
 #include <string>
 #include <utility>
 
+#include "traceslo/common/metric_values.h"
+
 namespace traceslo::pipeline {
 
 namespace {
+
+using metrics::Counter;
+using metrics::Family;
+using metrics::Gauge;
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
@@ -21,24 +27,6 @@ constexpr std::array<QuantileWindow, 3> kQuantileWindows = {
     QuantileWindow{"1m", 6}, QuantileWindow{"5m", 30}, QuantileWindow{"1h", 360}};
 constexpr std::array<std::pair<const char*, double>, 3> kQuantiles = {
     std::pair{"0.5", 0.5}, std::pair{"0.95", 0.95}, std::pair{"0.99", 0.99}};
-
-MetricFamily Family(std::string name, std::string help, MetricType type) {
-  return MetricFamily{std::move(name), std::move(help), type, {}};
-}
-
-ClientMetric Counter(std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric metric;
-  metric.label = std::move(labels);
-  metric.counter.value = value;
-  return metric;
-}
-
-ClientMetric Gauge(std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric metric;
-  metric.label = std::move(labels);
-  metric.gauge.value = value;
-  return metric;
-}
 
 MetricFamily SingleCounter(std::string name, std::string help, uint64_t value) {
   MetricFamily family = Family(std::move(name), std::move(help), MetricType::Counter);

@@ -6,10 +6,13 @@
 #include <map>
 #include <utility>
 
+#include "traceslo/common/metric_values.h"
 #include "traceslo/config/config.h"
 
 namespace traceslo::slo {
 namespace {
+
+using metrics::Gauge;
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
@@ -41,13 +44,6 @@ std::string Identity(const Slo& slo) {
   for (const auto& op : slo.filter.operations) id += "\0+" + op;
   for (const auto& op : slo.filter.exclude_operations) id += "\0-" + op;
   return id;
-}
-
-ClientMetric Gauge(std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = value;
-  return m;
 }
 
 }  // namespace

@@ -8,9 +8,14 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "services/storage/kept_trace_codec.h"
+#include "traceslo/common/metric_values.h"
 
 namespace traceslo::storage {
 namespace {
+
+using metrics::Counter;
+using metrics::Family;
+using metrics::Gauge;
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
@@ -69,25 +74,6 @@ absl::StatusOr<KeptTrace> TraceAt(const SQLite::Statement& q) {
   if (!spans.ok()) return absl::DataLossError(spans.status().message());
   t.spans = *std::move(spans);
   return t;
-}
-
-MetricFamily Family(std::string name, std::string help, MetricType type) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
-
-ClientMetric Value(MetricType type, double value, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (type == MetricType::Counter) {
-    m.counter.value = value;
-  } else {
-    m.gauge.value = value;
-  }
-  return m;
 }
 
 // Row count and bytes of the table, for the gauges.
@@ -323,32 +309,30 @@ std::vector<MetricFamily> SqliteExemplarStore::Collect() const {
                        "Exemplar traces kept in SQLite (alert-linked and each service's latest "
                        "slow and error trace).",
                        MetricType::Gauge);
-  traces.metric.push_back(Value(MetricType::Gauge, static_cast<double>(traces_)));
+  traces.metric.push_back(Gauge({}, static_cast<double>(traces_)));
   out.push_back(std::move(traces));
   auto bytes = Family("traceslo_exemplar_store_bytes",
                       "Approximate bytes of the kept exemplar traces (what the size cap counts).",
                       MetricType::Gauge);
-  bytes.metric.push_back(Value(MetricType::Gauge, static_cast<double>(bytes_)));
+  bytes.metric.push_back(Gauge({}, static_cast<double>(bytes_)));
   out.push_back(std::move(bytes));
   auto writes = Family("traceslo_exemplar_store_writes_total",
                        "Exemplar traces written to SQLite (a trace kept again counts again).",
                        MetricType::Counter);
-  writes.metric.push_back(Value(MetricType::Counter, static_cast<double>(writes_)));
+  writes.metric.push_back(Counter({}, static_cast<double>(writes_)));
   out.push_back(std::move(writes));
   auto pruned = Family("traceslo_exemplar_store_pruned_total",
                        "Kept exemplar traces deleted, by reason: age (past their max age) or "
                        "size (over the size cap).",
                        MetricType::Counter);
-  pruned.metric.push_back(
-      Value(MetricType::Counter, static_cast<double>(pruned_age_), {{"reason", "age"}}));
-  pruned.metric.push_back(
-      Value(MetricType::Counter, static_cast<double>(pruned_size_), {{"reason", "size"}}));
+  pruned.metric.push_back(Counter({{"reason", "age"}}, static_cast<double>(pruned_age_)));
+  pruned.metric.push_back(Counter({{"reason", "size"}}, static_cast<double>(pruned_size_)));
   out.push_back(std::move(pruned));
   auto errors = Family("traceslo_exemplar_store_errors_total",
                        "Failed calls of the exemplar trace store, including stored traces that "
                        "do not decode.",
                        MetricType::Counter);
-  errors.metric.push_back(Value(MetricType::Counter, static_cast<double>(errors_)));
+  errors.metric.push_back(Counter({}, static_cast<double>(errors_)));
   out.push_back(std::move(errors));
   return out;
 }

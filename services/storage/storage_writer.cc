@@ -2,33 +2,18 @@
 
 #include <utility>
 
+#include "traceslo/common/metric_values.h"
+
 namespace traceslo::storage {
 namespace {
+
+using metrics::Counter;
+using metrics::Family;
+using metrics::Gauge;
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-MetricFamily Family(std::string name, std::string help, MetricType type) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
-
-ClientMetric Counter(std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.counter.value = value;
-  return m;
-}
-
-ClientMetric Gauge(double value) {
-  ClientMetric m;
-  m.gauge.value = value;
-  return m;
-}
 
 double Seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
@@ -110,15 +95,15 @@ std::vector<MetricFamily> StorageWriter::Collect() const {
   auto pending = Family("traceslo_storage_pending_rows",
                         "Minute rollups waiting for a flush to succeed.", MetricType::Gauge);
   pending.metric.push_back(
-      Gauge(static_cast<double>(pending_series_.size() + pending_services_.size())));
+      Gauge({}, static_cast<double>(pending_series_.size() + pending_services_.size())));
   out.push_back(std::move(pending));
   auto last = Family("traceslo_storage_last_flush_success_timestamp_seconds",
                      "When a flush last succeeded (unix seconds; 0: never).", MetricType::Gauge);
-  last.metric.push_back(Gauge(last_success_seconds_));
+  last.metric.push_back(Gauge({}, last_success_seconds_));
   out.push_back(std::move(last));
   auto duration = Family("traceslo_storage_last_flush_duration_seconds",
                          "How long the last flush took.", MetricType::Gauge);
-  duration.metric.push_back(Gauge(last_duration_seconds_));
+  duration.metric.push_back(Gauge({}, last_duration_seconds_));
   out.push_back(std::move(duration));
   auto saves = Family("traceslo_storage_alert_saves_total",
                       "Saves of the alert states to SQLite, by result.", MetricType::Counter);

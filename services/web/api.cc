@@ -27,15 +27,6 @@ int64_t UnixNanos(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-http::Response Json(int status, const json::value& value) {
-  http::Response r;
-  r.status = status;
-  r.content_type = "application/json";
-  r.body = json::serialize(value);
-  r.body += '\n';
-  return r;
-}
-
 // A serialized JSON document.
 http::Response JsonBody(int status, std::string body) {
   http::Response r;
@@ -44,6 +35,10 @@ http::Response JsonBody(int status, std::string body) {
   r.body = std::move(body);
   r.body += '\n';
   return r;
+}
+
+http::Response Json(int status, const json::value& value) {
+  return JsonBody(status, json::serialize(value));
 }
 
 http::Response Error(int status, std::string_view message) {
