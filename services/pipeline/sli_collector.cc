@@ -12,6 +12,8 @@ namespace traceslo::pipeline {
 namespace {
 
 using metrics::Counter;
+using metrics::Exemplar;
+using metrics::ExemplarFamily;
 using metrics::Family;
 using metrics::Gauge;
 
@@ -40,18 +42,26 @@ MetricFamily SingleGauge(std::string name, std::string help, uint64_t value) {
   return family;
 }
 
+std::optional<Exemplar> ExemplarOf(const std::optional<SliStore::MetricExemplar>& e) {
+  if (!e) return std::nullopt;
+  return Exemplar{.labels = {{"trace_id", TraceIdHex(e->trace_id)}},
+                  .value = e->value,
+                  .timestamp_seconds = static_cast<double>(e->unix_nano) / 1e9};
+}
+
 }  // namespace
 
 SliCollector::SliCollector(const Clock& clock, const SeriesRegistry& registry,
                            const SliStore& store)
     : clock_(clock), registry_(registry), store_(store) {}
 
-std::vector<MetricFamily> SliCollector::Collect() const {
+std::vector<ExemplarFamily> SliCollector::CollectWithExemplars() const {
   const int64_t now_bucket = BucketOfUnixNanos(
       std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.Now().time_since_epoch())
           .count());
   // Store first, registry second: every id the store returns is then known to the registry.
   const std::vector<SliStore::SeriesTotals> series = store_.AllSeriesTotals();
+  const std::vector<SliStore::SeriesExemplars> exemplars = store_.AllSeriesExemplars();
   const std::vector<SliStore::ServiceTotals> services = store_.AllServiceTotals();
   const SliStore::GlobalTotals totals = store_.Totals();
   std::vector<int64_t> window_buckets;
@@ -62,7 +72,10 @@ std::vector<MetricFamily> SliCollector::Collect() const {
   const uint32_t series_count = registry_.series_count();
   const uint32_t service_count = registry_.service_count();
 
-  std::vector<MetricFamily> families;
+  std::vector<ExemplarFamily> families;
+  const auto add = [&families](MetricFamily family) {
+    families.push_back({.family = std::move(family), .exemplars = {}});
+  };
 
   MetricFamily requests =
       Family("traceslo_requests_total",
@@ -73,6 +86,8 @@ std::vector<MetricFamily> SliCollector::Collect() const {
   MetricFamily durations =
       Family("traceslo_request_duration_seconds",
              "Request latency: entry span durations (seconds).", MetricType::Histogram);
+  std::vector<std::vector<std::optional<Exemplar>>> error_exemplars;
+  std::vector<std::vector<std::optional<Exemplar>>> duration_exemplars;
   for (uint32_t id = 0; id < series.size() && id < series_count; ++id) {
     const SliStore::SeriesTotals& t = series[id];
     if (t.requests == 0) continue;
@@ -93,10 +108,19 @@ std::vector<MetricFamily> SliCollector::Collect() const {
                                                         : std::numeric_limits<double>::infinity()});
     }
     durations.metric.push_back(std::move(histogram));
+    if (id < exemplars.size()) {
+      const SliStore::SeriesExemplars& e = exemplars[id];
+      error_exemplars.push_back({ExemplarOf(e.error)});
+      std::vector<std::optional<Exemplar>>& buckets = duration_exemplars.emplace_back();
+      for (const auto& bucket : e.duration) buckets.push_back(ExemplarOf(bucket));
+    } else {
+      error_exemplars.emplace_back();
+      duration_exemplars.emplace_back();
+    }
   }
-  families.push_back(std::move(requests));
-  families.push_back(std::move(errors));
-  families.push_back(std::move(durations));
+  add(std::move(requests));
+  families.push_back({.family = std::move(errors), .exemplars = std::move(error_exemplars)});
+  families.push_back({.family = std::move(durations), .exemplars = std::move(duration_exemplars)});
 
   // A summary (not a gauge) because the label is `quantile`, which Prometheus reserves for
   // summaries. Its _count and _sum are those of the window, so they can go down: use
@@ -122,7 +146,7 @@ std::vector<MetricFamily> SliCollector::Collect() const {
       quantiles.metric.push_back(std::move(metric));
     }
   }
-  families.push_back(std::move(quantiles));
+  add(std::move(quantiles));
 
   MetricFamily traces =
       Family("traceslo_traces_total", "Completed traces that touched the service (count).",
@@ -156,45 +180,40 @@ std::vector<MetricFamily> SliCollector::Collect() const {
     breaks.metric.push_back(
         Counter({{"service", name}}, static_cast<double>(t.propagation_breaks)));
   }
-  families.push_back(std::move(traces));
-  families.push_back(std::move(error_traces));
-  families.push_back(std::move(partial));
-  families.push_back(std::move(breaks));
+  add(std::move(traces));
+  add(std::move(error_traces));
+  add(std::move(partial));
+  add(std::move(breaks));
 
-  families.push_back(SingleGauge("traceslo_live_traces",
-                                 "Traces being assembled, not yet complete (count).",
-                                 totals.live_traces));
-  families.push_back(SingleGauge("traceslo_live_trace_bytes",
-                                 "Memory held by the traces being assembled (bytes).",
-                                 totals.live_trace_bytes));
-  families.push_back(
-      SingleCounter("traceslo_traces_evicted_total",
+  add(SingleGauge("traceslo_live_traces", "Traces being assembled, not yet complete (count).",
+                  totals.live_traces));
+  add(SingleGauge("traceslo_live_trace_bytes", "Memory held by the traces being assembled (bytes).",
+                  totals.live_trace_bytes));
+  add(SingleCounter("traceslo_traces_evicted_total",
                     "Traces completed early because pipeline.max_live_traces were live (count).",
                     totals.evicted_traces));
-  families.push_back(SingleCounter(
+  add(SingleCounter(
       "traceslo_late_spans_total",
       "Spans that arrived after their trace was completed; counted in SLIs, not in traces "
       "(count).",
       totals.late_spans));
-  families.push_back(SingleCounter(
+  add(SingleCounter(
       "traceslo_clock_skew_spans_total",
       "Spans whose end time was outside [now - max_lateness, now] and was clamped (count).",
       totals.clock_skew_spans));
-  families.push_back(SingleCounter(
+  add(SingleCounter(
       "traceslo_trace_spans_truncated_total",
       "Spans beyond the per-trace span cap, counted in SLIs but not kept for assembly (count).",
       totals.truncated_spans));
-  families.push_back(SingleGauge("traceslo_error_signatures",
-                                 "Distinct error signatures kept in the registry (count).",
-                                 totals.signatures));
-  families.push_back(SingleCounter(
+  add(SingleGauge("traceslo_error_signatures",
+                  "Distinct error signatures kept in the registry (count).", totals.signatures));
+  add(SingleCounter(
       "traceslo_error_signatures_dropped_total",
       "Error spans whose signature was not recorded because a signature cap was reached "
       "(count).",
       totals.signature_overflow));
-  families.push_back(SingleGauge("traceslo_series",
-                                 "(service, operation) series known to the registry (count).",
-                                 series_count));
+  add(SingleGauge("traceslo_series", "(service, operation) series known to the registry (count).",
+                  series_count));
 
   const SeriesRegistry::Overflow overflow = registry_.overflow();
   MetricFamily series_overflow = Family(
@@ -206,7 +225,7 @@ std::vector<MetricFamily> SliCollector::Collect() const {
       Counter({{"kind", "service"}}, static_cast<double>(overflow.services)));
   series_overflow.metric.push_back(
       Counter({{"kind", "operation"}}, static_cast<double>(overflow.operations)));
-  families.push_back(std::move(series_overflow));
+  add(std::move(series_overflow));
   return families;
 }
 

@@ -431,6 +431,8 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
   for (const SpanRecord& r : spans) {
     if ((r.series_flags & kFlagEntry) == 0) continue;
     const auto duration = DecodeDuration(r.duration);
+    const int64_t end =
+        trace.base_start_nanos + int64_t{r.start_offset_us} * 1000 + static_cast<int64_t>(duration);
     auto [it, inserted] = slowest_index_.try_emplace(
         BucketKey(SeriesOf(r), r.bucket), static_cast<uint32_t>(delta_.exemplars.size()));
     if (inserted) {
@@ -438,10 +440,11 @@ void SliShardProcessor::Complete(const TraceId& trace_id, LiveTrace& trace) {
                                                .bucket = r.bucket,
                                                .signature = 0,
                                                .duration_nanos = duration,
-                                               .end_unix_nano = 0,
+                                               .end_unix_nano = end,
                                                .trace = build()});
     } else if (ExemplarDelta& d = delta_.exemplars[it->second]; duration > d.duration_nanos) {
       d.duration_nanos = duration;
+      d.end_unix_nano = end;
       d.trace = build();
     }
   }

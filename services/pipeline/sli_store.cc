@@ -127,6 +127,27 @@ void SliStore::NameSeries(SeriesState& s, uint32_t series, uint32_t service) {
   ServiceAt(service).series.push_back(series);
 }
 
+void SliStore::Show(SeriesState& s, ExemplarSlot& slot, size_t index, int64_t unix_nano,
+                    double value, const ExemplarRef& trace) {
+  if (s.shown == nullptr) {
+    s.shown = std::make_unique<std::array<ShownExemplar, kClassicBuckets + 1>>();
+  }
+  ShownExemplar& e = (*s.shown)[index];
+  if (e.bucket != INT64_MIN &&
+      std::pair(slot.bucket, unix_nano) < std::pair(e.bucket, e.unix_nano)) {
+    return;  // the one shown is newer
+  }
+  if (std::find(slot.shown.begin(), slot.shown.end(), trace) == slot.shown.end()) {
+    if (slot.shown.size() >= kMaxShownPerSlot) return;  // keep showing what the slot holds
+    slot.shown.push_back(trace);
+  }
+  e = {.bucket = slot.bucket, .unix_nano = unix_nano, .value = value, .trace = trace};
+}
+
+bool SliStore::ShownLive(const ShownExemplar& e) const {
+  return e.trace != nullptr && e.bucket >= OldestLive(newest_bucket_, exemplar_slots_);
+}
+
 void SliStore::AddSeriesBucket(SeriesState& s, const SeriesDelta& d) {
   Bucket* b = SlotFor(s.ring, ring_slots_, newest_bucket_, d.bucket, [](Bucket& slot, int64_t at) {
     slot.bucket = at;
@@ -213,8 +234,15 @@ void SliStore::Apply(ShardDelta delta) {
                                    e.slowest_nanos = 0;
                                    e.slowest.reset();
                                    e.errors.clear();
+                                   e.shown.clear();
                                  });
     if (slot == nullptr) continue;
+    if (d.signature == 0) {
+      Show(s, *slot, ClassicBucketOf(d.duration_nanos), d.end_unix_nano,
+           static_cast<double>(d.duration_nanos) / 1e9, d.trace);
+    } else {
+      Show(s, *slot, kClassicBuckets, d.end_unix_nano, 1.0, d.trace);
+    }
     if (d.signature == 0) {
       if (slot->slowest == nullptr || d.duration_nanos > slot->slowest_nanos) {
         slot->slowest_nanos = d.duration_nanos;
@@ -300,6 +328,27 @@ std::vector<SliStore::SeriesTotals> SliStore::AllSeriesTotals() const {
   std::vector<SeriesTotals> out;
   out.reserve(series_.size());
   for (const SeriesState& s : series_) out.push_back(s.totals);
+  return out;
+}
+
+std::vector<SliStore::SeriesExemplars> SliStore::AllSeriesExemplars() const {
+  MutexLock lock(mu_);
+  std::vector<SeriesExemplars> out(series_.size());
+  for (size_t id = 0; id < series_.size(); ++id) {
+    if (series_[id].shown == nullptr) continue;
+    const auto& shown = *series_[id].shown;
+    for (size_t i = 0; i < shown.size(); ++i) {
+      if (!ShownLive(shown[i])) continue;
+      const MetricExemplar e{.trace_id = shown[i].trace->trace_id,
+                             .value = shown[i].value,
+                             .unix_nano = shown[i].unix_nano};
+      if (i < kClassicBuckets) {
+        out[id].duration[i] = e;
+      } else {
+        out[id].error = e;
+      }
+    }
+  }
   return out;
 }
 
@@ -456,6 +505,12 @@ ExemplarRef SliStore::FindTrace(const TraceId& trace_id) const {
                   for (const ExemplarSlot::Error& e : slot.errors) {
                     if (e.trace->trace_id == trace_id) {
                       found = e.trace;
+                      return;
+                    }
+                  }
+                  for (const ExemplarRef& shown : slot.shown) {
+                    if (shown->trace_id == trace_id) {
+                      found = shown;
                       return;
                     }
                   }
@@ -619,7 +674,10 @@ size_t SliStore::MemoryBytes() const {
       bytes += slot.errors.capacity() * sizeof(ExemplarSlot::Error);
       if (slot.slowest != nullptr) traces.insert(slot.slowest.get());
       for (const ExemplarSlot::Error& e : slot.errors) traces.insert(e.trace.get());
+      bytes += slot.shown.capacity() * sizeof(ExemplarRef);
+      for (const ExemplarRef& t : slot.shown) traces.insert(t.get());
     }
+    if (s.shown != nullptr) bytes += sizeof(*s.shown);
   }
   for (const ExemplarTrace* t : traces) bytes += t->MemoryBytes();
   bytes += services_.capacity() * sizeof(ServiceState);

@@ -1,6 +1,7 @@
 #include "traceslo/web/web_handler.h"
 
 #include "prometheus/text_serializer.h"
+#include "traceslo/web/openmetrics.h"
 
 namespace traceslo::web {
 namespace {
@@ -20,7 +21,25 @@ http::Response WebHandler::Handle(const http::Request& request) {
   if (path == "/metrics") {
     if (!read) return Text(405, "method not allowed\n");
     http::Response response;
-    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.headers.emplace_back("Vary", "Accept");  // the format depends on it
+    if (PrefersOpenMetrics(request.Header("accept"))) {
+      std::vector<metrics::ExemplarFamily> families;
+      for (const prometheus::Collectable* source : metric_sources_) {
+        if (const auto* exemplars = dynamic_cast<const metrics::ExemplarCollectable*>(source)) {
+          auto collected = exemplars->CollectWithExemplars();
+          families.insert(families.end(), std::make_move_iterator(collected.begin()),
+                          std::make_move_iterator(collected.end()));
+          continue;
+        }
+        for (prometheus::MetricFamily& family : source->Collect()) {
+          families.push_back({.family = std::move(family), .exemplars = {}});
+        }
+      }
+      response.content_type = std::string(kOpenMetricsContentType);
+      response.body = SerializeOpenMetrics(families);
+      return response;
+    }
+    response.content_type = std::string(kPrometheusTextContentType);
     std::vector<prometheus::MetricFamily> families;
     for (const prometheus::Collectable* source : metric_sources_) {
       auto collected = source->Collect();

@@ -1,5 +1,6 @@
 // The web API's parsers of outside input: POST /api/v1/silences bodies, RFC 3339 times and trace
-// ids in paths. Never crash; anything accepted is a valid silence.
+// ids in paths, and the Accept header of /metrics. Never crash; anything accepted is a valid
+// silence.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -7,6 +8,7 @@
 #include "services/web/silence_request.h"
 #include "traceslo/common/span.h"
 #include "traceslo/common/time_format.h"
+#include "traceslo/web/openmetrics.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -20,5 +22,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto id = traceslo::ParseTraceIdHex(input)) {
     if (traceslo::TraceIdHex(*id).size() != 32) __builtin_trap();
   }
+  (void)traceslo::web::PrefersOpenMetrics(input);
   return 0;
 }

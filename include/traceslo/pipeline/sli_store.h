@@ -116,7 +116,7 @@ struct ExemplarDelta {
   int64_t bucket = 0;
   uint64_t signature = 0;
   uint64_t duration_nanos = 0;  // of the entry span (slowest) or of the error span
-  int64_t end_unix_nano = 0;    // of that span: the latest wins for error exemplars
+  int64_t end_unix_nano = 0;    // of that span (the latest wins for error exemplars)
   ExemplarRef trace;
 };
 
@@ -281,6 +281,22 @@ class SliStore {
   // The exemplar trace with this id, if one is kept.
   ExemplarRef FindTrace(const TraceId& trace_id) const;
 
+  // Exemplars for the Prometheus metrics (OpenMetrics): per series, the newest exemplar trace of
+  // each classic duration bucket (from the slowest entry span of each 10 s bucket, placed by its
+  // duration) and the newest error exemplar. Only traces FindTrace() still answers are listed,
+  // so every trace id a dashboard shows opens on the trace page.
+  struct MetricExemplar {
+    TraceId trace_id{};
+    double value = 0;       // duration buckets: the entry span's seconds; errors: 1
+    int64_t unix_nano = 0;  // end of the span (duration) or of the error span (errors)
+  };
+  struct SeriesExemplars {
+    std::array<std::optional<MetricExemplar>, kClassicBuckets> duration;  // non-cumulative index
+    std::optional<MetricExemplar> error;
+  };
+  // Indexed by series id, like AllSeriesTotals().
+  std::vector<SeriesExemplars> AllSeriesExemplars() const;
+
   // The error signatures of the entry spans of `series` over buckets [first_bucket,
   // last_bucket], summed, highest count first (then by id). An entry with id 0 holds the counts
   // that max_signature_counts_per_bucket (or a shard's own cap) left unnamed. For buckets that
@@ -345,6 +361,18 @@ class SliStore {
       ExemplarRef trace;
     };
     std::vector<Error> errors;
+    // Every trace shown on /metrics from this bucket (at most kMaxShownPerSlot), so each trace id
+    // Prometheus has stored opens until the bucket leaves exemplar_retention, even after a slower
+    // trace took `slowest` or a newer one replaced it on /metrics.
+    std::vector<ExemplarRef> shown;
+  };
+  static constexpr size_t kMaxShownPerSlot = 16;
+  // The exemplar /metrics shows for one (series, classic bucket) or the series' errors.
+  struct ShownExemplar {
+    int64_t bucket = INT64_MIN;  // INT64_MIN: none
+    int64_t unix_nano = 0;
+    double value = 0;
+    ExemplarRef trace;
   };
   // Error signatures of one series and bucket: at most max_signature_counts_per_bucket ids,
   // plus id 0 for the rest.
@@ -360,7 +388,9 @@ class SliStore {
     // Like `ring`, allocated only once the series has had an error span.
     std::vector<SignatureBucket> signature_ring;
     std::vector<ExemplarSlot> exemplars;  // exemplar_retention / 10 s slots
-    int64_t changed_first = INT64_MAX;    // minutes changed since TakeChangedMinutes()
+    // [0, kClassicBuckets): duration buckets; [kClassicBuckets]: errors. Allocated on first use.
+    std::unique_ptr<std::array<ShownExemplar, kClassicBuckets + 1>> shown;
+    int64_t changed_first = INT64_MAX;  // minutes changed since TakeChangedMinutes()
     int64_t changed_last = INT64_MIN;
   };
   struct ServiceState {
@@ -378,6 +408,11 @@ class SliStore {
   void AddServiceBucket(ServiceState& s, const ServiceDelta& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NameSeries(SeriesState& s, uint32_t series, uint32_t service)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Shows `trace` as the exemplar of `index` of s.shown if it is newer than the one there and
+  // `slot` (its bucket's exemplar slot) can hold one more shown trace.
+  static void Show(SeriesState& s, ExemplarSlot& slot, size_t index, int64_t unix_nano,
+                   double value, const ExemplarRef& trace);
+  bool ShownLive(const ShownExemplar& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ServiceState& ServiceAt(uint32_t service) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SliStoreOptions options_;

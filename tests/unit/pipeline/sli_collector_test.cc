@@ -391,5 +391,95 @@ TEST(SliCollectorTest, FamiliesAreTheDocumentedSetWithTypesAndHelp) {
   EXPECT_EQ(got, expected);
 }
 
+TEST(SliCollectorTest, DurationBucketsAndErrorCountersCarryTheStoresExemplars) {
+  Fixture f;
+  const auto pay = f.registry.Resolve("checkout", "POST /pay");
+  const auto cart = f.registry.Resolve("checkout", "GET /cart");
+  const int64_t now = f.NowBucket();
+  auto trace = [](uint8_t n, uint64_t duration) {
+    auto t = std::make_shared<ExemplarTrace>();
+    t->trace_id[0] = 0xcd;
+    t->trace_id[15] = n;
+    t->duration_nanos = duration;
+    return ExemplarRef(t);
+  };
+  ShardDelta delta;
+  delta.series.push_back(MakeSeries(cart, now, {1'000'000}));  // no exemplars: none shown
+  delta.series.push_back(MakeSeries(pay, now, {40'000'000, 300'000'000}, 1));
+  delta.exemplars.push_back({.series = pay.series,
+                             .bucket = now,
+                             .signature = 0,
+                             .duration_nanos = 300'000'000,  // 0.3 s: le=0.5, bucket index 7
+                             .end_unix_nano = 1'700'000'000'500'000'000,
+                             .trace = trace(1, 300'000'000)});
+  delta.exemplars.push_back({.series = pay.series,
+                             .bucket = now,
+                             .signature = 42,
+                             .duration_nanos = 1'000,
+                             .end_unix_nano = 1'700'000'001'000'000'000,
+                             .trace = trace(2, 1'000)});
+  f.store.Apply(std::move(delta));
+
+  const std::vector<metrics::ExemplarFamily> families = f.collector.CollectWithExemplars();
+  auto find = [&](const std::string& name) -> const metrics::ExemplarFamily& {
+    for (const auto& family : families) {
+      if (family.family.name == name) return family;
+    }
+    ADD_FAILURE() << name;
+    return families.front();
+  };
+  const Labels pay_labels = {{"service", "checkout"}, {"operation", "POST /pay"}};
+  const Labels cart_labels = {{"service", "checkout"}, {"operation", "GET /cart"}};
+
+  const metrics::ExemplarFamily& errors = find("traceslo_request_errors_total");
+  const metrics::ExemplarFamily& durations = find("traceslo_request_duration_seconds");
+  ASSERT_EQ(errors.exemplars.size(), errors.family.metric.size());
+  ASSERT_EQ(durations.exemplars.size(), durations.family.metric.size());
+  int checked = 0;
+  for (size_t m = 0; m < errors.family.metric.size(); ++m) {
+    const Labels labels = LabelsOf(errors.family.metric[m]);
+    if (labels == cart_labels) {
+      EXPECT_TRUE(errors.exemplars[m].empty() || !errors.exemplars[m][0].has_value());
+      ++checked;
+    } else if (labels == pay_labels) {
+      ASSERT_EQ(errors.exemplars[m].size(), 1u);
+      ASSERT_TRUE(errors.exemplars[m][0].has_value());
+      const metrics::Exemplar& e = *errors.exemplars[m][0];
+      EXPECT_EQ(LabelsOf({.label = e.labels}), (Labels{{"trace_id",
+                                                        "cd00000000000000000000000000000"
+                                                        "2"}}));
+      EXPECT_EQ(e.value, 1.0);
+      EXPECT_DOUBLE_EQ(*e.timestamp_seconds, 1'700'000'001.0);
+      ++checked;
+    }
+  }
+  for (size_t m = 0; m < durations.family.metric.size(); ++m) {
+    const Labels labels = LabelsOf(durations.family.metric[m]);
+    const auto& buckets = durations.exemplars[m];
+    if (labels == cart_labels) {
+      EXPECT_TRUE(std::none_of(buckets.begin(), buckets.end(),
+                               [](const auto& e) { return e.has_value(); }));
+      ++checked;
+    } else if (labels == pay_labels) {
+      ASSERT_EQ(buckets.size(), durations.family.metric[m].histogram.bucket.size());
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        // The exemplar sits on the first bucket whose bound holds 0.3 s.
+        EXPECT_EQ(buckets[b].has_value(), b == 7) << b;
+        if (b < kClassicBoundsSeconds.size() && b == 7) EXPECT_EQ(kClassicBoundsSeconds[b], 0.5);
+      }
+      const metrics::Exemplar& e = *buckets[7];
+      EXPECT_EQ(LabelsOf({.label = e.labels}), (Labels{{"trace_id",
+                                                        "cd00000000000000000000000000000"
+                                                        "1"}}));
+      EXPECT_DOUBLE_EQ(e.value, 0.3);
+      EXPECT_DOUBLE_EQ(*e.timestamp_seconds, 1'700'000'000.5);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 4);
+  // The plain collection has the same families, without exemplars.
+  EXPECT_EQ(f.collector.Collect().size(), families.size());
+}
+
 }  // namespace
 }  // namespace traceslo::pipeline

@@ -442,7 +442,100 @@ TEST(SliStoreTest, SlowestExemplarKeepsTheLongest) {
   store.Apply(std::move(later));
   EXPECT_EQ(store.Exemplars(4, 100, 100), std::vector<ExemplarRef>{b});
   EXPECT_EQ(store.FindTrace(IdOf(2)), b);
+  // a left `slowest`, but /metrics shows it as the exemplar of the le=0.005 bucket (5 ms), so the
+  // trace page must still open it. b and c share the le=0.01 bucket: c came last and shows.
+  EXPECT_EQ(store.FindTrace(IdOf(1)), a);
+  const std::vector<SliStore::SeriesExemplars> shown = store.AllSeriesExemplars();
+  ASSERT_EQ(shown.size(), 5u);
+  ASSERT_TRUE(shown[4].duration[1].has_value());
+  EXPECT_EQ(shown[4].duration[1]->trace_id, IdOf(1));
+  ASSERT_TRUE(shown[4].duration[2].has_value());
+  EXPECT_EQ(shown[4].duration[2]->trace_id, IdOf(3));
+}
+
+TEST(SliStoreTest, MetricExemplarsPerDurationBucketAndErrorsNewestFirst) {
+  SliStore store(Options());
+  const ExemplarRef fast = MakeTrace(1, 3'000'000);       // 3 ms: le=0.005, index 1
+  const ExemplarRef slow = MakeTrace(2, 700'000'000);     // 700 ms: le=1, index 8
+  const ExemplarRef slow2 = MakeTrace(3, 900'000'000);    // 900 ms: le=1 too, newer
+  const ExemplarRef huge = MakeTrace(4, 20'000'000'000);  // 20 s: +Inf, index 13
+  const ExemplarRef error_a = MakeTrace(5), error_b = MakeTrace(6);
+  auto slowest = [](int64_t bucket, const ExemplarRef& t, int64_t end) {
+    ExemplarDelta d = Slowest(2, bucket, t);
+    d.end_unix_nano = end;
+    return d;
+  };
+  ShardDelta delta;
+  delta.exemplars = {slowest(100, fast, 1'000), slowest(100, slow, 2'000),
+                     slowest(101, huge, 3'500), ErrorExemplar(2, 100, 7, 5'000, error_a)};
+  store.Apply(std::move(delta));
+  ShardDelta later;
+  later.shard = 1;
+  // Newer bucket in le=1: replaces slow. An error exemplar older than error_a: ignored.
+  later.exemplars = {slowest(101, slow2, 3'000), ErrorExemplar(2, 100, 8, 4'000, error_b)};
+  store.Apply(std::move(later));
+
+  const std::vector<SliStore::SeriesExemplars> all = store.AllSeriesExemplars();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_FALSE(all[0].error.has_value());
+  const SliStore::SeriesExemplars& e = all[2];
+  for (size_t i = 0; i < kClassicBuckets; ++i) {
+    if (i == 1 || i == 8 || i == 13) continue;
+    EXPECT_FALSE(e.duration[i].has_value()) << "bucket " << i;
+  }
+  ASSERT_TRUE(e.duration[1] && e.duration[8] && e.duration[13] && e.error);
+  EXPECT_EQ(e.duration[1]->trace_id, IdOf(1));
+  EXPECT_DOUBLE_EQ(e.duration[1]->value, 0.003);
+  EXPECT_EQ(e.duration[1]->unix_nano, 1'000);
+  EXPECT_EQ(e.duration[8]->trace_id, IdOf(3));
+  EXPECT_DOUBLE_EQ(e.duration[8]->value, 0.9);
+  EXPECT_EQ(e.duration[13]->trace_id, IdOf(4));
+  EXPECT_DOUBLE_EQ(e.duration[13]->value, 20.0);
+  EXPECT_EQ(e.error->trace_id, IdOf(5));
+  EXPECT_DOUBLE_EQ(e.error->value, 1.0);
+  EXPECT_EQ(e.error->unix_nano, 5'000);
+  // Every listed trace opens, and so does `slow`, which /metrics showed before slow2 (Prometheus
+  // keeps it).
+  for (uint8_t n : {1, 2, 3, 4, 5}) EXPECT_NE(store.FindTrace(IdOf(n)), nullptr) << int{n};
+}
+
+TEST(SliStoreTest, EveryShownExemplarOpensUpToTheCapPerSlot) {
+  SliStore store(Options());
+  std::vector<ExemplarRef> traces;
+  for (uint8_t n = 1; n <= 17; ++n) {
+    traces.push_back(MakeTrace(n, 1'000'000));  // the same duration: `slowest` stays trace 1
+    ShardDelta delta;
+    ExemplarDelta d = Slowest(0, 100, traces.back());
+    d.end_unix_nano = n;
+    delta.exemplars = {d};
+    store.Apply(std::move(delta));
+    const auto shown = store.AllSeriesExemplars().at(0).duration[0];
+    ASSERT_TRUE(shown.has_value());
+    // The 17th would be one more trace for the slot to hold: trace 16 stays shown.
+    EXPECT_EQ(shown->trace_id, IdOf(std::min<uint8_t>(n, 16))) << int{n};
+  }
+  for (uint8_t n = 1; n <= 16; ++n) EXPECT_EQ(store.FindTrace(IdOf(n)), traces[n - 1]) << int{n};
+  EXPECT_EQ(store.FindTrace(IdOf(17)), nullptr);
+  EXPECT_EQ(store.Exemplars(0, 100, 100), std::vector<ExemplarRef>{traces[0]});
+}
+
+TEST(SliStoreTest, MetricExemplarsLeaveWithExemplarRetention) {
+  SliStoreOptions options = Options();
+  options.exemplar_retention = 30s;  // 3 slots
+  SliStore store(options);
+  ShardDelta delta;
+  delta.exemplars = {Slowest(0, 100, MakeTrace(1)), ErrorExemplar(0, 100, 7, 10, MakeTrace(2))};
+  store.Apply(std::move(delta));
+  store.Apply(OneSeries(MakeSeries(0, 0, 102, {1'000'000})));
+  ASSERT_EQ(store.AllSeriesExemplars().size(), 1u);
+  EXPECT_TRUE(store.AllSeriesExemplars()[0].error.has_value());
+  store.Apply(OneSeries(MakeSeries(0, 0, 103, {1'000'000})));
+  const SliStore::SeriesExemplars none = store.AllSeriesExemplars().at(0);
+  EXPECT_FALSE(none.error.has_value());
+  EXPECT_TRUE(std::none_of(none.duration.begin(), none.duration.end(),
+                           [](const auto& x) { return x.has_value(); }));
   EXPECT_EQ(store.FindTrace(IdOf(1)), nullptr);
+  EXPECT_EQ(store.FindTrace(IdOf(2)), nullptr);
 }
 
 TEST(SliStoreTest, ErrorExemplarsKeepTheLatestPerSignatureUpToTheCap) {

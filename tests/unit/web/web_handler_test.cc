@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -86,6 +87,31 @@ TEST_F(WebHandlerTest, MetricsServesTheCounterInTextFormat) {
       << response.body;
   EXPECT_NE(response.body.find("traceslo_test_events_total{kind=\"a\"} 3"), std::string::npos)
       << response.body;
+}
+
+TEST_F(WebHandlerTest, MetricsAnswersOpenMetricsWhenAskedFor) {
+  WebHandler handler = MakeHandler(false);
+  http::Request request = MakeRequest("GET", "/metrics");
+  request.headers.emplace_back(
+      "accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5");
+  http::Response response = handler.Handle(request);
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(response.content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+  EXPECT_NE(response.body.find("# TYPE traceslo_test_events counter\n"), std::string::npos)
+      << response.body;
+  EXPECT_NE(response.body.find("traceslo_test_events_total{kind=\"a\"} 3\n"), std::string::npos)
+      << response.body;
+  EXPECT_NE(response.body.find("traceslo_pipeline_queue_capacity_spans 65536\n"), std::string::npos)
+      << response.body;
+  EXPECT_TRUE(response.body.ends_with("# EOF\n")) << response.body;
+  EXPECT_NE(std::find(response.headers.begin(), response.headers.end(),
+                      std::pair<std::string, std::string>("Vary", "Accept")),
+            response.headers.end());
+
+  request.headers = {{"accept", "text/plain;version=0.0.4"}};
+  response = handler.Handle(request);
+  EXPECT_TRUE(response.content_type.starts_with("text/plain; version=0.0.4"));
+  EXPECT_EQ(response.body.find("# EOF"), std::string::npos);
 }
 
 TEST_F(WebHandlerTest, MetricsCombinesEverySource) {
