@@ -30,6 +30,7 @@
 
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "services/traceslo/generate_command.h"
 #include "services/traceslo/replay_command.h"
 #include "services/traceslo/test_command.h"
 #include "traceslo/alerting/alert_feed.h"
@@ -519,6 +520,9 @@ int main(int argc, char** argv) {
   traceslo::ReplayFlags replay_flags;
   CLI::App* replay = traceslo::AddReplayCommand(app, replay_flags);
 
+  traceslo::GenerateFlags generate_flags;
+  CLI::App* generate = traceslo::AddGenerateCommand(app, generate_flags);
+
   CLI::App* version = app.add_subcommand("version", "Print the version.");
 
   try {
@@ -533,5 +537,6 @@ int main(int argc, char** argv) {
   if (check->parsed()) return traceslo::Check(check_paths);
   if (test->parsed()) return traceslo::Test(test_paths);
   if (replay->parsed()) return traceslo::Replay(replay_flags, traceslo::SystemClock());
+  if (generate->parsed()) return traceslo::Generate(generate_flags);
   return traceslo::Serve(flags);
 }
