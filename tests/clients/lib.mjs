@@ -1483,3 +1483,115 @@ export async function startAlertmanager({ dir, bin = alertmanagerBin(), timeoutM
   }
   return { url, child, stop, stderr: () => stderr };
 }
+
+// ------------------------------------------------------------------------------------------
+// A real Prometheus (Debian's `prometheus` 2.42) scraping traceslo, for the dashboard and
+// generated-rules tests.
+
+// Prometheus's binary, or null when it is not installed. TRACESLO_PROMETHEUS_BIN overrides.
+export function prometheusBin() {
+  const candidates = [process.env.TRACESLO_PROMETHEUS_BIN, '/usr/bin/prometheus'];
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    candidates.push(path.join(dir, 'prometheus'));
+  }
+  for (const c of candidates) {
+    if (!c) continue;
+    try {
+      fs.accessSync(c, fs.constants.X_OK);
+      return c;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+// promtool as ctest passes it (PROMTOOL), else Debian's, else from PATH.
+export function promtoolBin() {
+  if (process.env.PROMTOOL) return process.env.PROMTOOL;
+  try {
+    fs.accessSync('/usr/bin/promtool', fs.constants.X_OK);
+    return '/usr/bin/promtool';
+  } catch {
+    return 'promtool';
+  }
+}
+
+// Starts a real Prometheus on 127.0.0.1 (a free port; another one when it was taken meanwhile)
+// with its TSDB under `dir`, scraping `targets` (host:port, /metrics) as job `job` every
+// `scrapeInterval`, evaluating `ruleFiles` every `evaluationInterval`, with `features`
+// (--enable-feature). Waits until GET /-/ready answers 200. Returns {url, child, stop(),
+// stderr(), api(endpoint, params), query(expr, time?), queryRange(expr, start, end, step)}:
+// api() GETs /api/v1/<endpoint> and returns `data`, throwing unless the status is success.
+export async function startPrometheus({
+  dir, targets, job = 'traceslo', scrapeInterval = '1s', evaluationInterval = '1s', ruleFiles = [],
+  features = ['exemplar-storage'], bin = prometheusBin(), timeoutMs = 30_000, attempts = 3,
+}) {
+  if (!bin) throw new Error('no Prometheus binary (apt-get install prometheus)');
+  await fsp.mkdir(dir, { recursive: true });
+  const config = path.join(dir, 'prometheus.yml');
+  const yaml = {
+    global: { scrape_interval: scrapeInterval, scrape_timeout: scrapeInterval, evaluation_interval: evaluationInterval },
+    rule_files: ruleFiles,
+    scrape_configs: [{ job_name: job, static_configs: [{ targets }] }],
+  };
+  await fsp.writeFile(config, `${JSON.stringify(yaml, null, 2)}\n`);  // JSON is YAML
+  let lastError;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const port = await freePort();
+    const data = path.join(dir, `data-${attempt}`);
+    const argv = [
+      `--config.file=${config}`, `--storage.tsdb.path=${data}`, `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn', ...(features.length ? [`--enable-feature=${features.join(',')}`] : []),
+    ];
+    const child = spawn(bin, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    liveChildren.add(child);
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => { stderr += d; });
+    const exited = new Promise((resolve) => child.on('close', (code, signal) => {
+      liveChildren.delete(child);
+      resolve({ code, signal });
+    }));
+    let status = null;
+    exited.then((s) => { status = s; });
+    const url = `http://127.0.0.1:${port}`;
+    const stop = async () => {
+      if (status) return status;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const s = await exited;
+      clearTimeout(timer);
+      return s;
+    };
+    const ready = await pollUntil(async () => {
+      if (status) return { exited: status };
+      const r = await httpGet(`${url}/-/ready`, { timeoutMs: 2_000 });
+      return { status: r.status };
+    }, (v) => v.exited || v.status === 200, { timeoutMs, intervalMs: 100 }).catch((e) => ({ error: e.message }));
+    if (ready.status !== 200) {
+      await stop();
+      lastError = new Error(`Prometheus (${bin} ${argv.join(' ')}) did not become ready on ${url}: ` +
+        `${JSON.stringify(ready)}\n${stderr}`);
+      continue;  // most likely the free port was taken meanwhile
+    }
+    const api = async (endpoint, params = {}) => {
+      const r = await httpGet(`${url}/api/v1/${endpoint}?${new URLSearchParams(params)}`, { timeoutMs: 10_000 });
+      let body;
+      try {
+        body = JSON.parse(r.body.toString('utf8'));
+      } catch {
+        throw new Error(`GET /api/v1/${endpoint}: ${r.status} ${r.body.toString('utf8').slice(0, 300)}`);
+      }
+      if (body.status !== 'success') {
+        throw new Error(`GET /api/v1/${endpoint} ${JSON.stringify(params)}: ${r.status} ${body.errorType}: ${body.error}`);
+      }
+      return body.data;
+    };
+    return {
+      url, child, stop, stderr: () => stderr, api,
+      query: (expr, time) => api('query', time === undefined ? { query: expr } : { query: expr, time: String(time) }),
+      queryRange: (expr, start, end, step) =>
+        api('query_range', { query: expr, start: String(start), end: String(end), step: String(step) }),
+    };
+  }
+  throw lastError;
+}
