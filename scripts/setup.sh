@@ -12,7 +12,7 @@ apt_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
   libsimdjson-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libssl-dev
   clang libclang-rt-14-dev clang-format
-  prometheus prometheus-alertmanager chromium curl jq openssl
+  prometheus prometheus-alertmanager chromium curl jq openssl yamllint
 )
 
 missing=()
