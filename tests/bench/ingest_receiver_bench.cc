@@ -15,6 +15,9 @@
 //                        tick_interval (1 s) by the client's loop instead of a Ticker thread: a
 //                        Ticker would complete the live traces of one repetition 15 s later,
 //                        inside whichever benchmark runs then
+//   e2e/http_mesh/*      the same mesh requests, everything on, over OTLP/HTTP (POST /v1/traces,
+//                        application/x-protobuf, the keep-alive client above): to `sli`, to
+//                        the receivers with CountingProcessors and to the null HTTP server
 // The null receivers answer without decoding: for gRPC a raw callback TraceService returning an
 // empty ExportTraceServiceResponse, for HTTP a traceslo::http::Server whose handler answers 200
 // with an empty body. Rates are spans per CPU-second of the whole process (client, servers and
@@ -241,6 +244,21 @@ class MeshRequests {
     return grpc::ByteBuffer(&slice, 1);
   }
 
+  // The next mesh request as an OTLP/HTTP protobuf POST, written over `out`.
+  void NextHttp(std::string& out) {
+    const Template& t = templates_[(http_next_++) % templates_.size()];
+    http_body_ = t.bytes;  // RestampRequest rewrites a copy of the template in place
+    RestampRequest(t.bytes, t.offsets, ++salt_,
+                   UnixNanos(clock_.Now()) - static_cast<int64_t>(t.shape.sent_unix_nano),
+                   http_body_);
+    out.assign(
+        "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-protobuf\r\nContent-Length: ");
+    out += std::to_string(http_body_.size());
+    out += "\r\n\r\n";
+    out += http_body_;
+  }
+
   uint32_t spans() const { return MeshShape{}.spans(); }
   size_t bytes() const { return bytes_; }  // protobuf bytes per request, on average
 
@@ -264,6 +282,8 @@ class MeshRequests {
   std::vector<std::unique_ptr<Buffer>> buffers_;
   uint64_t salt_ = 0;
   size_t bytes_ = 0;
+  size_t http_next_ = 0;
+  std::string http_body_;
 };
 
 // --- the servers of one run -------------------------------------------------------------------
@@ -345,6 +365,7 @@ class Environment {
   uint64_t spans_processed() const { return pipeline_->spans_processed(); }
   MeshRequests& mesh() { return mesh_; }
   std::string sli_grpc_address() const { return sli_receivers_->grpc_address(); }
+  std::string sli_http_address() const { return sli_receivers_->http_address(); }
   pipeline::ShardedPipeline& sli_pipeline() const { return *sli_pipeline_; }
   std::chrono::nanoseconds tick_interval() const { return tick_interval_; }
   const pipeline::SliStore& sli_store() const { return sli_engine_->store(); }
@@ -407,7 +428,8 @@ struct GrpcTarget {
   // and ticks it every `tick_interval`.
   pipeline::ShardedPipeline* pipeline = nullptr;
   std::chrono::nanoseconds tick_interval{};
-  uint64_t accepted_spans = 0;  // over the whole run
+  // Spans `pipeline` accepted over the whole run, from every target that feeds it.
+  uint64_t* fed_spans = nullptr;
   std::chrono::steady_clock::time_point next_tick{};
 };
 
@@ -440,8 +462,8 @@ void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& tar
           "Export: " + std::to_string(call.status.error_code()) + " " + call.status.error_message();
     } else if (call.response.Length() != 0) {
       error = "Export answered a partial success";
-    } else {
-      target.accepted_spans += spans;
+    } else if (target.fed_spans != nullptr) {
+      *target.fed_spans += spans;
     }
     return slot;
   };
@@ -455,7 +477,7 @@ void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& tar
       target.pipeline->Tick();
       target.next_tick = now + target.tick_interval;
     }
-    while (target.accepted_spans > target.pipeline->spans_processed() + kMaxBacklogSpans) {
+    while (*target.fed_spans > target.pipeline->spans_processed() + kMaxBacklogSpans) {
       grpc::Alarm alarm;
       alarm.Set(&alarm_cq, env.clock().Now() + std::chrono::microseconds(200), nullptr);
       void* tag;
@@ -498,16 +520,28 @@ void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& tar
   SetSpanCounters(state, spans, target.mesh ? target.mesh->bytes() : env.request().size());
 }
 
-void HttpExport(benchmark::State& state, const Environment& env, bool real) {
+// Where an HTTP benchmark sends, and what. Owned by main's thread, used by the benchmark thread.
+struct HttpTarget {
+  std::string address;
+  MeshRequests* mesh = nullptr;  // fresh mesh requests; nullptr: the fixed RequestShape{} one
+  // As GrpcTarget's: backlog pacing and ticks for the SLI pipeline.
+  pipeline::ShardedPipeline* pipeline = nullptr;
+  std::chrono::nanoseconds tick_interval{};
+  uint64_t* fed_spans = nullptr;
+  std::chrono::steady_clock::time_point next_tick{};
+};
+
+void HttpExport(benchmark::State& state, const Environment& env, HttpTarget& target) {
   std::vector<std::unique_ptr<BlockingHttpClient>> connections;
   for (int i = 0; i < kInFlight; ++i) {
     auto connection = std::make_unique<BlockingHttpClient>();
-    if (absl::Status status = connection->Connect(env.http_address(real)); !status.ok()) {
+    if (absl::Status status = connection->Connect(target.address); !status.ok()) {
       state.SkipWithError(status.ToString().c_str());
       return;
     }
     connections.push_back(std::move(connection));
   }
+  const uint32_t spans = target.mesh ? target.mesh->spans() : env.shape().spans();
   std::string error;
   auto answer = [&](BlockingHttpClient& connection) {
     size_t body_size = 0;
@@ -518,11 +552,27 @@ void HttpExport(benchmark::State& state, const Environment& env, bool real) {
       error = "HTTP " + std::to_string(*code);
     } else if (body_size != 0) {
       error = "answered a partial success";
+    } else if (target.fed_spans != nullptr) {
+      *target.fed_spans += spans;
     }
   };
+  std::string request;
   auto send = [&](BlockingHttpClient& connection) {
-    if (absl::Status status = connection.Send(env.http_request()); !status.ok()) {
-      error = status.ToString();
+    if (target.mesh != nullptr) target.mesh->NextHttp(request);
+    const std::string& bytes = target.mesh != nullptr ? request : env.http_request();
+    if (absl::Status status = connection.Send(bytes); !status.ok()) error = status.ToString();
+  };
+  // Ticks the pipeline every tick_interval, and waits (no CPU) while it lags too far behind.
+  uint64_t waits = 0;
+  auto pace = [&] {
+    if (target.pipeline == nullptr) return;
+    if (const auto now = env.clock().SteadyNow(); now >= target.next_tick) {
+      target.pipeline->Tick();
+      target.next_tick = now + target.tick_interval;
+    }
+    while (*target.fed_spans > target.pipeline->spans_processed() + kMaxBacklogSpans) {
+      env.clock().SleepUntil(env.clock().SteadyNow() + std::chrono::microseconds(200));
+      ++waits;
     }
   };
   for (auto& connection : connections) send(*connection);
@@ -532,6 +582,7 @@ void HttpExport(benchmark::State& state, const Environment& env, bool real) {
     next = (next + 1) % connections.size();
     answer(connection);
     if (!error.empty()) break;
+    pace();
     send(connection);
     if (!error.empty()) break;
   }
@@ -544,7 +595,11 @@ void HttpExport(benchmark::State& state, const Environment& env, bool real) {
     state.SkipWithError(error.c_str());
     return;
   }
-  SetSpanCounters(state, env.shape().spans(), env.request().size());
+  if (target.pipeline != nullptr) {
+    state.counters["backlog_waits"] =
+        benchmark::Counter(static_cast<double>(waits), benchmark::Counter::kAvgIterations);
+  }
+  SetSpanCounters(state, spans, target.mesh ? target.mesh->bytes() : env.request().size());
 }
 
 }  // namespace
@@ -566,6 +621,7 @@ int main(int argc, char** argv) {
   // Registered as lambdas: RegisterBenchmark would copy extra arguments. One second per
   // repetition (not the default 0.5 s): transport figures are noisier than decode ones.
   Environment* e = &env;
+  uint64_t sli_fed_spans = 0;  // by e2e/grpc_mesh/sli and e2e/http_mesh/sli
   std::vector<std::unique_ptr<GrpcTarget>> targets;
   auto grpc_case = [&](const char* name, GrpcTarget target) {
     GrpcTarget* t = targets.emplace_back(std::make_unique<GrpcTarget>(std::move(target))).get();
@@ -574,24 +630,37 @@ int main(int argc, char** argv) {
         ->MeasureProcessCPUTime()
         ->MinTime(1.0);
   };
-  auto http_case = [&](const char* name, bool real) {
-    benchmark::RegisterBenchmark(
-        name, [e, real](benchmark::State& state) { HttpExport(state, *e, real); })
+  std::vector<std::unique_ptr<HttpTarget>> http_targets;
+  auto http_case = [&](const char* name, HttpTarget target) {
+    HttpTarget* t =
+        http_targets.emplace_back(std::make_unique<HttpTarget>(std::move(target))).get();
+    benchmark::RegisterBenchmark(name,
+                                 [e, t](benchmark::State& state) { HttpExport(state, *e, *t); })
         ->MeasureProcessCPUTime()
         ->MinTime(1.0);
   };
   grpc_case("e2e/grpc/traceslo_receiver", {.address = env.grpc_address(true)});
   grpc_case("e2e/grpc/null_receiver", {.address = env.grpc_address(false)});
-  http_case("e2e/http_protobuf/traceslo_receiver", true);
-  http_case("e2e/http_protobuf/null_receiver", false);
+  http_case("e2e/http_protobuf/traceslo_receiver", {.address = env.http_address(true)});
+  http_case("e2e/http_protobuf/null_receiver", {.address = env.http_address(false)});
   grpc_case("e2e/grpc_mesh/sli", {.address = env.sli_grpc_address(),
                                   .mesh = &env.mesh(),
                                   .pipeline = &env.sli_pipeline(),
-                                  .tick_interval = env.tick_interval()});
+                                  .tick_interval = env.tick_interval(),
+                                  .fed_spans = &sli_fed_spans});
   grpc_case("e2e/grpc_mesh/traceslo_receiver",
             {.address = env.grpc_address(true), .mesh = &env.mesh()});
   grpc_case("e2e/grpc_mesh/null_receiver",
             {.address = env.grpc_address(false), .mesh = &env.mesh()});
+  http_case("e2e/http_mesh/sli", {.address = env.sli_http_address(),
+                                  .mesh = &env.mesh(),
+                                  .pipeline = &env.sli_pipeline(),
+                                  .tick_interval = env.tick_interval(),
+                                  .fed_spans = &sli_fed_spans});
+  http_case("e2e/http_mesh/traceslo_receiver",
+            {.address = env.http_address(true), .mesh = &env.mesh()});
+  http_case("e2e/http_mesh/null_receiver",
+            {.address = env.http_address(false), .mesh = &env.mesh()});
 
   const std::vector<Comparison> comparisons = {
       {"e2e/grpc/traceslo_receiver", "e2e/grpc/null_receiver",
@@ -603,10 +672,17 @@ int main(int argc, char** argv) {
        true},
       {"e2e/grpc_mesh/sli", "e2e/grpc_mesh/traceslo_receiver",
        "share kept by the SLI engine (trace assembly on) over counting spans", true},
+      {"e2e/http_mesh/sli", "e2e/http_mesh/null_receiver",
+       "share of the null receiver's spans per CPU-second kept by decode + enqueue + SLI engine",
+       true},
+      {"e2e/http_mesh/sli", "e2e/http_mesh/traceslo_receiver",
+       "share kept by the SLI engine (trace assembly on) over counting spans", true},
   };
   const std::vector<Goal> goals = {
       {"e2e/grpc_mesh/sli", 400e3,
        ">= 400 k spans per CPU-second end to end with everything on (OTLP/gRPC, client included)"},
+      {"e2e/http_mesh/sli", 400e3,
+       ">= 400 k spans per CPU-second end to end with everything on (OTLP/HTTP, client included)"},
   };
   const uint64_t processed_before = env.spans_processed();
   int status = RunBenchmarksAndCompare(argc, argv, comparisons, goals);
