@@ -1425,12 +1425,18 @@ export async function startRecordingServer({ status = 200 } = {}) {
 // Alertmanager's binary (Debian's prometheus-alertmanager names it so; upstream: alertmanager),
 // or null when neither is installed. TRACESLO_ALERTMANAGER_BIN overrides.
 export function alertmanagerBin() {
-  const candidates = [process.env.TRACESLO_ALERTMANAGER_BIN,
-    '/usr/bin/prometheus-alertmanager', '/usr/local/bin/alertmanager', '/usr/bin/alertmanager'];
+  return findExecutable([process.env.TRACESLO_ALERTMANAGER_BIN, '/usr/bin/prometheus-alertmanager',
+    '/usr/local/bin/alertmanager', '/usr/bin/alertmanager'], ['prometheus-alertmanager', 'alertmanager']);
+}
+
+// The first of `candidates` (paths; empty ones skipped), then of `names` in PATH, that is
+// executable; null when none is.
+function findExecutable(candidates, names) {
+  const all = [...candidates];
   for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    candidates.push(path.join(dir, 'prometheus-alertmanager'), path.join(dir, 'alertmanager'));
+    for (const name of names) all.push(path.join(dir, name));
   }
-  for (const c of candidates) {
+  for (const c of all) {
     if (!c) continue;
     try {
       fs.accessSync(c, fs.constants.X_OK);
@@ -1440,19 +1446,11 @@ export function alertmanagerBin() {
   return null;
 }
 
-// Starts a real Alertmanager on 127.0.0.1 (clustering off) with a configuration that routes
-// everything to a receiver without integrations, its storage under `dir`, and waits until
-// GET /-/ready answers 200. Returns {url, child, stop()}. Throws when it does not get ready.
-export async function startAlertmanager({ dir, bin = alertmanagerBin(), timeoutMs = 30_000 } = {}) {
-  if (!bin) throw new Error('no Alertmanager binary (apt-get install prometheus-alertmanager)');
-  await fsp.mkdir(path.join(dir, 'data'), { recursive: true });
-  const config = path.join(dir, 'alertmanager.yml');
-  await fsp.writeFile(config, 'route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n');
-  const port = await freePort();
-  const child = spawn(bin, [
-    `--config.file=${config}`, `--storage.path=${path.join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+// Spawns a daemon (Alertmanager, Prometheus) that serves GET /-/ready at `url` and waits until
+// it answers 200, or it exits, or `timeoutMs`. Returns {ok: true, child, stop(), stderr()}, or
+// {ok: false, detail} after stopping it.
+async function spawnUntilReady(bin, argv, url, { timeoutMs }) {
+  const child = spawn(bin, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   liveChildren.add(child);
   let stderr = '';
   child.stderr.setEncoding('utf8');
@@ -1463,7 +1461,6 @@ export async function startAlertmanager({ dir, bin = alertmanagerBin(), timeoutM
   }));
   let status = null;
   exited.then((s) => { status = s; });
-  const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (status) return status;
     child.kill('SIGTERM');
@@ -1479,9 +1476,27 @@ export async function startAlertmanager({ dir, bin = alertmanagerBin(), timeoutM
   }, (v) => v.exited || v.status === 200, { timeoutMs, intervalMs: 100 }).catch((e) => ({ error: e.message }));
   if (ready.status !== 200) {
     await stop();
-    throw new Error(`Alertmanager (${bin}) did not become ready on ${url}: ${JSON.stringify(ready)}\n${stderr}`);
+    return { ok: false, detail: `${JSON.stringify(ready)}\n${stderr}` };
   }
-  return { url, child, stop, stderr: () => stderr };
+  return { ok: true, child, stop, stderr: () => stderr };
+}
+
+// Starts a real Alertmanager on 127.0.0.1 (clustering off) with a configuration that routes
+// everything to a receiver without integrations, its storage under `dir`, and waits until
+// GET /-/ready answers 200. Returns {url, child, stop()}. Throws when it does not get ready.
+export async function startAlertmanager({ dir, bin = alertmanagerBin(), timeoutMs = 30_000 } = {}) {
+  if (!bin) throw new Error('no Alertmanager binary (apt-get install prometheus-alertmanager)');
+  await fsp.mkdir(path.join(dir, 'data'), { recursive: true });
+  const config = path.join(dir, 'alertmanager.yml');
+  await fsp.writeFile(config, 'route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const daemon = await spawnUntilReady(bin, [
+    `--config.file=${config}`, `--storage.path=${path.join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn',
+  ], url, { timeoutMs });
+  if (!daemon.ok) throw new Error(`Alertmanager (${bin}) did not become ready on ${url}: ${daemon.detail}`);
+  return { url, child: daemon.child, stop: daemon.stop, stderr: daemon.stderr };
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1490,18 +1505,7 @@ export async function startAlertmanager({ dir, bin = alertmanagerBin(), timeoutM
 
 // Prometheus's binary, or null when it is not installed. TRACESLO_PROMETHEUS_BIN overrides.
 export function prometheusBin() {
-  const candidates = [process.env.TRACESLO_PROMETHEUS_BIN, '/usr/bin/prometheus'];
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    candidates.push(path.join(dir, 'prometheus'));
-  }
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      fs.accessSync(c, fs.constants.X_OK);
-      return c;
-    } catch { /* next */ }
-  }
-  return null;
+  return findExecutable([process.env.TRACESLO_PROMETHEUS_BIN, '/usr/bin/prometheus'], ['prometheus']);
 }
 
 // promtool as ctest passes it (PROMTOOL), else Debian's, else from PATH.
@@ -1542,37 +1546,14 @@ export async function startPrometheus({
       `--config.file=${config}`, `--storage.tsdb.path=${data}`, `--web.listen-address=127.0.0.1:${port}`,
       '--log.level=warn', ...(features.length ? [`--enable-feature=${features.join(',')}`] : []),
     ];
-    const child = spawn(bin, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-    liveChildren.add(child);
-    let stderr = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d) => { stderr += d; });
-    const exited = new Promise((resolve) => child.on('close', (code, signal) => {
-      liveChildren.delete(child);
-      resolve({ code, signal });
-    }));
-    let status = null;
-    exited.then((s) => { status = s; });
     const url = `http://127.0.0.1:${port}`;
-    const stop = async () => {
-      if (status) return status;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      const s = await exited;
-      clearTimeout(timer);
-      return s;
-    };
-    const ready = await pollUntil(async () => {
-      if (status) return { exited: status };
-      const r = await httpGet(`${url}/-/ready`, { timeoutMs: 2_000 });
-      return { status: r.status };
-    }, (v) => v.exited || v.status === 200, { timeoutMs, intervalMs: 100 }).catch((e) => ({ error: e.message }));
-    if (ready.status !== 200) {
-      await stop();
+    const daemon = await spawnUntilReady(bin, argv, url, { timeoutMs });
+    if (!daemon.ok) {
       lastError = new Error(`Prometheus (${bin} ${argv.join(' ')}) did not become ready on ${url}: ` +
-        `${JSON.stringify(ready)}\n${stderr}`);
+        daemon.detail);
       continue;  // most likely the free port was taken meanwhile
     }
+    const { child, stop, stderr } = daemon;
     const api = async (endpoint, params = {}) => {
       const r = await httpGet(`${url}/api/v1/${endpoint}?${new URLSearchParams(params)}`, { timeoutMs: 10_000 });
       let body;
@@ -1587,7 +1568,7 @@ export async function startPrometheus({
       return body.data;
     };
     return {
-      url, child, stop, stderr: () => stderr, api,
+      url, child, stop, stderr, api,
       query: (expr, time) => api('query', time === undefined ? { query: expr } : { query: expr, time: String(time) }),
       queryRange: (expr, start, end, step) =>
         api('query_range', { query: expr, start: String(start), end: String(end), step: String(step) }),
