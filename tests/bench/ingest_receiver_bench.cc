@@ -28,7 +28,6 @@
 // spans).
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
-#include <grpcpp/alarm.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
@@ -420,17 +419,41 @@ struct GrpcCall {
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
 };
 
+// The SLI pipeline a benchmark feeds: the client ticks it every `tick_interval` and waits while
+// it is more than kMaxBacklogSpans behind what it accepted, so the shards' CPU for what was sent
+// is spent (and counted) within the measurement. pipeline == nullptr: no pacing.
+struct SliFeed {
+  pipeline::ShardedPipeline* pipeline = nullptr;
+  std::chrono::nanoseconds tick_interval{};
+  // Spans `pipeline` accepted over the whole run, from every benchmark that feeds it.
+  uint64_t* fed_spans = nullptr;
+  std::chrono::steady_clock::time_point next_tick{};
+
+  void Accepted(uint32_t spans) {
+    if (fed_spans != nullptr) *fed_spans += spans;
+  }
+  // Ticks when due and waits (no CPU, 200 us at a time) while the pipeline lags too far
+  // behind; returns how many waits that took.
+  uint64_t Pace(const Clock& clock) {
+    if (pipeline == nullptr) return 0;
+    if (const auto now = clock.SteadyNow(); now >= next_tick) {
+      pipeline->Tick();
+      next_tick = now + tick_interval;
+    }
+    uint64_t waits = 0;
+    while (*fed_spans > pipeline->spans_processed() + kMaxBacklogSpans) {
+      clock.SleepUntil(clock.SteadyNow() + std::chrono::microseconds(200));
+      ++waits;
+    }
+    return waits;
+  }
+};
+
 // Where a gRPC benchmark sends, and what. Owned by main's thread, used by the benchmark thread.
 struct GrpcTarget {
   std::string address;
   MeshRequests* mesh = nullptr;  // fresh mesh requests; nullptr: the fixed RequestShape{} one
-  // The client waits while this pipeline is more than kMaxBacklogSpans behind what it accepted,
-  // and ticks it every `tick_interval`.
-  pipeline::ShardedPipeline* pipeline = nullptr;
-  std::chrono::nanoseconds tick_interval{};
-  // Spans `pipeline` accepted over the whole run, from every target that feeds it.
-  uint64_t* fed_spans = nullptr;
-  std::chrono::steady_clock::time_point next_tick{};
+  SliFeed sli;
 };
 
 void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& target) {
@@ -462,30 +485,12 @@ void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& tar
           "Export: " + std::to_string(call.status.error_code()) + " " + call.status.error_message();
     } else if (call.response.Length() != 0) {
       error = "Export answered a partial success";
-    } else if (target.fed_spans != nullptr) {
-      *target.fed_spans += spans;
+    } else {
+      target.sli.Accepted(spans);
     }
     return slot;
   };
-  // Ticks the pipeline every tick_interval, and blocks on an alarm (no CPU) while it lags too
-  // far behind.
-  grpc::CompletionQueue alarm_cq;
   uint64_t waits = 0;
-  auto pace = [&] {
-    if (target.pipeline == nullptr) return;
-    if (const auto now = env.clock().SteadyNow(); now >= target.next_tick) {
-      target.pipeline->Tick();
-      target.next_tick = now + target.tick_interval;
-    }
-    while (*target.fed_spans > target.pipeline->spans_processed() + kMaxBacklogSpans) {
-      grpc::Alarm alarm;
-      alarm.Set(&alarm_cq, env.clock().Now() + std::chrono::microseconds(200), nullptr);
-      void* tag;
-      bool ok;
-      alarm_cq.Next(&tag, &ok);
-      ++waits;
-    }
-  };
 
   // Warm the connection up before the timer starts.
   std::string error;
@@ -497,23 +502,21 @@ void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& tar
     intptr_t slot = finish(error);
     --outstanding;
     if (!error.empty()) break;
-    pace();
+    waits += target.sli.Pace(env.clock());
     start(slot);
     ++outstanding;
   }
   for (; outstanding > 0; --outstanding) finish(error);
-  for (auto* queue : {&cq, &alarm_cq}) {
-    queue->Shutdown();
-    void* tag;
-    bool ok;
-    while (queue->Next(&tag, &ok)) {
-    }
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
   }
   if (!error.empty()) {
     state.SkipWithError(error.c_str());
     return;
   }
-  if (target.pipeline != nullptr) {
+  if (target.sli.pipeline != nullptr) {
     state.counters["backlog_waits"] =
         benchmark::Counter(static_cast<double>(waits), benchmark::Counter::kAvgIterations);
   }
@@ -524,11 +527,7 @@ void GrpcExport(benchmark::State& state, const Environment& env, GrpcTarget& tar
 struct HttpTarget {
   std::string address;
   MeshRequests* mesh = nullptr;  // fresh mesh requests; nullptr: the fixed RequestShape{} one
-  // As GrpcTarget's: backlog pacing and ticks for the SLI pipeline.
-  pipeline::ShardedPipeline* pipeline = nullptr;
-  std::chrono::nanoseconds tick_interval{};
-  uint64_t* fed_spans = nullptr;
-  std::chrono::steady_clock::time_point next_tick{};
+  SliFeed sli;
 };
 
 void HttpExport(benchmark::State& state, const Environment& env, HttpTarget& target) {
@@ -552,8 +551,8 @@ void HttpExport(benchmark::State& state, const Environment& env, HttpTarget& tar
       error = "HTTP " + std::to_string(*code);
     } else if (body_size != 0) {
       error = "answered a partial success";
-    } else if (target.fed_spans != nullptr) {
-      *target.fed_spans += spans;
+    } else {
+      target.sli.Accepted(spans);
     }
   };
   std::string request;
@@ -562,19 +561,7 @@ void HttpExport(benchmark::State& state, const Environment& env, HttpTarget& tar
     const std::string& bytes = target.mesh != nullptr ? request : env.http_request();
     if (absl::Status status = connection.Send(bytes); !status.ok()) error = status.ToString();
   };
-  // Ticks the pipeline every tick_interval, and waits (no CPU) while it lags too far behind.
   uint64_t waits = 0;
-  auto pace = [&] {
-    if (target.pipeline == nullptr) return;
-    if (const auto now = env.clock().SteadyNow(); now >= target.next_tick) {
-      target.pipeline->Tick();
-      target.next_tick = now + target.tick_interval;
-    }
-    while (*target.fed_spans > target.pipeline->spans_processed() + kMaxBacklogSpans) {
-      env.clock().SleepUntil(env.clock().SteadyNow() + std::chrono::microseconds(200));
-      ++waits;
-    }
-  };
   for (auto& connection : connections) send(*connection);
   size_t next = 0;
   for (auto _ : state) {
@@ -582,7 +569,7 @@ void HttpExport(benchmark::State& state, const Environment& env, HttpTarget& tar
     next = (next + 1) % connections.size();
     answer(connection);
     if (!error.empty()) break;
-    pace();
+    waits += target.sli.Pace(env.clock());
     send(connection);
     if (!error.empty()) break;
   }
@@ -595,7 +582,7 @@ void HttpExport(benchmark::State& state, const Environment& env, HttpTarget& tar
     state.SkipWithError(error.c_str());
     return;
   }
-  if (target.pipeline != nullptr) {
+  if (target.sli.pipeline != nullptr) {
     state.counters["backlog_waits"] =
         benchmark::Counter(static_cast<double>(waits), benchmark::Counter::kAvgIterations);
   }
@@ -645,18 +632,18 @@ int main(int argc, char** argv) {
   http_case("e2e/http_protobuf/null_receiver", {.address = env.http_address(false)});
   grpc_case("e2e/grpc_mesh/sli", {.address = env.sli_grpc_address(),
                                   .mesh = &env.mesh(),
-                                  .pipeline = &env.sli_pipeline(),
-                                  .tick_interval = env.tick_interval(),
-                                  .fed_spans = &sli_fed_spans});
+                                  .sli = {.pipeline = &env.sli_pipeline(),
+                                          .tick_interval = env.tick_interval(),
+                                          .fed_spans = &sli_fed_spans}});
   grpc_case("e2e/grpc_mesh/traceslo_receiver",
             {.address = env.grpc_address(true), .mesh = &env.mesh()});
   grpc_case("e2e/grpc_mesh/null_receiver",
             {.address = env.grpc_address(false), .mesh = &env.mesh()});
   http_case("e2e/http_mesh/sli", {.address = env.sli_http_address(),
                                   .mesh = &env.mesh(),
-                                  .pipeline = &env.sli_pipeline(),
-                                  .tick_interval = env.tick_interval(),
-                                  .fed_spans = &sli_fed_spans});
+                                  .sli = {.pipeline = &env.sli_pipeline(),
+                                          .tick_interval = env.tick_interval(),
+                                          .fed_spans = &sli_fed_spans}});
   http_case("e2e/http_mesh/traceslo_receiver",
             {.address = env.http_address(true), .mesh = &env.mesh()});
   http_case("e2e/http_mesh/null_receiver",
