@@ -141,11 +141,11 @@ void SliStore::Show(SeriesState& s, ExemplarSlot& slot, size_t index, int64_t un
     if (slot.shown.size() >= kMaxShownPerSlot) return;  // keep showing what the slot holds
     slot.shown.push_back(trace);
   }
-  e = {.bucket = slot.bucket, .unix_nano = unix_nano, .value = value, .trace = trace};
+  e = {.bucket = slot.bucket, .unix_nano = unix_nano, .value = value, .trace_id = trace->trace_id};
 }
 
 bool SliStore::ShownLive(const ShownExemplar& e) const {
-  return e.trace != nullptr && e.bucket >= OldestLive(newest_bucket_, exemplar_slots_);
+  return e.bucket != INT64_MIN && e.bucket >= OldestLive(newest_bucket_, exemplar_slots_);
 }
 
 void SliStore::AddSeriesBucket(SeriesState& s, const SeriesDelta& d) {
@@ -339,9 +339,8 @@ std::vector<SliStore::SeriesExemplars> SliStore::AllSeriesExemplars() const {
     const auto& shown = *series_[id].shown;
     for (size_t i = 0; i < shown.size(); ++i) {
       if (!ShownLive(shown[i])) continue;
-      const MetricExemplar e{.trace_id = shown[i].trace->trace_id,
-                             .value = shown[i].value,
-                             .unix_nano = shown[i].unix_nano};
+      const MetricExemplar e{
+          .trace_id = shown[i].trace_id, .value = shown[i].value, .unix_nano = shown[i].unix_nano};
       if (i < kClassicBuckets) {
         out[id].duration[i] = e;
       } else {

@@ -367,12 +367,13 @@ class SliStore {
     std::vector<ExemplarRef> shown;
   };
   static constexpr size_t kMaxShownPerSlot = 16;
-  // The exemplar /metrics shows for one (series, classic bucket) or the series' errors.
+  // The exemplar /metrics shows for one (series, classic bucket) or the series' errors. Its
+  // trace is held by the exemplar slot of `bucket` (ExemplarSlot::shown).
   struct ShownExemplar {
     int64_t bucket = INT64_MIN;  // INT64_MIN: none
     int64_t unix_nano = 0;
     double value = 0;
-    ExemplarRef trace;
+    TraceId trace_id{};
   };
   // Error signatures of one series and bucket: at most max_signature_counts_per_bucket ids,
   // plus id 0 for the rest.
