@@ -525,10 +525,23 @@ int main(int argc, char** argv) {
 
   CLI::App* version = app.add_subcommand("version", "Print the version.");
 
+  // A first argument that is neither a flag nor a command: name it (CLI11 would only say that
+  // a subcommand is required). Usage errors exit 2, as every subcommand's own do.
+  if (argc > 1 && argv[1][0] != '-') {
+    try {
+      (void)app.get_subcommand(argv[1]);
+    } catch (const CLI::OptionNotFound&) {
+      std::fprintf(stderr,
+                   "traceslo: unknown command '%s' (commands: serve, check, test, replay, "
+                   "generate, version; see traceslo --help)\n",
+                   argv[1]);
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;
   }
   if (version->parsed()) {
     std::printf("traceslo %s\n", TRACESLO_VERSION);

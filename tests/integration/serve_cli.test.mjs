@@ -51,11 +51,17 @@ test('an unknown flag or subcommand exits non-zero with a message', async () => 
   assert.notEqual(flag.code, 0);
   assert.match(flag.stderr, /no-such-flag/, 'the message names the flag');
 
+  assert.equal(flag.code, 2, 'usage errors exit 2');
+
   const sub = await runTraceslo(['frobnicate']);
   assert.equal(sub.timedOut, false);
   assert.equal(sub.signal, null);
-  assert.notEqual(sub.code, 0);
-  assert.ok(sub.stderr.trim().length > 0, 'a message on stderr');
+  assert.equal(sub.code, 2, sub.stderr);
+  assert.match(sub.stderr, /unknown command 'frobnicate'/, 'the message names the command');
+
+  const none = await runTraceslo([]);
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /subcommand is required/);
 });
 
 // Writes `text` as a config file and runs serve with it; returns the run and the file path.
