@@ -13,6 +13,7 @@
 #include <string_view>
 #include <utility>
 
+#include "traceslo/common/json.h"
 #include "traceslo/config/config.h"
 #include "traceslo/pipeline/sli_store.h"
 
@@ -523,36 +524,11 @@ std::string PrometheusDuration(milliseconds duration) {
   return out;
 }
 
+// PromQL string literals take Go's escapes, of which JSON's (\", \\, \n, \r, \t, \uXXXX) are a
+// subset: a JSON string is a valid PromQL string.
 std::string PromQlString(std::string_view value) {
-  std::string out = "\"";
-  for (char c : value) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          char hex[8];
-          std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(c));
-          out += hex;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
+  std::string out;
+  AppendJsonString(out, value);
   return out;
 }
 

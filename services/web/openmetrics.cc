@@ -89,9 +89,12 @@ void AppendEscaped(std::string& out, std::string_view text) {
   }
 }
 
+// `{name="value",...}` with an optional last label whose value needs no escaping (le, quantile);
+// nothing for no labels unless `braces_when_empty` (exemplars always have their braces).
 void AppendLabels(std::string& out, const std::vector<ClientMetric::Label>& labels,
-                  std::string_view extra_name = {}, std::string_view extra_value = {}) {
-  if (labels.empty() && extra_name.empty()) return;
+                  std::string_view extra_name = {}, std::string_view extra_value = {},
+                  bool braces_when_empty = false) {
+  if (labels.empty() && extra_name.empty() && !braces_when_empty) return;
   out += '{';
   bool first = true;
   for (const ClientMetric::Label& label : labels) {
@@ -126,15 +129,8 @@ void AppendExemplar(std::string& out, const std::optional<metrics::Exemplar>& ex
   }
   if (chars > kMaxExemplarLabelChars) return;  // not valid OpenMetrics: leave it out
   out += " # ";
-  out += '{';
-  for (size_t i = 0; i < exemplar->labels.size(); ++i) {
-    if (i > 0) out += ',';
-    out += exemplar->labels[i].name;
-    out += "=\"";
-    AppendEscaped(out, exemplar->labels[i].value);
-    out += '"';
-  }
-  out += "} ";
+  AppendLabels(out, exemplar->labels, {}, {}, /*braces_when_empty=*/true);
+  out += ' ';
   AppendDouble(out, exemplar->value);
   if (exemplar->timestamp_seconds) {
     out += ' ';
