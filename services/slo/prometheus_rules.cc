@@ -502,26 +502,13 @@ std::string PrometheusRulesWarning::ToString() const {
 }
 
 std::string PrometheusDuration(milliseconds duration) {
-  int64_t ms = duration.count();
+  // Prometheus writes whole years and weeks as such (28d is "4w"); the rest as config durations.
+  constexpr int64_t kWeek = 7 * 86'400'000, kYear = 365 * 86'400'000LL;
+  const int64_t ms = duration.count();
   if (ms <= 0) return "0s";
-  constexpr int64_t kSecond = 1000, kMinute = 60 * kSecond, kHour = 60 * kMinute, kDay = 24 * kHour,
-                    kWeek = 7 * kDay, kYear = 365 * kDay;
-  std::string out;
-  auto unit = [&](const char* name, int64_t size, bool only_exact) {
-    if (only_exact && ms % size != 0) return;
-    if (ms >= size) {
-      out += std::to_string(ms / size) + name;
-      ms %= size;
-    }
-  };
-  unit("y", kYear, true);
-  unit("w", kWeek, true);
-  unit("d", kDay, false);
-  unit("h", kHour, false);
-  unit("m", kMinute, false);
-  unit("s", kSecond, false);
-  unit("ms", 1, false);
-  return out;
+  if (ms % kYear == 0) return std::to_string(ms / kYear) + "y";
+  if (ms % kWeek == 0) return std::to_string(ms / kWeek) + "w";
+  return config::FormatDuration(duration);
 }
 
 // PromQL string literals take Go's escapes, of which JSON's (\", \\, \n, \r, \t, \uXXXX) are a
