@@ -22,31 +22,30 @@ http::Response WebHandler::Handle(const http::Request& request) {
     if (!read) return Text(405, "method not allowed\n");
     http::Response response;
     response.headers.emplace_back("Vary", "Accept");  // the format depends on it
-    if (PrefersOpenMetrics(request.Header("accept"))) {
-      std::vector<metrics::ExemplarFamily> families;
-      for (const prometheus::Collectable* source : metric_sources_) {
-        if (const auto* exemplars = dynamic_cast<const metrics::ExemplarCollectable*>(source)) {
-          auto collected = exemplars->CollectWithExemplars();
-          families.insert(families.end(), std::make_move_iterator(collected.begin()),
-                          std::make_move_iterator(collected.end()));
-          continue;
-        }
+    // Every source's families, with exemplars where a source has them (the text format drops
+    // them).
+    std::vector<metrics::ExemplarFamily> families;
+    for (const prometheus::Collectable* source : metric_sources_) {
+      if (const auto* exemplars = dynamic_cast<const metrics::ExemplarCollectable*>(source)) {
+        auto collected = exemplars->CollectWithExemplars();
+        families.insert(families.end(), std::make_move_iterator(collected.begin()),
+                        std::make_move_iterator(collected.end()));
+      } else {
         for (prometheus::MetricFamily& family : source->Collect()) {
           families.push_back({.family = std::move(family), .exemplars = {}});
         }
       }
+    }
+    if (PrefersOpenMetrics(request.Header("accept"))) {
       response.content_type = std::string(kOpenMetricsContentType);
       response.body = SerializeOpenMetrics(families);
       return response;
     }
+    std::vector<prometheus::MetricFamily> plain;
+    plain.reserve(families.size());
+    for (metrics::ExemplarFamily& f : families) plain.push_back(std::move(f.family));
     response.content_type = std::string(kPrometheusTextContentType);
-    std::vector<prometheus::MetricFamily> families;
-    for (const prometheus::Collectable* source : metric_sources_) {
-      auto collected = source->Collect();
-      families.insert(families.end(), std::make_move_iterator(collected.begin()),
-                      std::make_move_iterator(collected.end()));
-    }
-    response.body = prometheus::TextSerializer().Serialize(families);
+    response.body = prometheus::TextSerializer().Serialize(plain);
     return response;
   }
   if (path == "/-/healthy") {
