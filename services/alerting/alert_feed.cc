@@ -87,6 +87,13 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
   std::vector<Cause>& sticky = sticky_[key];
   if (!status.no_data) {
     std::chrono::milliseconds window = status.short_window;
+    if (window.count() == 0) {
+      // Warming, never fired: the shortest short window of its severity's tiers burns.
+      for (const slo::BurnRateTier& tier : slo.alerting.tiers) {
+        if (tier.severity != status.severity) continue;
+        if (window.count() == 0 || tier.short_window < window) window = tier.short_window;
+      }
+    }
     if (slo.sli.kind == slo::SliKind::kLatencyQuantile) window = slo.sli.latency_quantile.window;
     const int64_t last = pipeline::BucketOfUnixNanos(now_unix_nano);
     const int64_t buckets =
@@ -182,32 +189,44 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
 
 void AlertFeed::Update(int64_t now_unix_nano) {
   std::vector<Alert> firing;
+  std::vector<Alert> warming;
   std::map<std::string, std::vector<Cause>> keep;
   decltype(causes_by_alert_) causes;
   for (const slo::AlertStatus& status : evaluator_.Alerts()) {
-    if (status.state != slo::AlertState::kFiring) continue;
+    const bool fires = status.state == slo::AlertState::kFiring;
+    if (!fires && !status.warming && status.state != slo::AlertState::kPending) continue;
     const std::optional<slo::Slo> slo = evaluator_.FindSlo(status.service, status.slo);
     if (!slo) continue;
+    if (!fires) {
+      // Labelled and attributed as it will fire, so it names the groups it will open.
+      for (Alert& alert : AlertsOf(*slo, status, now_unix_nano)) {
+        alert.firing = false;
+        warming.push_back(std::move(alert));
+      }
+      continue;
+    }
     std::vector<Cause>& of = causes[{status.service, status.slo, status.severity, status.no_data}];
     for (Alert& alert : AlertsOf(*slo, status, now_unix_nano)) {
       of.insert(of.end(), alert.causes.begin(), alert.causes.end());
       firing.push_back(std::move(alert));
     }
   }
-  // Causes stay attached only while their SLO alert fires.
+  // Causes stay attached only while their SLO alert fires or warms.
   std::map<std::string, std::map<std::string, std::string>> keep_origins;
-  for (const Alert& alert : firing) {
-    Labels base = alert.labels;
-    base.erase(std::string(kSignatureLabel));
-    base.erase(std::string(kCauseServiceLabel));
-    const std::string key = Fingerprint(base);
-    if (keep.contains(key)) continue;  // an SLO alert with several causes: its first alert
-    if (auto it = sticky_.find(key); it != sticky_.end()) keep[key] = std::move(it->second);
-    if (auto it = origins_.find(key); it != origins_.end()) keep_origins[key] = it->second;
+  for (const std::vector<Alert>* alerts : {&firing, &warming}) {
+    for (const Alert& alert : *alerts) {
+      Labels base = alert.labels;
+      base.erase(std::string(kSignatureLabel));
+      base.erase(std::string(kCauseServiceLabel));
+      const std::string key = Fingerprint(base);
+      if (keep.contains(key)) continue;  // an SLO alert with several causes: its first alert
+      if (auto it = sticky_.find(key); it != sticky_.end()) keep[key] = std::move(it->second);
+      if (auto it = origins_.find(key); it != origins_.end()) keep_origins[key] = it->second;
+    }
   }
   sticky_ = std::move(keep);
   origins_ = std::move(keep_origins);
-  router_.Sync(firing, now_unix_nano);
+  router_.Sync(firing, warming, now_unix_nano);
   MutexLock lock(mu_);
   firing_ = std::move(firing);
   causes_by_alert_ = std::move(causes);

@@ -88,6 +88,7 @@ RouterOptions RouterOptionsFrom(const config::AlertingConfig& alerting, std::str
   RouterOptions options;
   options.group_by = alerting.group_by;
   options.group_wait = alerting.group_wait;
+  options.group_wait_from_warming = alerting.group_wait_start == "warming";
   options.group_interval = alerting.group_interval;
   options.repeat_interval = alerting.repeat_interval;
   options.routes = alerting.routes;
@@ -237,9 +238,16 @@ void AlertRouter::Upsert(const Alert& alert, int64_t now_unix_nano) {
 }
 
 void AlertRouter::Sync(const std::vector<Alert>& firing, int64_t now_unix_nano) {
+  Sync(firing, {}, now_unix_nano);
+}
+
+void AlertRouter::Sync(const std::vector<Alert>& firing, const std::vector<Alert>& warming,
+                       int64_t now_unix_nano) {
   std::set<std::string> fingerprints;
   MutexLock lock(mu_);
   SeeTime(now_unix_nano);
+  // Upserted against the previous warming set: an alert that fires now warmed until the last
+  // Sync(), and is not listed as warming any more.
   for (const Alert& alert : firing) {
     if (!alert.firing) continue;  // not firing: resolved below like any alert not listed
     fingerprints.insert(Fingerprint(alert.labels));
@@ -252,6 +260,19 @@ void AlertRouter::Sync(const std::vector<Alert>& firing, int64_t now_unix_nano) 
       alert.ends_at_unix_nano = now_unix_nano;
     }
   }
+  std::map<GroupId, int64_t> since;
+  if (options_.group_wait_from_warming) {
+    for (const Alert& alert : warming) {
+      const std::string group_key = GroupKey(GroupLabelsOf(alert.labels));
+      for (std::string& receiver : ReceiversOf(alert.labels)) {
+        if (since.size() >= options_.max_groups) break;
+        GroupId id{std::move(receiver), group_key};
+        auto previous = warming_since_.find(id);
+        since.emplace(id, previous == warming_since_.end() ? now_unix_nano : previous->second);
+      }
+    }
+  }
+  warming_since_ = std::move(since);
 }
 
 void AlertRouter::UpsertLocked(const Alert& alert, int64_t now_unix_nano) {
@@ -270,6 +291,9 @@ void AlertRouter::UpsertLocked(const Alert& alert, int64_t now_unix_nano) {
       Group group;
       group.group_labels = group_labels;
       group.created_unix_nano = now_unix_nano;
+      if (auto warm = warming_since_.find(id); warm != warming_since_.end()) {
+        group.created_unix_nano = std::min(now_unix_nano, warm->second);
+      }
       auto tombstone = tombstones_.find(id);
       if (tombstone != tombstones_.end()) group.sequence = tombstone->second.sequence;
       it = groups_.emplace(std::move(id), std::move(group)).first;

@@ -872,8 +872,8 @@ absl::Status Reader::ReadAlerting(const Node& node, AlertingConfig& alerting) {
   using std::chrono::milliseconds;
   return ForEachEntry(
       node, "alerting",
-      {"group_by", "group_wait", "group_interval", "repeat_interval", "routes", "default_receiver",
-       "receivers", "delivery", "cause_coverage_percent", "max_causes"},
+      {"group_by", "group_wait", "group_wait_start", "group_interval", "repeat_interval", "routes",
+       "default_receiver", "receivers", "delivery", "cause_coverage_percent", "max_causes"},
       [&](std::string_view key, const Node& value) -> absl::Status {
         if (key == "cause_coverage_percent") {
           return ReadUint(value, "alerting.cause_coverage_percent", 1, 100,
@@ -911,6 +911,10 @@ absl::Status Reader::ReadAlerting(const Node& node, AlertingConfig& alerting) {
         if (key == "group_wait") {
           return ReadDuration(value, "alerting.group_wait", milliseconds(0),
                               milliseconds(3'600'000), alerting.group_wait);
+        }
+        if (key == "group_wait_start") {
+          return ReadChoice(value, "alerting.group_wait_start", {"warming", "firing"},
+                            alerting.group_wait_start);
         }
         if (key == "group_interval") {
           return ReadDuration(value, "alerting.group_interval", milliseconds(1'000),

@@ -411,6 +411,14 @@ void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTrans
     if (!active && alert.state == AlertState::kFiring && HeldAfterRestore(state, alert, now)) {
       active = true;
     }
+    alert.warming = false;
+    for (const BurnRateTier& tier : slo.alerting.tiers) {
+      if (active || tier.severity != alert.severity) continue;
+      const WindowFigures& s = figures[tier.short_window.count()];
+      if (s.burn_rate >= tier.burn_rate && s.events.total >= slo.alerting.min_events) {
+        alert.warming = true;
+      }
+    }
     if (!active) {
       // The windows of the tier that fired last show where the burn stands now (so a resolve
       // reports the burn it resolved at, not the last firing one).

@@ -71,6 +71,9 @@ class RouterStateStore {
 struct RouterOptions {
   std::vector<std::string> group_by{"service", "signature"};
   std::chrono::milliseconds group_wait{30'000};
+  // True: a group's group_wait counts from the first Sync() that listed a warming alert of the
+  // group, when that is earlier than its first firing alert (alerting.group_wait_start: warming).
+  bool group_wait_from_warming = true;
   std::chrono::milliseconds group_interval{300'000};
   std::chrono::milliseconds repeat_interval{4LL * 3'600'000};
   std::vector<config::RouteConfig> routes;
@@ -151,11 +154,15 @@ RouterOptions RouterOptionsFrom(const config::AlertingConfig& alerting, std::str
 // - Severity: when the firing alerts of a notification differ in `severity`, common_labels carry
 //   the highest of them (of all its alerts when none fires).
 // - Timing: a new group is first sent group_wait after its first alert (alerts joining meanwhile
-//   ride along). A new firing alert in the group is sent group_interval after the previous
-//   notification at the earliest; an unchanged firing group again after repeat_interval. Alerts
-//   that resolve while others of the group still fire are no notification of their own (unlike
-//   Alertmanager): they ride along with the next one. When
-//   none of its alerts fires, one resolved notification carries the alerts that resolved, and
+//   ride along), or, with group_wait_from_warming, after the first Sync() that listed a warming
+//   alert of the group, if that came first: the alerts of one cause warm up together while their
+//   long windows fill, so the wait that collects them overlaps the confirmation instead of
+//   following it, and a page goes out when its first alert fires once group_wait has passed.
+//   Warming alerts are never sent and never open a group by themselves. A new firing alert in the
+//   group is sent group_interval after the previous notification at the earliest; an unchanged
+//   firing group again after repeat_interval. Alerts that resolve while others of the group still
+//   fire are no notification of their own (unlike Alertmanager): they ride along with the next one.
+//   When none of its alerts fires, one resolved notification carries the alerts that resolved, and
 //   the group is forgotten. A group whose alerts all resolved before it was first sent is
 //   forgotten silently. (Alertmanager checks groups only at group_interval ticks; here each
 //   deadline counts from the last notification, so a repeat comes at repeat_interval exactly.)
@@ -204,6 +211,12 @@ class AlertRouter {
   // transitions may have been missed: after a restart, a rule reload that removed an SLO, or an
   // alert whose labels (its signature) changed while it fired.
   void Sync(const std::vector<Alert>& firing, int64_t now_unix_nano);
+  // The same, and `warming` is every alert that does not fire but may soon (an SLO alert whose
+  // short window burns while its long window has yet to confirm, or a pending alert), labelled
+  // as it will fire: the groups they fall in start their group_wait (see Timing). Groups no
+  // warming alert maps to any more forget when they started to warm.
+  void Sync(const std::vector<Alert>& firing, const std::vector<Alert>& warming,
+            int64_t now_unix_nano);
 
   // Sends what is due at `now_unix_nano`. On a sink or store error the other groups still go
   // ahead; the first error is returned, and a group whose notification the sink refused is
@@ -299,6 +312,9 @@ class AlertRouter {
   mutable Mutex mu_;
   std::map<GroupId, Group> groups_ ABSL_GUARDED_BY(mu_);
   std::map<GroupId, Tombstone> tombstones_ ABSL_GUARDED_BY(mu_);
+  // Groups that warming alerts of the last Sync() fall in, and since when they warm (at most
+  // max_groups).
+  std::map<GroupId, int64_t> warming_since_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Silence> silences_ ABSL_GUARDED_BY(mu_);  // by id
   std::mt19937_64 silence_ids_ ABSL_GUARDED_BY(mu_);
   int64_t latest_unix_nano_ ABSL_GUARDED_BY(mu_) = 0;  // the latest time the router was given

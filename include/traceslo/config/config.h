@@ -124,6 +124,9 @@ struct RouteConfig {
 struct AlertingConfig {
   std::vector<std::string> group_by{"service", "signature"};  // label names
   std::chrono::milliseconds group_wait{30'000};
+  // "warming": group_wait counts from when an alert of the group first warmed (its short window
+  // burning while its long window fills); "firing": from its first firing alert (Alertmanager).
+  std::string group_wait_start = "warming";
   std::chrono::milliseconds group_interval{300'000};
   std::chrono::milliseconds repeat_interval{4LL * 3'600'000};
   std::vector<RouteConfig> routes;

@@ -95,6 +95,11 @@ struct AlertStatus {
   double burn_rate_long = 0;
   double burn_rate_short = 0;
   double threshold_burn_rate = 0;
+  // Burn-rate alerts that do not fire: the short window of one of the alert's tiers burns at or
+  // above the tier's rate with min_events, and only its long window has yet to confirm. The
+  // router starts a group's group_wait from here (alerting.group_wait_start), so the wait runs
+  // while the long window fills instead of after it.
+  bool warming = false;
 };
 
 // A change of state, in evaluation order.

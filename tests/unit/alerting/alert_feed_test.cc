@@ -467,6 +467,57 @@ TEST_F(AlertFeedTest, OneAlertPerSignatureWithItsShareAndPinnedTraces) {
   EXPECT_EQ(sent, (std::set<std::string>{SignatureId(kTimeout), SignatureId(kRefused)}));
 }
 
+// A total outage after healthy traffic, with a 10 m long window: the 30 s short window burns
+// from the first evaluation, the long window confirms ~60 s later. OutageToPage() returns the
+// seconds from the outage's start to the page alert firing and to its notification.
+class AlertFeedWarmingTest : public AlertFeedTest {
+ protected:
+  std::pair<double, double> OutageToPage() {
+    slo::Slo slo = BurnSlo("checkout", "availability", slo::SliKind::kErrors);
+    slo.alerting.tiers[0].long_window = minutes(10);
+    Start({slo});
+    traffic_ = {{{kCheckoutOk}, 10}};
+    RunUntil(700);  // the long window holds healthy traffic only
+    EXPECT_TRUE(sink_.sent.empty());
+    const int64_t outage = second_;
+    traffic_ = {{{kTimeout}, 10}};
+    int64_t warmed_at = -1;
+    RunUntil(outage + 200, [&] {
+      if (warmed_at < 0 && Status("checkout", "availability")->warming) warmed_at = second_;
+    });
+    // Independent of the code under test: the first evaluation after the outage's start sees a
+    // whole bucket of errors, a 100 % error ratio in the 30 s window, burning 100x >= 10x; the
+    // 10 m window holds 59 complete buckets and needs 10 % of them failed: 6 buckets.
+    EXPECT_EQ(warmed_at, outage + 10);
+    const std::optional<slo::AlertStatus> status = Status("checkout", "availability");
+    EXPECT_EQ(status->state, slo::AlertState::kFiring);
+    EXPECT_EQ(status->fired_at_unix_nano, (kEpochSeconds + outage + 60) * 1'000'000'000);
+    EXPECT_EQ(sink_.sent.size(), 1u);
+    if (sink_.sent.empty()) return {-1, -1};
+    EXPECT_EQ(sink_.sent[0].group_labels,
+              (Labels{{"service", "checkout"}, {"signature", SignatureId(kTimeout)}}));
+    const double start = static_cast<double>(kEpochSeconds + outage) * 1e9;
+    return {(static_cast<double>(status->fired_at_unix_nano) - start) / 1e9,
+            (static_cast<double>(sink_.sent[0].created_unix_nano) - start) / 1e9};
+  }
+};
+
+// group_wait_start: warming (the default). The alert warmed for 50 s (> group_wait 30 s) under
+// the signature it fires with: the page leaves when it fires.
+TEST_F(AlertFeedWarmingTest, PageLeavesWhenTheAlertFiresAfterWarmingPastGroupWait) {
+  const auto [fire_s, notify_s] = OutageToPage();
+  EXPECT_EQ(fire_s, 60);
+  EXPECT_EQ(notify_s, 60);
+}
+
+// group_wait_start: firing (Alertmanager's timing): group_wait follows the firing.
+TEST_F(AlertFeedWarmingTest, GroupWaitStartFiringWaitsAfterTheAlertFires) {
+  router_options_.group_wait_from_warming = false;
+  const auto [fire_s, notify_s] = OutageToPage();
+  EXPECT_EQ(fire_s, 60);
+  EXPECT_EQ(notify_s, 90);
+}
+
 // An errors SLO and an error_traces SLO of one service fail through one signature: both alerts
 // carry it and share one group, so one notification pages for both.
 TEST_F(AlertFeedTest, TwoSlosOfOneSignatureShareOneGroup) {

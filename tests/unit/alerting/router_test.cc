@@ -94,6 +94,98 @@ TEST_F(RouterTest, GroupWaitBatchesAlertsThatJoinMeanwhile) {
   EXPECT_THAT(sink_.sent[1].alerts, SizeIs(3));
 }
 
+// group_wait_start: warming. The evaluator syncs every 10 s; the alert warms (its short window
+// burns) for 40 s before its long window confirms and it fires.
+TEST_F(RouterTest, GroupWaitCountsFromTheFirstWarmingSync) {
+  auto router = MakeRouter();
+  const Alert alert = MakeAlert("payment", "availability", "page", kSigA);
+  Alert warm = alert;
+  warm.firing = false;
+  for (int i = 0; i < 4; ++i) {
+    router->Sync({}, {warm}, Now());
+    AdvanceAndTick(*router, seconds(10));
+  }
+  // Warming alone opens no group and sends nothing.
+  EXPECT_EQ(router->group_count(), 0u);
+  EXPECT_THAT(sink_.sent, IsEmpty());
+
+  // It fires 40 s after it began to warm, past group_wait (30 s): the page goes at once.
+  const int64_t fired_at = Now();
+  router->Sync({alert}, {}, Now());
+  ASSERT_TRUE(router->Tick(Now()).ok());
+  ASSERT_THAT(sink_.sent, SizeIs(1));
+  EXPECT_EQ(sink_.sent[0].created_unix_nano, fired_at);
+  EXPECT_EQ(Fingerprints(sink_.sent[0]), std::set<std::string>{Fingerprint(alert.labels)});
+}
+
+TEST_F(RouterTest, GroupWaitFromWarmingStillWaitsItsRest) {
+  auto router = MakeRouter();
+  const Alert alert = MakeAlert("payment", "availability", "page", kSigA);
+  Alert warm = alert;
+  warm.firing = false;
+  const int64_t warm_at = Now();
+  router->Sync({}, {warm}, Now());
+  AdvanceAndTick(*router, seconds(10));
+  router->Sync({alert}, {}, Now());  // fires 10 s after it began to warm
+  AdvanceAndTick(*router, seconds(19));
+  EXPECT_THAT(sink_.sent, IsEmpty());
+  // A second SLO of the same cause joins within the wait and rides along.
+  router->Sync({alert, MakeAlert("payment", "error-traces", "page", kSigA)}, {}, Now());
+  AdvanceAndTick(*router, seconds(1));  // 30 s after the first warming sync
+  ASSERT_THAT(sink_.sent, SizeIs(1));
+  EXPECT_EQ(sink_.sent[0].created_unix_nano, warm_at + 30'000'000'000);
+  EXPECT_THAT(sink_.sent[0].alerts, SizeIs(2));
+}
+
+TEST_F(RouterTest, WarmingThatStoppedDoesNotShortenALaterGroupWait) {
+  auto router = MakeRouter();
+  const Alert alert = MakeAlert("payment", "availability", "page", kSigA);
+  Alert warm = alert;
+  warm.firing = false;
+  router->Sync({}, {warm}, Now());
+  AdvanceAndTick(*router, seconds(10));
+  router->Sync({}, {}, Now());  // cooled down
+  AdvanceAndTick(*router, minutes(10));
+  router->Sync({alert}, {}, Now());  // fires without warming first
+  AdvanceAndTick(*router, seconds(29));
+  EXPECT_THAT(sink_.sent, IsEmpty());
+  AdvanceAndTick(*router, seconds(1));
+  EXPECT_THAT(sink_.sent, SizeIs(1));
+}
+
+TEST_F(RouterTest, WarmingOfAnotherSignatureDoesNotShortenTheWait) {
+  auto router = MakeRouter();
+  Alert warm = MakeAlert("payment", "availability", "page", kSigB);
+  warm.firing = false;
+  for (int i = 0; i < 6; ++i) {
+    router->Sync({}, {warm}, Now());
+    AdvanceAndTick(*router, seconds(10));
+  }
+  router->Sync({MakeAlert("payment", "availability", "page", kSigA)}, {warm}, Now());
+  AdvanceAndTick(*router, seconds(29));
+  EXPECT_THAT(sink_.sent, IsEmpty());
+  AdvanceAndTick(*router, seconds(1));
+  ASSERT_THAT(sink_.sent, SizeIs(1));
+  EXPECT_EQ(sink_.sent[0].group_labels, (Labels{{"service", "payment"}, {"signature", kSigA}}));
+}
+
+TEST_F(RouterTest, GroupWaitStartFiringIgnoresWarming) {
+  options_.group_wait_from_warming = false;
+  auto router = MakeRouter();
+  const Alert alert = MakeAlert("payment", "availability", "page", kSigA);
+  Alert warm = alert;
+  warm.firing = false;
+  for (int i = 0; i < 6; ++i) {
+    router->Sync({}, {warm}, Now());
+    AdvanceAndTick(*router, seconds(10));
+  }
+  router->Sync({alert}, {}, Now());
+  AdvanceAndTick(*router, seconds(29));
+  EXPECT_THAT(sink_.sent, IsEmpty());  // Alertmanager's timing: group_wait after firing
+  AdvanceAndTick(*router, seconds(1));
+  EXPECT_THAT(sink_.sent, SizeIs(1));
+}
+
 TEST_F(RouterTest, RepeatsOnlyAtRepeatInterval) {
   auto router = MakeRouter();
   Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
@@ -449,10 +541,13 @@ TEST(RouterOptionsFromTest, CopiesTheAlertingSection) {
   config::AlertingConfig alerting;
   alerting.group_by = {"service"};
   alerting.group_wait = seconds(5);
+  alerting.group_wait_start = "firing";
   alerting.default_receiver = "pager";
   RouterOptions options = RouterOptionsFrom(alerting, "http://x");
   EXPECT_EQ(options.group_by, std::vector<std::string>{"service"});
   EXPECT_EQ(options.group_wait, seconds(5));
+  EXPECT_FALSE(options.group_wait_from_warming);
+  EXPECT_TRUE(RouterOptionsFrom(config::AlertingConfig{}, "").group_wait_from_warming);
   EXPECT_EQ(options.default_receiver, "pager");
   EXPECT_EQ(options.external_url, "http://x");
   EXPECT_EQ(options.tombstone_retention, alerting.delivery.log_retention);

@@ -40,6 +40,7 @@ TEST(AlertingConfigTest, DefaultsAreAlertmanagersAndALogReceiver) {
   const AlertingConfig& a = config.alerting;
   EXPECT_EQ(a.group_by, (std::vector<std::string>{"service", "signature"}));
   EXPECT_EQ(a.group_wait, milliseconds(30'000));
+  EXPECT_EQ(a.group_wait_start, "warming");
   EXPECT_EQ(a.group_interval, milliseconds(300'000));
   EXPECT_EQ(a.repeat_interval, milliseconds(4 * 3'600'000));
   EXPECT_TRUE(a.routes.empty());
@@ -91,6 +92,7 @@ TEST(AlertingConfigTest, EveryKeyIsRead) {
       "alerting:",
       "  group_by: [service]",
       "  group_wait: 0s",
+      "  group_wait_start: firing",
       "  group_interval: 1s",
       "  repeat_interval: 2m",
       "  routes:",
@@ -117,6 +119,7 @@ TEST(AlertingConfigTest, EveryKeyIsRead) {
   const AlertingConfig& a = config.alerting;
   EXPECT_EQ(a.group_by, std::vector<std::string>{"service"});
   EXPECT_EQ(a.group_wait, milliseconds(0));
+  EXPECT_EQ(a.group_wait_start, "firing");
   EXPECT_EQ(a.group_interval, milliseconds(1'000));
   EXPECT_EQ(a.repeat_interval, milliseconds(120'000));
   ASSERT_EQ(a.routes.size(), 2u);
@@ -245,6 +248,12 @@ TEST(AlertingConfigTest, RoutesMustNameKnownReceivers) {
   EXPECT_EQ(ErrorOf(Lines({"alerting:", "  group_by: [a-b]"})),
             "t.yaml:2:14: alerting.group_by[0] must be a label name ([a-zA-Z_][a-zA-Z0-9_]*), got "
             "\"a-b\"");
+}
+
+TEST(AlertingConfigTest, GroupWaitStartIsWarmingOrFiring) {
+  EXPECT_EQ(ErrorOf("alerting: {group_wait_start: pending}\n"),
+            "t.yaml:1:30: alerting.group_wait_start must be one of warming, firing, got "
+            "\"pending\"");
 }
 
 TEST(AlertingConfigTest, DurationsHaveBounds) {

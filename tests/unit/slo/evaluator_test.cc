@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -112,6 +113,44 @@ TEST(EvaluatorTest, TotalOutageFiresThePageAtTheFirstEvaluationAfter52Seconds) {
   EXPECT_EQ(fired_after, 60);
   EXPECT_EQ(h.Alert(Severity::kPage).long_window, milliseconds(3'600'000));
   EXPECT_NEAR(h.Alert(Severity::kPage).burn_rate_long, 6.0 / 359 / 0.001, 1e-9);
+}
+
+// Warming: a page tier's short window burns at its rate (with min_events) while the alert does
+// not fire yet. In a total outage the 5 m window (29 complete buckets) burns 14.4x after one
+// failed bucket, five evaluations before the 1 h window confirms.
+TEST(EvaluatorTest, ShortWindowBurningBeforeTheLongConfirmsIsWarming) {
+  Harness h({Availability()});
+  for (int i = 0; i < 6 * 60 * 6; ++i) {
+    h.Step(1000, 0);
+    ASSERT_FALSE(h.Alert(Severity::kPage).warming) << "healthy step " << i;
+  }
+  for (int k = 1; k <= 8; ++k) {
+    h.Step(1000, 1000);
+    const double short_5m = std::min(1.0, static_cast<double>(k) / 29);
+    const double short_30m = static_cast<double>(k) / 179;
+    const bool firing = static_cast<double>(k) / 359 >= 14.4 * 0.001;
+    const bool expected = !firing && (short_5m >= 14.4 * 0.001 || short_30m >= 6 * 0.001);
+    const AlertStatus page = h.Alert(Severity::kPage);
+    EXPECT_EQ(page.state == AlertState::kFiring, firing) << "k=" << k;
+    EXPECT_EQ(page.warming, expected) << "k=" << k;
+  }
+  // Recovery: the 5 m window cools down and the alert resolves; the 30 m window still holds the
+  // 8 failed buckets (8/179 >= 0.6 %), so it warms until they leave it.
+  for (int i = 0; i < 40; ++i) h.Step(1000, 0);
+  EXPECT_NE(h.Alert(Severity::kPage).state, AlertState::kFiring);
+  EXPECT_TRUE(h.Alert(Severity::kPage).warming);
+  for (int i = 0; i < 150; ++i) h.Step(1000, 0);  // 190 steps: past the 30 m window
+  EXPECT_NE(h.Alert(Severity::kPage).state, AlertState::kFiring);
+  EXPECT_FALSE(h.Alert(Severity::kPage).warming);
+}
+
+TEST(EvaluatorTest, ShortWindowBelowMinEventsDoesNotWarm) {
+  Harness h({Availability()});
+  // Every request fails, but the 5 m and 30 m windows hold fewer than min_events (20) events.
+  h.Step(3, 3);
+  h.Step(3, 3);
+  EXPECT_FALSE(h.Alert(Severity::kPage).warming);
+  EXPECT_NE(h.Alert(Severity::kPage).state, AlertState::kFiring);
 }
 
 TEST(EvaluatorTest, LowTrafficBelowTheMinimumNeverPages) {
