@@ -10,7 +10,7 @@ apt_packages=(
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   prometheus-cpp-dev libyaml-cpp-dev libsqlitecpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
-  libsimdjson-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libssl-dev
+  libsimdjson-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libssl-dev librdkafka-dev
   clang libclang-rt-14-dev clang-format
   prometheus prometheus-alertmanager chromium curl jq openssl yamllint
 )
