@@ -684,7 +684,10 @@ absl::Status Reader::ReadPipeline(const Node& node, PipelineConfig& pipeline) {
                           pipeline.max_live_traces);
         }
         if (key == "max_lateness") {
-          return ReadDuration(value, "pipeline.max_lateness", pipeline.max_lateness);
+          // At most 3 d: the SLI store keeps 3 d of buckets, and the shards store a span's bucket
+          // as a 16-bit offset from its trace's (SliShardProcessor::kMaxLateness, 90 h).
+          return ReadDuration(value, "pipeline.max_lateness", milliseconds(1),
+                              milliseconds(3LL * 86'400'000), pipeline.max_lateness);
         }
         if (key == "tick_interval") {
           return ReadDuration(value, "pipeline.tick_interval", milliseconds(10),

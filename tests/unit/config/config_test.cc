@@ -685,6 +685,13 @@ TEST(ParseDurationTest, Invalid) {
   }
 }
 
+TEST(ParseDurationTest, MaxLatenessIsAtMostThreeDays) {
+  EXPECT_EQ(ErrorOf("pipeline: {max_lateness: 73h}\n"),
+            "t.yaml:1:26: pipeline.max_lateness must be between 1ms and 3d, got \"73h\"");
+  EXPECT_EQ(ErrorOf("pipeline: {max_lateness: 0s}\n"),
+            "t.yaml:1:26: pipeline.max_lateness must be between 1ms and 3d, got \"0s\"");
+}
+
 TEST(ParseDurationTest, ConfigReportsUnitRequired) {
   // "pipeline: {max_lateness: " is 25 characters: the value is in column 26.
   EXPECT_EQ(ErrorOf("pipeline: {max_lateness: 300}\n"),

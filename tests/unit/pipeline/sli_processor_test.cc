@@ -696,6 +696,392 @@ TEST(SliProcessorTest, SignaturesPerSeriesBucketAreCapped) {
   EXPECT_EQ(h.store.SeriesCounts({series}, bucket, bucket).errors, 12u);
 }
 
+// A 40-span trace (past several block sizes) whose parents arrive after their children: the root
+// last, each mid-level span after its own children. Entry decisions, parent links and the
+// exemplar's ids are those of the tree sent.
+TEST(SliProcessorTest, ParentsAfterTheirChildrenInATraceOfSeveralBlocks) {
+  Harness h;
+  // Root 1000 (service a); mid spans 2000 + m (service b, SERVER) under the root; leaves
+  // 3000 + 8m + l under mid m: INTERNAL spans of b (not entries) or of c (entries).
+  std::map<uint64_t, uint64_t> parent_of;
+  std::vector<TestSpan> order;
+  uint64_t entries_c = 0;
+  for (uint64_t m = 0; m < 4; ++m) {
+    for (uint64_t l = 0; l < 8; ++l) {
+      const uint64_t id = 3000 + 8 * m + l;
+      const bool in_c = l % 3 == 0;
+      entries_c += in_c ? 1 : 0;
+      order.push_back({.trace = 1,
+                       .id = id,
+                       .parent = 2000 + m,
+                       .service = in_c ? "c" : "b",
+                       .name = "leaf",
+                       .kind = SpanKind::kInternal});
+      parent_of[id] = 2000 + m;
+    }
+    order.push_back({.trace = 1, .id = 2000 + m, .parent = 1000, .service = "b", .name = "mid"});
+    parent_of[2000 + m] = 1000;
+  }
+  order.push_back({.trace = 1, .id = 1000, .service = "a", .name = "root", .duration_ms = 50});
+  parent_of[1000] = 0;
+  ASSERT_EQ(order.size(), 37u);
+  for (const TestSpan& span : order) h.Send({span});  // one batch per span
+  h.Tick();
+  EXPECT_EQ(h.Series("c", "leaf").requests, entries_c) << "decided when their parent arrived";
+  EXPECT_EQ(h.Series("b", "leaf").requests, 0u);
+  EXPECT_EQ(h.Series("b", "mid").requests, 4u);
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.Series("c", "leaf").requests, entries_c);
+  EXPECT_EQ(h.Series("b", "leaf").requests, 0u);
+  EXPECT_EQ(h.Service("b").partial_traces, 0u);
+  EXPECT_EQ(h.Service("b").propagation_breaks, 0u);
+  const ExemplarRef trace = h.store.FindTrace(TraceOf(1));
+  ASSERT_NE(trace, nullptr);
+  ASSERT_EQ(trace->spans.size(), order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    EXPECT_EQ(trace->spans[i].span_id, order[i].id);
+    EXPECT_EQ(trace->spans[i].parent_span_id, parent_of.at(order[i].id)) << order[i].id;
+    EXPECT_FALSE(trace->spans[i].orphan);
+  }
+}
+
+// Spans whose parents never arrive keep their parents' full 64-bit ids; siblings share one.
+TEST(SliProcessorTest, OrphansKeepTheirParentIds) {
+  Harness h;
+  constexpr uint64_t kLost = 0xfedc'ba98'7654'3210;
+  constexpr uint64_t kLostToo = 0x8000'0000'0000'0001;
+  std::vector<TestSpan> spans;
+  for (uint64_t i = 0; i < 6; ++i) {
+    spans.push_back({.trace = 7,
+                     .id = 0x1111'0000'0000'0000 + i,
+                     .parent = i % 2 == 0 ? kLost : kLostToo,
+                     .service = i < 3 ? "b" : "c",
+                     .name = "work",
+                     .kind = SpanKind::kInternal,
+                     .start_ms = static_cast<int64_t>(i)});
+  }
+  spans.push_back({.trace = 7,
+                   .id = 5,
+                   .parent = spans[0].id,
+                   .service = "b",
+                   .name = "child",
+                   .kind = SpanKind::kInternal});
+  for (const TestSpan& span : spans) h.Send({span});
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.Series("b", "work").requests, 3u) << "orphans enter their service";
+  EXPECT_EQ(h.Series("c", "work").requests, 3u);
+  EXPECT_EQ(h.Series("b", "child").requests, 0u);
+  EXPECT_EQ(h.Service("b").propagation_breaks, 1u);
+  EXPECT_EQ(h.Service("c").propagation_breaks, 1u);
+  const ExemplarRef trace = h.store.FindTrace(TraceOf(7));
+  ASSERT_NE(trace, nullptr);
+  ASSERT_EQ(trace->spans.size(), spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    EXPECT_EQ(trace->spans[i].span_id, spans[i].id);
+    EXPECT_EQ(trace->spans[i].parent_span_id, spans[i].parent) << i;
+    EXPECT_EQ(trace->spans[i].orphan, i < 6) << i;
+  }
+}
+
+// Traces grow through every block size up to 24 spans, in step, while others complete: the
+// bytes held do not grow from one wave of such traces to the next, and go back to nothing when
+// no trace is live.
+TEST(SliProcessorTest, GrownTracesFreeTheirBlocksForTheNext) {
+  Harness h;
+  const size_t empty = h.processor.LiveTraceBytes();
+  EXPECT_EQ(empty, 0u);
+  auto wave = [&](uint64_t first_trace) {
+    size_t peak = 0;
+    for (uint64_t s = 0; s < 24; ++s) {
+      std::vector<TestSpan> batch;
+      for (uint64_t t = first_trace; t < first_trace + 300; ++t) {
+        batch.push_back({.trace = t,
+                         .id = s + 1,
+                         .parent = s,
+                         .service = "a",
+                         .name = "op",
+                         .kind = SpanKind::kInternal});
+      }
+      h.Send(batch);
+      peak = std::max(peak, h.processor.LiveTraceBytes());
+    }
+    EXPECT_EQ(h.processor.live_traces(), 300u + (first_trace > 1 ? 1 : 0));
+    h.Advance(seconds(10));
+    h.Send({{.trace = 999'999, .id = first_trace, .service = "keep"}});  // stays live
+    h.Advance(seconds(6));
+    h.Tick();
+    EXPECT_EQ(h.processor.live_traces(), 1u);
+    return std::pair{peak, h.processor.LiveTraceBytes()};
+  };
+  const auto [peak1, after1] = wave(1);
+  const auto [peak2, after2] = wave(1001);
+  const auto [peak3, after3] = wave(2001);
+  EXPECT_GT(peak1, 300u * 24 * 24);
+  EXPECT_LE(peak2, peak1 + 100) << "the trace kept live fits in what the first wave left";
+  EXPECT_EQ(peak3, peak2);
+  EXPECT_EQ(after3, after2);
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.processor.live_traces(), 0u);
+  EXPECT_EQ(h.processor.LiveTraceBytes(), empty);
+  EXPECT_EQ(h.Service("a").traces, 900u);
+}
+
+// Error spans keep their signatures while their trace's spans move to larger blocks, and the
+// exemplar names each error span's own signature.
+TEST(SliProcessorTest, SignaturesOfSeveralSpansSurviveGrowth) {
+  Harness h;
+  const std::vector<std::string> types = {"Timeout", "SQLException", "NullPointer", "IOError"};
+  std::vector<TestSpan> spans;
+  spans.push_back({.trace = 3, .id = 1, .service = "a", .name = "root"});
+  for (uint64_t i = 2; i <= 20; ++i) {
+    TestSpan span{.trace = 3,
+                  .id = i,
+                  .parent = 1,
+                  .service = "a",
+                  .name = "step",
+                  .kind = SpanKind::kInternal};
+    if (i % 3 == 0) {
+      span.status = StatusCode::kError;
+      span.exception_type = types[(i / 3) % types.size()];
+    }
+    spans.push_back(span);
+  }
+  for (const TestSpan& span : spans) h.Send({span});
+  h.Advance(seconds(16));
+  h.Tick();
+  const auto ids = SignatureIds(h.store);
+  const auto step = static_cast<uint32_t>(h.registry.FindSeries("a", "step"));
+  const ExemplarRef trace = h.store.FindTrace(TraceOf(3));
+  ASSERT_NE(trace, nullptr);
+  ASSERT_EQ(trace->spans.size(), spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    if (spans[i].exception_type.empty()) {
+      EXPECT_EQ(trace->spans[i].signature, 0u) << i;
+      EXPECT_FALSE(trace->spans[i].error);
+    } else {
+      EXPECT_TRUE(trace->spans[i].error);
+      EXPECT_EQ(trace->spans[i].signature, ids.at({step, spans[i].exception_type})) << i;
+    }
+  }
+}
+
+// Eviction at max_live_traces takes the oldest live trace, also when younger traces took the
+// slots of completed ones.
+TEST(SliProcessorTest, EvictionTakesTheOldestAfterSlotsAreReused) {
+  Harness h(SliOptions{.trace_idle_timeout = seconds(15), .max_live_traces = 3});
+  auto send = [&](uint64_t trace) {
+    h.Send({{.trace = trace, .id = trace, .service = "s" + std::to_string(trace)}});
+  };
+  send(1);
+  h.Advance(seconds(10));
+  send(2);
+  h.Advance(seconds(6));
+  h.Tick();  // trace 1 idle for 16 s: completes, its slot is free
+  EXPECT_EQ(h.Service("s1").traces, 1u);
+  h.Advance(seconds(1));
+  send(3);  // takes trace 1's slot
+  h.Advance(seconds(1));
+  send(4);
+  h.Advance(seconds(1));
+  send(5);  // at the cap: evicts trace 2, the oldest
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().evicted_traces, 1u);
+  EXPECT_EQ(h.Service("s2").traces, 1u);
+  EXPECT_EQ(h.Service("s3").traces, 0u);
+  h.Advance(seconds(1));
+  send(6);  // evicts trace 3
+  send(7);  // evicts trace 4
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().evicted_traces, 3u);
+  EXPECT_EQ(h.Service("s3").traces, 1u);
+  EXPECT_EQ(h.Service("s4").traces, 1u);
+  EXPECT_EQ(h.Service("s5").traces, 0u);
+  EXPECT_EQ(h.processor.live_traces(), 3u);
+}
+
+// A trace at max_spans_per_trace, its spans children first: the first max_spans_per_trace are
+// kept and assembled, the rest counted as truncated.
+TEST(SliProcessorTest, ATraceAtTheSpanCap) {
+  constexpr uint64_t kCap = 300;
+  Harness h(SliOptions{.max_spans_per_trace = kCap});
+  std::vector<TestSpan> spans;
+  // A chain sent leaf first: span i's parent is span i - 1; span 1 is the root.
+  for (uint64_t i = kCap + 5; i >= 1; --i) {
+    spans.push_back({.trace = 9,
+                     .id = i,
+                     .parent = i - 1,
+                     .service = "a",
+                     .name = "op",
+                     .kind = i == 1 ? SpanKind::kServer : SpanKind::kInternal,
+                     .start_ms = static_cast<int64_t>(i)});
+  }
+  h.Send(spans);
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().truncated_spans, 5u);
+  // Kept: spans 306..7 (their parents 305..6 kept, except span 7's parent 6: not kept).
+  EXPECT_EQ(h.Service("a").partial_traces, 1u);
+  EXPECT_EQ(h.Series("a", "op").requests, 1u + 5u) << "the orphan at the cut, the 5 truncated";
+  const ExemplarRef trace = h.store.FindTrace(TraceOf(9));
+  ASSERT_NE(trace, nullptr);
+  ASSERT_EQ(trace->spans.size(), kCap);
+  for (size_t i = 0; i < kCap; ++i) {
+    EXPECT_EQ(trace->spans[i].span_id, spans[i].id);
+    EXPECT_EQ(trace->spans[i].parent_span_id, spans[i].parent);
+    EXPECT_EQ(trace->spans[i].orphan, i == kCap - 1) << i;
+  }
+}
+
+// Arrival times are kept relative to an epoch that moves forward every 12 days or so: over 30
+// days of traces (some always live, some always waiting out their idle timeout), idle timeouts
+// and max age complete each trace at the tick an independent model says.
+TEST(SliProcessorTest, ArrivalTimesSurviveEpochMoves) {
+  Harness h(SliOptions{.trace_idle_timeout = std::chrono::hours(1),
+                       .trace_max_age = std::chrono::hours(72)});
+  constexpr int64_t kStepMs = 600'000;  // 10 minutes
+  constexpr int kSteps = 30 * 144;
+  struct Model {
+    int first = -1;
+    int last = -1;
+    bool done = false;
+  };
+  // Trace k gets a span every step from step k + 1 on: for 2 to 3 hours (completes an hour after
+  // its last span), or for every third trace 500 steps (completes at the 72 h max age, 432
+  // steps; its later spans are late).
+  std::vector<Model> model(kSteps);
+  uint64_t late = 0, completed = 0;
+  for (int step = 1; step <= kSteps; ++step) {
+    h.Advance(milliseconds(kStepMs));
+    const int64_t now_ms = step * kStepMs;
+    std::vector<TestSpan> batch;
+    for (int k = std::max(0, step - 500); k < step; ++k) {
+      const int length = k % 3 == 0 ? 500 : 12 + k % 7;
+      if (step > k + length) continue;
+      Model& m = model[k];
+      batch.push_back({.trace = static_cast<uint64_t>(k),
+                       .id = static_cast<uint64_t>(step),
+                       .parent = m.first < 0 ? 0 : static_cast<uint64_t>(m.first),
+                       .service = "a",
+                       .name = "op",
+                       .kind = SpanKind::kInternal,
+                       .start_ms = now_ms - 10});
+      if (m.done) {
+        ++late;
+      } else {
+        if (m.first < 0) m.first = step;
+        m.last = step;
+      }
+    }
+    h.Send(batch);
+    h.Tick();
+    size_t live = 0;
+    for (int k = std::max(0, step - 500); k < step; ++k) {
+      Model& m = model[k];
+      if (m.done || m.first < 0) continue;
+      if ((step - m.last) * kStepMs >= 3'600'000 || (step - m.first) * kStepMs >= 72 * 3'600'000) {
+        m.done = true;
+        ++completed;
+      } else {
+        ++live;
+      }
+    }
+    ASSERT_EQ(h.processor.live_traces(), live) << "step " << step;
+  }
+  EXPECT_GT(completed, 4000u);
+  EXPECT_EQ(h.Service("a").traces, completed);
+  EXPECT_EQ(h.Service("a").partial_traces, 0u);
+  EXPECT_GT(late, 10'000u);
+  EXPECT_EQ(h.store.Totals().late_spans, late);
+}
+
+// Without ticks, a trace whose spans arrive days apart completes when the span that its bucket
+// range cannot hold arrives; that span is late.
+TEST(SliProcessorTest, ATraceUntickedForDaysCompletesAtItsNextSpan) {
+  Harness h;
+  h.Send({{.trace = 1, .id = 1, .service = "a", .name = "root"}});
+  h.Advance(std::chrono::hours(24));
+  h.Send(
+      {{.trace = 1, .id = 2, .parent = 1, .service = "b", .name = "day1", .start_ms = 86'400'000}});
+  EXPECT_EQ(h.processor.live_traces(), 1u) << "a day apart: still one trace";
+  h.Advance(std::chrono::hours(24 * 4));
+  h.Send({{.trace = 1,
+           .id = 3,
+           .parent = 1,
+           .service = "c",
+           .name = "day5",
+           .start_ms = 5 * 86'400'000}});
+  EXPECT_EQ(h.processor.live_traces(), 0u);
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().late_spans, 1u);
+  EXPECT_EQ(h.Service("a").traces, 1u);
+  EXPECT_EQ(h.Service("b").traces, 1u);
+  EXPECT_EQ(h.Service("c").traces, 0u);
+  EXPECT_EQ(h.Series("b", "day1").requests, 1u);
+  EXPECT_EQ(h.Series("c", "day5").requests, 1u) << "a late entry span still counts";
+}
+
+// After a burst, the storage of completed traces is released at the tick (what is left is about
+// what the live traces need), and the live traces' spans survive the move.
+TEST(SliProcessorTest, StorageIsReleasedAfterABurstAndLiveTracesSurviveTheMove) {
+  Harness h(SliOptions{.trace_idle_timeout = seconds(15), .trace_max_age = seconds(600)});
+  constexpr uint64_t kTraces = 40'000, kKept = 1'000;
+  // Traces 1..kKept: 7 spans now, an 8th and a 9th later; the others 8 spans. A chain each.
+  for (uint64_t first = 1; first <= kTraces; first += 100) {
+    std::vector<TestSpan> batch;
+    for (uint64_t t = first; t < first + 100; ++t) {
+      for (uint64_t i = 1; i <= (t <= kKept ? 7u : 8u); ++i) {
+        batch.push_back({.trace = t,
+                         .id = i,
+                         .parent = i - 1,
+                         .service = "a",
+                         .name = i == 1 ? "root" : "step",
+                         .kind = i == 1 ? SpanKind::kServer : SpanKind::kInternal,
+                         .duration_ms = t == 1 && i == 1 ? 5'000 : 10});
+      }
+    }
+    h.Send(batch);
+  }
+  const size_t peak = h.processor.LiveTraceBytes();
+  EXPECT_GT(peak, kTraces * 8 * 24);
+  auto extend = [&](uint64_t id) {
+    std::vector<TestSpan> batch;
+    for (uint64_t t = 1; t <= kKept; ++t) {
+      batch.push_back({.trace = t,
+                       .id = id,
+                       .parent = id - 1,
+                       .service = "a",
+                       .name = "step",
+                       .kind = SpanKind::kInternal,
+                       .start_ms = 10'000});
+    }
+    h.Send(batch);
+  };
+  h.Advance(seconds(10));
+  extend(8);
+  h.Advance(seconds(6));
+  h.Tick();
+  ASSERT_EQ(h.processor.live_traces(), kKept);
+  EXPECT_LT(h.processor.LiveTraceBytes(), kKept * 256 + 128 * 1024) << "peak " << peak;
+  extend(9);  // grows the moved traces
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.processor.live_traces(), 0u);
+  EXPECT_EQ(h.Service("a").traces, kTraces);
+  EXPECT_EQ(h.Service("a").partial_traces, 0u);
+  EXPECT_EQ(h.Series("a", "root").requests, kTraces);
+  EXPECT_EQ(h.Series("a", "step").requests, 0u);
+  const ExemplarRef trace = h.store.FindTrace(TraceOf(1));
+  ASSERT_NE(trace, nullptr) << "the slowest root";
+  ASSERT_EQ(trace->spans.size(), 9u);
+  for (uint64_t i = 1; i <= 9; ++i) {
+    EXPECT_EQ(trace->spans[i - 1].span_id, i);
+    EXPECT_EQ(trace->spans[i - 1].parent_span_id, i - 1);
+  }
+}
+
 TEST(SliProcessorTest, LiveTraceMemoryIsCompact) {
   Harness h;
   constexpr int kTraces = 10'000;
@@ -713,8 +1099,8 @@ TEST(SliProcessorTest, LiveTraceMemoryIsCompact) {
   }
   ASSERT_EQ(h.processor.live_traces(), static_cast<size_t>(kTraces));
   const double per_trace = static_cast<double>(h.processor.LiveTraceBytes()) / kTraces;
-  // 8 records of 32 bytes plus the table slot and the eviction-order entry.
-  EXPECT_LT(per_trace, 8 * 32 + 160);
+  // 8 spans of 24 bytes, a 44-byte slab entry, an index slot and chunk rounding.
+  EXPECT_LE(per_trace, 256);
 }
 
 // Shards on their own threads, producers on others, ticks and scrapes concurrently: totals
