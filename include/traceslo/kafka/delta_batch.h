@@ -1,0 +1,67 @@
+#pragma once
+
+// The traceslo_deltas record (proto/traceslo/v1/delta_batch.proto): stage 1 turns a sealed
+// epoch's ShardDelta into one record per destination partition; stage 2 turns a record back into
+// a ShardDelta of its own process's series ids. Series and services travel by name (ids are per
+// process). Not carried yet: exemplar traces and error-signature details (their counts are).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "traceslo/pipeline/series_registry.h"
+#include "traceslo/pipeline/sli_store.h"
+
+namespace traceslo::kafka {
+
+inline constexpr uint32_t kDeltaBatchSchemaVersion = 1;
+
+struct DeltaBatchHeader {
+  uint64_t config_hash = 0;
+  std::string src_topic;
+  int32_t src_partition = 0;
+  int64_t epoch = 0;
+  int64_t stream_time_ms = 0;
+  int32_t dst_partition = 0;
+  friend bool operator==(const DeltaBatchHeader&, const DeltaBatchHeader&) = default;
+};
+
+// The traceslo_deltas partition of a service's deltas among `partitions`: all of a service's
+// series go to one partition, so its SLOs are merged and evaluated in one place.
+int32_t DeltaPartitionOf(std::string_view service, int32_t partitions);
+
+// One record per destination partition 0 .. dst_partitions-1 (empty ones too: they carry the
+// watermark), each with `header` and its dst_partition: the series and services of `delta` whose
+// service maps there (DeltaPartitionOf), names from `registry` (which issued delta's ids); the
+// epoch's counters in partition 0's. Exemplars and signature details are left out.
+std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
+                                            const pipeline::ShardDelta& delta,
+                                            const pipeline::SeriesRegistry& registry,
+                                            int32_t dst_partitions);
+
+// Limits on a record read from Kafka.
+struct DeltaBatchLimits {
+  size_t max_bytes = 16u << 20;
+  size_t max_series = 200'000;
+  size_t max_services = 20'000;
+  size_t max_name_bytes = 1'024;
+  size_t max_signatures_per_series = 64;
+};
+
+struct DecodedDeltaBatch {
+  DeltaBatchHeader header;
+  pipeline::ShardDelta delta;  // ids from the registry given to DecodeDeltaBatch
+};
+
+// Decodes and checks a record: InvalidArgument naming the problem ("series[3]: 17 classic
+// buckets, expected 15") for bytes that are not a DeltaBatch, an unknown schema_version, a limit
+// exceeded, an empty name, or counts that do not add up (classic buckets and the latency sketch
+// must count the requests, errors <= requests, signature counts sum to the errors). Names are
+// resolved in `registry` (under its caps, as spans' are). Nothing is returned on error.
+absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
+                                                   const DeltaBatchLimits& limits,
+                                                   pipeline::SeriesRegistry& registry);
+
+}  // namespace traceslo::kafka

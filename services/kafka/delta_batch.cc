@@ -1,0 +1,222 @@
+#include "traceslo/kafka/delta_batch.h"
+
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "traceslo/kafka/partitioning.h"
+#include "traceslo/v1/delta_batch.pb.h"
+
+namespace traceslo::kafka {
+namespace {
+
+absl::Status Invalid(const std::string& message) {
+  return absl::InvalidArgumentError("delta batch: " + message);
+}
+
+absl::Status CheckName(std::string_view name, const std::string& what,
+                       const DeltaBatchLimits& limits) {
+  if (name.empty()) return Invalid(what + " is empty");
+  if (name.size() > limits.max_name_bytes) {
+    return Invalid(what + " is " + std::to_string(name.size()) + " bytes, more than " +
+                   std::to_string(limits.max_name_bytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int32_t DeltaPartitionOf(std::string_view service, int32_t partitions) {
+  return Fnv1aPartition(service, partitions);
+}
+
+std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
+                                            const pipeline::ShardDelta& delta,
+                                            const pipeline::SeriesRegistry& registry,
+                                            int32_t dst_partitions) {
+  std::vector<v1::DeltaBatch> batches(static_cast<size_t>(dst_partitions));
+  for (int32_t p = 0; p < dst_partitions; ++p) {
+    v1::DeltaBatch& b = batches[static_cast<size_t>(p)];
+    b.set_schema_version(kDeltaBatchSchemaVersion);
+    b.set_config_hash(header.config_hash);
+    b.set_src_topic(header.src_topic);
+    b.set_src_partition(header.src_partition);
+    b.set_epoch(header.epoch);
+    b.set_stream_time_ms(header.stream_time_ms);
+    b.set_dst_partition(p);
+  }
+  v1::DeltaBatch& first = batches.front();
+  first.set_late_spans(delta.late_spans);
+  first.set_evicted_traces(delta.evicted_traces);
+  first.set_clock_skew_spans(delta.clock_skew_spans);
+  first.set_truncated_spans(delta.truncated_spans);
+
+  std::string sketch;
+  for (const pipeline::SeriesDelta& d : delta.series) {
+    const std::string_view service = registry.ServiceName(d.service);
+    v1::SeriesEntry& e =
+        *batches[static_cast<size_t>(DeltaPartitionOf(service, dst_partitions))].add_series();
+    e.set_service(std::string(service));
+    e.set_operation(std::string(registry.OperationName(d.series)));
+    e.set_bucket(d.bucket);
+    e.set_requests(d.requests);
+    e.set_errors(d.errors);
+    e.set_sum_seconds(d.sum_seconds);
+    for (uint64_t count : d.classic) e.add_classic(count);
+    sketch.clear();
+    d.latency.AppendEncoded(sketch);
+    e.set_latency(sketch);
+    for (const pipeline::SignatureCount& s : d.signatures) {
+      v1::SignatureCount& c = *e.add_signatures();
+      c.set_id(s.id);
+      c.set_count(s.count);
+    }
+  }
+  for (const pipeline::ServiceDelta& d : delta.services) {
+    const std::string_view service = registry.ServiceName(d.service);
+    v1::ServiceEntry& e =
+        *batches[static_cast<size_t>(DeltaPartitionOf(service, dst_partitions))].add_services();
+    e.set_service(std::string(service));
+    e.set_bucket(d.bucket);
+    e.set_traces(d.traces);
+    e.set_error_traces_root(d.error_traces_root);
+    e.set_error_traces_origin(d.error_traces_origin);
+    e.set_partial_traces(d.partial_traces);
+    e.set_propagation_breaks(d.propagation_breaks);
+  }
+  std::vector<std::string> out;
+  out.reserve(batches.size());
+  for (const v1::DeltaBatch& b : batches) out.push_back(b.SerializeAsString());
+  return out;
+}
+
+absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
+                                                   const DeltaBatchLimits& limits,
+                                                   pipeline::SeriesRegistry& registry) {
+  if (bytes.size() > limits.max_bytes) {
+    return Invalid(std::to_string(bytes.size()) + " bytes, more than " +
+                   std::to_string(limits.max_bytes));
+  }
+  v1::DeltaBatch batch;
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+      !batch.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Invalid("not a traceslo.v1.DeltaBatch protobuf");
+  }
+  if (batch.schema_version() != kDeltaBatchSchemaVersion) {
+    return Invalid("schema_version " + std::to_string(batch.schema_version()) +
+                   " (this traceslo reads " + std::to_string(kDeltaBatchSchemaVersion) + ")");
+  }
+  if (static_cast<size_t>(batch.series_size()) > limits.max_series) {
+    return Invalid(std::to_string(batch.series_size()) + " series, more than " +
+                   std::to_string(limits.max_series));
+  }
+  if (static_cast<size_t>(batch.services_size()) > limits.max_services) {
+    return Invalid(std::to_string(batch.services_size()) + " services, more than " +
+                   std::to_string(limits.max_services));
+  }
+  if (batch.src_partition() < 0 || batch.dst_partition() < 0) {
+    return Invalid("negative partition (src " + std::to_string(batch.src_partition()) + ", dst " +
+                   std::to_string(batch.dst_partition()) + ")");
+  }
+  if (batch.src_topic().size() > limits.max_name_bytes) {
+    return Invalid("src_topic is longer than " + std::to_string(limits.max_name_bytes) + " bytes");
+  }
+
+  // Every entry is checked before any name reaches the registry.
+  std::vector<pipeline::LatencySketch> sketches(static_cast<size_t>(batch.series_size()));
+  for (int i = 0; i < batch.series_size(); ++i) {
+    const v1::SeriesEntry& e = batch.series(i);
+    const std::string where = "series[" + std::to_string(i) + "]";
+    if (absl::Status s = CheckName(e.service(), where + ".service", limits); !s.ok()) return s;
+    if (absl::Status s = CheckName(e.operation(), where + ".operation", limits); !s.ok()) {
+      return s;
+    }
+    if (static_cast<size_t>(e.classic_size()) != pipeline::kClassicBuckets) {
+      return Invalid(where + ": " + std::to_string(e.classic_size()) +
+                     " classic buckets, expected " + std::to_string(pipeline::kClassicBuckets));
+    }
+    if (static_cast<size_t>(e.signatures_size()) > limits.max_signatures_per_series) {
+      return Invalid(where + ": " + std::to_string(e.signatures_size()) +
+                     " signatures, more than " + std::to_string(limits.max_signatures_per_series));
+    }
+    if (e.errors() > e.requests()) {
+      return Invalid(where + ": " + std::to_string(e.errors()) + " errors of " +
+                     std::to_string(e.requests()) + " requests");
+    }
+    // Sums in 128 bits: counts near 2^64 must not wrap into agreement.
+    unsigned __int128 classic = 0;
+    for (uint64_t c : e.classic()) classic += c;
+    if (classic != e.requests()) {
+      return Invalid(where + ": classic buckets count " +
+                     std::to_string(static_cast<uint64_t>(classic)) +
+                     (classic > std::numeric_limits<uint64_t>::max() ? " (overflow)" : "") +
+                     ", requests " + std::to_string(e.requests()));
+    }
+    pipeline::LatencySketch& sketch = sketches[static_cast<size_t>(i)];
+    if (!sketch.Decode(e.latency())) return Invalid(where + ".latency: a malformed sketch");
+    if (sketch.Count() != e.requests()) {
+      return Invalid(where + ".latency counts " + std::to_string(sketch.Count()) +
+                     " durations, requests " + std::to_string(e.requests()));
+    }
+    unsigned __int128 signatures = 0;
+    for (const v1::SignatureCount& c : e.signatures()) signatures += c.count();
+    if (signatures != e.errors()) {
+      return Invalid(where + ": signature counts sum to " +
+                     std::to_string(static_cast<uint64_t>(signatures)) + ", errors " +
+                     std::to_string(e.errors()));
+    }
+  }
+  for (int i = 0; i < batch.services_size(); ++i) {
+    const std::string where = "services[" + std::to_string(i) + "]";
+    if (absl::Status s = CheckName(batch.services(i).service(), where + ".service", limits);
+        !s.ok()) {
+      return s;
+    }
+  }
+
+  DecodedDeltaBatch out;
+  out.header = DeltaBatchHeader{.config_hash = batch.config_hash(),
+                                .src_topic = batch.src_topic(),
+                                .src_partition = batch.src_partition(),
+                                .epoch = batch.epoch(),
+                                .stream_time_ms = batch.stream_time_ms(),
+                                .dst_partition = batch.dst_partition()};
+  pipeline::ShardDelta& delta = out.delta;
+  delta.late_spans = batch.late_spans();
+  delta.evicted_traces = batch.evicted_traces();
+  delta.clock_skew_spans = batch.clock_skew_spans();
+  delta.truncated_spans = batch.truncated_spans();
+  delta.series.reserve(static_cast<size_t>(batch.series_size()));
+  for (int i = 0; i < batch.series_size(); ++i) {
+    const v1::SeriesEntry& e = batch.series(i);
+    pipeline::SeriesDelta d;
+    d.latency = std::move(sketches[static_cast<size_t>(i)]);
+    const pipeline::SeriesRegistry::Ids ids = registry.Resolve(e.service(), e.operation());
+    d.series = ids.series;
+    d.service = ids.service;
+    d.bucket = e.bucket();
+    d.requests = e.requests();
+    d.errors = e.errors();
+    d.sum_seconds = e.sum_seconds();
+    for (size_t b = 0; b < pipeline::kClassicBuckets; ++b) {
+      d.classic[b] = e.classic(static_cast<int>(b));
+    }
+    for (const v1::SignatureCount& c : e.signatures()) {
+      d.signatures.push_back(pipeline::SignatureCount{.id = c.id(), .count = c.count()});
+    }
+    delta.series.push_back(std::move(d));
+  }
+  for (const v1::ServiceEntry& e : batch.services()) {
+    delta.services.push_back(pipeline::ServiceDelta{.service = registry.ResolveService(e.service()),
+                                                    .bucket = e.bucket(),
+                                                    .traces = e.traces(),
+                                                    .error_traces_root = e.error_traces_root(),
+                                                    .error_traces_origin = e.error_traces_origin(),
+                                                    .partial_traces = e.partial_traces(),
+                                                    .propagation_breaks = e.propagation_breaks()});
+  }
+  return out;
+}
+
+}  // namespace traceslo::kafka
