@@ -219,7 +219,7 @@ void SliShardProcessor::SpanArena::Clear() {
 }
 
 SliShardProcessor::SliShardProcessor(const SliOptions& options, const Clock& clock,
-                                     SeriesRegistry& registry, SliStore& store)
+                                     SeriesRegistry& registry, DeltaSink& store)
     : options_([&] {
         SliOptions o = options;
         o.max_lateness = std::min<std::chrono::nanoseconds>(o.max_lateness, kMaxLateness);
@@ -971,6 +971,17 @@ void SliShardProcessor::Publish(int64_t now) {
   slowest_index_.clear();
   error_index_.clear();
   signature_index_.clear();
+}
+
+std::optional<int64_t> SliShardProcessor::OldestLiveArrivalNanos() const {
+  std::optional<int32_t> oldest;
+  for (uint32_t slot = 0; slot < slab_used_; ++slot) {
+    const LiveTrace& trace = Slot(slot);
+    if ((trace.state & kStateLive) == 0) continue;
+    if (!oldest || trace.first_arrival_ms < *oldest) oldest = trace.first_arrival_ms;
+  }
+  if (!oldest) return std::nullopt;
+  return ArrivalNanos(*oldest);
 }
 
 void SliShardProcessor::OnTick() {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,7 +57,7 @@ struct SliOptions {
 class SliShardProcessor final : public ShardProcessor {
  public:
   SliShardProcessor(const SliOptions& options, const Clock& clock, SeriesRegistry& registry,
-                    SliStore& store);
+                    DeltaSink& store);
   SliShardProcessor(const SliShardProcessor&) = delete;
   SliShardProcessor& operator=(const SliShardProcessor&) = delete;
 
@@ -68,6 +69,10 @@ class SliShardProcessor final : public ShardProcessor {
   void OnShutdown() override;
 
   size_t live_traces() const { return index_.size(); }
+  // The first arrival (clock time, unix ns, rounded up to the millisecond) of the oldest live
+  // trace; nullopt with none live. O(live traces): for Kafka stage 1's commit point, once per
+  // epoch.
+  std::optional<int64_t> OldestLiveArrivalNanos() const;
   // Bytes that the live-trace storage holds: span blocks (free ones too), the trace slab, its
   // index, the side entries and the eviction queue. O(number of size classes).
   size_t LiveTraceBytes() const;
@@ -213,7 +218,7 @@ class SliShardProcessor final : public ShardProcessor {
   const SliOptions options_;
   const Clock& clock_;
   SeriesRegistry& registry_;
-  SliStore& store_;
+  DeltaSink& store_;
 
   // (service, operation) → ids; cleared when it reaches kMaxCachedNames.
   absl::flat_hash_map<std::string, SeriesRegistry::Ids> names_;

@@ -212,15 +212,25 @@ struct WindowStats {
 // A signature in the store's registry: the same fields, summed over every shard and tick.
 using SignatureInfo = SignatureDelta;
 
+// Where a shard's SLI engine publishes its deltas (once per tick): the SliStore in one process;
+// in Kafka mode's stage 1, the encoder of traceslo_deltas records. Thread-safety: the
+// implementation's; a processor calls it from its own thread.
+class DeltaSink {
+ public:
+  virtual ~DeltaSink() = default;
+  virtual void Apply(ShardDelta delta) = 0;
+};
+
 // Merges shard deltas into per-series rings of 10 s buckets (for windows up to `retention`),
 // cumulative totals (for Prometheus counters), exemplar traces and the error signature registry.
 // Series and service ids come from a SeriesRegistry. Thread-safe: one mutex, taken once per
 // shard publication and once per query.
-class SliStore {
+class SliStore final : public DeltaSink {
  public:
   explicit SliStore(const SliStoreOptions& options);
 
-  void Apply(ShardDelta delta);
+  // traceslo::pipeline::DeltaSink
+  void Apply(ShardDelta delta) override;
 
   struct SeriesTotals {
     uint64_t requests = 0;
