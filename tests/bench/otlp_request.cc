@@ -333,6 +333,11 @@ bool ForEachField(std::string_view bytes, size_t begin, size_t end, F&& f) {
 
 }  // namespace
 
+std::vector<std::string> MeshServiceNames(uint32_t services) {
+  services = std::clamp<uint32_t>(services, 3, kMeshServices.size());
+  return std::vector<std::string>(kMeshServices.begin(), kMeshServices.begin() + services);
+}
+
 std::string MakeMeshOtlpProtoRequest(const MeshShape& shape) {
   std::mt19937_64 rng(shape.seed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);

@@ -52,6 +52,9 @@ struct MeshShape {
   uint32_t spans() const { return traces * kSpansPerTrace; }
 };
 
+// The service names mesh requests with `services` services use (MeshShape::services).
+std::vector<std::string> MeshServiceNames(uint32_t services);
+
 // The mesh request as protobuf bytes (an ExportTraceServiceRequest).
 std::string MakeMeshOtlpProtoRequest(const MeshShape& shape);
 
