@@ -78,7 +78,7 @@ void Stage1Partition::SealThrough(int64_t stream_ms) {
                             .epoch = epoch,
                             .stream_time_ms = (epoch + 1) * length,
                             .dst_partition = 0};
-    sealed_unacked_[epoch] = true;
+    sealed_unacked_.insert(epoch);
     ++counters_.published_epochs;
     publisher_.Publish(epoch,
                        EncodeDeltaBatches(header, delta, registry_, options_.dst_partitions));
@@ -116,7 +116,7 @@ void Stage1Partition::Process(int64_t offset, int64_t timestamp_ms, std::string_
 void Stage1Partition::Acknowledge(int64_t epoch) {
   sealed_unacked_.erase(epoch);
   // E: the last epoch with every sealed epoch up to it acknowledged.
-  last_acked_ = sealed_unacked_.empty() ? last_sealed_ : sealed_unacked_.begin()->first - 1;
+  last_acked_ = sealed_unacked_.empty() ? last_sealed_ : *sealed_unacked_.begin() - 1;
   needs_.erase(needs_.begin(), needs_.upper_bound(last_acked_));
   // Stream times below every remaining need are not asked for again.
   const int64_t floor = Commit().offset;

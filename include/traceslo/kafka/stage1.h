@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -128,8 +129,8 @@ class Stage1Partition {
   int64_t next_offset_ = 0;  // after the last record processed
   // The lowest offset each unacknowledged epoch needs replayed (the open one included).
   std::map<int64_t, int64_t> needs_;
-  std::map<int64_t, bool> sealed_unacked_;  // sealed epochs not yet acknowledged
-  int64_t last_acked_;                      // E: every epoch up to it is acknowledged
+  std::set<int64_t> sealed_unacked_;  // sealed epochs not yet acknowledged
+  int64_t last_acked_;                // E: every epoch up to it is acknowledged
   int64_t last_sealed_;
   std::deque<std::pair<int64_t, int64_t>> stream_offsets_;  // (stream ms, first offset at it)
   Stage1Counters counters_;
