@@ -79,7 +79,7 @@ void AlertFeed::Seed(const std::vector<Alert>& firing) {
 }
 
 std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStatus& status,
-                                       int64_t now_unix_nano) {
+                                       int64_t now_unix_nano, bool pin) {
   Labels labels = slo::AlertLabels(slo, status.severity);
   labels["alertname"] = std::string(AlertName(slo, status));
   const std::string key = Fingerprint(labels);
@@ -120,7 +120,7 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
       for (const pipeline::ExemplarRef& trace : found.traces) {
         cause.trace_ids.push_back(TraceIdHex(trace->trace_id));
       }
-      Pin(found.traces);
+      if (pin) Pin(found.traces);
       auto same = std::find_if(fresh.begin(), fresh.end(),
                                [&](const Cause& c) { return c.id == cause.id; });
       if (same == fresh.end()) {
@@ -199,14 +199,14 @@ void AlertFeed::Update(int64_t now_unix_nano) {
     if (!slo) continue;
     if (!fires) {
       // Labelled and attributed as it will fire, so it names the groups it will open.
-      for (Alert& alert : AlertsOf(*slo, status, now_unix_nano)) {
+      for (Alert& alert : AlertsOf(*slo, status, now_unix_nano, /*pin=*/false)) {
         alert.firing = false;
         warming.push_back(std::move(alert));
       }
       continue;
     }
     std::vector<Cause>& of = causes[{status.service, status.slo, status.severity, status.no_data}];
-    for (Alert& alert : AlertsOf(*slo, status, now_unix_nano)) {
+    for (Alert& alert : AlertsOf(*slo, status, now_unix_nano, /*pin=*/true)) {
       of.insert(of.end(), alert.causes.begin(), alert.causes.end());
       firing.push_back(std::move(alert));
     }

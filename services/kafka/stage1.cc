@@ -4,6 +4,8 @@
 #include <limits>
 #include <utility>
 
+#include "traceslo/common/int_math.h"
+
 namespace traceslo::kafka {
 namespace {
 
@@ -12,8 +14,6 @@ constexpr int64_t kNanosPerMs = 1'000'000;
 std::chrono::system_clock::time_point AtMs(int64_t ms) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 }  // namespace
 

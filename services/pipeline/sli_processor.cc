@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "traceslo/common/int_math.h"
+
 namespace traceslo::pipeline {
 namespace {
 
@@ -83,8 +85,6 @@ bool Older(const auto& a, const auto& b) {
   return a.first_arrival_ms != b.first_arrival_ms ? a.first_arrival_ms < b.first_arrival_ms
                                                   : a.trace_id < b.trace_id;
 }
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // SpanRecord::duration: the top 2 bits name the unit, the low 30 bits hold the value.
 // Nanoseconds below 2^30 ns (1.07 s) are exact; longer durations are rounded up to microseconds

@@ -6,6 +6,7 @@
 #include <map>
 #include <utility>
 
+#include "traceslo/common/int_math.h"
 #include "traceslo/common/metric_values.h"
 #include "traceslo/config/config.h"
 
@@ -28,7 +29,6 @@ int64_t UnixNanos(std::chrono::system_clock::time_point t) {
 
 int64_t Buckets(milliseconds window) { return window.count() / (pipeline::kBucketSeconds * 1000); }
 
-int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : (a - b + 1) / b; }
 int64_t CeilDiv(int64_t a, int64_t b) { return -FloorDiv(-a, b); }
 
 double BurnRate(const Events& e, double budget) {

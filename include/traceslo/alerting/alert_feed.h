@@ -71,8 +71,10 @@ class AlertFeed {
   std::vector<Cause> CausesOf(const slo::AlertStatus& status) const;
 
  private:
+  // The alerts of one SLO alert with its causes. `pin`: keep the causes' exemplar traces for
+  // /traces/{id} (firing alerts; a warming one is never sent, so its traces are not linked).
   std::vector<Alert> AlertsOf(const slo::Slo& slo, const slo::AlertStatus& status,
-                              int64_t now_unix_nano);
+                              int64_t now_unix_nano, bool pin);
   void Pin(const std::vector<pipeline::ExemplarRef>& traces);
 
   const AlertFeedOptions options_;

@@ -482,9 +482,23 @@ class AlertFeedWarmingTest : public AlertFeedTest {
     const int64_t outage = second_;
     traffic_ = {{{kTimeout}, 10}};
     int64_t warmed_at = -1;
+    size_t pinned_while_warming = 0;
+    size_t cause_traces_while_warming = 0;
     RunUntil(outage + 200, [&] {
-      if (warmed_at < 0 && Status("checkout", "availability")->warming) warmed_at = second_;
+      if (!Status("checkout", "availability")->warming) return;
+      if (warmed_at < 0) warmed_at = second_;
+      // A warming alert is never sent: no link to keep open.
+      const auto [first, last] = Window(seconds(30));
+      for (const slo::AlertCause& cause :
+           finder_.Find(SloNamed("checkout", "availability"), first, last)) {
+        for (const pipeline::ExemplarRef& trace : cause.traces) {
+          ++cause_traces_while_warming;
+          if (feed_->PinnedTrace(trace->trace_id) != nullptr) ++pinned_while_warming;
+        }
+      }
     });
+    EXPECT_GT(cause_traces_while_warming, 0u);
+    EXPECT_EQ(pinned_while_warming, 0u);
     // Independent of the code under test: the first evaluation after the outage's start sees a
     // whole bucket of errors, a 100 % error ratio in the 30 s window, burning 100x >= 10x; the
     // 10 m window holds 59 complete buckets and needs 10 % of them failed: 6 buckets.
@@ -496,6 +510,19 @@ class AlertFeedWarmingTest : public AlertFeedTest {
     if (sink_.sent.empty()) return {-1, -1};
     EXPECT_EQ(sink_.sent[0].group_labels,
               (Labels{{"service", "checkout"}, {"signature", SignatureId(kTimeout)}}));
+    // The page's traces are kept.
+    size_t links = 0;
+    for (const Alert& alert : sink_.sent[0].alerts) {
+      for (const Cause& cause : alert.causes) {
+        for (const std::string& hex : cause.trace_ids) {
+          const std::optional<TraceId> id = ParseTraceIdHex(hex);
+          EXPECT_TRUE(id.has_value()) << hex;
+          if (id) EXPECT_NE(feed_->PinnedTrace(*id), nullptr) << hex;
+          ++links;
+        }
+      }
+    }
+    EXPECT_GT(links, 0u);
     const double start = static_cast<double>(kEpochSeconds + outage) * 1e9;
     return {(static_cast<double>(status->fired_at_unix_nano) - start) / 1e9,
             (static_cast<double>(sink_.sent[0].created_unix_nano) - start) / 1e9};
