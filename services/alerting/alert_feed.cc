@@ -114,8 +114,11 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
         cause.title = found.origin_service + ": " + found.origin_title;
         origin_service[cause.id] = found.origin_service;
         // Named by its own signature before its traces completed and showed the origin: the
-        // origin replaces it (that alert resolves before group_wait, so it never pages).
+        // origin replaces it (that alert was held back, origin_hold, so it never paged).
         std::erase_if(sticky, [&](const Cause& c) { return c.id == found.id; });
+        if (auto named = named_at_.find(key); named != named_at_.end()) {
+          named->second.erase(found.id);
+        }
       }
       for (const pipeline::ExemplarRef& trace : found.traces) {
         cause.trace_ids.push_back(TraceIdHex(trace->trace_id));
@@ -141,6 +144,7 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
       auto it = std::find_if(sticky.begin(), sticky.end(),
                              [&](const Cause& c) { return c.id == cause.id; });
       if (it == sticky.end()) {
+        named_at_[key].try_emplace(cause.id, now_unix_nano);
         sticky.push_back(std::move(cause));
       } else {
         // Fresh figures; traces only when some were found (keep the links that opened before).
@@ -155,6 +159,9 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
       if (gone == sticky.end()) break;
       if (auto origins = origins_.find(key); origins != origins_.end()) {
         origins->second.erase(gone->id);
+      }
+      if (auto named = named_at_.find(key); named != named_at_.end()) {
+        named->second.erase(gone->id);
       }
       sticky.erase(gone);
     }
@@ -179,6 +186,15 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
       }
     }
     alert.causes = {cause};
+    if (cause.trace_ids.empty() && options_.origin_hold.count() > 0) {
+      if (auto named = named_at_.find(key); named != named_at_.end()) {
+        auto at = named->second.find(cause.id);
+        if (at != named->second.end() &&
+            now_unix_nano - at->second < options_.origin_hold.count()) {
+          alert.firing = false;  // held: no trace shows where it began yet
+        }
+      }
+    }
   }
   if (out.empty()) {
     Alert& alert = out.emplace_back(std::move(base));
@@ -208,11 +224,12 @@ void AlertFeed::Update(int64_t now_unix_nano) {
     std::vector<Cause>& of = causes[{status.service, status.slo, status.severity, status.no_data}];
     for (Alert& alert : AlertsOf(*slo, status, now_unix_nano, /*pin=*/true)) {
       of.insert(of.end(), alert.causes.begin(), alert.causes.end());
-      firing.push_back(std::move(alert));
+      (alert.firing ? firing : warming).push_back(std::move(alert));
     }
   }
   // Causes stay attached only while their SLO alert fires or warms.
   std::map<std::string, std::map<std::string, std::string>> keep_origins;
+  std::map<std::string, std::map<std::string, int64_t>> keep_named;
   for (const std::vector<Alert>* alerts : {&firing, &warming}) {
     for (const Alert& alert : *alerts) {
       Labels base = alert.labels;
@@ -222,10 +239,12 @@ void AlertFeed::Update(int64_t now_unix_nano) {
       if (keep.contains(key)) continue;  // an SLO alert with several causes: its first alert
       if (auto it = sticky_.find(key); it != sticky_.end()) keep[key] = std::move(it->second);
       if (auto it = origins_.find(key); it != origins_.end()) keep_origins[key] = it->second;
+      if (auto it = named_at_.find(key); it != named_at_.end()) keep_named[key] = it->second;
     }
   }
   sticky_ = std::move(keep);
   origins_ = std::move(keep_origins);
+  named_at_ = std::move(keep_named);
   router_.Sync(firing, warming, now_unix_nano);
   MutexLock lock(mu_);
   firing_ = std::move(firing);

@@ -295,9 +295,14 @@ int Serve(const ServeFlags& flags) {
       slo::CauseOptions{.coverage = config->alerting.cause_coverage_percent / 100.0,
                         .max_causes = config->alerting.max_causes},
       engine.series(), engine.store());
+  // A trace completes within trace_max_age of its first span (plus ticks); an evaluation later
+  // its origin shows.
   alerting::AlertFeed alert_feed(
-      alerting::AlertFeedOptions{.external_url = config->web.external_url}, evaluator, cause_finder,
-      **router);
+      alerting::AlertFeedOptions{.external_url = config->web.external_url,
+                                 .origin_hold = config->pipeline.trace_max_age +
+                                                2 * config->pipeline.tick_interval +
+                                                config->rules.evaluation_interval},
+      evaluator, cause_finder, **router);
   {
     std::vector<alerting::Alert> held;
     for (const alerting::RouterGroupView& group : (*router)->Snapshot(UnixNanos(clock.Now()))) {

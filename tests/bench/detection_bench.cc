@@ -105,7 +105,11 @@ Result Run(int phase_seconds, Variant variant, const std::string& dir) {
   auto router = alerting::AlertRouter::Create(options, sink, state, silences);
   if (!router.ok()) std::abort();
   slo::CauseFinder finder(slo::CauseOptions{}, engine.series(), engine.store());
-  alerting::AlertFeed feed(alerting::AlertFeedOptions{}, evaluator, finder, **router);
+  // As main sets it: the hold on causes whose traces have not completed yet.
+  alerting::AlertFeed feed(
+      alerting::AlertFeedOptions{.origin_hold = pc.trace_max_age + 2 * pc.tick_interval +
+                                                config::RulesConfig{}.evaluation_interval},
+      evaluator, finder, **router);
 
   auto strings = std::make_shared<const std::string>("paymentcharge");
   const int64_t incident = kStartUnixSeconds + kHealthySeconds + phase_seconds;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -27,6 +28,12 @@ struct AlertFeedOptions {
   // show in the window are dropped (their alerts resolve), so a flood of new signatures in a long
   // incident cannot open groups without bound.
   size_t max_sticky_causes = 8;
+  // A firing alert named by an error signature that no completed trace shows yet is held back
+  // (handed to the router as warming, so it is never sent) for up to this long after the cause
+  // was first named: its traces may still show that the error began in another service, which
+  // renames the cause, and the page goes out once, under the origin's name. Set it to the time
+  // traces take to complete (trace_max_age) plus an evaluation interval; zero holds nothing.
+  std::chrono::nanoseconds origin_hold{0};
 };
 
 // The router's alerts from the evaluator's alert states, after every evaluation:
@@ -45,6 +52,7 @@ struct AlertFeedOptions {
 //   and labelled cause_service=<that service>, so the router can hold it back while that
 //   service's own alert for the cause fires; annotations: the rule's, plus a generated `summary`
 //   and `description` unless the rule sets them.
+// - A signature no completed trace shows yet is held back for origin_hold (see there).
 // - The exemplar traces the causes link are pinned, so /traces/{id} opens them later.
 //
 // Update() runs on the evaluator thread only; the queries are thread-safe. `evaluator`, `causes`
@@ -86,6 +94,8 @@ class AlertFeed {
   std::map<std::string, std::vector<Cause>> sticky_;
   // Per SLO alert as sticky_: the cause ids that began in another service, and that service.
   std::map<std::string, std::map<std::string, std::string>> origins_;
+  // Per SLO alert as sticky_: when each cause was first named (unix ns), for origin_hold.
+  std::map<std::string, std::map<std::string, int64_t>> named_at_;
 
   mutable Mutex mu_;
   std::vector<Alert> firing_ ABSL_GUARDED_BY(mu_);

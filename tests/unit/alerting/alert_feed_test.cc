@@ -124,9 +124,9 @@ std::vector<std::string> IdsOf(const std::vector<slo::AlertCause>& causes) {
 
 class AlertFeedTest : public ::testing::Test {
  protected:
-  AlertFeedTest()
+  explicit AlertFeedTest(const config::PipelineConfig& pipeline = PipelineConfig())
       : clock_(Epoch()),
-        engine_(PipelineConfig(), clock_),
+        engine_(pipeline, clock_),
         processors_(engine_.MakeProcessors()),
         evaluator_(engine_.evaluator_options(), engine_.source()),
         finder_(slo::CauseOptions{}, engine_.series(), engine_.store()) {
@@ -151,8 +151,7 @@ class AlertFeedTest : public ::testing::Test {
     slos_ = std::move(slos);
     evaluator_.SetRules(slos_);
     router_ = MakeRouter(sink_, state_, silences_);
-    feed_ = std::make_unique<AlertFeed>(AlertFeedOptions{.external_url = kExternalUrl}, evaluator_,
-                                        finder_, *router_);
+    feed_ = std::make_unique<AlertFeed>(feed_options_, evaluator_, finder_, *router_);
   }
 
   std::unique_ptr<AlertRouter> MakeRouter(RecordingSink& sink, MemoryStateStore& state,
@@ -176,8 +175,7 @@ class AlertFeedTest : public ::testing::Test {
     restored_store_->Restore(engine_.store().TakeChangedMinutes());
     restored_finder_ =
         std::make_unique<slo::CauseFinder>(slo::CauseOptions{}, engine_.series(), *restored_store_);
-    feed_ = std::make_unique<AlertFeed>(AlertFeedOptions{.external_url = kExternalUrl}, evaluator_,
-                                        *restored_finder_, *router_);
+    feed_ = std::make_unique<AlertFeed>(feed_options_, evaluator_, *restored_finder_, *router_);
     feed_->Seed(HeldAlerts(*router_));
   }
 
@@ -297,6 +295,7 @@ class AlertFeedTest : public ::testing::Test {
   slo::Evaluator evaluator_;
   slo::CauseFinder finder_;
   RouterOptions router_options_;
+  AlertFeedOptions feed_options_{.external_url = kExternalUrl};
   RecordingSink sink_;
   MemoryStateStore state_;
   MemorySilenceStore silences_;
@@ -517,7 +516,9 @@ class AlertFeedWarmingTest : public AlertFeedTest {
         for (const std::string& hex : cause.trace_ids) {
           const std::optional<TraceId> id = ParseTraceIdHex(hex);
           EXPECT_TRUE(id.has_value()) << hex;
-          if (id) EXPECT_NE(feed_->PinnedTrace(*id), nullptr) << hex;
+          if (id) {
+            EXPECT_NE(feed_->PinnedTrace(*id), nullptr) << hex;
+          }
           ++links;
         }
       }
@@ -734,6 +735,70 @@ TEST_F(AlertFeedTest, CauseThatBeganDownstreamIsNamedByItsOriginAndHeldBack) {
   EXPECT_EQ(SentFor("payment").size(), sink_.sent.size());
   EXPECT_TRUE(SentFor("checkout").empty());
   EXPECT_EQ(OfSlo(feed_->Firing(), "checkout", "availability").size(), 1u);
+}
+
+// A cause that began downstream, in a service without an SLO of its own, with group_wait (5 s)
+// shorter than the time its traces take to complete (idle 15 s): the alert fires at 10 s named by
+// its own signature, and the traces show the origin at 20 s. Without origin_hold the page goes
+// out under the own signature, then again under the origin (two pages for one cause); with it,
+// the alert is held until its traces show, and pages once, under the origin.
+class AlertFeedOriginHoldTest : public AlertFeedTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(AlertFeedOriginHoldTest, PagesOnceUnderTheOriginWhenHeld) {
+  const bool hold = GetParam();
+  router_options_.group_wait = seconds(5);
+  feed_options_.origin_hold = hold ? seconds(90) : seconds(0);
+  Start({BurnSlo("checkout", "availability", slo::SliKind::kErrors)});
+  traffic_ = {{{kCheckoutFailed, kDeclined}, 10}, {{kCheckoutPays, kPaymentOk}, 10}};
+  const std::string own = SignatureId(kCheckoutFailed);
+  const std::string origin = SignatureId(kDeclined);
+  RunUntil(10);
+  ASSERT_TRUE(Firing("checkout", "availability"));
+  EXPECT_EQ(feed_->Firing().size(), hold ? 0u : 1u) << "held: handed to the router as warming";
+  RunUntil(120);
+  std::vector<std::string> paged;
+  for (const Notification& n : SentFor("checkout")) {
+    if (n.firing) paged.push_back(n.group_labels.at("signature"));
+  }
+  if (hold) {
+    EXPECT_EQ(paged, std::vector<std::string>{origin});
+  } else {
+    EXPECT_EQ(paged, (std::vector<std::string>{own, origin}));
+  }
+  const std::vector<Alert> checkout = OfSlo(feed_->Firing(), "checkout", "availability");
+  ASSERT_EQ(checkout.size(), 1u);
+  EXPECT_EQ(checkout[0].labels.at("signature"), origin);
+}
+
+INSTANTIATE_TEST_SUITE_P(Hold, AlertFeedOriginHoldTest, ::testing::Bool());
+
+// A cause no completed trace shows within origin_hold (here traces stay open for minutes) is
+// held no longer than that: then it pages, under its own signature.
+class AlertFeedLongTracesTest : public AlertFeedTest {
+ protected:
+  static config::PipelineConfig LongTraces() {
+    config::PipelineConfig config = PipelineConfig();
+    config.trace_idle_timeout = minutes(10);
+    config.trace_max_age = minutes(20);
+    return config;
+  }
+  AlertFeedLongTracesTest() : AlertFeedTest(LongTraces()) {}
+};
+
+TEST_F(AlertFeedLongTracesTest, HeldCauseWithoutTracesPagesWhenTheHoldEnds) {
+  router_options_.group_wait = seconds(5);
+  feed_options_.origin_hold = seconds(30);
+  Start({BurnSlo("checkout", "availability", slo::SliKind::kErrors)});
+  traffic_ = {{{kTimeout}, 10}, {{kCheckoutOk}, 10}};
+  RunUntil(10);
+  ASSERT_TRUE(Firing("checkout", "availability"));
+  EXPECT_TRUE(feed_->Firing().empty()) << "held: named at 10 s, no trace completed";
+  RunUntil(39);
+  EXPECT_TRUE(sink_.sent.empty()) << "held through the evaluations at 20 s and 30 s";
+  RunUntil(60);
+  ASSERT_EQ(sink_.sent.size(), 1u) << "released at 40 s (30 s after it was named)";
+  EXPECT_EQ(sink_.sent[0].group_labels.at("signature"), SignatureId(kTimeout));
+  EXPECT_TRUE(sink_.sent[0].alerts[0].causes[0].trace_ids.empty());
 }
 
 // After a restart the SLI minutes come back without signatures, so the finder names nothing;
