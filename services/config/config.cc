@@ -1,6 +1,7 @@
 #include "traceslo/config/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <initializer_list>
@@ -163,6 +164,9 @@ class Reader {
   absl::Status ReadRoutes(const Node& node, std::vector<RouteConfig>& routes);
   absl::Status ReadDelivery(const Node& node, DeliveryConfig& delivery);
   absl::Status ReadLinks(const Node& node, LinksConfig& links) const;
+  absl::Status ReadKafka(const Node& node, KafkaConfig& kafka);
+  absl::Status ReadTopicName(const Node& node, std::string_view path, std::string& out) const;
+  absl::Status ReadLibrdkafka(const Node& node, std::map<std::string, std::string>& out) const;
   absl::Status ReadBool(const Node& node, std::string_view path, bool& out) const;
   // A secret read from its file: at most 64 KiB, trailing whitespace (the newline) trimmed.
   absl::Status ReadSecretFile(const Node& node, std::string_view path, std::string& out) const;
@@ -191,6 +195,7 @@ class Reader {
   std::vector<ReceiverReference> receiver_references_;
   bool api_token_seen_ = false;  // web.api_token or web.api_token_file
   std::optional<YamlMark> initial_backoff_mark_, max_backoff_mark_;
+  std::optional<YamlMark> kafka_mark_;
 };
 
 std::string Child(std::string_view path, std::string_view key) {
@@ -1419,7 +1424,8 @@ absl::Status Reader::CheckPipeline(const PipelineConfig& pipeline) const {
 
 absl::Status Reader::Read(const Node& root, Config& config) {
   absl::Status status = ForEachEntry(
-      root, "", {"otlp", "web", "storage", "pipeline", "rules", "log", "alerting", "links"},
+      root, "",
+      {"otlp", "web", "storage", "pipeline", "rules", "log", "alerting", "links", "kafka"},
       [&](std::string_view key, const Node& value) -> absl::Status {
         if (key == "otlp") return ReadOtlp(value, config.otlp);
         if (key == "web") return ReadWeb(value, config.web);
@@ -1428,6 +1434,7 @@ absl::Status Reader::Read(const Node& root, Config& config) {
         if (key == "rules") return ReadRules(value, config.rules);
         if (key == "log") return ReadLog(value, config.log);
         if (key == "alerting") return ReadAlerting(value, config.alerting);
+        if (key == "kafka") return ReadKafka(value, config.kafka);
         return ReadLinks(value, config.links);
       });
   if (!status.ok()) return status;
@@ -1438,7 +1445,143 @@ absl::Status Reader::Read(const Node& root, Config& config) {
     }
   }
   if (status = CheckPipeline(config.pipeline); !status.ok()) return status;
+  if (config.kafka.enabled && config.kafka.brokers.empty()) {
+    return Error(kafka_mark_.value_or(YamlMark()),
+                 "kafka.brokers must name at least one broker (host:port) when kafka.enabled is "
+                 "true");
+  }
   return CheckAlerting(config.alerting);
+}
+
+absl::Status Reader::ReadTopicName(const Node& node, std::string_view path,
+                                   std::string& out) const {
+  std::string name;
+  if (absl::Status status = ReadString(node, path, name); !status.ok()) return status;
+  if (node.kind == Node::Kind::kNull) return absl::OkStatus();
+  // Kafka's own rule for topic names.
+  const bool valid =
+      !name.empty() && name.size() <= 249 && name != "." && name != ".." &&
+      std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      });
+  if (!valid) {
+    return Error(node.mark, std::string(path) + ": " + QuoteForMessage(name) +
+                                " is not a Kafka topic name (1-249 of [A-Za-z0-9._-])");
+  }
+  out = std::move(name);
+  return absl::OkStatus();
+}
+
+absl::Status Reader::ReadLibrdkafka(const Node& node,
+                                    std::map<std::string, std::string>& out) const {
+  // Set by traceslo: the stages' correctness rests on them (docs/kafka.md).
+  const Keys reserved = {"bootstrap.servers",
+                         "metadata.broker.list",
+                         "group.id",
+                         "enable.auto.commit",
+                         "enable.auto.offset.store",
+                         "auto.offset.reset",
+                         "partition.assignment.strategy",
+                         "enable.idempotence",
+                         "isolation.level",
+                         "enable.partition.eof"};
+  const std::string path = "kafka.librdkafka";
+  return ForEachEntryAny(node, path, [&](const Node& name_node, const Node& value) {
+    const std::string& name = name_node.value;
+    const bool valid =
+        !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_';
+        });
+    if (!valid) {
+      return Error(name_node.mark,
+                   path + ": " + QuoteForMessage(name) + " is not a librdkafka property name");
+    }
+    if (std::find(reserved.begin(), reserved.end(), name) != reserved.end()) {
+      return Error(name_node.mark,
+                   path + "." + name + " is set by traceslo and cannot be configured");
+    }
+    if (value.kind != Node::Kind::kScalar) {
+      return Error(value.mark,
+                   path + "." + name + " must be a string, got " + YamlKindName(value.kind));
+    }
+    std::string text;
+    if (absl::Status s = Expand(value, path + "." + name, text); !s.ok()) return s;
+    // Values may be credentials (sasl.password): the message names the key, never the value.
+    if (std::any_of(text.begin(), text.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+      return Error(value.mark, path + "." + name + " must not contain control characters");
+    }
+    out[name] = std::move(text);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Reader::ReadKafka(const Node& node, KafkaConfig& kafka) {
+  using std::chrono::milliseconds;
+  if (node.kind != Node::Kind::kNull) kafka_mark_ = node.mark;
+  return ForEachEntry(
+      node, "kafka",
+      {"enabled", "brokers", "topics", "group_ids", "encoding", "librdkafka", "epoch_length",
+       "commit_interval", "idle_partition_timeout", "allowed_lateness"},
+      [&](std::string_view key, const Node& value) -> absl::Status {
+        if (key == "enabled") return ReadBool(value, "kafka.enabled", kafka.enabled);
+        if (key == "brokers") {
+          if (absl::Status status = ReadStringList(value, "kafka.brokers", kafka.brokers);
+              !status.ok()) {
+            return status;
+          }
+          for (size_t i = 0; i < kafka.brokers.size(); ++i) {
+            const std::string& broker = kafka.brokers[i];
+            const size_t colon = broker.rfind(':');
+            const bool valid =
+                colon != std::string::npos && colon > 0 && colon + 1 < broker.size() &&
+                broker.size() <= 255 &&
+                std::all_of(broker.begin() + static_cast<long>(colon) + 1, broker.end(),
+                            [](char c) { return c >= '0' && c <= '9'; }) &&
+                broker.find_first_of(", \t") == std::string::npos;
+            if (!valid) {
+              return Error(value.items[i]->mark, "kafka.brokers[" + std::to_string(i) + "]: " +
+                                                     QuoteForMessage(broker) + " is not host:port");
+            }
+          }
+          return absl::OkStatus();
+        }
+        if (key == "topics") {
+          return ForEachEntry(value, "kafka.topics", {"spans", "deltas", "state"},
+                              [&](std::string_view topic, const Node& name) -> absl::Status {
+                                std::string& out = topic == "spans"    ? kafka.topics.spans
+                                                   : topic == "deltas" ? kafka.topics.deltas
+                                                                       : kafka.topics.state;
+                                return ReadTopicName(name, Child("kafka.topics", topic), out);
+                              });
+        }
+        if (key == "group_ids") {
+          return ForEachEntry(value, "kafka.group_ids", {"stage1", "stage2"},
+                              [&](std::string_view stage, const Node& name) -> absl::Status {
+                                std::string& out = stage == "stage1" ? kafka.group_ids.stage1
+                                                                     : kafka.group_ids.stage2;
+                                return ReadTopicName(name, Child("kafka.group_ids", stage), out);
+                              });
+        }
+        if (key == "encoding") {
+          return ReadChoice(value, "kafka.encoding", {"otlp_proto", "otlp_json"}, kafka.encoding);
+        }
+        if (key == "librdkafka") return ReadLibrdkafka(value, kafka.librdkafka);
+        if (key == "epoch_length") {
+          return ReadDuration(value, "kafka.epoch_length", milliseconds(100), milliseconds(60'000),
+                              kafka.epoch_length);
+        }
+        if (key == "commit_interval") {
+          return ReadDuration(value, "kafka.commit_interval", milliseconds(100),
+                              milliseconds(600'000), kafka.commit_interval);
+        }
+        if (key == "idle_partition_timeout") {
+          return ReadDuration(value, "kafka.idle_partition_timeout", milliseconds(100),
+                              milliseconds(3'600'000), kafka.idle_partition_timeout);
+        }
+        return ReadDuration(value, "kafka.allowed_lateness", milliseconds(0),
+                            milliseconds(3'600'000), kafka.allowed_lateness);
+      });
 }
 
 absl::StatusOr<Config> ParseConfigOrThrow(std::string_view yaml_text, std::string_view source) {
@@ -1452,10 +1595,11 @@ absl::StatusOr<Config> ParseConfigOrThrow(std::string_view yaml_text, std::strin
   NodePtr root = parsed.root;
   if (root == nullptr || root->kind == Node::Kind::kNull) return config;  // empty: all defaults
   if (root->kind != Node::Kind::kMapping) {
-    return ErrorAt(source, root->mark,
-                   std::string("the top level must be a mapping of sections (otlp, "
-                               "web, storage, pipeline, rules, log, alerting, links), got ") +
-                       YamlKindName(root->kind));
+    return ErrorAt(
+        source, root->mark,
+        std::string("the top level must be a mapping of sections (otlp, "
+                    "web, storage, pipeline, rules, log, alerting, links, kafka), got ") +
+            YamlKindName(root->kind));
   }
   Reader reader(source);
   if (absl::Status status = reader.Read(*root, config); !status.ok()) return status;

@@ -149,6 +149,31 @@ struct LinksConfig {
   std::string trace_url;
 };
 
+// Kafka mode (docs/kafka.md): off by default; when enabled, spans come from the otlp_spans topic
+// instead of the OTLP listeners' shards, and the two stages run as described there.
+struct KafkaConfig {
+  bool enabled = false;
+  std::vector<std::string> brokers;  // bootstrap servers, host:port; required when enabled
+  struct Topics {
+    std::string spans = "otlp_spans";
+    std::string deltas = "traceslo_deltas";
+    std::string state = "traceslo_state";
+  } topics;
+  struct GroupIds {
+    std::string stage1 = "traceslo-stage1";
+    std::string stage2 = "traceslo-stage2";
+  } group_ids;
+  std::string encoding = "otlp_proto";  // of otlp_spans records: otlp_proto | otlp_json
+  // Passed to librdkafka as they are, for both stages' clients (security.protocol, sasl.*,
+  // ssl.*, ...). Values may be secrets: never logged. Keys traceslo sets itself are refused.
+  std::map<std::string, std::string> librdkafka;
+  std::chrono::milliseconds epoch_length{1'000};             // stage 1's sealing period
+  std::chrono::milliseconds commit_interval{1'000};          // stage 1's offset commits
+  std::chrono::milliseconds idle_partition_timeout{10'000};  // then stream time follows the clock
+  // Stage 2 evaluates a bucket once every source partition's watermark is this far past its end.
+  std::chrono::milliseconds allowed_lateness{10'000};
+};
+
 struct Config {
   OtlpConfig otlp;
   WebConfig web;
@@ -158,6 +183,7 @@ struct Config {
   LogConfig log;
   AlertingConfig alerting;
   LinksConfig links;
+  KafkaConfig kafka;
 };
 
 // Parses a configuration document. `source_name` prefixes every error

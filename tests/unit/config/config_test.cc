@@ -124,7 +124,7 @@ TEST(ParseConfigTest, EmptySectionsAndValuesKeepDefaults) {
 TEST(ParseConfigTest, TopLevelMustBeAMapping) {
   EXPECT_EQ(ErrorOf(Lines({"- otlp", "- web"})),
             "t.yaml:1:1: the top level must be a mapping of sections (otlp, web, storage, "
-            "pipeline, rules, log, alerting, links), got a list");
+            "pipeline, rules, log, alerting, links, kafka), got a list");
   EXPECT_THAT(ErrorOf("just a string\n"), StartsWith("t.yaml:1:1: the top level must be"));
 }
 
@@ -270,7 +270,7 @@ TEST(ParseConfigTest, UnknownKeyWithoutCloseMatchListsValidKeys) {
             "t.yaml:3:3: unknown key 'colour' in log (valid keys: format, level)");
   EXPECT_EQ(ErrorOf("zzzzzzzz: 1\n"),
             "t.yaml:1:1: unknown key 'zzzzzzzz' at the top level (valid keys: otlp, web, storage, "
-            "pipeline, rules, log, alerting, links)");
+            "pipeline, rules, log, alerting, links, kafka)");
 }
 
 TEST(ParseConfigTest, DuplicateAndNonStringKeysAreErrors) {
