@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "traceslo/kafka/partitioning.h"
 #include "traceslo/v1/delta_batch.pb.h"
 
@@ -26,6 +27,22 @@ absl::Status CheckName(std::string_view name, const std::string& what,
 }
 
 }  // namespace
+
+uint64_t DeltaConfigHash(const pipeline::SliOptions& sli, std::chrono::milliseconds epoch_length) {
+  const std::string text = absl::StrCat(
+      "traceslo-deltas/v", kDeltaBatchSchemaVersion, ";idle_ns=", sli.trace_idle_timeout.count(),
+      ";max_age_ns=", sli.trace_max_age.count(), ";lateness_ns=", sli.max_lateness.count(),
+      ";spans_per_trace=", sli.max_spans_per_trace, ";signatures=", sli.max_signatures,
+      ";signatures_per_bucket=", sli.max_signatures_per_series_bucket,
+      ";http_min=", sli.errors.http_status_min, ";grpc_mask=", sli.errors.grpc_code_mask,
+      ";assemble=", sli.assemble_traces ? 1 : 0, ";epoch_ms=", epoch_length.count());
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
 
 int32_t DeltaPartitionOf(std::string_view service, int32_t partitions) {
   return Fnv1aPartition(service, partitions);

@@ -86,6 +86,15 @@ void Stage1Partition::SealThrough(int64_t stream_ms) {
 }
 
 void Stage1Partition::Process(int64_t offset, int64_t timestamp_ms, std::string_view value) {
+  // Where stream time is (or starts, see AdvanceTo) before this record.
+  const int64_t base = started_ ? stream_ms_
+                       : resume_.last_epoch >= 0
+                           ? (resume_.last_epoch + 1) * options_.epoch_length.count()
+                           : timestamp_ms;
+  if (timestamp_ms > base && timestamp_ms - base > options_.max_stream_jump.count()) {
+    ++counters_.clamped_timestamps;
+    timestamp_ms = base + options_.max_stream_jump.count();
+  }
   AdvanceTo(timestamp_ms);
   if (stream_offsets_.empty() || stream_offsets_.back().first < stream_ms_) {
     stream_offsets_.emplace_back(stream_ms_, offset);

@@ -5,6 +5,7 @@
 // a ShardDelta of its own process's series ids. Series and services travel by name (ids are per
 // process). Not carried yet: exemplar traces and error-signature details (their counts are).
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "traceslo/pipeline/series_registry.h"
+#include "traceslo/pipeline/sli_processor.h"
 #include "traceslo/pipeline/sli_store.h"
 
 namespace traceslo::kafka {
@@ -27,6 +29,12 @@ struct DeltaBatchHeader {
   int32_t dst_partition = 0;
   friend bool operator==(const DeltaBatchHeader&, const DeltaBatchHeader&) = default;
 };
+
+// The config hash every record carries and stage 2 checks: FNV-1a 64 of a canonical text of the
+// settings that shape deltas (trace assembly, error classification, caps) and the epoch length,
+// so instances with equal settings agree and any difference is refused. Not the shard number or
+// its share of max_live_traces (per-process sizing).
+uint64_t DeltaConfigHash(const pipeline::SliOptions& sli, std::chrono::milliseconds epoch_length);
 
 // The traceslo_deltas partition of a service's deltas among `partitions`: all of a service's
 // series go to one partition, so its SLOs are merged and evaluated in one place.

@@ -62,6 +62,10 @@ struct Stage1Options {
   ingest::OtlpFileFormat format = ingest::OtlpFileFormat::kLengthPrefixedProtobuf;
   uint32_t max_spans_per_request = 1'000'000;
   pipeline::SliOptions sli;  // trace assembly settings, as in single-node mode
+  // The furthest one record moves stream time forward: a record stamped later (a producer's
+  // clock far ahead) moves it this far only, so one bad timestamp cannot seal millions of
+  // epochs at once. Deterministic: a replay clamps the same records the same way.
+  std::chrono::milliseconds max_stream_jump{600'000};
 };
 
 struct Stage1Counters {
@@ -70,7 +74,8 @@ struct Stage1Counters {
   uint64_t spans = 0;
   uint64_t rejected_spans = 0;
   uint64_t published_epochs = 0;
-  uint64_t suppressed_epochs = 0;  // recomputed at or before the resume point's E, not published
+  uint64_t suppressed_epochs = 0;   // recomputed at or before the resume point's E, not published
+  uint64_t clamped_timestamps = 0;  // records stamped more than max_stream_jump ahead
 };
 
 // One owned partition. Owned by one thread. `registry` (thread-safe) and `publisher` are borrowed

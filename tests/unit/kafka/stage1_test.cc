@@ -367,5 +367,32 @@ TEST(Stage1Test, RecordsThatAreNotExportRequestsAreCountedAndSkipped) {
   EXPECT_EQ(recorder.published.size(), 10u);  // every epoch, empty ones too
 }
 
+// A record stamped a year ahead (a producer's clock) moves stream time by max_stream_jump only,
+// counted; so does the first record after a resume, measured from where the resume starts.
+TEST(Stage1Test, ARecordFarAheadMovesStreamTimeByTheMaximumJumpOnly) {
+  pipeline::SeriesRegistry registry(100, 100);
+  Stage1Options options = Options();
+  options.max_stream_jump = std::chrono::seconds(30);
+  Recorder recorder;
+  Stage1Partition stage(options, registry, recorder, CommitPoint{});
+  stage.Process(0, kBaseMs, "");
+  constexpr int64_t kYearMs = 365LL * 86'400'000;
+  stage.Process(1, kBaseMs + kYearMs, "");
+  EXPECT_EQ(stage.stream_time_ms(), kBaseMs + 30'000);
+  EXPECT_EQ(stage.counters().clamped_timestamps, 1u);
+  EXPECT_EQ(recorder.published.size(), 30u);  // the epochs of 30 s, not of a year
+  stage.Process(2, kBaseMs + 40'000, "");     // within 30 s of stream time: as stamped
+  EXPECT_EQ(stage.stream_time_ms(), kBaseMs + 40'000);
+  EXPECT_EQ(stage.counters().clamped_timestamps, 1u);
+
+  Recorder resumed_recorder;
+  const int64_t last_epoch = kBaseMs / 1000 + 39;
+  Stage1Partition resumed(options, registry, resumed_recorder,
+                          CommitPoint{.offset = 3, .last_epoch = last_epoch});
+  resumed.Process(3, kBaseMs + kYearMs, "");
+  EXPECT_EQ(resumed.stream_time_ms(), (last_epoch + 1) * 1000 + 30'000);
+  EXPECT_EQ(resumed.counters().clamped_timestamps, 1u);
+}
+
 }  // namespace
 }  // namespace traceslo::kafka

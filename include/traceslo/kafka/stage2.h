@@ -1,0 +1,175 @@
+#pragma once
+
+// Kafka mode's stage 2 for one owned traceslo_deltas partition (docs/kafka.md): merges the
+// DeltaBatch records of every source partition's epochs into 10 s buckets kept in its own SQLite
+// file, exactly once per (source partition, epoch), and hands what it newly merged to a
+// DeltaSink (the process's SliStore). The consumed offset is stored in the same transaction as
+// the buckets, so a consumer seeks to next_offset() and redelivery, a zombie's epochs or a
+// replaying stage 1's re-sent epochs change nothing.
+//
+// Watermarks. Each source partition's epochs are applied as they come; its contiguous epoch is
+// the highest epoch such that every epoch from its first applied one up to it is applied. The
+// global watermark is the minimum over the source partitions of the end of their contiguous
+// epoch: every bucket ending allowed_lateness before it is final.
+//
+// Duplicates can be recognised for the applied_epoch_window epochs up to a source's newest
+// applied epoch; an older epoch is refused as too late. A gap that falls out of that window can
+// never be filled, so the contiguous epoch moves past it (counted in abandoned_epochs) rather
+// than holding the watermark back for ever.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "traceslo/kafka/delta_batch.h"
+#include "traceslo/pipeline/series_registry.h"
+#include "traceslo/pipeline/sli_store.h"
+
+namespace SQLite {
+class Database;
+}
+
+namespace traceslo::kafka {
+
+// The schema version Stage2Partition writes; Open() refuses files written by a newer one.
+inline constexpr int kStage2SchemaVersion = 1;
+
+struct Stage2Options {
+  int32_t partition = 0;          // this traceslo_deltas partition
+  int32_t source_partitions = 1;  // otlp_spans partitions (P1); a record from another is invalid
+  // The configuration hashes accepted: normally one; two during a two-step rollout.
+  std::vector<uint64_t> config_hashes;
+  DeltaBatchLimits limits;
+  std::chrono::milliseconds epoch_length{1'000};  // as stage 1's
+  // Buckets ending before watermark - retention are deleted (checked once a minute of watermark).
+  std::chrono::milliseconds retention{std::chrono::hours(72)};
+  // A record that adds to a bucket that was already final (ending at or before watermark -
+  // allowed_lateness) is still merged and counted as late.
+  std::chrono::milliseconds allowed_lateness{std::chrono::minutes(2)};
+  // Epochs per source, back from its newest applied epoch, that duplicates are checked over.
+  int64_t applied_epoch_window = 3'600;
+  // Error signatures kept per (series, bucket) when merging; later ones are counted under id 0.
+  uint32_t max_signatures_per_bucket = 16;
+  int busy_timeout_ms = 5'000;
+  // Entries per ShardDelta handed to the sink when restoring.
+  size_t restore_batch = 4'096;
+};
+
+// One traceslo_deltas record as the consumer read it. `value` is borrowed for the call.
+struct Stage2Record {
+  int64_t offset = 0;
+  std::string_view value;
+};
+
+// Records by outcome. Every record is counted once in applied, duplicates or one of the
+// refused_* counters; late counts applied records that reached a final bucket.
+struct Stage2Counters {
+  uint64_t applied = 0;
+  uint64_t duplicates = 0;         // (source, epoch) already applied
+  uint64_t refused_invalid = 0;    // not a valid DeltaBatch, or a source partition out of range
+  uint64_t refused_config = 0;     // a config hash not accepted
+  uint64_t refused_partition = 0;  // meant for another traceslo_deltas partition
+  uint64_t refused_too_late = 0;   // older than the window of applied epochs
+  uint64_t late = 0;               // applied, but added to a bucket already final
+  uint64_t abandoned_epochs = 0;   // gaps the contiguous epochs moved past (not records)
+  Stage2Counters& operator+=(const Stage2Counters& other);
+  friend bool operator==(const Stage2Counters&, const Stage2Counters&) = default;
+};
+
+// One owned traceslo_deltas partition and its file. Owned by one thread (the partition's
+// consumer). `registry` (thread-safe) and `sink` are borrowed and must outlive it. Errors of
+// SQLite become a Status carrying the file's path; nothing throws. Record bytes are outside
+// input: checked against options.limits, refused and counted, never trusted.
+class Stage2Partition {
+ public:
+  // `directory`/stage2-p<partition>.db.
+  static std::string FilePath(const std::string& directory, int32_t partition);
+
+  // Opens or creates the file of options.partition in `directory` (WAL). With an existing file,
+  // hands every stored bucket to `sink` once, and loads the offset, watermarks and applied
+  // epochs. InvalidArgument for bad options; FailedPrecondition for a file of a newer schema,
+  // another partition or another epoch length; DataLoss for a damaged bucket (checked before
+  // the sink is given any); Unavailable for SQLite failures.
+  static absl::StatusOr<std::unique_ptr<Stage2Partition>> Open(const std::string& directory,
+                                                               Stage2Options options,
+                                                               pipeline::SeriesRegistry& registry,
+                                                               pipeline::DeltaSink& sink);
+  ~Stage2Partition();
+  Stage2Partition(const Stage2Partition&) = delete;
+  Stage2Partition& operator=(const Stage2Partition&) = delete;
+
+  // Applies `records` (in offset order) in one SQLite transaction: each is decoded, checked and,
+  // if its (source, epoch) is new, merged and marked applied; next_offset() becomes the last
+  // record's offset + 1 (it never goes back). After the commit, what was newly applied goes to
+  // the sink as one ShardDelta. Returns this call's counters. On a SQLite error nothing is
+  // changed (file, offset, watermarks, counters), nothing reaches the sink, and the Status is
+  // Unavailable (the caller retries the same records or gives the partition up), or DataLoss
+  // for a damaged stored bucket.
+  absl::StatusOr<Stage2Counters> Apply(std::span<const Stage2Record> records);
+
+  // Where the consumer resumes: the offset after the last applied call's last record (0 for a
+  // new file).
+  int64_t next_offset() const { return next_offset_; }
+  // Totals since the file was created.
+  const Stage2Counters& counters() const { return counters_; }
+
+  // Unix ms up to which every source partition 0 .. sources-1 is contiguously applied: the
+  // minimum of (contiguous epoch + 1) * epoch_length. nullopt while a source has none applied.
+  std::optional<int64_t> WatermarkMs(int32_t sources) const;
+  // Buckets ending at or before this (unix ms) are final: WatermarkMs - allowed_lateness.
+  std::optional<int64_t> FinalThroughMs(int32_t sources,
+                                        std::chrono::milliseconds allowed_lateness) const;
+  // A source partition's first applied epoch (where its data begins); nullopt before it.
+  std::optional<int64_t> FirstEpoch(int32_t source) const;
+  // A source partition's contiguous epoch; nullopt before its first applied epoch.
+  std::optional<int64_t> ContiguousEpoch(int32_t source) const;
+  // The oldest epoch of `source` that is still checked for duplicates (older ones are refused
+  // as too late); nullopt before its first applied epoch.
+  std::optional<int64_t> OldestCheckedEpoch(int32_t source) const;
+
+ private:
+  // The applied epochs of one source partition.
+  struct Source {
+    int64_t first = 0;         // the first applied epoch
+    int64_t contiguous = 0;    // every epoch in [first, contiguous] applied (or abandoned)
+    int64_t newest = 0;        // the highest applied epoch
+    std::set<int64_t> ahead;   // applied epochs above contiguous
+    std::set<int64_t> before;  // applied epochs below first, not older than the horizon
+  };
+  using Sources = absl::flat_hash_map<int32_t, Source>;
+
+  Stage2Partition(std::string path, Stage2Options options, pipeline::SeriesRegistry& registry,
+                  pipeline::DeltaSink& sink, std::unique_ptr<SQLite::Database> db);
+
+  absl::Status Migrate();
+  absl::Status Load();
+  absl::Status Restore();
+  std::optional<int64_t> WatermarkOf(const Sources& sources, int32_t count) const;
+  // The oldest epoch still checked for duplicates.
+  int64_t Horizon(const Source& source) const;
+  static bool IsApplied(const Source& source, int64_t epoch);
+  // Marks `epoch` applied; moves the contiguous epoch past gaps older than the horizon.
+  void MarkApplied(Source& source, int64_t epoch, Stage2Counters& counters) const;
+
+  const std::string path_;
+  const Stage2Options options_;
+  const int64_t epoch_ms_;
+  pipeline::SeriesRegistry& registry_;
+  pipeline::DeltaSink& sink_;
+  std::unique_ptr<SQLite::Database> db_;
+
+  int64_t next_offset_ = 0;
+  Stage2Counters counters_;
+  Sources sources_;
+  int64_t pruned_before_bucket_ = INT64_MIN;  // buckets below it were deleted
+};
+
+}  // namespace traceslo::kafka

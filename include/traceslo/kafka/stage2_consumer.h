@@ -1,0 +1,108 @@
+#pragma once
+
+// Kafka mode's stage 2 against a cluster (docs/kafka.md): a member of the stage-2 consumer group
+// on traceslo_deltas that keeps one Stage2Partition (and its SQLite file) per owned partition and
+// applies the records it reads to it, so the process's SLI store holds the merged SLIs of the
+// services those partitions carry.
+//
+// Offsets live in each partition's file, in the same transaction as its buckets: on assignment
+// the consumer seeks to the file's next offset, so redelivery changes nothing. Kafka's committed
+// offsets are only a hint for lag monitoring (committed every few seconds). A revoked or lost
+// partition's file is closed; what it put into the sink stays there (the listener is told, so the
+// owner of the sink can drop it).
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "traceslo/common/clock.h"
+#include "traceslo/common/log.h"
+#include "traceslo/kafka/stage2.h"
+#include "traceslo/pipeline/series_registry.h"
+#include "traceslo/pipeline/sli_store.h"
+
+namespace traceslo::kafka {
+
+struct Stage2ConsumerOptions {
+  std::string brokers;                     // bootstrap.servers
+  std::string spans_topic = "otlp_spans";  // its partition count is the number of sources (P1)
+  std::string deltas_topic = "traceslo_deltas";
+  std::string group_id = "traceslo-stage2";
+  // librdkafka settings (SASL, TLS, timeouts); the ones stage 2 sets itself are refused.
+  std::map<std::string, std::string> librdkafka;
+  std::string directory;  // where the stage2-p<N>.db files are kept
+  // Per partition; `partition` and `source_partitions` are set by the consumer.
+  Stage2Options partition;
+  size_t max_batch_records = 1'000;                  // records per Stage2Partition::Apply
+  std::chrono::milliseconds commit_interval{5'000};  // the committed-offset hint
+  std::chrono::milliseconds metadata_timeout{10'000};
+  std::chrono::milliseconds poll_timeout{50};
+};
+
+struct Stage2ConsumerStats {
+  Stage2Counters records;       // applied / duplicate / refused records, since Create()
+  uint64_t apply_errors = 0;    // Apply() calls that failed (their records are read again)
+  uint64_t open_errors = 0;     // assigned partitions whose file could not be opened
+  uint64_t consume_errors = 0;  // errors the consumer reported
+  uint64_t partitions_assigned = 0;
+  uint64_t partitions_revoked = 0;
+  uint64_t partitions_lost = 0;
+  int64_t consumer_lag = 0;    // records: sum over owned partitions of high watermark - next offset
+  std::vector<int32_t> owned;  // owned traceslo_deltas partitions, ascending
+  int32_t source_partitions = 0;
+  // Unix ms through which every owned partition's buckets are final (the minimum of their
+  // Stage2Partition::FinalThroughMs); nullopt while nothing is owned or a partition has no
+  // watermark yet.
+  std::optional<int64_t> final_through_ms;
+  // Unix ms where the owned partitions' data begins: the earliest first applied epoch of any
+  // source; nullopt before any.
+  std::optional<int64_t> first_data_ms;
+  bool assignment_done = false;  // the first assignment was handled (readiness)
+};
+
+// Told of ownership changes, on the consumer thread: after an assigned partition's file was
+// restored into the sink, and after a revoked or lost partition's file was closed.
+class Stage2Listener {
+ public:
+  virtual ~Stage2Listener() = default;
+  virtual void OnAssigned(int32_t partition) = 0;
+  virtual void OnReleased(int32_t partition) = 0;
+};
+
+// One stage-2 group member. Owns one thread (Start() to Shutdown()) that polls the consumer and
+// applies records; all partition state lives on it. Stats() is thread-safe. `clock`, `registry`,
+// `sink` (called from the consumer thread), `listener` and `logger` are borrowed and must
+// outlive the consumer; `listener` may be null.
+class Stage2Consumer {
+ public:
+  // InvalidArgument for a librdkafka setting it refuses or stage 2 sets itself, or an empty
+  // directory; NotFound when a topic does not exist; Unavailable when the metadata request fails.
+  static absl::StatusOr<std::unique_ptr<Stage2Consumer>> Create(
+      Stage2ConsumerOptions options, const Clock& clock, pipeline::SeriesRegistry& registry,
+      pipeline::DeltaSink& sink, Stage2Listener* listener, Logger& logger);
+  ~Stage2Consumer();  // Shuts down (deadline 10 s) if still running.
+  Stage2Consumer(const Stage2Consumer&) = delete;
+  Stage2Consumer& operator=(const Stage2Consumer&) = delete;
+
+  // Subscribes and starts the thread. FailedPrecondition when called twice.
+  absl::Status Start();
+  // Leaves the group (commits the offset hints, closes every file) and joins the thread, each
+  // wait bounded by `deadline`. Idempotent.
+  void Shutdown(std::chrono::steady_clock::time_point deadline);
+
+  Stage2ConsumerStats Stats() const;
+
+  class Loop;  // the thread's state; private to the .cc
+
+ private:
+  explicit Stage2Consumer(std::unique_ptr<Loop> loop);
+  std::unique_ptr<Loop> loop_;
+};
+
+}  // namespace traceslo::kafka

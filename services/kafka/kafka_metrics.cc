@@ -1,0 +1,104 @@
+#include "traceslo/kafka/kafka_metrics.h"
+
+#include <string>
+#include <utility>
+
+#include "traceslo/common/metric_values.h"
+
+namespace traceslo::kafka {
+namespace {
+
+using prometheus::MetricType;
+
+double D(uint64_t v) { return static_cast<double>(v); }
+double D(int64_t v) { return static_cast<double>(v); }
+
+}  // namespace
+
+std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
+  const Stage1ConsumerStats s1 = stage1_.Stats();
+  const Stage2ConsumerStats s2 = stage2_.Stats();
+  std::vector<prometheus::MetricFamily> out;
+  auto counter =
+      [&](std::string name, std::string help,
+          std::vector<std::pair<std::vector<prometheus::ClientMetric::Label>, double>> samples) {
+        prometheus::MetricFamily f =
+            metrics::Family(std::move(name), std::move(help), MetricType::Counter);
+        for (auto& [labels, value] : samples) f.metric.push_back(metrics::Counter(labels, value));
+        out.push_back(std::move(f));
+      };
+  auto gauge =
+      [&](std::string name, std::string help,
+          std::vector<std::pair<std::vector<prometheus::ClientMetric::Label>, double>> samples) {
+        prometheus::MetricFamily f =
+            metrics::Family(std::move(name), std::move(help), MetricType::Gauge);
+        for (auto& [labels, value] : samples) f.metric.push_back(metrics::Gauge(labels, value));
+        out.push_back(std::move(f));
+      };
+
+  counter("traceslo_kafka_records_total",
+          "Records read: stage 1 from the spans topic (outcome ok or bad), stage 2 from the deltas "
+          "topic (outcome applied, duplicate, refused_invalid, refused_config, refused_partition, "
+          "refused_too_late).",
+          {{{{"stage", "1"}, {"outcome", "ok"}}, D(s1.records - s1.bad_records)},
+           {{{"stage", "1"}, {"outcome", "bad"}}, D(s1.bad_records)},
+           {{{"stage", "2"}, {"outcome", "applied"}}, D(s2.records.applied)},
+           {{{"stage", "2"}, {"outcome", "duplicate"}}, D(s2.records.duplicates)},
+           {{{"stage", "2"}, {"outcome", "refused_invalid"}}, D(s2.records.refused_invalid)},
+           {{{"stage", "2"}, {"outcome", "refused_config"}}, D(s2.records.refused_config)},
+           {{{"stage", "2"}, {"outcome", "refused_partition"}}, D(s2.records.refused_partition)},
+           {{{"stage", "2"}, {"outcome", "refused_too_late"}}, D(s2.records.refused_too_late)}});
+  counter("traceslo_kafka_late_deltas_total",
+          "Delta records stage 2 applied to a bucket that was already final.",
+          {{{}, D(s2.records.late)}});
+  counter("traceslo_kafka_spans_total", "Spans stage 1 decoded (outcome ok or rejected).",
+          {{{{"outcome", "ok"}}, D(s1.spans)}, {{{"outcome", "rejected"}}, D(s1.rejected_spans)}});
+  counter("traceslo_kafka_replayed_spans_total",
+          "Spans stage 1 read again after an assignment (at or before the previous owner's last "
+          "processed offset).",
+          {{{}, D(s1.replayed_spans)}});
+  counter("traceslo_kafka_epochs_total",
+          "Epochs stage 1 sealed: published, or suppressed (recomputed up to a resume point).",
+          {{{{"outcome", "published"}}, D(s1.published_epochs)},
+           {{{"outcome", "suppressed"}}, D(s1.suppressed_epochs)}});
+  counter("traceslo_kafka_clamped_timestamps_total",
+          "Spans-topic records stamped more than 10m past their partition's stream time (it moved "
+          "10m only).",
+          {{{}, D(s1.clamped_timestamps)}});
+  counter("traceslo_kafka_published_records_total",
+          "Delta records stage 1 had delivered to the deltas topic.",
+          {{{}, D(s1.published_records)}});
+  counter("traceslo_kafka_published_bytes_total",
+          "Bytes of the delta records stage 1 had delivered.", {{{}, D(s1.published_bytes)}});
+  counter("traceslo_kafka_delivery_errors_total",
+          "Delta records whose delivery failed for good (their epoch is never acknowledged).",
+          {{{}, D(s1.delivery_errors)}});
+  counter("traceslo_kafka_commits_total", "Stage 1's offset commits (outcome ok or error).",
+          {{{{"outcome", "ok"}}, D(s1.commits)}, {{{"outcome", "error"}}, D(s1.commit_errors)}});
+  counter("traceslo_kafka_rebalances_total",
+          "Partitions assigned, revoked or lost in rebalances, per stage.",
+          {{{{"stage", "1"}, {"event", "assigned"}}, D(s1.partitions_assigned)},
+           {{{"stage", "1"}, {"event", "revoked"}}, D(s1.partitions_revoked)},
+           {{{"stage", "1"}, {"event", "lost"}}, D(s1.partitions_lost)},
+           {{{"stage", "2"}, {"event", "assigned"}}, D(s2.partitions_assigned)},
+           {{{"stage", "2"}, {"event", "revoked"}}, D(s2.partitions_revoked)},
+           {{{"stage", "2"}, {"event", "lost"}}, D(s2.partitions_lost)}});
+  counter("traceslo_kafka_errors_total",
+          "Stage 2's failures: apply (records read again), open (a partition file), consume.",
+          {{{{"kind", "apply"}}, D(s2.apply_errors)},
+           {{{"kind", "open"}}, D(s2.open_errors)},
+           {{{"kind", "consume"}}, D(s2.consume_errors)},
+           {{{"kind", "commit_metadata"}}, D(s1.bad_commit_metadata)}});
+  gauge("traceslo_kafka_consumer_lag_records", "Records behind the end of the owned partitions.",
+        {{{{"stage", "1"}}, D(s1.consumer_lag)}, {{{"stage", "2"}}, D(s2.consumer_lag)}});
+  gauge("traceslo_kafka_owned_partitions", "Partitions this instance owns, per stage.",
+        {{{{"stage", "1"}}, static_cast<double>(s1.owned_partitions)},
+         {{{"stage", "2"}}, static_cast<double>(s2.owned.size())}});
+  gauge("traceslo_kafka_final_through_seconds",
+        "Unix time through which stage 2's owned buckets are final (rules are evaluated up to "
+        "it); 0 before the first watermark.",
+        {{{}, s2.final_through_ms ? static_cast<double>(*s2.final_through_ms) / 1000.0 : 0.0}});
+  return out;
+}
+
+}  // namespace traceslo::kafka

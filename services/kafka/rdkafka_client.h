@@ -1,0 +1,52 @@
+#pragma once
+
+// What both stages' librdkafka clients share: owning handles for librdkafka's C objects, setting
+// properties with the failing key named, the partition count of topics from the cluster's
+// metadata, and librdkafka's log lines through our Logger. Private to services/kafka.
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "traceslo/common/log.h"
+
+namespace traceslo::kafka {
+
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+};
+using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* list) const {
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+};
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+// InvalidArgument "librdkafka setting '<key>': <librdkafka's reason>" when librdkafka refuses it.
+// The value is never put in the message (it may be a password).
+absl::Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value);
+absl::Status SetConfAll(rd_kafka_conf_t* conf, const std::map<std::string, std::string>& settings);
+
+// The partition count of each of `topics` (same order), from one metadata request of all topics
+// (asking for one by name may create it where brokers auto-create topics). Unavailable when the
+// request fails; NotFound naming the first topic the cluster does not have.
+absl::StatusOr<std::vector<int32_t>> PartitionCounts(rd_kafka_t* client,
+                                                     const std::vector<std::string>& topics,
+                                                     std::chrono::milliseconds timeout,
+                                                     const std::string& brokers);
+
+// A librdkafka log line through `logger`: its syslog levels mapped onto ours, and the warning
+// that a passthrough setting is ignored by the other kind of client (consumer / producer) made a
+// debug line. For log callbacks.
+void LogToLogger(Logger& logger, const rd_kafka_t* rk, int level, const char* facility,
+                 const char* message);
+
+}  // namespace traceslo::kafka

@@ -1,0 +1,779 @@
+#include "traceslo/kafka/stage2.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+#include <algorithm>
+#include <array>
+#include <exception>
+#include <filesystem>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+#include "traceslo/common/int_math.h"
+#include "traceslo/v1/delta_batch.pb.h"
+
+namespace traceslo::kafka {
+namespace {
+
+constexpr int64_t kBucketMs = pipeline::kBucketSeconds * 1000;
+// Longer durations than this are not meant (and would overflow the watermark arithmetic).
+constexpr std::chrono::milliseconds kLongest = std::chrono::hours(24 * 366 * 100);
+// Retention deletes run when the cut-off has moved by this many buckets (a minute).
+constexpr int64_t kPruneStepBuckets = 6;
+
+// Versioned migrations: kMigrations[i] takes the schema from version i to i + 1. Only ever
+// append; a released migration never changes. Entries are the DeltaBatch's SeriesEntry and
+// ServiceEntry messages without their names (the key columns hold them), merged.
+constexpr std::array<std::string_view, kStage2SchemaVersion> kMigrations = {
+    R"sql(
+CREATE TABLE meta (key TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE kafka_offset (
+  partition INTEGER NOT NULL PRIMARY KEY,
+  next_offset INTEGER NOT NULL
+);
+CREATE TABLE sources (
+  src INTEGER NOT NULL PRIMARY KEY,
+  first_epoch INTEGER NOT NULL,
+  contiguous_epoch INTEGER NOT NULL,
+  newest_epoch INTEGER NOT NULL
+);
+CREATE TABLE applied_epochs (
+  src INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  PRIMARY KEY (src, epoch)
+) WITHOUT ROWID;
+CREATE TABLE series_buckets (
+  service TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  bucket INTEGER NOT NULL,
+  entry BLOB NOT NULL,
+  PRIMARY KEY (service, operation, bucket)
+) WITHOUT ROWID;
+CREATE INDEX series_buckets_by_bucket ON series_buckets (bucket);
+CREATE TABLE service_buckets (
+  service TEXT NOT NULL,
+  bucket INTEGER NOT NULL,
+  entry BLOB NOT NULL,
+  PRIMARY KEY (service, bucket)
+) WITHOUT ROWID;
+CREATE INDEX service_buckets_by_bucket ON service_buckets (bucket);
+CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
+};
+
+// The persisted counters, by name.
+constexpr std::array<std::pair<std::string_view, uint64_t Stage2Counters::*>, 8> kCounterNames = {{
+    {"applied", &Stage2Counters::applied},
+    {"duplicates", &Stage2Counters::duplicates},
+    {"refused_invalid", &Stage2Counters::refused_invalid},
+    {"refused_config", &Stage2Counters::refused_config},
+    {"refused_partition", &Stage2Counters::refused_partition},
+    {"refused_too_late", &Stage2Counters::refused_too_late},
+    {"late", &Stage2Counters::late},
+    {"abandoned_epochs", &Stage2Counters::abandoned_epochs},
+}};
+
+static_assert(sizeof(Stage2Counters) == kCounterNames.size() * sizeof(uint64_t),
+              "every counter has a name in kCounterNames");
+
+// A stored bucket that does not decode (the file was damaged outside traceslo).
+class DamagedBucket : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+absl::Status Failed(const std::string& path, std::string_view what, const std::exception& e) {
+  return absl::UnavailableError(path + ": " + std::string(what) + ": " + e.what());
+}
+
+int64_t AsInt(uint64_t v) { return static_cast<int64_t>(v); }  // SQLite integers are signed
+
+std::string_view BlobOf(const SQLite::Column& column) {
+  return {static_cast<const char*>(column.getBlob()), static_cast<size_t>(column.getBytes())};
+}
+
+// The header fields stage 2 decides on, read without parsing the entries, so that a record
+// refused for its header (or a duplicate) never reaches the series registry.
+struct ScannedHeader {
+  uint32_t schema_version = 0;
+  uint64_t config_hash = 0;
+  int32_t src_partition = 0;
+  int64_t epoch = 0;
+  int32_t dst_partition = 0;
+};
+
+std::optional<ScannedHeader> ScanHeader(std::string_view bytes, size_t max_bytes) {
+  using google::protobuf::internal::WireFormatLite;
+  if (bytes.size() > max_bytes || bytes.size() > static_cast<size_t>(INT32_MAX)) {
+    return std::nullopt;
+  }
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  ScannedHeader h;
+  for (;;) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    const uint32_t field = WireFormatLite::GetTagFieldNumber(tag);
+    const WireFormatLite::WireType type = WireFormatLite::GetTagWireType(tag);
+    uint64_t varint = 0;
+    bool ok = true;
+    if (type == WireFormatLite::WIRETYPE_VARINT &&
+        (field == 1 || field == 4 || field == 5 || field == 7)) {
+      ok = in.ReadVarint64(&varint);
+      if (field == 1) h.schema_version = static_cast<uint32_t>(varint);
+      if (field == 4) h.src_partition = static_cast<int32_t>(static_cast<uint32_t>(varint));
+      if (field == 5) h.epoch = static_cast<int64_t>(varint);
+      if (field == 7) h.dst_partition = static_cast<int32_t>(static_cast<uint32_t>(varint));
+    } else if (type == WireFormatLite::WIRETYPE_FIXED64 && field == 2) {
+      ok = in.ReadLittleEndian64(&h.config_hash);
+    } else {
+      ok = WireFormatLite::SkipField(&in, tag);
+    }
+    if (!ok) return std::nullopt;
+  }
+  if (in.CurrentPosition() != static_cast<int>(bytes.size())) return std::nullopt;
+  return h;
+}
+
+std::string EncodeSeries(const pipeline::SeriesDelta& d) {
+  v1::SeriesEntry e;
+  e.set_bucket(d.bucket);
+  e.set_requests(d.requests);
+  e.set_errors(d.errors);
+  e.set_sum_seconds(d.sum_seconds);
+  for (uint64_t c : d.classic) e.add_classic(c);
+  std::string sketch;
+  d.latency.AppendEncoded(sketch);
+  e.set_latency(std::move(sketch));
+  for (const pipeline::SignatureCount& s : d.signatures) {
+    v1::SignatureCount& c = *e.add_signatures();
+    c.set_id(s.id);
+    c.set_count(s.count);
+  }
+  return e.SerializeAsString();
+}
+
+// A stored series entry; false if it is damaged.
+bool DecodeSeries(std::string_view bytes, pipeline::SeriesDelta& d) {
+  v1::SeriesEntry e;
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+      static_cast<size_t>(e.classic_size()) != pipeline::kClassicBuckets ||
+      !d.latency.Decode(e.latency())) {
+    return false;
+  }
+  d.bucket = e.bucket();
+  d.requests = e.requests();
+  d.errors = e.errors();
+  d.sum_seconds = e.sum_seconds();
+  for (size_t i = 0; i < pipeline::kClassicBuckets; ++i)
+    d.classic[i] = e.classic(static_cast<int>(i));
+  d.signatures.clear();
+  for (const v1::SignatureCount& c : e.signatures()) {
+    d.signatures.push_back(pipeline::SignatureCount{.id = c.id(), .count = c.count()});
+  }
+  return true;
+}
+
+std::string EncodeService(const pipeline::ServiceDelta& d) {
+  v1::ServiceEntry e;
+  e.set_bucket(d.bucket);
+  e.set_traces(d.traces);
+  e.set_error_traces_root(d.error_traces_root);
+  e.set_error_traces_origin(d.error_traces_origin);
+  e.set_partial_traces(d.partial_traces);
+  e.set_propagation_breaks(d.propagation_breaks);
+  return e.SerializeAsString();
+}
+
+bool DecodeService(std::string_view bytes, pipeline::ServiceDelta& d) {
+  v1::ServiceEntry e;
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return false;
+  }
+  d.bucket = e.bucket();
+  d.traces = e.traces();
+  d.error_traces_root = e.error_traces_root();
+  d.error_traces_origin = e.error_traces_origin();
+  d.partial_traces = e.partial_traces();
+  d.propagation_breaks = e.propagation_breaks();
+  return true;
+}
+
+// Merging is a sum (classic buckets element-wise, sketches merged, signatures counted under a
+// cap): commutative and associative, except which signatures keep their own id once a bucket
+// has seen more than `cap` of them.
+void MergeSeries(pipeline::SeriesDelta& into, const pipeline::SeriesDelta& from, size_t cap) {
+  into.requests += from.requests;
+  into.errors += from.errors;
+  into.sum_seconds += from.sum_seconds;
+  for (size_t i = 0; i < pipeline::kClassicBuckets; ++i) into.classic[i] += from.classic[i];
+  into.latency.Merge(from.latency);
+  for (const pipeline::SignatureCount& s : from.signatures) {
+    pipeline::AddSignatureCount(into.signatures, s.id, s.count, cap);
+  }
+}
+
+void MergeService(pipeline::ServiceDelta& into, const pipeline::ServiceDelta& from) {
+  into.traces += from.traces;
+  into.error_traces_root += from.error_traces_root;
+  into.error_traces_origin += from.error_traces_origin;
+  into.partial_traces += from.partial_traces;
+  into.propagation_breaks += from.propagation_breaks;
+}
+
+// What one Apply() call newly merged, by (id, bucket) of the registry's ids.
+struct Accumulated {
+  std::map<std::pair<uint32_t, int64_t>, pipeline::SeriesDelta> series;
+  std::map<std::pair<uint32_t, int64_t>, pipeline::ServiceDelta> services;
+  uint64_t late_spans = 0;
+  uint64_t evicted_traces = 0;
+  uint64_t clock_skew_spans = 0;
+  uint64_t truncated_spans = 0;
+
+  void Add(pipeline::ShardDelta& delta, size_t cap) {
+    for (pipeline::SeriesDelta& d : delta.series) {
+      auto [it, inserted] = series.try_emplace({d.series, d.bucket});
+      if (inserted) {
+        it->second = std::move(d);
+      } else {
+        MergeSeries(it->second, d, cap);
+      }
+    }
+    for (const pipeline::ServiceDelta& d : delta.services) {
+      auto [it, inserted] = services.try_emplace({d.service, d.bucket}, d);
+      if (!inserted) MergeService(it->second, d);
+    }
+    late_spans += delta.late_spans;
+    evicted_traces += delta.evicted_traces;
+    clock_skew_spans += delta.clock_skew_spans;
+    truncated_spans += delta.truncated_spans;
+  }
+  bool empty() const {
+    return series.empty() && services.empty() && late_spans == 0 && evicted_traces == 0 &&
+           clock_skew_spans == 0 && truncated_spans == 0;
+  }
+  pipeline::ShardDelta Take() {
+    pipeline::ShardDelta out;
+    out.series.reserve(series.size());
+    for (auto& [key, d] : series) out.series.push_back(std::move(d));
+    out.services.reserve(services.size());
+    for (auto& [key, d] : services) out.services.push_back(d);
+    out.late_spans = late_spans;
+    out.evicted_traces = evicted_traces;
+    out.clock_skew_spans = clock_skew_spans;
+    out.truncated_spans = truncated_spans;
+    return out;
+  }
+};
+
+}  // namespace
+
+Stage2Counters& Stage2Counters::operator+=(const Stage2Counters& other) {
+  for (const auto& [name, member] : kCounterNames) this->*member += other.*member;
+  return *this;
+}
+
+std::string Stage2Partition::FilePath(const std::string& directory, int32_t partition) {
+  return (std::filesystem::path(directory) / ("stage2-p" + std::to_string(partition) + ".db"))
+      .string();
+}
+
+Stage2Partition::Stage2Partition(std::string path, Stage2Options options,
+                                 pipeline::SeriesRegistry& registry, pipeline::DeltaSink& sink,
+                                 std::unique_ptr<SQLite::Database> db)
+    : path_(std::move(path)),
+      options_(std::move(options)),
+      epoch_ms_(options_.epoch_length.count()),
+      registry_(registry),
+      sink_(sink),
+      db_(std::move(db)) {}
+
+Stage2Partition::~Stage2Partition() = default;
+
+absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Partition::Open(
+    const std::string& directory, Stage2Options options, pipeline::SeriesRegistry& registry,
+    pipeline::DeltaSink& sink) {
+  if (options.partition < 0 || options.source_partitions < 1 || options.config_hashes.empty() ||
+      options.epoch_length.count() <= 0 || options.retention.count() <= 0 ||
+      options.allowed_lateness.count() < 0 || options.retention > kLongest ||
+      options.allowed_lateness > kLongest || options.applied_epoch_window < 1 ||
+      options.applied_epoch_window > 100'000'000 || options.restore_batch == 0 ||
+      options.busy_timeout_ms < 0) {
+    return absl::InvalidArgumentError(
+        "stage 2: options need partition >= 0, source_partitions >= 1, a config hash, a positive "
+        "epoch length, retention and allowed_lateness >= 0 (both at most 100 years), "
+        "applied_epoch_window in [1, 1e8] and restore_batch >= 1");
+  }
+  const std::string path = FilePath(directory, options.partition);
+  std::error_code ec;
+  std::filesystem::create_directories(directory, ec);
+  if (ec) {
+    return absl::UnavailableError(directory + ": cannot create the directory: " + ec.message());
+  }
+  std::unique_ptr<Stage2Partition> stage;
+  try {
+    auto db =
+        std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db->setBusyTimeout(options.busy_timeout_ms);
+    // WAL: a committed transaction survives kill -9. A file system without it is refused.
+    const std::string mode = db->execAndGet("PRAGMA journal_mode = WAL").getString();
+    if (mode != "wal") {
+      return absl::FailedPreconditionError(
+          path + ": SQLite cannot use write-ahead logging here (journal mode stays \"" + mode +
+          "\"); put the data directory on a local file system");
+    }
+    db->exec("PRAGMA synchronous = NORMAL");
+    stage.reset(new Stage2Partition(path, std::move(options), registry, sink, std::move(db)));
+  } catch (const std::exception& e) {
+    return Failed(path, "cannot open the database", e);
+  }
+  if (absl::Status s = stage->Migrate(); !s.ok()) return s;
+  if (absl::Status s = stage->Load(); !s.ok()) return s;
+  if (absl::Status s = stage->Restore(); !s.ok()) return s;
+  return stage;
+}
+
+absl::Status Stage2Partition::Migrate() {
+  try {
+    const int version = db_->execAndGet("PRAGMA user_version").getInt();
+    if (version > kStage2SchemaVersion) {
+      return absl::FailedPreconditionError(
+          path_ + ": the database has schema version " + std::to_string(version) +
+          ", newer than this traceslo knows (" + std::to_string(kStage2SchemaVersion) + ")");
+    }
+    for (int v = version; v < kStage2SchemaVersion; ++v) {
+      SQLite::Transaction txn(*db_);
+      db_->exec(std::string(kMigrations[static_cast<size_t>(v)]));
+      if (v == 0) {
+        SQLite::Statement meta(*db_, "INSERT INTO meta (key, value) VALUES (?, ?)");
+        for (const auto& [key, value] :
+             {std::pair<const char*, int64_t>{"partition", options_.partition},
+              std::pair<const char*, int64_t>{"epoch_length_ms", epoch_ms_}}) {
+          meta.bind(1, key);
+          meta.bind(2, value);
+          meta.exec();
+          meta.reset();
+        }
+        SQLite::Statement offset(*db_,
+                                 "INSERT INTO kafka_offset (partition, next_offset) VALUES (?, 0)");
+        offset.bind(1, options_.partition);
+        offset.exec();
+      }
+      db_->exec("PRAGMA user_version = " + std::to_string(v + 1));
+      txn.commit();
+    }
+  } catch (const std::exception& e) {
+    return Failed(path_, "cannot migrate the schema", e);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Stage2Partition::Load() {
+  try {
+    SQLite::Statement meta(*db_, "SELECT key, value FROM meta");
+    while (meta.executeStep()) {
+      const std::string key = meta.getColumn(0).getString();
+      const int64_t value = meta.getColumn(1).getInt64();
+      if (key == "partition" && value != options_.partition) {
+        return absl::FailedPreconditionError(path_ + ": the file is traceslo_deltas partition " +
+                                             std::to_string(value) + "'s, not " +
+                                             std::to_string(options_.partition) + "'s");
+      }
+      if (key == "epoch_length_ms" && value != epoch_ms_) {
+        return absl::FailedPreconditionError(path_ + ": the file counts epochs of " +
+                                             std::to_string(value) + " ms, not " +
+                                             std::to_string(epoch_ms_) + " ms");
+      }
+    }
+    SQLite::Statement offset(*db_, "SELECT next_offset FROM kafka_offset WHERE partition = ?");
+    offset.bind(1, options_.partition);
+    if (offset.executeStep()) next_offset_ = offset.getColumn(0).getInt64();
+
+    SQLite::Statement counters(*db_, "SELECT name, value FROM counters");
+    while (counters.executeStep()) {
+      const std::string name = counters.getColumn(0).getString();
+      for (const auto& [n, member] : kCounterNames) {
+        if (n == name) counters_.*member = static_cast<uint64_t>(counters.getColumn(1).getInt64());
+      }
+    }
+
+    SQLite::Statement sources(
+        *db_, "SELECT src, first_epoch, contiguous_epoch, newest_epoch FROM sources");
+    while (sources.executeStep()) {
+      Source& s = sources_[sources.getColumn(0).getInt()];
+      s.first = sources.getColumn(1).getInt64();
+      s.contiguous = sources.getColumn(2).getInt64();
+      s.newest = sources.getColumn(3).getInt64();
+    }
+    SQLite::Statement applied(*db_, "SELECT src, epoch FROM applied_epochs");
+    while (applied.executeStep()) {
+      auto it = sources_.find(applied.getColumn(0).getInt());
+      if (it == sources_.end()) continue;
+      Source& s = it->second;
+      const int64_t epoch = applied.getColumn(1).getInt64();
+      if (epoch > s.contiguous) s.ahead.insert(epoch);
+      if (epoch < s.first) s.before.insert(epoch);
+    }
+  } catch (const std::exception& e) {
+    return Failed(path_, "cannot load the partition's state", e);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Stage2Partition::Restore() {
+  // Two passes: the first only checks every row, so a damaged file gives the sink nothing; the
+  // second streams the buckets in batches (a file may hold days of them).
+  for (const bool deliver : {false, true}) {
+    try {
+      pipeline::ShardDelta batch;
+      auto flush = [&](size_t at_least) {
+        if (batch.series.size() + batch.services.size() < std::max<size_t>(at_least, 1)) return;
+        sink_.Apply(std::move(batch));
+        batch = pipeline::ShardDelta{};
+      };
+      SQLite::Statement series(*db_,
+                               "SELECT service, operation, bucket, entry FROM series_buckets");
+      while (series.executeStep()) {
+        pipeline::SeriesDelta d;
+        if (!DecodeSeries(BlobOf(series.getColumn(3)), d) ||
+            d.bucket != series.getColumn(2).getInt64()) {
+          return absl::DataLossError(path_ + ": a damaged series bucket of " +
+                                     series.getColumn(0).getString() + " / " +
+                                     series.getColumn(1).getString());
+        }
+        if (!deliver) continue;
+        const pipeline::SeriesRegistry::Ids ids =
+            registry_.Resolve(series.getColumn(0).getString(), series.getColumn(1).getString());
+        d.series = ids.series;
+        d.service = ids.service;
+        batch.series.push_back(std::move(d));
+        flush(options_.restore_batch);
+      }
+      SQLite::Statement services(*db_, "SELECT service, bucket, entry FROM service_buckets");
+      while (services.executeStep()) {
+        pipeline::ServiceDelta d;
+        if (!DecodeService(BlobOf(services.getColumn(2)), d) ||
+            d.bucket != services.getColumn(1).getInt64()) {
+          return absl::DataLossError(path_ + ": a damaged service bucket of " +
+                                     services.getColumn(0).getString());
+        }
+        if (!deliver) continue;
+        d.service = registry_.ResolveService(services.getColumn(0).getString());
+        batch.services.push_back(d);
+        flush(options_.restore_batch);
+      }
+      flush(1);
+    } catch (const std::exception& e) {
+      return Failed(path_, "cannot restore the buckets", e);
+    }
+  }
+  return absl::OkStatus();
+}
+
+int64_t Stage2Partition::Horizon(const Source& source) const {
+  return source.newest - options_.applied_epoch_window + 1;
+}
+
+bool Stage2Partition::IsApplied(const Source& source, int64_t epoch) {
+  return (epoch >= source.first && epoch <= source.contiguous) || source.ahead.contains(epoch) ||
+         source.before.contains(epoch);
+}
+
+void Stage2Partition::MarkApplied(Source& s, int64_t epoch, Stage2Counters& counters) const {
+  s.newest = std::max(s.newest, epoch);
+  if (epoch == s.first - 1) {
+    // Arrived out of order (a replay, a zombie): the applied range grows down.
+    s.first = epoch;
+    while (!s.before.empty() && *s.before.rbegin() == s.first - 1) {
+      s.before.erase(std::prev(s.before.end()));
+      --s.first;
+    }
+  } else if (epoch < s.first) {
+    s.before.insert(epoch);
+  } else if (epoch > s.contiguous) {
+    s.ahead.insert(epoch);
+  }
+  // Gaps below the horizon can never be filled (their records are refused as too late).
+  const int64_t horizon = Horizon(s);
+  if (s.contiguous < horizon - 1) {
+    const int64_t skipped_through = horizon - 1;
+    uint64_t missing = static_cast<uint64_t>(skipped_through - s.contiguous);
+    while (!s.ahead.empty() && *s.ahead.begin() <= skipped_through) {
+      s.ahead.erase(s.ahead.begin());
+      --missing;
+    }
+    counters.abandoned_epochs += missing;
+    s.contiguous = skipped_through;
+  }
+  while (!s.ahead.empty() && *s.ahead.begin() == s.contiguous + 1) {
+    s.ahead.erase(s.ahead.begin());
+    ++s.contiguous;
+  }
+  s.before.erase(s.before.begin(), s.before.lower_bound(horizon));
+}
+
+std::optional<int64_t> Stage2Partition::WatermarkOf(const Sources& sources, int32_t count) const {
+  if (count <= 0) return std::nullopt;
+  int64_t watermark = INT64_MAX;
+  for (int32_t src = 0; src < count; ++src) {
+    auto it = sources.find(src);
+    if (it == sources.end()) return std::nullopt;
+    watermark = std::min(watermark, (it->second.contiguous + 1) * epoch_ms_);
+  }
+  return watermark;
+}
+
+std::optional<int64_t> Stage2Partition::WatermarkMs(int32_t sources) const {
+  return WatermarkOf(sources_, sources);
+}
+
+std::optional<int64_t> Stage2Partition::FinalThroughMs(
+    int32_t sources, std::chrono::milliseconds allowed_lateness) const {
+  std::optional<int64_t> watermark = WatermarkMs(sources);
+  if (!watermark) return std::nullopt;
+  return *watermark - allowed_lateness.count();
+}
+
+std::optional<int64_t> Stage2Partition::FirstEpoch(int32_t source) const {
+  auto it = sources_.find(source);
+  if (it == sources_.end()) return std::nullopt;
+  return it->second.first;
+}
+
+std::optional<int64_t> Stage2Partition::ContiguousEpoch(int32_t source) const {
+  auto it = sources_.find(source);
+  if (it == sources_.end()) return std::nullopt;
+  return it->second.contiguous;
+}
+
+std::optional<int64_t> Stage2Partition::OldestCheckedEpoch(int32_t source) const {
+  auto it = sources_.find(source);
+  if (it == sources_.end()) return std::nullopt;
+  return Horizon(it->second);
+}
+
+absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Record> records) {
+  if (records.empty()) return Stage2Counters{};
+  // Epochs whose end in ms fits in int64 with room: anything later is not a real epoch.
+  const int64_t max_epoch = INT64_MAX / epoch_ms_ / 2;
+  const size_t signature_cap = options_.max_signatures_per_bucket;
+
+  // Everything is decided on copies; they replace the members only after the commit.
+  Sources sources = sources_;
+  Stage2Counters call;
+  Accumulated accumulated;
+  std::vector<std::pair<int32_t, int64_t>> applied;
+  for (const Stage2Record& record : records) {
+    const std::optional<ScannedHeader> header = ScanHeader(record.value, options_.limits.max_bytes);
+    if (!header || header->schema_version != kDeltaBatchSchemaVersion) {
+      ++call.refused_invalid;
+      continue;
+    }
+    if (std::find(options_.config_hashes.begin(), options_.config_hashes.end(),
+                  header->config_hash) == options_.config_hashes.end()) {
+      ++call.refused_config;
+      continue;
+    }
+    if (header->dst_partition != options_.partition) {
+      ++call.refused_partition;
+      continue;
+    }
+    if (header->src_partition < 0 || header->src_partition >= options_.source_partitions ||
+        header->epoch < 0 || header->epoch > max_epoch) {
+      ++call.refused_invalid;
+      continue;
+    }
+    auto source = sources.find(header->src_partition);
+    if (source != sources.end()) {
+      if (header->epoch < Horizon(source->second)) {
+        ++call.refused_too_late;
+        continue;
+      }
+      if (IsApplied(source->second, header->epoch)) {
+        ++call.duplicates;
+        continue;
+      }
+    }
+    absl::StatusOr<DecodedDeltaBatch> batch =
+        DecodeDeltaBatch(record.value, options_.limits, registry_);
+    if (!batch.ok() || batch->header.config_hash != header->config_hash ||
+        batch->header.src_partition != header->src_partition ||
+        batch->header.epoch != header->epoch ||
+        batch->header.dst_partition != header->dst_partition) {
+      ++call.refused_invalid;
+      continue;
+    }
+    if (const std::optional<int64_t> watermark = WatermarkOf(sources, options_.source_partitions)) {
+      // In 128 bits: bucket numbers are outside input.
+      const __int128 final_through =
+          static_cast<__int128>(*watermark) - options_.allowed_lateness.count();
+      auto is_final = [&](int64_t bucket) {
+        return (static_cast<__int128>(bucket) + 1) * kBucketMs <= final_through;
+      };
+      const pipeline::ShardDelta& d = batch->delta;
+      if (std::any_of(d.series.begin(), d.series.end(),
+                      [&](const pipeline::SeriesDelta& s) { return is_final(s.bucket); }) ||
+          std::any_of(d.services.begin(), d.services.end(),
+                      [&](const pipeline::ServiceDelta& s) { return is_final(s.bucket); })) {
+        ++call.late;
+      }
+    }
+    accumulated.Add(batch->delta, signature_cap);
+    if (source == sources.end()) {
+      sources.emplace(
+          header->src_partition,
+          Source{.first = header->epoch, .contiguous = header->epoch, .newest = header->epoch});
+    } else {
+      MarkApplied(source->second, header->epoch, call);
+    }
+    applied.emplace_back(header->src_partition, header->epoch);
+    ++call.applied;
+  }
+
+  int64_t next_offset = next_offset_;
+  for (const Stage2Record& record : records) {
+    next_offset = std::max(next_offset, record.offset + 1);
+  }
+  int64_t pruned_before = pruned_before_bucket_;
+  Stage2Counters total = counters_;
+  total += call;
+  try {
+    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement get_series(
+        *db_,
+        "SELECT entry FROM series_buckets WHERE service = ? AND operation = ? AND bucket = ?");
+    SQLite::Statement put_series(
+        *db_,
+        "INSERT OR REPLACE INTO series_buckets (service, operation, bucket, entry) "
+        "VALUES (?, ?, ?, ?)");
+    for (const auto& [key, d] : accumulated.series) {
+      const std::string service(registry_.ServiceName(d.service));
+      const std::string operation(registry_.OperationName(d.series));
+      pipeline::SeriesDelta merged;
+      get_series.bind(1, service);
+      get_series.bind(2, operation);
+      get_series.bind(3, d.bucket);
+      if (get_series.executeStep()) {
+        if (!DecodeSeries(BlobOf(get_series.getColumn(0)), merged)) {
+          throw DamagedBucket("a damaged series bucket of " + service + " / " + operation);
+        }
+        MergeSeries(merged, d, signature_cap);
+      } else {
+        MergeSeries(merged, d, signature_cap);
+        merged.bucket = d.bucket;
+      }
+      get_series.reset();
+      const std::string entry = EncodeSeries(merged);
+      put_series.bind(1, service);
+      put_series.bind(2, operation);
+      put_series.bind(3, d.bucket);
+      put_series.bind(4, entry.data(), static_cast<int>(entry.size()));
+      put_series.exec();
+      put_series.reset();
+    }
+    SQLite::Statement get_service(
+        *db_, "SELECT entry FROM service_buckets WHERE service = ? AND bucket = ?");
+    SQLite::Statement put_service(
+        *db_, "INSERT OR REPLACE INTO service_buckets (service, bucket, entry) VALUES (?, ?, ?)");
+    for (const auto& [key, d] : accumulated.services) {
+      const std::string service(registry_.ServiceName(d.service));
+      pipeline::ServiceDelta merged{.bucket = d.bucket};
+      get_service.bind(1, service);
+      get_service.bind(2, d.bucket);
+      if (get_service.executeStep() && !DecodeService(BlobOf(get_service.getColumn(0)), merged)) {
+        throw DamagedBucket("a damaged service bucket of " + service);
+      }
+      get_service.reset();
+      MergeService(merged, d);
+      const std::string entry = EncodeService(merged);
+      put_service.bind(1, service);
+      put_service.bind(2, d.bucket);
+      put_service.bind(3, entry.data(), static_cast<int>(entry.size()));
+      put_service.exec();
+      put_service.reset();
+    }
+
+    SQLite::Statement mark(*db_, "INSERT OR IGNORE INTO applied_epochs (src, epoch) VALUES (?, ?)");
+    std::set<int32_t> changed;
+    for (const auto& [src, epoch] : applied) {
+      mark.bind(1, src);
+      mark.bind(2, epoch);
+      mark.exec();
+      mark.reset();
+      changed.insert(src);
+    }
+    SQLite::Statement put_source(
+        *db_,
+        "INSERT OR REPLACE INTO sources (src, first_epoch, contiguous_epoch, newest_epoch) "
+        "VALUES (?, ?, ?, ?)");
+    SQLite::Statement forget(*db_, "DELETE FROM applied_epochs WHERE src = ? AND epoch < ?");
+    for (int32_t src : changed) {
+      const Source& s = sources.at(src);
+      put_source.bind(1, src);
+      put_source.bind(2, s.first);
+      put_source.bind(3, s.contiguous);
+      put_source.bind(4, s.newest);
+      put_source.exec();
+      put_source.reset();
+      forget.bind(1, src);
+      forget.bind(2, Horizon(s));
+      forget.exec();
+      forget.reset();
+    }
+
+    SQLite::Statement put_counter(*db_,
+                                  "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)");
+    for (const auto& [name, member] : kCounterNames) {
+      put_counter.bind(1, std::string(name));
+      put_counter.bind(2, AsInt(total.*member));
+      put_counter.exec();
+      put_counter.reset();
+    }
+    SQLite::Statement offset(*db_, "UPDATE kafka_offset SET next_offset = ? WHERE partition = ?");
+    offset.bind(1, next_offset);
+    offset.bind(2, options_.partition);
+    offset.exec();
+
+    // Retention, in batches of a minute of watermark.
+    if (const std::optional<int64_t> watermark = WatermarkOf(sources, options_.source_partitions)) {
+      const int64_t cutoff = FloorDiv(*watermark - options_.retention.count(), kBucketMs);
+      if (pruned_before == INT64_MIN || cutoff >= pruned_before + kPruneStepBuckets) {
+        for (const char* sql : {"DELETE FROM series_buckets WHERE bucket < ?",
+                                "DELETE FROM service_buckets WHERE bucket < ?"}) {
+          SQLite::Statement prune(*db_, sql);
+          prune.bind(1, cutoff);
+          prune.exec();
+        }
+        pruned_before = cutoff;
+      }
+    }
+    txn.commit();
+  } catch (const DamagedBucket& e) {
+    return absl::DataLossError(path_ + ": " + e.what());
+  } catch (const std::exception& e) {
+    return Failed(path_, "cannot apply " + std::to_string(records.size()) + " records", e);
+  }
+
+  sources_ = std::move(sources);
+  counters_ = total;
+  next_offset_ = next_offset;
+  pruned_before_bucket_ = pruned_before;
+  if (!accumulated.empty()) {
+    pipeline::ShardDelta delta = accumulated.Take();
+    sink_.Apply(std::move(delta));
+  }
+  return call;
+}
+
+}  // namespace traceslo::kafka

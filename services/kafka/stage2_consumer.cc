@@ -1,0 +1,426 @@
+#include "traceslo/kafka/stage2_consumer.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <atomic>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "services/kafka/rdkafka_client.h"
+#include "traceslo/common/mutex.h"
+
+namespace traceslo::kafka {
+namespace {
+
+using std::chrono::milliseconds;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+constexpr int kShortPollMs = 10;
+
+// Settings stage 2's correctness rests on: set by Create() itself, refused in the passthrough.
+bool Reserved(const std::string& key) {
+  static const auto* const kReserved = new std::set<std::string, std::less<>>{
+      "bootstrap.servers",  "metadata.broker.list",         "group.id",
+      "enable.auto.commit", "enable.auto.offset.store",     "auto.offset.reset",
+      "isolation.level",    "partition.assignment.strategy"};
+  return kReserved->contains(key);
+}
+
+}  // namespace
+
+class Stage2Consumer::Loop {
+ public:
+  Loop(Stage2ConsumerOptions options, const Clock& clock, pipeline::SeriesRegistry& registry,
+       pipeline::DeltaSink& sink, Stage2Listener* listener, Logger& logger)
+      : options_(std::move(options)),
+        clock_(clock),
+        registry_(registry),
+        sink_(sink),
+        listener_(listener),
+        logger_(logger) {}
+  ~Loop() {
+    if (consumer_ != nullptr && !leak_consumer_) rd_kafka_destroy(consumer_);
+  }
+
+  absl::Status Init();
+  absl::Status Start();
+  void Shutdown(SteadyTime deadline);
+  SteadyTime SteadyNow() const { return clock_.SteadyNow(); }
+  Stage2ConsumerStats Stats() const {
+    MutexLock lock(stats_mu_);
+    return stats_;
+  }
+
+ private:
+  struct Owned {
+    std::unique_ptr<Stage2Partition> stage;
+  };
+
+  static void RebalanceCb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+    static_cast<Loop*>(opaque)->Rebalance(rk, err, partitions);
+  }
+  static void ErrorCb(rd_kafka_t*, int err, const char* reason, void* opaque) {
+    static_cast<Loop*>(opaque)->logger_.Warn(
+        "kafka stage 2: client error",
+        {{"error", rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err))}, {"reason", reason}});
+  }
+  static void LogCb(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+    if (auto* loop = static_cast<Loop*>(rd_kafka_opaque(rk))) {
+      LogToLogger(loop->logger_, rk, level, facility, message);
+    }
+  }
+
+  void Run();
+  void Finish(SteadyTime deadline);
+  void ApplyBatch(int32_t partition, const std::vector<rd_kafka_message_t*>& messages);
+  void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list);
+  void Assign(rd_kafka_topic_partition_list_t* list);
+  void Release(rd_kafka_topic_partition_list_t* list, bool lost);
+  void CommitHints();
+  void SeekTo(int32_t partition, int64_t offset);
+  void PublishStats();
+
+  const Stage2ConsumerOptions options_;
+  const Clock& clock_;
+  pipeline::SeriesRegistry& registry_;
+  pipeline::DeltaSink& sink_;
+  Stage2Listener* const listener_;
+  Logger& logger_;
+
+  rd_kafka_t* consumer_ = nullptr;
+  int32_t sources_ = 0;
+  bool leak_consumer_ = false;
+  bool subscribed_ = false;
+  bool started_ = false;  // by the controlling thread
+  bool stopped_ = false;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> stop_deadline_ns_{0};
+
+  // The consumer thread's state (before Start(): the creating thread's).
+  std::map<int32_t, Owned> owned_;
+  Stage2ConsumerStats counts_;  // the loop's counters; owned/lag/final_through are computed
+  SteadyTime next_commit_;
+
+  mutable Mutex stats_mu_;
+  Stage2ConsumerStats stats_ ABSL_GUARDED_BY(stats_mu_);
+};
+
+absl::Status Stage2Consumer::Loop::Init() {
+  if (options_.brokers.empty()) return absl::InvalidArgumentError("kafka brokers are not set");
+  if (options_.directory.empty()) {
+    return absl::InvalidArgumentError("stage 2 needs a directory for its partition files");
+  }
+  if (options_.max_batch_records == 0 || options_.poll_timeout <= milliseconds(0) ||
+      options_.commit_interval <= milliseconds(0)) {
+    return absl::InvalidArgumentError(
+        "stage 2: max batch records, poll timeout and commit interval must be positive");
+  }
+  for (const auto& [key, value] : options_.librdkafka) {
+    if (Reserved(key)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("librdkafka setting '", key, "' is set by traceslo's stage 2"));
+    }
+  }
+  ConfPtr conf(rd_kafka_conf_new());
+  if (auto status = SetConfAll(conf.get(), options_.librdkafka); !status.ok()) return status;
+  for (const auto& [key, value] :
+       std::map<std::string, std::string>{{"bootstrap.servers", options_.brokers},
+                                          {"group.id", options_.group_id},
+                                          {"partition.assignment.strategy", "cooperative-sticky"},
+                                          {"enable.auto.commit", "false"},
+                                          {"enable.auto.offset.store", "false"},
+                                          {"auto.offset.reset", "earliest"}}) {
+    if (auto status = SetConf(conf.get(), key, value); !status.ok()) return status;
+  }
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_error_cb(conf.get(), &Loop::ErrorCb);
+  rd_kafka_conf_set_log_cb(conf.get(), &Loop::LogCb);
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Loop::RebalanceCb);
+  char error[512] = {0};
+  consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof error);
+  if (consumer_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka stage-2 consumer: ", error));
+  }
+  conf.release();  // owned by the handle now
+  rd_kafka_poll_set_consumer(consumer_);
+  absl::StatusOr<std::vector<int32_t>> counts =
+      PartitionCounts(consumer_, {options_.spans_topic, options_.deltas_topic},
+                      options_.metadata_timeout, options_.brokers);
+  if (!counts.ok()) return counts.status();
+  sources_ = (*counts)[0];
+  counts_.source_partitions = sources_;
+  PublishStats();
+  return absl::OkStatus();
+}
+
+absl::Status Stage2Consumer::Loop::Start() {
+  if (started_) return absl::FailedPreconditionError("stage-2 consumer started twice");
+  started_ = true;
+  PartitionList topics(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(topics.get(), options_.deltas_topic.c_str(),
+                                    RD_KAFKA_PARTITION_UA);
+  if (const rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer_, topics.get())) {
+    return absl::UnavailableError(
+        absl::StrCat("kafka subscribe to ", options_.deltas_topic, ": ", rd_kafka_err2str(err)));
+  }
+  subscribed_ = true;
+  next_commit_ = clock_.SteadyNow() + options_.commit_interval;
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void Stage2Consumer::Loop::Shutdown(SteadyTime deadline) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (!thread_.joinable()) return;
+  stop_deadline_ns_.store(deadline.time_since_epoch().count());
+  stop_.store(true);
+  thread_.join();
+}
+
+void Stage2Consumer::Loop::Run() {
+  const int poll_ms = static_cast<int>(options_.poll_timeout.count());
+  while (!stop_.load()) {
+    // Records by partition, in offset order; a rebalance may run inside a poll.
+    std::map<int32_t, std::vector<rd_kafka_message_t*>> batch;
+    size_t read = 0;
+    for (rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer_, poll_ms);
+         message != nullptr; message = rd_kafka_consumer_poll(consumer_, 0)) {
+      if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          ++counts_.consume_errors;
+          logger_.Warn("kafka stage 2: consume error",
+                       {{"error", rd_kafka_message_errstr(message)}});
+        }
+        rd_kafka_message_destroy(message);
+      } else {
+        batch[message->partition].push_back(message);
+      }
+      if (++read >= options_.max_batch_records) break;
+    }
+    for (auto& [partition, messages] : batch) {
+      ApplyBatch(partition, messages);
+      for (rd_kafka_message_t* message : messages) rd_kafka_message_destroy(message);
+    }
+    if (clock_.SteadyNow() >= next_commit_) {
+      CommitHints();
+      next_commit_ = clock_.SteadyNow() + options_.commit_interval;
+    }
+    PublishStats();
+  }
+  Finish(SteadyTime(SteadyTime::duration(stop_deadline_ns_.load())));
+  PublishStats();
+}
+
+void Stage2Consumer::Loop::ApplyBatch(int32_t partition,
+                                      const std::vector<rd_kafka_message_t*>& messages) {
+  auto it = owned_.find(partition);
+  if (it == owned_.end()) return;  // revoked while the batch was read
+  Stage2Partition& stage = *it->second.stage;
+  std::vector<Stage2Record> records;
+  records.reserve(messages.size());
+  for (const rd_kafka_message_t* message : messages) {
+    // Read before an earlier failure's seek took effect, or before an assignment's seek.
+    if (message->offset < stage.next_offset()) continue;
+    records.push_back(Stage2Record{
+        .offset = message->offset,
+        .value = std::string_view(static_cast<const char*>(message->payload), message->len)});
+  }
+  if (records.empty()) return;
+  absl::StatusOr<Stage2Counters> applied = stage.Apply(records);
+  if (applied.ok()) {
+    counts_.records += *applied;
+    return;
+  }
+  ++counts_.apply_errors;
+  logger_.Error("kafka stage 2: records not applied; read again",
+                {{"partition", std::to_string(partition)},
+                 {"error", std::string(applied.status().message())}});
+  SeekTo(partition, stage.next_offset());
+}
+
+void Stage2Consumer::Loop::SeekTo(int32_t partition, int64_t offset) {
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), options_.deltas_topic.c_str(), partition)->offset =
+      offset > 0 ? offset : RD_KAFKA_OFFSET_BEGINNING;
+  if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list.get(), 1'000)) {
+    logger_.Error("kafka stage 2: seek failed", {{"partition", std::to_string(partition)},
+                                                 {"error", rd_kafka_error_string(error)}});
+    rd_kafka_error_destroy(error);
+  }
+}
+
+void Stage2Consumer::Loop::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                     rd_kafka_topic_partition_list_t* list) {
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    Assign(list);
+  } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    Release(list, rd_kafka_assignment_lost(rk) != 0);
+  } else {
+    logger_.Error("kafka stage 2: rebalance failed", {{"error", rd_kafka_err2str(err)}});
+  }
+}
+
+void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
+  PartitionList assign(rd_kafka_topic_partition_list_new(list->cnt));
+  for (int i = 0; i < list->cnt; ++i) {
+    const int32_t partition = list->elems[i].partition;
+    Stage2Options options = options_.partition;
+    options.partition = partition;
+    options.source_partitions = sources_;
+    absl::StatusOr<std::unique_ptr<Stage2Partition>> opened =
+        Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
+    if (!opened.ok()) {
+      // Not consumed by this member until the next rebalance: its lag shows it.
+      ++counts_.open_errors;
+      logger_.Error("kafka stage 2: partition file not opened; the partition is not consumed",
+                    {{"partition", std::to_string(partition)},
+                     {"error", std::string(opened.status().message())}});
+      continue;
+    }
+    const int64_t next = (*opened)->next_offset();
+    rd_kafka_topic_partition_list_add(assign.get(), list->elems[i].topic, partition)->offset =
+        next > 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+    owned_[partition].stage = *std::move(opened);
+    ++counts_.partitions_assigned;
+    logger_.Info("kafka stage 2: partition assigned",
+                 {{"partition", std::to_string(partition)}, {"offset", std::to_string(next)}});
+    if (listener_ != nullptr) listener_->OnAssigned(partition);
+  }
+  if (rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_, assign.get())) {
+    logger_.Error("kafka stage 2: assign failed", {{"error", rd_kafka_error_string(error)}});
+    rd_kafka_error_destroy(error);
+  }
+  counts_.assignment_done = true;
+}
+
+void Stage2Consumer::Loop::Release(rd_kafka_topic_partition_list_t* list, bool lost) {
+  if (!lost) CommitHints();
+  for (int i = 0; i < list->cnt; ++i) {
+    const int32_t partition = list->elems[i].partition;
+    if (owned_.erase(partition) == 0) continue;
+    ++(lost ? counts_.partitions_lost : counts_.partitions_revoked);
+    logger_.Info(lost ? "kafka stage 2: partition lost" : "kafka stage 2: partition revoked",
+                 {{"partition", std::to_string(partition)}});
+    if (listener_ != nullptr) listener_->OnReleased(partition);
+  }
+  if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer_, list)) {
+    logger_.Error("kafka stage 2: unassign failed", {{"error", rd_kafka_error_string(error)}});
+    rd_kafka_error_destroy(error);
+  }
+}
+
+void Stage2Consumer::Loop::CommitHints() {
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(owned_.size())));
+  for (const auto& [partition, owned] : owned_) {
+    if (owned.stage->next_offset() <= 0) continue;
+    rd_kafka_topic_partition_list_add(list.get(), options_.deltas_topic.c_str(), partition)
+        ->offset = owned.stage->next_offset();
+  }
+  if (list->cnt == 0) return;
+  // Only a hint for lag monitoring: the offsets that count are in the partitions' files.
+  (void)rd_kafka_commit(consumer_, list.get(), /*async=*/1);
+}
+
+void Stage2Consumer::Loop::Finish(SteadyTime deadline) {
+  // librdkafka 2.0.2 crashes destroying a cooperative-sticky consumer that joined its group but
+  // got no assignment yet (confluentinc/librdkafka#4381, fixed in 2.3.0): wait for the first one
+  // and, failing that, leave the handle open rather than crash.
+  while (subscribed_ && !counts_.assignment_done && clock_.SteadyNow() < deadline) {
+    if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, kShortPollMs)) {
+      rd_kafka_message_destroy(m);
+    }
+  }
+  if (subscribed_ && !counts_.assignment_done) {
+    leak_consumer_ = true;
+    logger_.Warn(
+        "kafka stage 2: no assignment before the shutdown deadline; the consumer is "
+        "left open (librdkafka 2.0.2 crashes closing it, confluentinc/librdkafka#4381)");
+  } else {
+    CommitHints();
+    // Records read while leaving are dropped: their offsets are not in the files, so they are
+    // read again by the next owner.
+    rd_kafka_unsubscribe(consumer_);
+    while (!owned_.empty() && clock_.SteadyNow() < deadline) {
+      if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, kShortPollMs)) {
+        rd_kafka_message_destroy(m);
+      }
+    }
+    rd_kafka_consumer_close(consumer_);
+    rd_kafka_destroy(consumer_);
+    consumer_ = nullptr;
+  }
+  while (!owned_.empty()) {
+    const int32_t partition = owned_.begin()->first;
+    owned_.erase(owned_.begin());
+    if (listener_ != nullptr) listener_->OnReleased(partition);
+  }
+}
+
+void Stage2Consumer::Loop::PublishStats() {
+  Stage2ConsumerStats stats = counts_;
+  stats.owned.clear();
+  stats.consumer_lag = 0;
+  stats.final_through_ms.reset();
+  stats.first_data_ms.reset();
+  bool all_final = !owned_.empty();
+  for (const auto& [partition, owned] : owned_) {
+    stats.owned.push_back(partition);
+    int64_t low = 0;
+    int64_t high = 0;
+    if (consumer_ != nullptr &&
+        rd_kafka_get_watermark_offsets(consumer_, options_.deltas_topic.c_str(), partition, &low,
+                                       &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        high >= 0) {
+      stats.consumer_lag += std::max<int64_t>(0, high - std::max(low, owned.stage->next_offset()));
+    }
+    for (int32_t source = 0; source < sources_; ++source) {
+      if (const std::optional<int64_t> first = owned.stage->FirstEpoch(source)) {
+        const int64_t ms = *first * options_.partition.epoch_length.count();
+        if (!stats.first_data_ms || ms < *stats.first_data_ms) stats.first_data_ms = ms;
+      }
+    }
+    const std::optional<int64_t> final_through =
+        owned.stage->FinalThroughMs(sources_, options_.partition.allowed_lateness);
+    if (!final_through) {
+      all_final = false;
+    } else if (!stats.final_through_ms || *final_through < *stats.final_through_ms) {
+      stats.final_through_ms = final_through;
+    }
+  }
+  if (!all_final) stats.final_through_ms.reset();
+  MutexLock lock(stats_mu_);
+  stats_ = std::move(stats);
+}
+
+absl::StatusOr<std::unique_ptr<Stage2Consumer>> Stage2Consumer::Create(
+    Stage2ConsumerOptions options, const Clock& clock, pipeline::SeriesRegistry& registry,
+    pipeline::DeltaSink& sink, Stage2Listener* listener, Logger& logger) {
+  auto loop = std::make_unique<Loop>(std::move(options), clock, registry, sink, listener, logger);
+  if (absl::Status status = loop->Init(); !status.ok()) return status;
+  return std::unique_ptr<Stage2Consumer>(new Stage2Consumer(std::move(loop)));
+}
+
+Stage2Consumer::Stage2Consumer(std::unique_ptr<Loop> loop) : loop_(std::move(loop)) {}
+
+Stage2Consumer::~Stage2Consumer() {
+  loop_->Shutdown(loop_->SteadyNow() + std::chrono::seconds(10));
+}
+
+absl::Status Stage2Consumer::Start() { return loop_->Start(); }
+
+void Stage2Consumer::Shutdown(std::chrono::steady_clock::time_point deadline) {
+  loop_->Shutdown(deadline);
+}
+
+Stage2ConsumerStats Stage2Consumer::Stats() const { return loop_->Stats(); }
+
+}  // namespace traceslo::kafka

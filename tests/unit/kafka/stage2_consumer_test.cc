@@ -1,0 +1,220 @@
+// Stage2Consumer against librdkafka's in-process mock cluster: every record of traceslo_deltas
+// reaches the sink once, a restarted member resumes from the offsets in its files (nothing
+// twice, nothing lost), a zombie's re-sent epochs are dropped, and the settings stage 2 sets
+// itself cannot be passed through.
+#include "traceslo/kafka/stage2_consumer.h"
+
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "traceslo/common/clock.h"
+#include "traceslo/common/log.h"
+#include "traceslo/common/mutex.h"
+#include "traceslo/kafka/delta_batch.h"
+#include "traceslo/pipeline/series_registry.h"
+#include "traceslo/pipeline/sli_store.h"
+
+namespace traceslo::kafka {
+namespace {
+
+constexpr uint64_t kHash = 0x5eed;
+constexpr int32_t kSources = 3;
+constexpr int32_t kDeltaPartitions = 2;
+constexpr int64_t kFirstEpoch = 1'748'779'200;  // 2025-06-01T12:00:00Z in seconds
+
+using HandlePtr = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
+
+// Sums what reaches it, by service name. Thread-safe (the consumer thread applies).
+class SummingSink final : public pipeline::DeltaSink {
+ public:
+  explicit SummingSink(const pipeline::SeriesRegistry& names) : names_(names) {}
+  void Apply(pipeline::ShardDelta delta) override {
+    MutexLock lock(mu_);
+    for (const pipeline::SeriesDelta& d : delta.series) {
+      requests_[std::string(names_.ServiceName(d.service))] += d.requests;
+    }
+  }
+  std::map<std::string, uint64_t> requests() const {
+    MutexLock lock(mu_);
+    return requests_;
+  }
+
+ private:
+  const pipeline::SeriesRegistry& names_;
+  mutable Mutex mu_;
+  std::map<std::string, uint64_t> requests_ ABSL_GUARDED_BY(mu_);
+};
+
+class Stage2ConsumerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char error[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    ASSERT_EQ(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", error, sizeof error),
+              RD_KAFKA_CONF_OK);
+    ASSERT_EQ(rd_kafka_conf_set(conf, "enable.idempotence", "true", error, sizeof error),
+              RD_KAFKA_CONF_OK);
+    producer_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error));
+    ASSERT_NE(producer_, nullptr) << error;
+    rd_kafka_mock_cluster_t* cluster = rd_kafka_handle_mock_cluster(producer_.get());
+    ASSERT_NE(cluster, nullptr);
+    ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "otlp_spans", kSources, 1), 0);
+    ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "traceslo_deltas", kDeltaPartitions, 1), 0);
+    bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster);
+    dir_ = std::filesystem::temp_directory_path() /
+           ("traceslo_stage2_consumer_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Epochs [first, last] of every source, as stage 1 writes them: one record per destination
+  // partition; the requests of each service are added to `want`.
+  void Produce(int64_t first, int64_t last, std::map<std::string, uint64_t>* want) {
+    pipeline::SeriesRegistry names(100, 100);
+    for (int64_t epoch = first; epoch <= last; ++epoch) {
+      for (int32_t src = 0; src < kSources; ++src) {
+        pipeline::ShardDelta delta;
+        for (const char* service : {"checkout", "payment", "gateway"}) {
+          const pipeline::SeriesRegistry::Ids ids = names.Resolve(service, "op");
+          pipeline::SeriesDelta d;
+          d.series = ids.series;
+          d.service = ids.service;
+          d.bucket = epoch / pipeline::kBucketSeconds;
+          d.requests = 1 + static_cast<uint64_t>(src + epoch % 3);
+          constexpr uint64_t kNanos = 3'000'000;
+          d.sum_seconds = static_cast<double>(d.requests * kNanos) / 1e9;
+          d.classic[pipeline::ClassicBucketOf(kNanos)] = d.requests;
+          d.latency.Add(kNanos, d.requests);
+          if (want != nullptr) (*want)[service] += d.requests;
+          delta.series.push_back(std::move(d));
+        }
+        const DeltaBatchHeader header{.config_hash = kHash,
+                                      .src_topic = "otlp_spans",
+                                      .src_partition = src,
+                                      .epoch = epoch,
+                                      .stream_time_ms = (epoch + 1) * 1000,
+                                      .dst_partition = 0};
+        std::vector<std::string> records =
+            EncodeDeltaBatches(header, delta, names, kDeltaPartitions);
+        for (int32_t p = 0; p < kDeltaPartitions; ++p) {
+          ASSERT_EQ(rd_kafka_producev(producer_.get(), RD_KAFKA_V_TOPIC("traceslo_deltas"),
+                                      RD_KAFKA_V_PARTITION(p),
+                                      RD_KAFKA_V_VALUE(records[p].data(), records[p].size()),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                    RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+      }
+    }
+    ASSERT_EQ(rd_kafka_flush(producer_.get(), 30'000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+
+  Stage2ConsumerOptions Options() const {
+    Stage2ConsumerOptions options;
+    options.brokers = bootstrap_;
+    options.directory = dir_.string();
+    options.librdkafka = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    options.partition.config_hashes = {kHash};
+    options.partition.allowed_lateness = std::chrono::seconds(0);
+    return options;
+  }
+
+  // Polls `stats` until `done` or 30 s pass.
+  template <typename Done>
+  Stage2ConsumerStats WaitFor(const Stage2Consumer& consumer, Done done) {
+    const auto deadline = clock_.SteadyNow() + std::chrono::seconds(30);
+    Stage2ConsumerStats stats = consumer.Stats();
+    while (!done(stats) && clock_.SteadyNow() < deadline) {
+      rd_kafka_poll(producer_.get(), 20);  // waits 20 ms, and serves the producer
+      stats = consumer.Stats();
+    }
+    return stats;
+  }
+
+  SystemClock clock_;
+  Logger logger_{clock_, LogFormat::kLogfmt, LogLevel::kWarn};
+  HandlePtr producer_{nullptr, &rd_kafka_destroy};
+  std::string bootstrap_;
+  std::filesystem::path dir_;
+};
+
+TEST_F(Stage2ConsumerTest, AppliesEveryRecordOnceAndResumesFromItsFiles) {
+  std::map<std::string, uint64_t> want;
+  Produce(kFirstEpoch, kFirstEpoch + 29, &want);
+  const uint64_t records = 30 * kSources * kDeltaPartitions;
+  {
+    pipeline::SeriesRegistry registry(100, 100);
+    SummingSink sink(registry);
+    auto consumer = Stage2Consumer::Create(Options(), clock_, registry, sink, nullptr, logger_);
+    ASSERT_TRUE(consumer.ok()) << consumer.status();
+    ASSERT_TRUE((*consumer)->Start().ok());
+    const Stage2ConsumerStats stats = WaitFor(
+        **consumer, [&](const Stage2ConsumerStats& s) { return s.records.applied == records; });
+    EXPECT_EQ(stats.records.applied, records);
+    EXPECT_EQ(stats.records.duplicates, 0u);
+    EXPECT_EQ(stats.owned, (std::vector<int32_t>{0, 1}));
+    EXPECT_EQ(stats.source_partitions, kSources);
+    EXPECT_TRUE(stats.assignment_done);
+    EXPECT_EQ(stats.final_through_ms, (kFirstEpoch + 30) * 1000);
+    EXPECT_EQ(stats.first_data_ms, kFirstEpoch * 1000);
+    EXPECT_EQ(sink.requests(), want);
+    (*consumer)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
+    EXPECT_TRUE((*consumer)->Stats().owned.empty());
+  }
+  // A zombie's re-sent epochs (the last ten again) and ten new ones.
+  Produce(kFirstEpoch + 20, kFirstEpoch + 29, nullptr);
+  Produce(kFirstEpoch + 30, kFirstEpoch + 39, &want);
+  pipeline::SeriesRegistry registry(100, 100);
+  SummingSink sink(registry);
+  auto consumer = Stage2Consumer::Create(Options(), clock_, registry, sink, nullptr, logger_);
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  ASSERT_TRUE((*consumer)->Start().ok());
+  const uint64_t resent = 10 * kSources * kDeltaPartitions;
+  const Stage2ConsumerStats stats = WaitFor(**consumer, [&](const Stage2ConsumerStats& s) {
+    return s.records.applied + s.records.duplicates == 2 * resent;
+  });
+  EXPECT_EQ(stats.records.duplicates, resent) << "the zombie's epochs";
+  EXPECT_EQ(stats.records.applied, resent)
+      << "only the new ones: reading resumed at the files' offsets";
+  EXPECT_EQ(sink.requests(), want) << "restored from the files, plus the new epochs";
+  EXPECT_EQ(stats.final_through_ms, (kFirstEpoch + 40) * 1000);
+  EXPECT_EQ(stats.consumer_lag, 0);
+}
+
+TEST_F(Stage2ConsumerTest, RefusesSettingsItOwnsAndMissingTopics) {
+  pipeline::SeriesRegistry registry(100, 100);
+  SummingSink sink(registry);
+  Stage2ConsumerOptions options = Options();
+  options.librdkafka["enable.auto.commit"] = "true";
+  auto refused = Stage2Consumer::Create(options, clock_, registry, sink, nullptr, logger_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("enable.auto.commit"), std::string::npos);
+
+  options = Options();
+  options.librdkafka["no.such.property"] = "1";
+  refused = Stage2Consumer::Create(options, clock_, registry, sink, nullptr, logger_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("no.such.property"), std::string::npos);
+
+  options = Options();
+  options.deltas_topic = "missing";
+  refused = Stage2Consumer::Create(options, clock_, registry, sink, nullptr, logger_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(refused.status().message().find("'missing'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace traceslo::kafka
