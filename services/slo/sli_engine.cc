@@ -16,7 +16,7 @@ SliEngine::SliEngine(const config::PipelineConfig& config, const Clock& clock)
                                        .max_signatures = config.max_signatures}),
       source_(series_, store_) {}
 
-std::vector<std::unique_ptr<pipeline::ShardProcessor>> SliEngine::MakeProcessors() {
+pipeline::SliOptions SliEngine::sli_options() const {
   pipeline::SliOptions options{
       .trace_idle_timeout = config_.trace_idle_timeout,
       .trace_max_age = config_.trace_max_age,
@@ -27,6 +27,11 @@ std::vector<std::unique_ptr<pipeline::ShardProcessor>> SliEngine::MakeProcessors
       .errors = {.http_status_min = config_.errors.http_status_min, .grpc_code_mask = 0},
   };
   for (int32_t code : config_.errors.grpc_codes) options.errors.grpc_code_mask |= 1u << code;
+  return options;
+}
+
+std::vector<std::unique_ptr<pipeline::ShardProcessor>> SliEngine::MakeProcessors() {
+  pipeline::SliOptions options = sli_options();
   std::vector<std::unique_ptr<pipeline::ShardProcessor>> processors;
   for (uint32_t i = 0; i < config_.shards; ++i) {
     options.shard = i;

@@ -163,6 +163,10 @@ CREATE TABLE exemplar_traces (
 );
 CREATE INDEX exemplar_traces_by_age ON exemplar_traces (last_linked_at_unix_nano);
 )sql",
+    // 5: named progress marks (Kafka mode: the next evaluation time on stream time).
+    R"sql(
+CREATE TABLE IF NOT EXISTS progress (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
 };
 
 absl::Status Failed(const std::string& path, std::string_view what, const std::exception& e) {
@@ -276,6 +280,28 @@ absl::Status SqliteStore::Transact(std::string_view what,
     return Failed(path_, what, e);
   }
   return absl::OkStatus();
+}
+
+absl::Status SqliteStore::SaveProgress(std::string_view name, int64_t value) {
+  return Transact("progress", [&](SQLite::Database& db) {
+    SQLite::Statement upsert(db,
+                             "INSERT INTO progress (name, value) VALUES (?, ?) "
+                             "ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    upsert.bind(1, std::string(name));
+    upsert.bind(2, value);
+    upsert.exec();
+  });
+}
+
+absl::StatusOr<std::optional<int64_t>> SqliteStore::LoadProgress(std::string_view name) {
+  std::optional<int64_t> value;
+  absl::Status status = Transact("progress", [&](SQLite::Database& db) {
+    SQLite::Statement select(db, "SELECT value FROM progress WHERE name = ?");
+    select.bind(1, std::string(name));
+    if (select.executeStep()) value = select.getColumn(0).getInt64();
+  });
+  if (!status.ok()) return status;
+  return value;
 }
 
 absl::StatusOr<std::string> SqliteStore::InstanceId(const std::function<std::string()>& make) {

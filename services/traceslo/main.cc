@@ -18,6 +18,7 @@
 //   gRPC            gRPC's own callback/poller threads (OTLP/gRPC), joined by Server::Shutdown
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -28,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "services/traceslo/generate_command.h"
@@ -42,11 +44,16 @@
 #include "traceslo/alerting/sqlite_router_state_store.h"
 #include "traceslo/alerting/sqlite_silence_store.h"
 #include "traceslo/common/clock.h"
+#include "traceslo/common/int_math.h"
 #include "traceslo/common/log.h"
 #include "traceslo/common/ticker.h"
 #include "traceslo/config/config.h"
 #include "traceslo/http/server.h"
 #include "traceslo/ingest/receivers.h"
+#include "traceslo/kafka/delta_batch.h"
+#include "traceslo/kafka/kafka_metrics.h"
+#include "traceslo/kafka/stage1_consumer.h"
+#include "traceslo/kafka/stage2_consumer.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
 #include "traceslo/pipeline/sli_collector.h"
 #include "traceslo/slo/causes.h"
@@ -187,7 +194,14 @@ int Serve(const ServeFlags& flags) {
       (std::filesystem::path(config->storage.path) / "traceslo.db").string();
   auto sqlite = storage::SqliteStore::Open(db_path);
   if (!sqlite.ok()) return Fail(std::string(sqlite.status().message()));
-  {
+  const bool kafka_mode = config->kafka.enabled;
+  if (kafka_mode) {
+    // Stage 2 restores the SLIs of the partitions it is given from their files; the minutes in
+    // this database are read by the evaluator for windows older than the store holds.
+    logger.Info("storage opened", {{"path", db_path},
+                                   {"schema_version", std::to_string((*sqlite)->schema_version())},
+                                   {"mode", "kafka"}});
+  } else {
     const int64_t now_minute =
         std::chrono::duration_cast<std::chrono::minutes>(clock.Now().time_since_epoch()).count();
     auto restored = (*sqlite)->LoadRollups(
@@ -286,7 +300,9 @@ int Serve(const ServeFlags& flags) {
       return std::string(hex);
     });
     if (!instance.ok()) return Fail(std::string(instance.status().message()));
-    router_options.instance_id = *instance;
+    // Kafka mode: every instance computes the same notification ids for the same transitions,
+    // so a receiver drops a zombie owner's duplicate.
+    router_options.instance_id = kafka_mode ? "kafka:" + config->kafka.group_ids.stage2 : *instance;
   }
   auto router = alerting::AlertRouter::Create(router_options, sink, router_state, silence_store);
   if (!router.ok()) return Fail(std::string(router.status().message()));
@@ -338,8 +354,7 @@ int Serve(const ServeFlags& flags) {
     }
   };
   std::chrono::system_clock::time_point last_history_prune{};  // evaluator thread only
-  Ticker evaluation_ticker(clock, config->rules.evaluation_interval, [&] {
-    const auto now = clock.Now();
+  auto evaluate_at = [&](std::chrono::system_clock::time_point now) {
     const std::vector<slo::AlertTransition> transitions = evaluator.Evaluate(now);
     if (!transitions.empty()) save_alerts();  // before anything is told of them
     alert_feed.Update(UnixNanos(now));
@@ -380,8 +395,106 @@ int Serve(const ServeFlags& flags) {
       logger.Error("notifications not queued; retried at the next tick",
                    {{"error", std::string(status.message())}});
     }
-  });
+  };
+
+  // Kafka mode: both stages, and rules evaluated on stream time, only over final buckets.
+  std::unique_ptr<kafka::Stage1Consumer> stage1;
+  std::unique_ptr<kafka::Stage2Consumer> stage2;
+  std::unique_ptr<kafka::KafkaCollector> kafka_collector;
+  if (kafka_mode) {
+    const config::KafkaConfig& kc = config->kafka;
+    absl::StatusOr<ingest::OtlpFileFormat> encoding = kafka::ParseSpansEncoding(kc.encoding);
+    if (!encoding.ok()) return Fail(std::string(encoding.status().message()));
+    const std::string brokers = absl::StrJoin(kc.brokers, ",");
+    const pipeline::SliOptions sli = engine.sli_options();
+    const uint64_t config_hash = kafka::DeltaConfigHash(sli, kc.epoch_length);
+    auto created1 = kafka::Stage1Consumer::Create(
+        kafka::Stage1ConsumerOptions{.brokers = brokers,
+                                     .spans_topic = kc.topics.spans,
+                                     .deltas_topic = kc.topics.deltas,
+                                     .group_id = kc.group_ids.stage1,
+                                     .encoding = *encoding,
+                                     .librdkafka = kc.librdkafka,
+                                     .epoch_length = kc.epoch_length,
+                                     .commit_interval = kc.commit_interval,
+                                     .idle_partition_timeout = kc.idle_partition_timeout,
+                                     .config_hash = config_hash,
+                                     .sli = sli},
+        clock, engine.series(), logger);
+    if (!created1.ok()) return Fail("kafka stage 1: " + std::string(created1.status().message()));
+    stage1 = *std::move(created1);
+    kafka::Stage2Options partition_options;
+    partition_options.config_hashes = {config_hash};
+    partition_options.epoch_length = kc.epoch_length;
+    partition_options.allowed_lateness = kc.allowed_lateness;
+    // The files give back what the SLI store holds after a restart (older minutes are read
+    // from the database).
+    partition_options.retention = pc.sli_retention + std::chrono::minutes(10);
+    auto created2 = kafka::Stage2Consumer::Create(
+        kafka::Stage2ConsumerOptions{
+            .brokers = brokers,
+            .spans_topic = kc.topics.spans,
+            .deltas_topic = kc.topics.deltas,
+            .group_id = kc.group_ids.stage2,
+            .librdkafka = kc.librdkafka,
+            .directory = (std::filesystem::path(config->storage.path) / "kafka").string(),
+            .partition = partition_options},
+        clock, engine.series(), engine.store(), /*listener=*/nullptr, logger);
+    if (!created2.ok()) return Fail("kafka stage 2: " + std::string(created2.status().message()));
+    stage2 = *std::move(created2);
+    kafka_collector = std::make_unique<kafka::KafkaCollector>(*stage1, *stage2);
+    std::filesystem::create_directories(std::filesystem::path(config->storage.path) / "kafka", ec);
+    if (ec) return Fail("storage.path " + config->storage.path + "/kafka: " + ec.message());
+  }
+  // Evaluation times: the clock's in single-node mode; in Kafka mode each multiple of
+  // evaluation_interval once stage 2's buckets are final through it, so every instance that
+  // evaluates a partition's rules gets the same results at the same times.
+  // Kafka mode: the next evaluation time, kept in the database so a restart neither repeats
+  // nor skips an evaluation. Evaluator thread only.
+  std::optional<int64_t> next_evaluation_ms;
+  constexpr std::string_view kNextEvaluation = "kafka.next_evaluation_ms";
+  if (kafka_mode) {
+    absl::StatusOr<std::optional<int64_t>> loaded = (*sqlite)->LoadProgress(kNextEvaluation);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    next_evaluation_ms = *loaded;
+  }
+  const int64_t interval_ms = config->rules.evaluation_interval.count();
+  Ticker evaluation_ticker(
+      clock,
+      kafka_mode ? std::min<std::chrono::nanoseconds>(config->rules.evaluation_interval,
+                                                      std::chrono::seconds(1))
+                 : std::chrono::nanoseconds(config->rules.evaluation_interval),
+      [&] {
+        if (!kafka_mode) return evaluate_at(clock.Now());
+        const kafka::Stage2ConsumerStats stats = stage2->Stats();
+        if (!stats.final_through_ms) return;
+        const int64_t last = FloorDiv(*stats.final_through_ms, interval_ms) * interval_ms;
+        if (!next_evaluation_ms) {
+          // The first evaluation after the data begins (as `traceslo replay` evaluates).
+          if (!stats.first_data_ms) return;
+          next_evaluation_ms = (FloorDiv(*stats.first_data_ms, interval_ms) + 1) * interval_ms;
+        }
+        // After a long stop, catch up with the last hour of evaluations at most.
+        constexpr int64_t kMaxCatchUp = 360;
+        if (last - *next_evaluation_ms >= kMaxCatchUp * interval_ms) {
+          logger.Warn("kafka mode: evaluations skipped to catch up",
+                      {{"from_ms", std::to_string(*next_evaluation_ms)},
+                       {"to_ms", std::to_string(last - (kMaxCatchUp - 1) * interval_ms)}});
+          next_evaluation_ms = last - (kMaxCatchUp - 1) * interval_ms;
+        }
+        if (*next_evaluation_ms > last) return;
+        for (; *next_evaluation_ms <= last; *next_evaluation_ms += interval_ms) {
+          evaluate_at(std::chrono::system_clock::time_point(
+              std::chrono::milliseconds(*next_evaluation_ms)));
+        }
+        if (absl::Status status = (*sqlite)->SaveProgress(kNextEvaluation, *next_evaluation_ms);
+            !status.ok()) {
+          logger.Error("kafka mode: evaluation progress not saved",
+                       {{"error", std::string(status.message())}});
+        }
+      });
   Ticker router_ticker(clock, std::chrono::seconds(1), [&] {
+    if (kafka_mode) return;  // ticked at each evaluation, on stream time
     const int64_t now = UnixNanos(clock.Now());
     const std::optional<int64_t> due = (*router)->NextDueUnixNano();
     if (!due || *due > now) return;
@@ -391,8 +504,13 @@ int Serve(const ServeFlags& flags) {
     }
   });
 
-  auto receivers = ingest::Receivers::Start(config->otlp, **pipeline, registry, logger);
-  if (!receivers.ok()) return Fail(std::string(receivers.status().message()));
+  // Kafka mode reads spans from Kafka only: the OTLP listeners stay closed.
+  std::unique_ptr<ingest::Receivers> receivers;
+  if (!kafka_mode) {
+    auto started = ingest::Receivers::Start(config->otlp, **pipeline, registry, logger);
+    if (!started.ok()) return Fail(std::string(started.status().message()));
+    receivers = *std::move(started);
+  }
 
   auto reload = [&]() -> absl::Status {
     absl::Status status = rules.Reload();
@@ -418,11 +536,14 @@ int Serve(const ServeFlags& flags) {
           .evaluator = &evaluator,
           .recent_alerts = [&](size_t limit) { return history.Recent(limit); },
           .kept_trace = [&](const TraceId& id) { return (*exemplar_store)->Find(id); }});
+  std::vector<const prometheus::Collectable*> metric_sources{
+      &registry,       &sli_collector,      &evaluator, &rules,
+      &storage_writer, &dispatcher_metrics, &api,       exemplar_store->get()};
+  if (receivers) metric_sources.push_back(receivers.get());
+  if (kafka_collector) metric_sources.push_back(kafka_collector.get());
   web::WebHandler web_handler(
       web::WebOptions{.debug_endpoints = flags.debug_endpoints, .reload = reload, .api = &api},
-      {&registry, receivers->get(), &sli_collector, &evaluator, &rules, &storage_writer,
-       &dispatcher_metrics, &api, exemplar_store->get()},
-      **pipeline);
+      std::move(metric_sources), **pipeline);
   http::ServerOptions web_options;
   web_options.name = "web";
   web_options.listen_address = config->web.listen.listen_address;
@@ -438,11 +559,35 @@ int Serve(const ServeFlags& flags) {
                            {"slos", std::to_string(rules.slo_count())},
                            {"auth", config->otlp.bearer_tokens.empty() ? "none" : "bearer"},
                            {"tls", config->otlp.tls.enabled() ? "on" : "off"}});
-  logger.Info("listening", {{"listener", "otlp_grpc"}, {"address", (*receivers)->grpc_address()}});
-  logger.Info("listening", {{"listener", "otlp_http"}, {"address", (*receivers)->http_address()}});
+  if (receivers) {
+    logger.Info("listening", {{"listener", "otlp_grpc"}, {"address", receivers->grpc_address()}});
+    logger.Info("listening", {{"listener", "otlp_http"}, {"address", receivers->http_address()}});
+  }
   logger.Info("listening", {{"listener", "web"}, {"address", (*web_server)->address()}});
-  web_handler.SetReady(true);
-  logger.Info("ready");
+  // Kafka mode is ready once both stages handled their first assignment.
+  std::atomic<bool> kafka_ready{false};
+  std::optional<Ticker> ready_ticker;
+  if (kafka_mode) {
+    if (absl::Status status = stage1->Start(); !status.ok()) {
+      return Fail("kafka stage 1: " + std::string(status.message()));
+    }
+    if (absl::Status status = stage2->Start(); !status.ok()) {
+      return Fail("kafka stage 2: " + std::string(status.message()));
+    }
+    logger.Info("kafka mode", {{"brokers", absl::StrJoin(config->kafka.brokers, ",")},
+                               {"spans_topic", config->kafka.topics.spans},
+                               {"deltas_topic", config->kafka.topics.deltas}});
+    ready_ticker.emplace(clock, std::chrono::milliseconds(100), [&] {
+      const bool ready = stage1->Stats().assignment_done && stage2->Stats().assignment_done;
+      if (ready && !kafka_ready.exchange(true)) {
+        web_handler.SetReady(true);
+        logger.Info("ready");
+      }
+    });
+  } else {
+    web_handler.SetReady(true);
+    logger.Info("ready");
+  }
 
   int signal_number = 0;
   while (true) {
@@ -452,7 +597,11 @@ int Serve(const ServeFlags& flags) {
   }
   logger.Info("stopping", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
   web_handler.SetReady(false);
-  (*receivers)->Shutdown(clock, std::chrono::seconds(5));
+  if (ready_ticker) ready_ticker->Shutdown();
+  if (receivers) receivers->Shutdown(clock, std::chrono::seconds(5));
+  // Stage 1 commits every owned partition's (L, E); stage 2's offsets are in its files.
+  if (stage1) stage1->Shutdown(clock.SteadyNow() + std::chrono::seconds(10));
+  if (stage2) stage2->Shutdown(clock.SteadyNow() + std::chrono::seconds(10));
   evaluation_ticker.Shutdown();
   router_ticker.Shutdown();
   (*dispatcher)->Shutdown(clock.SteadyNow() + std::chrono::seconds(5));  // pending stay queued

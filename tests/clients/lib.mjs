@@ -822,6 +822,7 @@ export function serverPool() {
 export async function startTraceslo({
   config, args = [], debugEndpoints = false, logFormat, logLevel, tls = null, dir, timeoutMs = 20_000, env,
   webListenAddress = '127.0.0.1:0',
+  otlp = true,  // false: Kafka mode, no OTLP listeners to wait for
 } = {}) {
   const ownDir = dir === undefined;  // a caller's dir (a restart on old data) survives a failed start
   dir ??= await makeTempDir();
@@ -878,7 +879,7 @@ export async function startTraceslo({
       if (server.exitStatus) throw new Error(`traceslo exited early: ${JSON.stringify(server.exitStatus)}`);
       if (Date.now() >= deadline) throw new Error(`not ready within ${timeoutMs} ms`);
     };
-    while (!(ready && server.grpcAddress && server.httpAddress && server.webAddress)) {
+    while (!(ready && (!otlp || (server.grpcAddress && server.httpAddress)) && server.webAddress)) {
       alive();
       await delay(20);
     }

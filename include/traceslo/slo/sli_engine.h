@@ -7,6 +7,7 @@
 #include "traceslo/config/config.h"
 #include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sharded_pipeline.h"
+#include "traceslo/pipeline/sli_processor.h"
 #include "traceslo/pipeline/sli_store.h"
 #include "traceslo/slo/evaluator.h"
 
@@ -22,6 +23,8 @@ class SliEngine {
   SliEngine(const SliEngine&) = delete;
   SliEngine& operator=(const SliEngine&) = delete;
 
+  // The settings of one shard's SLI engine (shard 0, a shard's share of max_live_traces).
+  pipeline::SliOptions sli_options() const;
   // One SliShardProcessor per configured shard, for a ShardedPipeline (or driven directly).
   std::vector<std::unique_ptr<pipeline::ShardProcessor>> MakeProcessors();
 

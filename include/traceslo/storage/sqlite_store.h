@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,7 +23,7 @@ class Database;
 namespace traceslo::storage {
 
 // The schema version this build writes; Open() migrates older files up to it and refuses newer.
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // Sums of one minute over several series of one service.
 struct MinuteSums {
@@ -76,8 +77,13 @@ class SqliteStore {
   // Unavailable "<path>: <what>: <reason>".
   absl::Status Transact(std::string_view what, const std::function<void(SQLite::Database&)>& fn);
 
+  // A named mark of progress (Kafka mode: "kafka.next_evaluation_ms"), kept across restarts.
+  absl::Status SaveProgress(std::string_view name, int64_t value);
+  absl::StatusOr<std::optional<int64_t>> LoadProgress(std::string_view name);
+
   // The id of this database, made by `make` (random) the first time and kept: what sets one
   // traceslo's notification ids apart from another's (a new volume, a second instance).
+
   absl::StatusOr<std::string> InstanceId(const std::function<std::string()>& make);
 
   int schema_version() const;

@@ -487,12 +487,13 @@ TEST(ExemplarStoreMigrationTest, MigrationFourAddsTheTableToAVersionThreeFile) {
   {
     auto db = OpenStore(path);
     ASSERT_NE(db, nullptr);
-    EXPECT_EQ(db->schema_version(), 4);
+    EXPECT_EQ(db->schema_version(), kSchemaVersion);
   }
   {
     // The file as the release before this one left it, with some data.
     RawDb raw(path);
     raw.Exec("DROP TABLE exemplar_traces");
+    raw.Exec("DROP TABLE progress");
     raw.Exec("PRAGMA user_version = 3");
     raw.Exec("INSERT INTO series (service, operation) VALUES ('checkout', 'GET /')");
     raw.Exec(
@@ -501,7 +502,7 @@ TEST(ExemplarStoreMigrationTest, MigrationFourAddsTheTableToAVersionThreeFile) {
   }
   auto db = OpenStore(path);
   ASSERT_NE(db, nullptr);
-  EXPECT_EQ(db->schema_version(), 4);
+  EXPECT_EQ(db->schema_version(), kSchemaVersion);
   RawDb raw(path);
   EXPECT_EQ(raw.Int("SELECT COUNT(*) FROM sqlite_master WHERE name = 'exemplar_traces'"), 1);
   EXPECT_EQ(raw.Int("SELECT COUNT(*) FROM sqlite_master WHERE name = 'exemplar_traces_by_age'"), 1);

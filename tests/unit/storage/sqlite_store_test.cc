@@ -241,6 +241,26 @@ TEST(SqliteStoreTest, ReopeningKeepsTheDataAndTheSchema) {
   EXPECT_EQ(RawDb(path).Int("SELECT COUNT(*) FROM series"), series_rows);
 }
 
+TEST(SqliteStoreTest, ProgressMarksAreKeptAcrossAReopen) {
+  ScratchDir dir;
+  {
+    auto store = OpenStore(dir.File("traceslo.db"));
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<std::optional<int64_t>> none = store->LoadProgress("kafka.next_evaluation_ms");
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_FALSE(none->has_value());
+    ASSERT_TRUE(store->SaveProgress("kafka.next_evaluation_ms", 1'748'779'210'000).ok());
+    ASSERT_TRUE(store->SaveProgress("kafka.next_evaluation_ms", 1'748'779'220'000).ok());
+    ASSERT_TRUE(store->SaveProgress("other", -5).ok());
+  }
+  auto store = OpenStore(dir.File("traceslo.db"));
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->LoadProgress("kafka.next_evaluation_ms").value(),
+            std::optional<int64_t>(1'748'779'220'000))
+      << "the last one saved";
+  EXPECT_EQ(store->LoadProgress("other").value(), std::optional<int64_t>(-5));
+}
+
 TEST(SqliteStoreTest, TheInstanceIdIsMadeOnceAndKept) {
   ScratchDir dir;
   int made = 0;
