@@ -11,18 +11,23 @@
 //     dashboards/*.json (scripts/sync-helm-files.sh refreshes them), `traceslo check` accepts the
 //     rules, and the real binary starts (GET /-/ready) with files/traceslo.yaml and with the
 //     configuration the chart renders for values.yaml and ci/*-values.yaml. That rendering
-//     (files/traceslo.yaml, .Values.config merged over it, web.external_url from .Values) is
-//     done here the way templates/_helpers.tpl does it with mergeOverwrite.
+//     (files/traceslo.yaml, .Values.config merged over it, web.external_url and the kafka
+//     section from .Values) is done here the way templates/_helpers.tpl does it with
+//     mergeOverwrite;
+//   - Kafka mode: .Values.kafka renders the configuration's kafka section (the emulation checked
+//     against _helpers.tpl's mapping), replicas > 1 is refused without kafka.enabled, and, with
+//     TRACESLO_KAFKA_MOCK_BIN (librdkafka's mock cluster, tests/tools), the real binary becomes
+//     ready in Kafka mode with the configuration the chart renders, its OTLP ports closed.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import {
-  clientsDir, httpGet, makeTempDir, repoRoot, runTraceslo, serverPool,
+  clientsDir, httpGet, makeTempDir, repoRoot, runTraceslo, serverPool, waitFor,
 } from '../clients/lib.mjs';
 
 const require = createRequire(path.join(clientsDir, 'package.json'));
@@ -54,10 +59,30 @@ function deepMerge(dst, src) {
   return out;
 }
 
+// The configuration's kafka section that templates/_helpers.tpl renders from `.Values.kafka`:
+// camelCase values to snake_case keys, librdkafka only when it has properties.
+function renderKafka(k) {
+  const kafka = {
+    enabled: true,
+    brokers: k.brokers,
+    encoding: k.encoding,
+    topics: { spans: k.topics.spans, deltas: k.topics.deltas, state: k.topics.state },
+    group_ids: { stage1: k.groupIds.stage1, stage2: k.groupIds.stage2 },
+    epoch_length: k.epochLength,
+    commit_interval: k.commitInterval,
+    idle_partition_timeout: k.idlePartitionTimeout,
+    allowed_lateness: k.allowedLateness,
+  };
+  if (Object.keys(k.librdkafka).length > 0) kafka.librdkafka = k.librdkafka;
+  return structuredClone(kafka);
+}
+
 // What templates/_helpers.tpl's "traceslo.config" renders for `vals` (the coalesced values).
 function renderConfig(vals) {
   const base = readYaml(chartPath('files', 'traceslo.yaml'));
-  return deepMerge(deepMerge(base, vals.config), { web: { external_url: vals.externalUrl } });
+  const chartOwned = { web: { external_url: vals.externalUrl } };
+  if (vals.kafka.enabled) chartOwned.kafka = renderKafka(vals.kafka);
+  return deepMerge(deepMerge(base, vals.config), chartOwned);
 }
 
 // The rule files the rules ConfigMap holds for `vals`: name -> content.
@@ -262,7 +287,8 @@ test('templates: ports, mounts and the config file agree with files/traceslo.yam
   assert.match(sts, /path: \/-\/ready\n\s+port: http\n/);
   assert.match(sts, /checksum\/config: \{\{ include \(print \$\.Template\.BasePath "\/configmap\.yaml"\) \. \| sha256sum \}\}/);
   assert.match(sts, /mountPath: \/etc\/traceslo\/secrets\/\{\{ \.secretName \}\}/);
-  assert.match(sts, /replicas: 1\n/);
+  assert.match(sts, /\n  replicas: \{\{ \.Values\.replicas \}\}\n/);
+  assert.equal(values.replicas, 1);
   assert.match(sts, /volumeClaimTemplates:/);
   // The restricted security context, from values.yaml.
   assert.deepEqual(values.podSecurityContext, {
@@ -330,7 +356,26 @@ test('values.schema.json types every value of values.yaml; objects refuse unknow
 test('values.schema.json refuses wrong types, unknown keys and chart-owned config keys', () => {
   const cases = [
     [{ service: { ports: { http: '8080' } } }, '/service/ports/http type'],
-    [{ replicas: 2 }, ' additionalProperties'],
+    [{ replicas: 2 }, '/kafka/enabled const'],
+    [{ replicas: 0 }, '/replicas minimum'],
+    [{ replica: 1 }, ' additionalProperties'],
+    [{ config: { kafka: { enabled: true } } }, '/config additionalProperties'],
+    [{ kafka: { enable: true } }, '/kafka additionalProperties'],
+    [{ kafka: { group_ids: { stage1: 'a' } } }, '/kafka additionalProperties'],
+    [{ kafka: { topics: { span: 'spans' } } }, '/kafka/topics additionalProperties'],
+    [{ kafka: { topics: { spans: 'otlp spans' } } }, '/kafka/topics/spans pattern'],
+    [{ kafka: { groupIds: { stage2: '..' } } }, '/kafka/groupIds/stage2 not'],
+    [{ kafka: { enabled: true } }, '/kafka/brokers minItems'],
+    [{ kafka: { enabled: 'true', brokers: ['kafka:9092'] } }, '/kafka/enabled type'],
+    [{ kafka: { brokers: ['kafka-0'] } }, '/kafka/brokers/0 pattern'],
+    [{ kafka: { brokers: ['a:9092,b:9092'] } }, '/kafka/brokers/0 pattern'],
+    [{ kafka: { encoding: 'json' } }, '/kafka/encoding enum'],
+    [{ kafka: { epochLength: '1' } }, '/kafka/epochLength pattern'],
+    [{ kafka: { allowedLateness: 10 } }, '/kafka/allowedLateness type'],
+    [{ kafka: { librdkafka: { 'group.id': 'mine' } } }, '/kafka/librdkafka propertyNames'],
+    [{ kafka: { librdkafka: { 'bootstrap.servers': 'k:9092' } } }, '/kafka/librdkafka propertyNames'],
+    [{ kafka: { librdkafka: { 'Session Timeout': '6000' } } }, '/kafka/librdkafka propertyNames'],
+    [{ kafka: { librdkafka: { 'session.timeout.ms': 6000 } } }, '/kafka/librdkafka/session.timeout.ms type'],
     [{ persistence: { sizee: '1Gi' } }, '/persistence additionalProperties'],
     [{ persistence: { enabled: 'yes' } }, '/persistence/enabled type'],
     [{ image: { pullPolicy: 'Sometimes' } }, '/image/pullPolicy enum'],
@@ -358,6 +403,116 @@ test('values.schema.json refuses wrong types, unknown keys and chart-owned confi
     assert.ok(errors.some((e) => e.startsWith(expected)),
       `${JSON.stringify(override)}: expected "${expected}", got ${JSON.stringify(errors)}`);
   }
+});
+
+// ------------------------------------------------------------------------------------------
+// Kafka mode: .Values.kafka -> the configuration's kafka section; replicas.
+
+// The worked example of helm/traceslo/README.md ("Kafka mode"): the yaml block that begins with
+// "# kafka-values.yaml".
+function kafkaExample() {
+  const block = read(chartPath('README.md')).match(/```yaml\n(# kafka-values\.yaml[^\n]*\n[\s\S]*?)```/)?.[1];
+  assert.ok(block, 'helm/traceslo/README.md: a ```yaml block beginning with "# kafka-values.yaml"');
+  return YAML.parse(block, { uniqueKeys: true });
+}
+
+const KAFKA_CONFIG_KEYS = ['allowed_lateness', 'brokers', 'commit_interval', 'enabled', 'encoding',
+  'epoch_length', 'group_ids', 'idle_partition_timeout', 'librdkafka', 'topics'];
+
+test('kafka values render the kafka section into the ConfigMap (README example: 3 replicas, SASL)', () => {
+  assert.equal(values.kafka.enabled, false);
+  assert.equal(renderConfig(values).kafka, undefined, 'single-node mode: no kafka section');
+
+  const example = kafkaExample();
+  assert.equal(example.replicas, 3);
+  const vals = deepMerge(values, example);
+  assert.deepEqual(errorsOf(vals), [], 'the README example is valid');
+  // The ConfigMap's traceslo.yaml, as text, parsed back.
+  const text = YAML.stringify(renderConfig(vals));
+  const config = YAML.parse(text, { uniqueKeys: true });
+  assert.deepEqual(Object.keys(config.kafka).sort(), KAFKA_CONFIG_KEYS);
+  assert.equal(config.kafka.enabled, true);
+  assert.deepEqual(config.kafka.brokers, example.kafka.brokers);
+  assert.deepEqual(config.kafka.topics, { spans: 'otlp_spans', deltas: 'traceslo_deltas', state: 'traceslo_state' });
+  assert.deepEqual(config.kafka.group_ids, { stage1: 'traceslo-stage1', stage2: 'traceslo-stage2' });
+  assert.equal(config.kafka.encoding, 'otlp_proto');
+  assert.deepEqual(config.kafka.librdkafka, example.kafka.librdkafka);
+  assert.deepEqual([config.kafka.epoch_length, config.kafka.commit_interval,
+    config.kafka.idle_partition_timeout, config.kafka.allowed_lateness], ['1s', '1s', '10s', '10s']);
+  // The rest is what the same values render in single-node mode.
+  const { kafka: _, ...rest } = config;
+  assert.deepEqual(rest, renderConfig(deepMerge(vals, { kafka: { enabled: false } })));
+  // Secrets: each "${VAR}" comes from secretEnv, each file under /etc/traceslo/secrets/ from a
+  // secretFiles mount.
+  const vars = [...JSON.stringify(config.kafka).matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]);
+  assert.ok(vars.length > 0, 'the example takes sasl.password from a Secret');
+  for (const name of vars) assert.ok(vals.secretEnv.some((e) => e.name === name), `\${${name}} in secretEnv`);
+  for (const [, secret] of JSON.stringify(config.kafka).matchAll(/\/etc\/traceslo\/secrets\/([^/"]+)\//g)) {
+    assert.ok(vals.secretFiles.some((f) => f.secretName === secret), `${secret} in secretFiles`);
+  }
+  // No librdkafka properties: no librdkafka key.
+  const plain = renderConfig(deepMerge(values, { kafka: { enabled: true, brokers: ['kafka:9092'] } }));
+  assert.deepEqual(Object.keys(plain.kafka).sort(), KAFKA_CONFIG_KEYS.filter((k) => k !== 'librdkafka'));
+});
+
+test('the emulated kafka mapping is the one templates/_helpers.tpl writes', () => {
+  const helpers = templates['_helpers.tpl'];
+  // Each "config_key" .Values.kafka.valuePath pair of the template.
+  const pairs = [...helpers.matchAll(/"([a-z0-9_]+)" \.Values\.kafka\.([A-Za-z0-9_.]+)/g)].map((m) => [m[1], m[2]]);
+  assert.match(helpers, /\{\{- if \.Values\.kafka\.enabled -\}\}\n\{\{- \$kafka := dict "enabled" true /);
+  assert.match(helpers, /\{\{- \$_ = set \$chartOwned "kafka" \$kafka -\}\}/);
+  // The section's keys: the dict's and each `set $kafka "key"`.
+  const dictLine = helpers.match(/\$kafka := dict (.*) -\}\}\n/)?.[1] ?? '';
+  const topKeys = [...dictLine.matchAll(/"([a-z_]+)" (?:true|\.Values\.kafka\.[A-Za-z0-9_.]+)/g)].map((m) => m[1])
+    .concat([...helpers.matchAll(/set \$kafka "([a-z_]+)"/g)].map((m) => m[1]));
+  assert.deepEqual(topKeys.sort(), KAFKA_CONFIG_KEYS);
+  // Every value under kafka (but enabled) is mapped, once.
+  const leaves = [];
+  const walk = (v, keys) => {
+    if (isMap(v) && keys.at(-1) !== 'librdkafka') for (const [k, c] of Object.entries(v)) walk(c, [...keys, k]);
+    else leaves.push(keys.join('.'));
+  };
+  walk(values.kafka, []);
+  assert.deepEqual(pairs.map(([, p]) => p).sort(), leaves.filter((p) => p !== 'enabled').sort());
+  // And the emulation puts each where the template does.
+  const findPath = (node, want, keys = []) => {
+    if (JSON.stringify(node) === JSON.stringify(want)) return keys;
+    if (!isMap(node)) return null;
+    for (const [k, c] of Object.entries(node)) {
+      const found = findPath(c, want, [...keys, k]);
+      if (found) return found;
+    }
+    return null;
+  };
+  for (const [configKey, valuePath] of pairs) {
+    const marker = valuePath === 'librdkafka' ? { 'client.id': 'marker' } : `marker-${valuePath}`;
+    const override = { enabled: true, brokers: ['kafka:9092'] };
+    const keys = valuePath.split('.');
+    keys.reduce((o, k, i) => (o[k] = i === keys.length - 1 ? marker : (o[k] ?? {})), override);
+    const rendered = renderConfig(deepMerge(values, { kafka: override })).kafka;
+    const at = findPath(rendered, marker);
+    assert.ok(at, `${valuePath} is rendered`);
+    assert.equal(at.at(-1), configKey, `.Values.kafka.${valuePath} -> kafka.${at.join('.')}`);
+  }
+});
+
+test('replicas: more than 1 only with kafka.enabled (schema if/then, and the template fails)', () => {
+  assert.deepEqual(errorsOf(deepMerge(values, { replicas: 1 })), []);
+  const refused = errorsOf(deepMerge(values, { replicas: 2 }));
+  assert.ok(refused.includes('/kafka/enabled const must be equal to constant'), JSON.stringify(refused));
+  assert.ok(refused.includes(' if must match "then" schema'), JSON.stringify(refused));
+  assert.deepEqual(errorsOf(deepMerge(values, { replicas: 3, kafka: { enabled: true, brokers: ['kafka:9092'] } })), []);
+  // The template refuses it too, with the reason (Helm checks the schema first; the fail covers
+  // a render without the schema).
+  const sts = templates['statefulset.yaml'];
+  assert.match(sts, /^\{\{- if and \(gt \(int \.Values\.replicas\) 1\) \(not \.Values\.kafka\.enabled\) -\}\}\n\{\{- fail "replicas: more than 1 needs kafka\.enabled=true \(in single-node mode each pod owns its own SQLite database[^"]*\)" -\}\}\n\{\{- end -\}\}\napiVersion: apps\/v1\n/);
+  assert.match(templates['configmap.yaml'], /\{\{- if and \.Values\.kafka\.enabled \(not \.Values\.kafka\.brokers\) -\}\}\n\{\{- fail "kafka\.brokers: /);
+  // Kafka mode: no OTLP port on the container or either Service; the readiness probe stays.
+  const otlpGuard = /\{\{- if not \.Values\.kafka\.enabled \}\}\n\s+- name: otlp-grpc\n(?:.*\n){2,4}\s+- name: otlp-http\n(?:.*\n){2,4}\s+\{\{- end \}\}\n\s+- name: http\n/g;
+  assert.equal([...sts.matchAll(otlpGuard)].length, 1, 'statefulset.yaml: the OTLP containerPorts only without kafka');
+  assert.equal([...templates['service.yaml'].matchAll(otlpGuard)].length, 2, 'service.yaml: the OTLP ports only without kafka');
+  assert.doesNotMatch(sts, /readinessProbe:\n\s+\{\{-? if/);
+  assert.match(sts, /readinessProbe:\n\s+httpGet:\n\s+path: \/-\/ready\n/);
 });
 
 // ------------------------------------------------------------------------------------------
@@ -414,18 +569,20 @@ function writeProjectedVolume(dir, files) {
 
 // Starts `traceslo serve` with `config` and the rule files `rules` (name -> content, laid out
 // like the rules ConfigMap volume), every port 0 and storage in a fresh directory (the flags
-// override the chart's addresses and paths), waits for GET /-/ready, checks /-/healthy, then
-// stops it with SIGTERM and expects exit 0.
-async function serveOnce(name, config, rules, env = process.env) {
+// override the chart's addresses and paths), waits for GET /-/ready, checks /-/healthy, runs
+// `whileUp(server)`, then stops it with SIGTERM and expects exit 0. `otlp: false`: Kafka mode,
+// no OTLP listener to wait for.
+async function serveOnce(name, config, rules, env = process.env, { otlp = true, whileUp } = {}) {
   const dir = path.join(scratch, name);
   writeProjectedVolume(path.join(dir, 'rules'), rules);
   const check = await runTraceslo(['check', path.join(dir, 'rules')]);
   assert.equal(check.code, 0, `${name}: traceslo check:\n${check.stderr}`);
   const server = await pool.start({
-    config, env, args: ['--rules', path.join(dir, 'rules', '*.yaml')], timeoutMs: 30_000,
+    config, env, otlp, args: ['--rules', path.join(dir, 'rules', '*.yaml')], timeoutMs: 30_000,
   });
   const healthy = await httpGet(`${server.webUrl}/-/healthy`);
   assert.equal(healthy.status, 200);
+  if (whileUp) await whileUp(server);
   const status = await server.stop('SIGTERM');
   assert.deepEqual(status, { code: 0, signal: null }, server.stderrTail());
   return server;
@@ -471,6 +628,51 @@ for (const f of ciValueFiles) {
     await serveOnce(`ci-${f}`, config, renderRules(vals), env);
   });
 }
+
+// Kafka mode against librdkafka's mock cluster (traceslo-kafka-mock, a process of its own): the
+// configuration the chart renders for three replicas, its brokers replaced by the mock's.
+const kafkaMockBin = process.env.TRACESLO_KAFKA_MOCK_BIN;
+test('the real binary becomes ready in Kafka mode with the configuration the chart renders, OTLP closed',
+  { skip: kafkaMockBin ? false : 'TRACESLO_KAFKA_MOCK_BIN is not set (traceslo-kafka-mock, tests/tools)' },
+  async () => {
+    const bootstrapFile = path.join(scratch, 'kafka-bootstrap');
+    const mock = spawn(kafkaMockBin, ['--brokers', '1', '--topic', 'otlp_spans:4',
+      '--topic', 'traceslo_deltas:2', '--bootstrap-file', bootstrapFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const mockExit = new Promise((resolve) => mock.on('exit', resolve));
+    try {
+      await waitFor(() => fs.existsSync(bootstrapFile) && read(bootstrapFile).trim() !== '',
+        { timeoutMs: 10_000, what: 'the mock cluster' });
+      const brokers = read(bootstrapFile).trim().replace(/^bootstrap=/, '').split(',');
+      const vals = deepMerge(values, {
+        replicas: 3,
+        kafka: {
+          enabled: true,
+          brokers,
+          librdkafka: { 'client.id': '${KAFKA_CLIENT_ID}', 'session.timeout.ms': '6000', 'heartbeat.interval.ms': '500' },
+        },
+        secretEnv: [{ name: 'KAFKA_CLIENT_ID', secretName: 'kafka-client', key: 'id' }],
+      });
+      assert.deepEqual(errorsOf(vals), []);
+      const config = renderConfig(vals);
+      assert.equal(config.kafka.enabled, true);
+      const env = { ...process.env, KAFKA_CLIENT_ID: 'traceslo-helm-test' };
+      await serveOnce('kafka', JSON.stringify(config, null, 2), renderRules(vals), env, {
+        otlp: false,
+        whileUp: async (server) => {
+          assert.deepEqual(Object.keys(server.listeners), ['web'], 'no OTLP listener in Kafka mode');
+          assert.ok(server.logs().some((r) => r.msg === 'kafka mode'));
+          await server.pollMetric('traceslo_kafka_owned_partitions', { stage: '1' }, (v) => v === 4);
+          await server.pollMetric('traceslo_kafka_owned_partitions', { stage: '2' }, (v) => v === 2);
+          // Stage 2's files, one per owned traceslo_deltas partition, under storage.path/kafka.
+          await waitFor(() => ['stage2-p0.db', 'stage2-p1.db'].every((f) =>
+            fs.existsSync(path.join(server.dir, 'var', 'kafka', f))), { what: 'stage2-p<N>.db' });
+        },
+      });
+    } finally {
+      mock.kill('SIGTERM');
+      await mockExit;
+    }
+  });
 
 // ------------------------------------------------------------------------------------------
 // With a helm binary (HELM_BIN, e.g. a Helm 3 from elsewhere; skipped without one): `helm lint
@@ -554,6 +756,26 @@ test('helm template renders what the emulation started the binary with', { skip:
   }
 });
 
+test('helm template with the README Kafka example: replicas 3, the kafka section, no OTLP port', { skip: helmSkip }, () => {
+  const file = path.join(scratch, 'kafka-values.yaml');
+  fs.writeFileSync(file, YAML.stringify(kafkaExample()));
+  const vals = deepMerge(values, kafkaExample());
+  const { get } = helmTemplate(['-f', file]);
+  assert.deepEqual(YAML.parse(get('ConfigMap', '-config').data['traceslo.yaml']), renderConfig(vals));
+  const sts = get('StatefulSet');
+  assert.equal(sts.spec.replicas, 3);
+  assert.equal(sts.spec.volumeClaimTemplates.length, 1, 'a PVC per pod');
+  const [container] = sts.spec.template.spec.containers;
+  assert.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [['http', 8080]]);
+  assert.deepEqual(container.readinessProbe.httpGet, { path: '/-/ready', port: 'http' });
+  assert.deepEqual(container.securityContext, values.securityContext);
+  assert.deepEqual(sts.spec.template.spec.securityContext, values.podSecurityContext);
+  assert.deepEqual(container.env.map((e) => e.name), vals.secretEnv.map((e) => e.name));
+  for (const suffix of ['', '-headless']) {
+    assert.deepEqual(get('Service', suffix).spec.ports.map((p) => p.name), ['http'], `Service${suffix}`);
+  }
+});
+
 test('helm template: checksum/config follows the ConfigMaps; bad values are refused', { skip: helmSkip }, () => {
   const checksum = (args) =>
     helmTemplate(args).get('StatefulSet').spec.template.metadata.annotations['checksum/config'];
@@ -562,7 +784,9 @@ test('helm template: checksum/config follows the ConfigMaps; bad values are refu
   assert.notEqual(checksum(['--set', 'externalUrl=https://slo.example.com']), base);
   assert.notEqual(checksum(['--set-string', 'rules.files.extra\\.yaml=service: x']), base);
   for (const [args, message] of [
-    [['--set', 'replicas=2'], /replicas/],
+    [['--set', 'replicas=2'], /kafka\.enabled/],
+    [['--set', 'kafka.enabled=true'], /kafka\.brokers/],
+    [['--set', 'kafka.enabled=true', '--set', 'kafka.brokers={k:9092}', '--set', 'kafka.librdkafka.group\\.id=x'], /librdkafka/],
     [['--set', 'config.storage.path=/data'], /config\.storage/],
     [['--set', 'rules.examples=false'], /no rule file/],
   ]) {

@@ -43,11 +43,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 traceslo.yaml as the container reads it: files/traceslo.yaml, then .Values.config merged over
-it (maps key by key, anything else replaced), then web.external_url from .Values.externalUrl.
+it (maps key by key, anything else replaced), then web.external_url from .Values.externalUrl
+and, with .Values.kafka.enabled, the kafka section from .Values.kafka (camelCase values become
+the configuration's snake_case keys; librdkafka only when it has properties).
 */}}
 {{- define "traceslo.config" -}}
 {{- $base := fromYaml (.Files.Get "files/traceslo.yaml") -}}
 {{- $chartOwned := dict "web" (dict "external_url" .Values.externalUrl) -}}
+{{- if .Values.kafka.enabled -}}
+{{- $kafka := dict "enabled" true "brokers" .Values.kafka.brokers "encoding" .Values.kafka.encoding -}}
+{{- $_ := set $kafka "topics" (dict "spans" .Values.kafka.topics.spans "deltas" .Values.kafka.topics.deltas "state" .Values.kafka.topics.state) -}}
+{{- $_ = set $kafka "group_ids" (dict "stage1" .Values.kafka.groupIds.stage1 "stage2" .Values.kafka.groupIds.stage2) -}}
+{{- $_ = set $kafka "epoch_length" .Values.kafka.epochLength -}}
+{{- $_ = set $kafka "commit_interval" .Values.kafka.commitInterval -}}
+{{- $_ = set $kafka "idle_partition_timeout" .Values.kafka.idlePartitionTimeout -}}
+{{- $_ = set $kafka "allowed_lateness" .Values.kafka.allowedLateness -}}
+{{- if .Values.kafka.librdkafka -}}
+{{- $_ = set $kafka "librdkafka" .Values.kafka.librdkafka -}}
+{{- end -}}
+{{- $_ = set $chartOwned "kafka" $kafka -}}
+{{- end -}}
 {{- $config := mergeOverwrite $base (deepCopy .Values.config) $chartOwned -}}
 {{- toYaml $config -}}
 {{- end -}}
