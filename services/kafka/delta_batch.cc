@@ -1,7 +1,9 @@
 #include "traceslo/kafka/delta_batch.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -22,6 +24,37 @@ absl::Status CheckName(std::string_view name, const std::string& what,
   if (name.size() > limits.max_name_bytes) {
     return Invalid(what + " is " + std::to_string(name.size()) + " bytes, more than " +
                    std::to_string(limits.max_name_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckText(std::string_view text, const std::string& what,
+                       const DeltaBatchLimits& limits) {
+  if (text.size() > limits.max_message_bytes) {
+    return Invalid(what + " is " + std::to_string(text.size()) + " bytes, more than " +
+                   std::to_string(limits.max_message_bytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSignatureEntry(const v1::SignatureEntry& e, const std::string& where,
+                                 const DeltaBatchLimits& limits) {
+  if (absl::Status s = CheckName(e.service(), where + ".service", limits); !s.ok()) return s;
+  if (absl::Status s = CheckName(e.operation(), where + ".operation", limits); !s.ok()) return s;
+  for (const auto& [text, field] : {std::pair{&e.exception_type(), ".exception_type"},
+                                    std::pair{&e.normalized_message(), ".normalized_message"},
+                                    std::pair{&e.sample_message(), ".sample_message"},
+                                    std::pair{&e.top_frame(), ".top_frame"}}) {
+    if (absl::Status s = CheckText(*text, where + field, limits); !s.ok()) return s;
+  }
+  if (static_cast<size_t>(e.trace_ids_size()) > pipeline::kMaxSignatureTraces) {
+    return Invalid(where + ": " + std::to_string(e.trace_ids_size()) + " trace ids, more than " +
+                   std::to_string(pipeline::kMaxSignatureTraces));
+  }
+  for (const std::string& id : e.trace_ids()) {
+    if (id.size() != std::tuple_size_v<TraceId>) {
+      return Invalid(where + ": trace id of " + std::to_string(id.size()) + " bytes");
+    }
   }
   return absl::OkStatus();
 }
@@ -102,6 +135,33 @@ std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
     e.set_partial_traces(d.partial_traces);
     e.set_propagation_breaks(d.propagation_breaks);
   }
+  // Details (titles, messages) are context, not counts: past a budget per record an epoch's
+  // further details are left out, so an error storm of distinct signatures cannot make a record
+  // too large for the producer or stage 2 (the counts still travel; a signature's details come
+  // again in the next epoch that sees it).
+  std::vector<size_t> detail_bytes(batches.size(), 0);
+  for (const pipeline::SignatureDelta& d : delta.signatures) {
+    const std::string_view service = registry.ServiceName(registry.ServiceOf(d.series));
+    const auto partition = static_cast<size_t>(DeltaPartitionOf(service, dst_partitions));
+    if (detail_bytes[partition] >= kMaxSignatureDetailBytesPerRecord) continue;
+    v1::SignatureEntry& e = *batches[partition].add_signature_details();
+    e.set_id(d.id);
+    e.set_service(std::string(service));
+    e.set_operation(std::string(registry.OperationName(d.series)));
+    e.set_count(d.count);
+    e.set_first_seen_unix_nano(d.first_seen_unix_nano);
+    e.set_last_seen_unix_nano(d.last_seen_unix_nano);
+    e.set_http_status(d.http_status);
+    e.set_rpc_status(d.rpc_status);
+    e.set_exception_type(d.exception_type);
+    e.set_normalized_message(d.normalized_message);
+    e.set_sample_message(d.sample_message);
+    e.set_top_frame(d.top_frame);
+    for (const TraceId& id : d.trace_ids) {
+      e.add_trace_ids(std::string(reinterpret_cast<const char*>(id.data()), id.size()));
+    }
+    detail_bytes[partition] += e.ByteSizeLong();
+  }
   std::vector<std::string> out;
   out.reserve(batches.size());
   for (const v1::DeltaBatch& b : batches) out.push_back(b.SerializeAsString());
@@ -131,6 +191,10 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
   if (static_cast<size_t>(batch.services_size()) > limits.max_services) {
     return Invalid(std::to_string(batch.services_size()) + " services, more than " +
                    std::to_string(limits.max_services));
+  }
+  if (static_cast<size_t>(batch.signature_details_size()) > limits.max_signature_details) {
+    return Invalid(std::to_string(batch.signature_details_size()) +
+                   " signature details, more than " + std::to_string(limits.max_signature_details));
   }
   if (batch.src_partition() < 0 || batch.dst_partition() < 0) {
     return Invalid("negative partition (src " + std::to_string(batch.src_partition()) + ", dst " +
@@ -191,6 +255,13 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
       return s;
     }
   }
+  for (int i = 0; i < batch.signature_details_size(); ++i) {
+    if (absl::Status s = CheckSignatureEntry(
+            batch.signature_details(i), "signature_details[" + std::to_string(i) + "]", limits);
+        !s.ok()) {
+      return s;
+    }
+  }
 
   DecodedDeltaBatch out;
   out.header = DeltaBatchHeader{.config_hash = batch.config_hash(),
@@ -232,6 +303,26 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
                                                     .error_traces_origin = e.error_traces_origin(),
                                                     .partial_traces = e.partial_traces(),
                                                     .propagation_breaks = e.propagation_breaks()});
+  }
+  delta.signatures.reserve(static_cast<size_t>(batch.signature_details_size()));
+  for (v1::SignatureEntry& e : *batch.mutable_signature_details()) {
+    pipeline::SignatureDelta& d = delta.signatures.emplace_back();
+    d.id = e.id();
+    d.series = registry.Resolve(e.service(), e.operation()).series;
+    d.count = e.count();
+    d.first_seen_unix_nano = e.first_seen_unix_nano();
+    d.last_seen_unix_nano = e.last_seen_unix_nano();
+    d.http_status = e.http_status();
+    d.rpc_status = e.rpc_status();
+    d.exception_type = std::move(*e.mutable_exception_type());
+    d.normalized_message = std::move(*e.mutable_normalized_message());
+    d.sample_message = std::move(*e.mutable_sample_message());
+    d.top_frame = std::move(*e.mutable_top_frame());
+    d.trace_ids.reserve(static_cast<size_t>(e.trace_ids_size()));
+    for (const std::string& bytes : e.trace_ids()) {
+      TraceId& id = d.trace_ids.emplace_back();
+      std::copy(bytes.begin(), bytes.end(), id.begin());
+    }
   }
   return out;
 }

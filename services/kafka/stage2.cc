@@ -236,6 +236,8 @@ void MergeService(pipeline::ServiceDelta& into, const pipeline::ServiceDelta& fr
 struct Accumulated {
   std::map<std::pair<uint32_t, int64_t>, pipeline::SeriesDelta> series;
   std::map<std::pair<uint32_t, int64_t>, pipeline::ServiceDelta> services;
+  // In record order; the sink merges them by id (not kept in the file).
+  std::vector<pipeline::SignatureDelta> signatures;
   uint64_t late_spans = 0;
   uint64_t evicted_traces = 0;
   uint64_t clock_skew_spans = 0;
@@ -254,14 +256,15 @@ struct Accumulated {
       auto [it, inserted] = services.try_emplace({d.service, d.bucket}, d);
       if (!inserted) MergeService(it->second, d);
     }
+    std::move(delta.signatures.begin(), delta.signatures.end(), std::back_inserter(signatures));
     late_spans += delta.late_spans;
     evicted_traces += delta.evicted_traces;
     clock_skew_spans += delta.clock_skew_spans;
     truncated_spans += delta.truncated_spans;
   }
   bool empty() const {
-    return series.empty() && services.empty() && late_spans == 0 && evicted_traces == 0 &&
-           clock_skew_spans == 0 && truncated_spans == 0;
+    return series.empty() && services.empty() && signatures.empty() && late_spans == 0 &&
+           evicted_traces == 0 && clock_skew_spans == 0 && truncated_spans == 0;
   }
   pipeline::ShardDelta Take() {
     pipeline::ShardDelta out;
@@ -269,6 +272,7 @@ struct Accumulated {
     for (auto& [key, d] : series) out.series.push_back(std::move(d));
     out.services.reserve(services.size());
     for (auto& [key, d] : services) out.services.push_back(d);
+    out.signatures = std::move(signatures);
     out.late_spans = late_spans;
     out.evicted_traces = evicted_traces;
     out.clock_skew_spans = clock_skew_spans;

@@ -427,6 +427,8 @@ int Serve(const ServeFlags& flags) {
     partition_options.config_hashes = {config_hash};
     partition_options.epoch_length = kc.epoch_length;
     partition_options.allowed_lateness = kc.allowed_lateness;
+    // As many signature details as stage 1 may publish (pipeline.max_signatures, in the hash).
+    partition_options.limits.max_signature_details = sli.max_signatures;
     // The files give back what the SLI store holds after a restart (older minutes are read
     // from the database).
     partition_options.retention = pc.sli_retention + std::chrono::minutes(10);

@@ -3,7 +3,8 @@
 // The traceslo_deltas record (proto/traceslo/v1/delta_batch.proto): stage 1 turns a sealed
 // epoch's ShardDelta into one record per destination partition; stage 2 turns a record back into
 // a ShardDelta of its own process's series ids. Series and services travel by name (ids are per
-// process). Not carried yet: exemplar traces and error-signature details (their counts are).
+// process). Error-signature details travel with them (titles and trace ids of alert causes);
+// exemplar traces do not.
 
 #include <chrono>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "traceslo/common/span.h"
 #include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sli_processor.h"
 #include "traceslo/pipeline/sli_store.h"
@@ -19,6 +21,9 @@
 namespace traceslo::kafka {
 
 inline constexpr uint32_t kDeltaBatchSchemaVersion = 1;
+// Signature details (titles, messages, trace ids) written into one record at most, in bytes:
+// EncodeDeltaBatches leaves further details of the epoch out (their counts still travel).
+inline constexpr size_t kMaxSignatureDetailBytesPerRecord = 256 * 1024;
 
 struct DeltaBatchHeader {
   uint64_t config_hash = 0;
@@ -43,7 +48,8 @@ int32_t DeltaPartitionOf(std::string_view service, int32_t partitions);
 // One record per destination partition 0 .. dst_partitions-1 (empty ones too: they carry the
 // watermark), each with `header` and its dst_partition: the series and services of `delta` whose
 // service maps there (DeltaPartitionOf), names from `registry` (which issued delta's ids); the
-// epoch's counters in partition 0's. Exemplars and signature details are left out.
+// epoch's counters in partition 0's. Each signature detail goes with its series' service.
+// Exemplars are left out.
 std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
                                             const pipeline::ShardDelta& delta,
                                             const pipeline::SeriesRegistry& registry,
@@ -56,6 +62,11 @@ struct DeltaBatchLimits {
   size_t max_services = 20'000;
   size_t max_name_bytes = 1'024;
   size_t max_signatures_per_series = 64;
+  // Signature details per record: stage 1 writes at most SliOptions::max_signatures per epoch
+  // (part of the config hash), so a reader sets this to the same value.
+  size_t max_signature_details = 10'000;
+  // Per exception type, message and top frame: the span decoders' cap on messages.
+  size_t max_message_bytes = kMaxMessageBytes;
 };
 
 struct DecodedDeltaBatch {
@@ -66,8 +77,11 @@ struct DecodedDeltaBatch {
 // Decodes and checks a record: InvalidArgument naming the problem ("series[3]: 17 classic
 // buckets, expected 15") for bytes that are not a DeltaBatch, an unknown schema_version, a limit
 // exceeded, an empty name, or counts that do not add up (classic buckets and the latency sketch
-// must count the requests, errors <= requests, signature counts sum to the errors). Names are
-// resolved in `registry` (under its caps, as spans' are). Nothing is returned on error.
+// must count the requests, errors <= requests, signature counts sum to the errors), or a bad
+// signature detail ("signature_details[2]: trace id of 7 bytes": more than
+// pipeline::kMaxSignatureTraces trace ids, ids not of 16 bytes, texts over max_message_bytes).
+// Names are resolved in `registry` (under its caps, as spans' are) only once the whole record is
+// checked, so a refused record adds no name. Nothing is returned on error.
 absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
                                                    const DeltaBatchLimits& limits,
                                                    pipeline::SeriesRegistry& registry);

@@ -16,6 +16,11 @@
 // applied epoch; an older epoch is refused as too late. A gap that falls out of that window can
 // never be filled, so the contiguous epoch moves past it (counted in abandoned_epochs) rather
 // than holding the watermark back for ever.
+//
+// Error-signature details (titles, sample messages, trace ids) of the newly applied records go to
+// the sink with their counts but are not kept in the file: after a restart the restored buckets
+// carry signature counts only and the SLI store's signature registry fills again from new
+// records, as single-node mode's does after a restart (its persisted minutes carry no signatures).
 
 #include <chrono>
 #include <cstdint>
@@ -109,7 +114,8 @@ class Stage2Partition {
   // Applies `records` (in offset order) in one SQLite transaction: each is decoded, checked and,
   // if its (source, epoch) is new, merged and marked applied; next_offset() becomes the last
   // record's offset + 1 (it never goes back). After the commit, what was newly applied goes to
-  // the sink as one ShardDelta. Returns this call's counters. On a SQLite error nothing is
+  // the sink as one ShardDelta, with the applied records' signature details (duplicates and
+  // refused records give none). Returns this call's counters. On a SQLite error nothing is
   // changed (file, offset, watermarks, counters), nothing reaches the sink, and the Status is
   // Unavailable (the caller retries the same records or gives the partition up), or DataLoss
   // for a damaged stored bucket.
