@@ -32,19 +32,27 @@ let mock;
 let bootstrap;
 const servers = [];
 
-before(async () => {
-  scratch = await makeTempDir('traceslo-it-kafka-');
-  const bootstrapFile = path.join(scratch, 'bootstrap');
-  mock = spawn(mockBin, ['--brokers', '1', '--topic', 'otlp_spans:4', '--topic', 'traceslo_deltas:2',
+const mocks = [];
+
+// A mock cluster process of its own (traceslo-kafka-mock) with the two topics; its bootstrap.
+async function startMock(name) {
+  const bootstrapFile = path.join(scratch, `${name}.bootstrap`);
+  const child = spawn(mockBin, ['--brokers', '1', '--topic', 'otlp_spans:4', '--topic', 'traceslo_deltas:2',
     '--bootstrap-file', bootstrapFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  mocks.push(child);
   await waitFor(() => fs.existsSync(bootstrapFile) && fs.readFileSync(bootstrapFile, 'utf8').trim() !== '',
     { timeoutMs: 10_000, what: 'the mock cluster' });
-  bootstrap = fs.readFileSync(bootstrapFile, 'utf8').trim().replace(/^bootstrap=/, '');
+  return { child, bootstrap: fs.readFileSync(bootstrapFile, 'utf8').trim().replace(/^bootstrap=/, '') };
+}
+
+before(async () => {
+  scratch = await makeTempDir('traceslo-it-kafka-');
+  ({ child: mock, bootstrap } = await startMock('golden'));
 });
 
 after(async () => {
   for (const server of servers) await server.cleanup();
-  mock?.kill('SIGTERM');
+  for (const child of mocks) child.kill('SIGTERM');
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -81,12 +89,12 @@ function countEntrySpans(file) {
 
 // `idle`: kafka.idle_partition_timeout. The first run keeps stream time where the records put it
 // (1h); the restarted one lets idle partitions follow the clock (1s).
-function kafkaConfig(idle) {
+function kafkaConfig(idle, brokers = bootstrap) {
   return {
     rules: { files: [rulesGlob] },
     kafka: {
       enabled: true,
-      brokers: [bootstrap.split(',')[0]],
+      brokers: [brokers.split(',')[0]],
       encoding: 'otlp_json',
       allowed_lateness: '1s',
       idle_partition_timeout: idle,
@@ -190,4 +198,35 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
   assert.equal(after.get('traceslo_kafka_delivery_errors_total'), 0);
   assert.equal(after.get('traceslo_kafka_clamped_timestamps_total'), 0);
   assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null }, 'a graceful stop');
+});
+
+test('a broker outage while spans flow delays them and loses nothing', async () => {
+  const { child: outageMock, bootstrap: outageBootstrap } = await startMock('outage');
+  const dir = path.join(scratch, 'outage');
+  fs.mkdirSync(dir);
+  const server = await startTraceslo({ config: kafkaConfig('1h', outageBootstrap), dir, otlp: false,
+    timeoutMs: 30_000 });
+  servers.push(server);
+  // Every broker down, the recording produced meanwhile (the producer waits for them), and back
+  // after 3 s: the outage's length is the fault injected, not a wait for behaviour.
+  outageMock.kill('SIGUSR1');
+  const producing = runBinary(produceBin, ['--bootstrap', outageBootstrap, '--topic', 'otlp_spans',
+    '--input', fixture, '--drain-seconds', String(DRAIN_S)], { timeoutMs: 120_000 });
+  await new Promise((resolve) => { setTimeout(resolve, 3_000); });
+  outageMock.kill('SIGUSR2');
+  const produced = await producing;
+  assert.equal(produced.code, 0, produced.stderr);
+  const lastMs = Number(/last_ms=(\d+)/.exec(produced.stdout)[1]);
+  const endS = Math.floor((lastMs + DRAIN_S * 1000) / 1000);
+  await server.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1,
+    { timeoutMs: 90_000 });
+  const metrics = await server.scrape();
+  for (const [key, want] of Object.entries(countEntrySpans(fixture))) {
+    const [service, operation] = key.split('|');
+    assert.equal(metrics.get('traceslo_requests_total', { service, operation }), want.requests, key);
+    assert.equal(metrics.get('traceslo_request_errors_total', { service, operation }), want.errors, key);
+  }
+  assert.equal(metrics.get('traceslo_kafka_delivery_errors_total'), 0);
+  assert.equal(metrics.get('traceslo_kafka_records_total', { stage: '2', outcome: 'duplicate' }), 0);
+  assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
 });
