@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/kafka/delta_entries.h"
 #include "traceslo/kafka/partitioning.h"
 #include "traceslo/v1/delta_batch.pb.h"
 
@@ -102,38 +103,20 @@ std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
   first.set_clock_skew_spans(delta.clock_skew_spans);
   first.set_truncated_spans(delta.truncated_spans);
 
-  std::string sketch;
   for (const pipeline::SeriesDelta& d : delta.series) {
     const std::string_view service = registry.ServiceName(d.service);
     v1::SeriesEntry& e =
         *batches[static_cast<size_t>(DeltaPartitionOf(service, dst_partitions))].add_series();
     e.set_service(std::string(service));
     e.set_operation(std::string(registry.OperationName(d.series)));
-    e.set_bucket(d.bucket);
-    e.set_requests(d.requests);
-    e.set_errors(d.errors);
-    e.set_sum_seconds(d.sum_seconds);
-    for (uint64_t count : d.classic) e.add_classic(count);
-    sketch.clear();
-    d.latency.AppendEncoded(sketch);
-    e.set_latency(sketch);
-    for (const pipeline::SignatureCount& s : d.signatures) {
-      v1::SignatureCount& c = *e.add_signatures();
-      c.set_id(s.id);
-      c.set_count(s.count);
-    }
+    WriteSeriesCounts(d, e);
   }
   for (const pipeline::ServiceDelta& d : delta.services) {
     const std::string_view service = registry.ServiceName(d.service);
     v1::ServiceEntry& e =
         *batches[static_cast<size_t>(DeltaPartitionOf(service, dst_partitions))].add_services();
     e.set_service(std::string(service));
-    e.set_bucket(d.bucket);
-    e.set_traces(d.traces);
-    e.set_error_traces_root(d.error_traces_root);
-    e.set_error_traces_origin(d.error_traces_origin);
-    e.set_partial_traces(d.partial_traces);
-    e.set_propagation_breaks(d.propagation_breaks);
+    WriteServiceCounts(d, e);
   }
   // Details (titles, messages) are context, not counts: past a budget per record an epoch's
   // further details are left out, so an error storm of distinct signatures cannot make a record
@@ -283,26 +266,13 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
     const pipeline::SeriesRegistry::Ids ids = registry.Resolve(e.service(), e.operation());
     d.series = ids.series;
     d.service = ids.service;
-    d.bucket = e.bucket();
-    d.requests = e.requests();
-    d.errors = e.errors();
-    d.sum_seconds = e.sum_seconds();
-    for (size_t b = 0; b < pipeline::kClassicBuckets; ++b) {
-      d.classic[b] = e.classic(static_cast<int>(b));
-    }
-    for (const v1::SignatureCount& c : e.signatures()) {
-      d.signatures.push_back(pipeline::SignatureCount{.id = c.id(), .count = c.count()});
-    }
+    ReadSeriesCounts(e, d);
     delta.series.push_back(std::move(d));
   }
   for (const v1::ServiceEntry& e : batch.services()) {
-    delta.services.push_back(pipeline::ServiceDelta{.service = registry.ResolveService(e.service()),
-                                                    .bucket = e.bucket(),
-                                                    .traces = e.traces(),
-                                                    .error_traces_root = e.error_traces_root(),
-                                                    .error_traces_origin = e.error_traces_origin(),
-                                                    .partial_traces = e.partial_traces(),
-                                                    .propagation_breaks = e.propagation_breaks()});
+    pipeline::ServiceDelta& d = delta.services.emplace_back();
+    d.service = registry.ResolveService(e.service());
+    ReadServiceCounts(e, d);
   }
   delta.signatures.reserve(static_cast<size_t>(batch.signature_details_size()));
   for (v1::SignatureEntry& e : *batch.mutable_signature_details()) {

@@ -18,6 +18,7 @@
 #include <tuple>
 #include <utility>
 
+#include "services/kafka/delta_entries.h"
 #include "traceslo/common/int_math.h"
 #include "traceslo/v1/delta_batch.pb.h"
 
@@ -146,19 +147,7 @@ std::optional<ScannedHeader> ScanHeader(std::string_view bytes, size_t max_bytes
 
 std::string EncodeSeries(const pipeline::SeriesDelta& d) {
   v1::SeriesEntry e;
-  e.set_bucket(d.bucket);
-  e.set_requests(d.requests);
-  e.set_errors(d.errors);
-  e.set_sum_seconds(d.sum_seconds);
-  for (uint64_t c : d.classic) e.add_classic(c);
-  std::string sketch;
-  d.latency.AppendEncoded(sketch);
-  e.set_latency(std::move(sketch));
-  for (const pipeline::SignatureCount& s : d.signatures) {
-    v1::SignatureCount& c = *e.add_signatures();
-    c.set_id(s.id);
-    c.set_count(s.count);
-  }
+  WriteSeriesCounts(d, e);
   return e.SerializeAsString();
 }
 
@@ -171,27 +160,13 @@ bool DecodeSeries(std::string_view bytes, pipeline::SeriesDelta& d) {
       !d.latency.Decode(e.latency())) {
     return false;
   }
-  d.bucket = e.bucket();
-  d.requests = e.requests();
-  d.errors = e.errors();
-  d.sum_seconds = e.sum_seconds();
-  for (size_t i = 0; i < pipeline::kClassicBuckets; ++i)
-    d.classic[i] = e.classic(static_cast<int>(i));
-  d.signatures.clear();
-  for (const v1::SignatureCount& c : e.signatures()) {
-    d.signatures.push_back(pipeline::SignatureCount{.id = c.id(), .count = c.count()});
-  }
+  ReadSeriesCounts(e, d);
   return true;
 }
 
 std::string EncodeService(const pipeline::ServiceDelta& d) {
   v1::ServiceEntry e;
-  e.set_bucket(d.bucket);
-  e.set_traces(d.traces);
-  e.set_error_traces_root(d.error_traces_root);
-  e.set_error_traces_origin(d.error_traces_origin);
-  e.set_partial_traces(d.partial_traces);
-  e.set_propagation_breaks(d.propagation_breaks);
+  WriteServiceCounts(d, e);
   return e.SerializeAsString();
 }
 
@@ -201,12 +176,7 @@ bool DecodeService(std::string_view bytes, pipeline::ServiceDelta& d) {
       !e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return false;
   }
-  d.bucket = e.bucket();
-  d.traces = e.traces();
-  d.error_traces_root = e.error_traces_root();
-  d.error_traces_origin = e.error_traces_origin();
-  d.partial_traces = e.partial_traces();
-  d.propagation_breaks = e.propagation_breaks();
+  ReadServiceCounts(e, d);
   return true;
 }
 

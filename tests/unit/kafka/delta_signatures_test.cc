@@ -15,6 +15,7 @@
 #include <system_error>
 #include <vector>
 
+#include "tests/unit/kafka/kafka_test_util.h"
 #include "traceslo/kafka/delta_batch.h"
 #include "traceslo/kafka/partitioning.h"
 #include "traceslo/kafka/stage2.h"
@@ -24,6 +25,8 @@
 
 namespace traceslo::kafka {
 namespace {
+
+using testutil::TempDir;
 
 using pipeline::SeriesRegistry;
 using pipeline::ShardDelta;
@@ -309,29 +312,6 @@ TEST(DeltaSignaturesTest, ABadDetailIsRefusedByNameAndAddsNoNameToTheRegistry) {
   EXPECT_EQ(decoded->delta.signatures[1].trace_ids.size(), pipeline::kMaxSignatureTraces);
 }
 
-// A directory of its own under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("traceslo_delta_signatures_test_" + std::to_string(::getpid()) + "_" +
-             std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
 Stage2Options Options() {
   Stage2Options options;
   options.partition = 0;
@@ -391,7 +371,7 @@ std::vector<std::string> TwoSourcesRecords() {
 }
 
 TEST(DeltaSignaturesTest, AppliedDetailsNameTheCausesInTheSliStoreOncePerEpoch) {
-  TempDir dir;
+  TempDir dir{"traceslo_delta_signatures_test"};
   Process p(dir.path());
   ASSERT_NE(p.stage, nullptr);
   const std::vector<std::string> values = TwoSourcesRecords();
@@ -450,7 +430,7 @@ TEST(DeltaSignaturesTest, AppliedDetailsNameTheCausesInTheSliStoreOncePerEpoch) 
 }
 
 TEST(DeltaSignaturesTest, ARefusedRecordGivesTheStoreNoSignatureAndTheRegistryNoName) {
-  TempDir dir;
+  TempDir dir{"traceslo_delta_signatures_test"};
   Process p(dir.path());
   ASSERT_NE(p.stage, nullptr);
   SeriesRegistry names(100, 100);
@@ -475,7 +455,7 @@ TEST(DeltaSignaturesTest, ARefusedRecordGivesTheStoreNoSignatureAndTheRegistryNo
 }
 
 TEST(DeltaSignaturesTest, DetailsAreNotKeptInThePartitionFile) {
-  TempDir dir;
+  TempDir dir{"traceslo_delta_signatures_test"};
   const std::vector<std::string> values = TwoSourcesRecords();
   {
     Process p(dir.path());

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/kafka/kafka_test_util.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/kafka/partitioning.h"
 
@@ -30,21 +31,8 @@ extern char** environ;
 namespace traceslo::kafka {
 namespace {
 
-using HandlePtr = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
-
-// A client of `type` with these settings; fails the test on a bad setting.
-HandlePtr NewClient(rd_kafka_type_t type, const std::map<std::string, std::string>& settings) {
-  char error[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [key, value] : settings) {
-    EXPECT_EQ(rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error),
-              RD_KAFKA_CONF_OK)
-        << key << ": " << error;
-  }
-  rd_kafka_t* handle = rd_kafka_new(type, conf, error, sizeof error);
-  EXPECT_NE(handle, nullptr) << error;
-  return HandlePtr(handle, &rd_kafka_destroy);
-}
+using testutil::HandlePtr;
+using testutil::NewClient;
 
 // Partitions of `topic` as the cluster's metadata reports them; -1 when the request fails.
 int PartitionsOf(rd_kafka_t* client, const std::string& topic, int timeout_ms) {

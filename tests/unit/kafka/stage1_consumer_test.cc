@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <random>
@@ -24,7 +25,7 @@
 #include <tuple>
 #include <vector>
 
-#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "tests/unit/kafka/kafka_test_util.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
 #include "traceslo/kafka/delta_batch.h"
@@ -34,33 +35,22 @@
 namespace traceslo::kafka {
 namespace {
 
-namespace otlp = ::opentelemetry::proto;
-using PbRequest = otlp::collector::trace::v1::ExportTraceServiceRequest;
-using PbSpan = otlp::trace::v1::Span;
+using testutil::Content;
+using testutil::Encode;
+using testutil::EpochContent;
+using testutil::HandlePtr;
+using testutil::kBaseMs;
+using testutil::NewClient;
+using testutil::PbSpan;
+using testutil::TestSpan;
 
 constexpr int32_t kSpansPartitions = 4;
 constexpr int32_t kDeltasPartitions = 2;
-constexpr int64_t kBaseMs = 1'800'000'000'000;
 constexpr uint64_t kConfigHash = 0xc0ffee;
 // Kafka API keys for rd_kafka_mock_push_request_errors.
 constexpr int16_t kProduceApi = 0;
 constexpr int16_t kFetchApi = 1;
 constexpr int16_t kOffsetCommitApi = 8;
-
-using HandlePtr = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
-
-HandlePtr NewClient(rd_kafka_type_t type, const std::map<std::string, std::string>& settings) {
-  char error[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [key, value] : settings) {
-    EXPECT_EQ(rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error),
-              RD_KAFKA_CONF_OK)
-        << key << ": " << error;
-  }
-  rd_kafka_t* handle = rd_kafka_new(type, conf, error, sizeof error);
-  EXPECT_NE(handle, nullptr) << error;
-  return HandlePtr(handle, &rd_kafka_destroy);
-}
 
 // A mock cluster of 3 brokers with otlp_spans (4 partitions) and traceslo_deltas (2).
 class Cluster {
@@ -115,48 +105,6 @@ struct Corpus {
   uint64_t errors = 0;    // entry spans with status ERROR
   uint64_t bad = 0;       // records that are not export requests
 };
-
-struct TestSpan {
-  TraceId trace{};
-  uint64_t id = 0;
-  uint64_t parent = 0;
-  std::string service;
-  std::string name;
-  PbSpan::SpanKind kind = PbSpan::SPAN_KIND_SERVER;
-  int64_t start_ms = 0;
-  int64_t end_ms = 0;
-  bool error = false;
-  bool entry = false;  // counted as a request of its service
-};
-
-std::string Bytes(uint64_t value) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i, value >>= 8) out[static_cast<size_t>(i)] = static_cast<char>(value);
-  return out;
-}
-
-std::string Encode(const std::vector<TestSpan>& spans) {
-  PbRequest request;
-  for (const TestSpan& s : spans) {
-    auto* resource = request.add_resource_spans();
-    auto* attribute = resource->mutable_resource()->add_attributes();
-    attribute->set_key("service.name");
-    attribute->mutable_value()->set_string_value(s.service);
-    PbSpan* span = resource->add_scope_spans()->add_spans();
-    span->set_trace_id(std::string(s.trace.begin(), s.trace.end()));
-    span->set_span_id(Bytes(s.id));
-    if (s.parent != 0) span->set_parent_span_id(Bytes(s.parent));
-    span->set_name(s.name);
-    span->set_kind(s.kind);
-    span->set_start_time_unix_nano(static_cast<uint64_t>(s.start_ms) * 1'000'000);
-    span->set_end_time_unix_nano(static_cast<uint64_t>(s.end_ms) * 1'000'000);
-    if (s.error) {
-      span->mutable_status()->set_code(otlp::trace::v1::Status::STATUS_CODE_ERROR);
-      span->mutable_status()->set_message("card declined");
-    }
-  }
-  return request.SerializeAsString();
-}
 
 // `traces` traces of 2-6 spans over 4 services (a SERVER span and its CLIENT child per service,
 // the next service's SERVER span its child; one in 7 fails at a SERVER span, one in 15 misses its
@@ -292,14 +240,6 @@ Stage1Options PartitionOptions(int32_t partition) {
   return options;
 }
 
-class Recorder final : public EpochPublisher {
- public:
-  void Publish(int64_t epoch, std::vector<std::string> records) override {
-    published[epoch] = std::move(records);
-  }
-  std::map<int64_t, std::vector<std::string>> published;
-};
-
 using SrcEpoch = std::pair<int32_t, int64_t>;
 
 struct Offline {
@@ -316,7 +256,7 @@ Offline RunOffline(const Corpus& corpus, size_t until,
   Offline out;
   for (int32_t p = 0; p < kSpansPartitions; ++p) {
     pipeline::SeriesRegistry registry(1000, 1000);
-    Recorder recorder;
+    fakes::RecordingEpochPublisher recorder(kDeltasPartitions);
     const CommitPoint from = resume.contains(p) ? resume.at(p) : CommitPoint{};
     Stage1Partition stage(PartitionOptions(p), registry, recorder, from);
     int64_t offset = 0;
@@ -457,75 +397,17 @@ std::pair<uint64_t, uint64_t> Totals(const std::map<SrcEpoch, std::vector<std::s
   return {requests, errors};
 }
 
-// An epoch's decoded content by name, to compare records of two runs whose series may be listed
-// in another order. Sums are compared to 1e-9 relative.
-struct EpochContent {
-  struct Series {
-    uint64_t requests = 0, errors = 0, sketch_count = 0;
-    double sum_seconds = 0, p50 = 0, p99 = 0;
-    std::array<uint64_t, pipeline::kClassicBuckets> classic{};
-    std::vector<pipeline::SignatureCount> signatures;
-  };
-  std::map<std::tuple<int, std::string, std::string, int64_t>, Series> series;
-  std::map<std::tuple<int, std::string, int64_t>, std::array<uint64_t, 5>> services;
-  std::array<uint64_t, 4> counters{};
-};
-
-EpochContent Content(const std::vector<std::string>& records) {
-  pipeline::SeriesRegistry names(1000, 1000);
-  EpochContent out;
-  for (const std::string& record : records) {
-    if (record.empty()) continue;  // not read
-    absl::StatusOr<DecodedDeltaBatch> batch = DecodeDeltaBatch(record, {}, names);
-    EXPECT_TRUE(batch.ok()) << batch.status();
-    if (!batch.ok()) continue;
-    const int dst = batch->header.dst_partition;
-    for (const pipeline::SeriesDelta& d : batch->delta.series) {
-      EpochContent::Series& s = out.series[{dst, std::string(names.ServiceName(d.service)),
-                                            std::string(names.OperationName(d.series)), d.bucket}];
-      s.requests = d.requests;
-      s.errors = d.errors;
-      s.sum_seconds = d.sum_seconds;
-      s.classic = d.classic;
-      s.sketch_count = d.latency.Count();
-      s.p50 = d.latency.Count() ? d.latency.QuantileNanos(0.5) : 0;
-      s.p99 = d.latency.Count() ? d.latency.QuantileNanos(0.99) : 0;
-      s.signatures = d.signatures;
-      std::sort(s.signatures.begin(), s.signatures.end(),
-                [](const auto& a, const auto& b) { return a.id < b.id; });
-    }
-    for (const pipeline::ServiceDelta& d : batch->delta.services) {
-      out.services[{dst, std::string(names.ServiceName(d.service)), d.bucket}] = {
-          d.traces, d.error_traces_root, d.error_traces_origin, d.partial_traces,
-          d.propagation_breaks};
-    }
-    out.counters[0] += batch->delta.late_spans;
-    out.counters[1] += batch->delta.evicted_traces;
-    out.counters[2] += batch->delta.clock_skew_spans;
-    out.counters[3] += batch->delta.truncated_spans;
-  }
-  return out;
+// The content of the records read (an empty slot is a record not read).
+EpochContent ReadContent(const std::vector<std::string>& records) {
+  std::vector<std::string> read;
+  std::copy_if(records.begin(), records.end(), std::back_inserter(read),
+               [](const std::string& record) { return !record.empty(); });
+  return Content(read);
 }
 
 void ExpectSameContent(const std::vector<std::string>& got, const std::vector<std::string>& want,
                        const std::string& what) {
-  const EpochContent g = Content(got), w = Content(want);
-  EXPECT_EQ(g.services, w.services) << what;
-  EXPECT_EQ(g.counters, w.counters) << what;
-  ASSERT_EQ(g.series.size(), w.series.size()) << what;
-  for (const auto& [key, ws] : w.series) {
-    auto it = g.series.find(key);
-    ASSERT_NE(it, g.series.end()) << what << ": " << std::get<1>(key) << " " << std::get<2>(key);
-    const EpochContent::Series& gs = it->second;
-    EXPECT_EQ(gs.requests, ws.requests) << what;
-    EXPECT_EQ(gs.errors, ws.errors) << what;
-    EXPECT_EQ(gs.classic, ws.classic) << what;
-    EXPECT_EQ(gs.sketch_count, ws.sketch_count) << what;
-    EXPECT_EQ(gs.p50, ws.p50) << what;
-    EXPECT_EQ(gs.p99, ws.p99) << what;
-    EXPECT_EQ(gs.signatures, ws.signatures) << what;
-    EXPECT_NEAR(gs.sum_seconds, ws.sum_seconds, 1e-9 * std::max(1.0, ws.sum_seconds)) << what;
-  }
+  testutil::ExpectSameContent(ReadContent(got), ReadContent(want), what);
 }
 
 std::string Name(const SrcEpoch& key) {

@@ -15,65 +15,30 @@
 #include <tuple>
 #include <vector>
 
-#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "tests/unit/kafka/kafka_test_util.h"
 #include "traceslo/kafka/delta_batch.h"
 
 namespace traceslo::kafka {
 namespace {
 
-namespace otlp = ::opentelemetry::proto;
-using PbRequest = otlp::collector::trace::v1::ExportTraceServiceRequest;
-using PbSpan = otlp::trace::v1::Span;
+using testutil::Content;
+using testutil::Encode;
+using testutil::EpochContent;
+using testutil::ExpectSameContent;
+using testutil::kBaseMs;
+using testutil::PbSpan;
+using testutil::TestSpan;
+using testutil::TraceIdOf;
+using Recorder = fakes::RecordingEpochPublisher;
 
-constexpr int64_t kBaseMs = 1'800'000'000'000;
+constexpr int32_t kDstPartitions = 3;
+constexpr uint64_t kTraceIdHigh = 0x5eed;  // the high 8 bytes of every trace id
 
 struct Record {
   int64_t offset = 0;
   int64_t timestamp_ms = 0;
   std::string value;
 };
-
-struct TestSpan {
-  uint64_t trace = 0;
-  uint64_t id = 0;
-  uint64_t parent = 0;
-  std::string service;
-  std::string name;
-  PbSpan::SpanKind kind = PbSpan::SPAN_KIND_SERVER;
-  int64_t start_ms = 0;
-  int64_t end_ms = 0;
-  bool error = false;
-};
-
-std::string Bytes(uint64_t value, int n) {
-  std::string out(static_cast<size_t>(n), '\0');
-  for (int i = n - 1; i >= 0; --i, value >>= 8)
-    out[static_cast<size_t>(i)] = static_cast<char>(value);
-  return out;
-}
-
-std::string Encode(const std::vector<TestSpan>& spans) {
-  PbRequest request;
-  for (const TestSpan& s : spans) {
-    auto* resource = request.add_resource_spans();
-    auto* attribute = resource->mutable_resource()->add_attributes();
-    attribute->set_key("service.name");
-    attribute->mutable_value()->set_string_value(s.service);
-    PbSpan* span = resource->add_scope_spans()->add_spans();
-    span->set_trace_id(Bytes(0x5eed, 8) + Bytes(s.trace, 8));
-    span->set_span_id(Bytes(s.id, 8));
-    if (s.parent != 0) span->set_parent_span_id(Bytes(s.parent, 8));
-    span->set_name(s.name);
-    span->set_kind(s.kind);
-    span->set_start_time_unix_nano(static_cast<uint64_t>(s.start_ms) * 1'000'000);
-    span->set_end_time_unix_nano(static_cast<uint64_t>(s.end_ms) * 1'000'000);
-    if (s.error) {
-      span->mutable_status()->set_code(otlp::trace::v1::Status::STATUS_CODE_ERROR);
-      span->mutable_status()->set_message("card 4411 declined");
-    }
-  }
-  return request.SerializeAsString();
-}
 
 // A partition's records: traces of 2-6 spans over 4 services (some with errors, some missing
 // their root), each span exported at its end, 1-3 spans per record, record timestamps increasing
@@ -95,7 +60,7 @@ std::vector<Record> Corpus(uint64_t seed, int traces) {
     std::vector<TestSpan> trace;
     for (int j = 0; j < n; ++j) {
       TestSpan s;
-      s.trace = static_cast<uint64_t>(t) + 1;
+      s.trace = TraceIdOf(kTraceIdHigh, static_cast<uint64_t>(t) + 1);
       s.id = next_id++;
       s.parent = j == 0 ? 0 : trace[static_cast<size_t>((j - 1) / 2)].id;
       s.service = services[(static_cast<size_t>(t) + static_cast<size_t>(j)) % services.size()];
@@ -123,7 +88,8 @@ std::vector<Record> Corpus(uint64_t seed, int traces) {
                                 spans.begin() + static_cast<std::ptrdiff_t>(i + n));
     i += n;
     timestamp = std::max(timestamp, group.back().end_ms) + static_cast<int64_t>(random() % 3);
-    records.push_back({static_cast<int64_t>(records.size()), timestamp, Encode(group)});
+    records.push_back(
+        {static_cast<int64_t>(records.size()), timestamp, Encode(group, "card 4411 declined")});
   }
   return records;
 }
@@ -131,104 +97,13 @@ std::vector<Record> Corpus(uint64_t seed, int traces) {
 Stage1Options Options() {
   Stage1Options options;
   options.partition = 5;
-  options.dst_partitions = 3;
+  options.dst_partitions = kDstPartitions;
   options.config_hash = 0xc0ffee;
   options.epoch_length = std::chrono::milliseconds(1'000);
   options.sli.trace_idle_timeout = std::chrono::seconds(2);
   options.sli.trace_max_age = std::chrono::seconds(20);
   return options;
 }
-
-// The decoded content of one epoch's records, by name; sums compared to 1e-9 relative (the
-// order of additions may differ between runs).
-struct SeriesSummary {
-  uint64_t requests = 0, errors = 0, sketch_count = 0;
-  double sum_seconds = 0, p50 = 0, p99 = 0;
-  std::array<uint64_t, pipeline::kClassicBuckets> classic{};
-  std::vector<pipeline::SignatureCount> signatures;
-};
-struct EpochContent {
-  std::map<std::tuple<int, std::string, std::string, int64_t>, SeriesSummary> series;
-  std::map<std::tuple<int, std::string, int64_t>, std::array<uint64_t, 5>> services;
-  std::array<uint64_t, 4> counters{};
-};
-
-EpochContent Content(const std::vector<std::string>& records) {
-  pipeline::SeriesRegistry names(1000, 1000);
-  EpochContent out;
-  for (const std::string& record : records) {
-    absl::StatusOr<DecodedDeltaBatch> batch = DecodeDeltaBatch(record, {}, names);
-    EXPECT_TRUE(batch.ok()) << batch.status();
-    if (!batch.ok()) continue;
-    const int dst = batch->header.dst_partition;
-    for (const pipeline::SeriesDelta& d : batch->delta.series) {
-      SeriesSummary& s = out.series[{dst, std::string(names.ServiceName(d.service)),
-                                     std::string(names.OperationName(d.series)), d.bucket}];
-      EXPECT_EQ(s.requests, 0u) << "one entry per series and bucket";
-      s.requests = d.requests;
-      s.errors = d.errors;
-      s.sum_seconds = d.sum_seconds;
-      s.classic = d.classic;
-      s.sketch_count = d.latency.Count();
-      s.p50 = d.latency.Count() ? d.latency.QuantileNanos(0.5) : 0;
-      s.p99 = d.latency.Count() ? d.latency.QuantileNanos(0.99) : 0;
-      s.signatures = d.signatures;
-      std::sort(s.signatures.begin(), s.signatures.end(),
-                [](const auto& a, const auto& b) { return a.id < b.id; });
-    }
-    for (const pipeline::ServiceDelta& d : batch->delta.services) {
-      out.services[{dst, std::string(names.ServiceName(d.service)), d.bucket}] = {
-          d.traces, d.error_traces_root, d.error_traces_origin, d.partial_traces,
-          d.propagation_breaks};
-    }
-    out.counters[0] += batch->delta.late_spans;
-    out.counters[1] += batch->delta.evicted_traces;
-    out.counters[2] += batch->delta.clock_skew_spans;
-    out.counters[3] += batch->delta.truncated_spans;
-  }
-  return out;
-}
-
-void ExpectSameContent(const EpochContent& got, const EpochContent& want, const std::string& what) {
-  EXPECT_EQ(got.services, want.services) << what;
-  EXPECT_EQ(got.counters, want.counters) << what;
-  ASSERT_EQ(got.series.size(), want.series.size()) << what;
-  for (const auto& [key, w] : want.series) {
-    auto it = got.series.find(key);
-    ASSERT_NE(it, got.series.end()) << what << ": " << std::get<1>(key) << " " << std::get<2>(key);
-    const SeriesSummary& g = it->second;
-    EXPECT_EQ(g.requests, w.requests) << what;
-    EXPECT_EQ(g.errors, w.errors) << what;
-    EXPECT_EQ(g.classic, w.classic) << what;
-    EXPECT_EQ(g.sketch_count, w.sketch_count) << what;
-    EXPECT_EQ(g.p50, w.p50) << what;
-    EXPECT_EQ(g.p99, w.p99) << what;
-    EXPECT_EQ(g.signatures, w.signatures) << what;
-    EXPECT_NEAR(g.sum_seconds, w.sum_seconds, 1e-9 * std::max(1.0, w.sum_seconds)) << what;
-  }
-}
-
-// Keeps what was published; acknowledges epochs `lag` epochs behind the newest.
-class Recorder final : public EpochPublisher {
- public:
-  void Publish(int64_t epoch, std::vector<std::string> records) override {
-    EXPECT_FALSE(published.contains(epoch)) << "epoch " << epoch << " published twice";
-    EXPECT_TRUE(published.empty() || epoch == published.rbegin()->first + 1)
-        << "epochs in order, none skipped";
-    EXPECT_EQ(records.size(), 3u);
-    published[epoch] = std::move(records);
-  }
-  void AcknowledgeUpTo(Stage1Partition& stage, int64_t epoch) {
-    for (const auto& [e, records] : published) {
-      if (e > acked && e <= epoch) {
-        stage.Acknowledge(e);
-        acked = e;
-      }
-    }
-  }
-  std::map<int64_t, std::vector<std::string>> published;
-  int64_t acked = -1;
-};
 
 // Feeds `records` from `from_offset` on and runs stream time 60 s past the last, so every trace
 // completes; acknowledges with `lag`. `at_offset` is called after each record.
@@ -251,7 +126,7 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
   const int64_t end_ms = records.back().timestamp_ms + 60'000;
 
   pipeline::SeriesRegistry registry(1000, 1000);
-  Recorder single;
+  Recorder single(kDstPartitions);
   Stage1Partition whole(Options(), registry, single, CommitPoint{});
   Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
   whole.AdvanceTo(end_ms);
@@ -272,7 +147,7 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
     const size_t crash = 1 + random() % (records.size() - 1);
     const size_t commit_after = random() % crash;
     const int lag = static_cast<int>(random() % 4);
-    Recorder old_owner;
+    Recorder old_owner(kDstPartitions);
     Stage1Partition before(Options(), registry, old_owner, CommitPoint{});
     CommitPoint commit;
     Feed(before, old_owner, records, 0, crash, lag, [&](int64_t offset) {
@@ -283,7 +158,7 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
         std::to_string(commit.offset) + ", E " + std::to_string(commit.last_epoch) + ")";
     if (commit.offset > 0 && commit.last_epoch >= 0) ++replays_from_the_middle;
 
-    Recorder new_owner;
+    Recorder new_owner(kDstPartitions);
     Stage1Partition after(Options(), registry, new_owner, commit);
     Feed(after, new_owner, records, commit.offset, records.size(), 0, [](int64_t) {});
     after.AdvanceTo(end_ms);
@@ -317,10 +192,10 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
 // L is the first record of the oldest trace still open: a replay rebuilds it whole.
 TEST(Stage1Test, CommitPointWaitsForTheOldestOpenTrace) {
   pipeline::SeriesRegistry registry(100, 100);
-  Recorder recorder;
+  Recorder recorder(kDstPartitions);
   Stage1Partition stage(Options(), registry, recorder, CommitPoint{});
   auto span = [](uint64_t trace, uint64_t id, uint64_t parent, int64_t end_ms) {
-    return TestSpan{.trace = trace,
+    return TestSpan{.trace = TraceIdOf(kTraceIdHigh, trace),
                     .id = id,
                     .parent = parent,
                     .service = "checkout",
@@ -350,11 +225,11 @@ TEST(Stage1Test, CommitPointWaitsForTheOldestOpenTrace) {
 
 TEST(Stage1Test, RecordsThatAreNotExportRequestsAreCountedAndSkipped) {
   pipeline::SeriesRegistry registry(100, 100);
-  Recorder recorder;
+  Recorder recorder(kDstPartitions);
   Stage1Partition stage(Options(), registry, recorder, CommitPoint{});
   stage.Process(0, kBaseMs, "\xff\xff not protobuf");
   stage.Process(1, kBaseMs + 10,
-                Encode({TestSpan{.trace = 1,
+                Encode({TestSpan{.trace = TraceIdOf(kTraceIdHigh, 1),
                                  .id = 1,
                                  .service = "a",
                                  .name = "b",
@@ -373,7 +248,7 @@ TEST(Stage1Test, ARecordFarAheadMovesStreamTimeByTheMaximumJumpOnly) {
   pipeline::SeriesRegistry registry(100, 100);
   Stage1Options options = Options();
   options.max_stream_jump = std::chrono::seconds(30);
-  Recorder recorder;
+  Recorder recorder(kDstPartitions);
   Stage1Partition stage(options, registry, recorder, CommitPoint{});
   stage.Process(0, kBaseMs, "");
   constexpr int64_t kYearMs = 365LL * 86'400'000;
@@ -385,7 +260,7 @@ TEST(Stage1Test, ARecordFarAheadMovesStreamTimeByTheMaximumJumpOnly) {
   EXPECT_EQ(stage.stream_time_ms(), kBaseMs + 40'000);
   EXPECT_EQ(stage.counters().clamped_timestamps, 1u);
 
-  Recorder resumed_recorder;
+  Recorder resumed_recorder(kDstPartitions);
   const int64_t last_epoch = kBaseMs / 1000 + 39;
   Stage1Partition resumed(options, registry, resumed_recorder,
                           CommitPoint{.offset = 3, .last_epoch = last_epoch});

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/kafka/kafka_test_util.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
 #include "traceslo/common/mutex.h"
@@ -32,7 +33,8 @@ constexpr int32_t kSources = 3;
 constexpr int32_t kDeltaPartitions = 2;
 constexpr int64_t kFirstEpoch = 1'748'779'200;  // 2025-06-01T12:00:00Z in seconds
 
-using HandlePtr = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
+using testutil::HandlePtr;
+using testutil::NewClient;
 
 // Sums what reaches it, by service name. Thread-safe (the consumer thread applies).
 class SummingSink final : public pipeline::DeltaSink {
@@ -58,14 +60,9 @@ class SummingSink final : public pipeline::DeltaSink {
 class Stage2ConsumerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char error[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    ASSERT_EQ(rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", error, sizeof error),
-              RD_KAFKA_CONF_OK);
-    ASSERT_EQ(rd_kafka_conf_set(conf, "enable.idempotence", "true", error, sizeof error),
-              RD_KAFKA_CONF_OK);
-    producer_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error));
-    ASSERT_NE(producer_, nullptr) << error;
+    producer_ = NewClient(RD_KAFKA_PRODUCER,
+                          {{"test.mock.num.brokers", "1"}, {"enable.idempotence", "true"}});
+    ASSERT_NE(producer_, nullptr);
     rd_kafka_mock_cluster_t* cluster = rd_kafka_handle_mock_cluster(producer_.get());
     ASSERT_NE(cluster, nullptr);
     ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "otlp_spans", kSources, 1), 0);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "tests/unit/kafka/kafka_test_util.h"
 #include "traceslo/common/int_math.h"
 #include "traceslo/kafka/delta_batch.h"
 #include "traceslo/kafka/stage1.h"
@@ -28,32 +29,11 @@
 namespace traceslo::kafka {
 namespace {
 
+using testutil::TempDir;
+
 constexpr uint64_t kHash = 0xc0ffee;
 constexpr int64_t kBaseEpoch = 1'800'000'000;  // unix seconds: epochs of 1 s
 constexpr int32_t kSources = 3;
-
-// A directory of its own under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ =
-        std::filesystem::temp_directory_path() /
-        ("traceslo_stage2_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Sums by name, so inputs built with one registry compare with outputs of another.
 struct SeriesSum {
@@ -321,7 +301,7 @@ TEST(Stage2Test, SameRecordsOnceTwiceShuffledOrRebatchedGiveTheSameBuckets) {
   std::vector<std::vector<std::vector<int64_t>>> applied_rows;
   std::vector<std::vector<std::vector<int64_t>>> source_rows;
   for (const Run& run : runs) {
-    TempDir dir;
+    TempDir dir{"traceslo_stage2_test"};
     {
       Process p(dir.path());
       const std::vector<Stage2Record> records = AsRecords(run.delivered, 100);
@@ -358,7 +338,7 @@ TEST(Stage2Test, SameRecordsOnceTwiceShuffledOrRebatchedGiveTheSameBuckets) {
 }
 
 TEST(Stage2Test, ReopeningRestoresTheBucketsOnceAndRedeliveryChangesNothing) {
-  TempDir dir;
+  TempDir dir{"traceslo_stage2_test"};
   Totals first_half;
   const std::vector<Input> early = MakeInputs(0, 9, &first_half);
   Totals all = first_half;
@@ -402,7 +382,7 @@ TEST(Stage2Test, ReopeningRestoresTheBucketsOnceAndRedeliveryChangesNothing) {
 }
 
 TEST(Stage2Test, AFailedTransactionLeavesNothingBehind) {
-  TempDir dir;
+  TempDir dir{"traceslo_stage2_test"};
   Totals want_first;
   const std::vector<Input> first = MakeInputs(0, 4, &want_first);
   Totals want_all = want_first;
@@ -463,7 +443,7 @@ TEST(Stage2Test, AFailedTransactionLeavesNothingBehind) {
 }
 
 TEST(Stage2Test, OtherConfigsOtherPartitionsAndGarbageAreRefusedAndCounted) {
-  TempDir dir;
+  TempDir dir{"traceslo_stage2_test"};
   Stage2Options options = Options();
   options.config_hashes = {kHash, 0xbeef};  // a two-step rollout accepts both
   Process p(dir.path(), options);
@@ -579,7 +559,7 @@ TEST(Stage2Test, OtherConfigsOtherPartitionsAndGarbageAreRefusedAndCounted) {
 }
 
 TEST(Stage2Test, WatermarkIsTheMinimumOverSourcesOfTheContiguousEpoch) {
-  TempDir dir;
+  TempDir dir{"traceslo_stage2_test"};
   Process p(dir.path());
   pipeline::SeriesRegistry names(100, 100);
   auto record = [&](int32_t src, int64_t k) {
@@ -635,7 +615,7 @@ TEST(Stage2Test, WatermarkIsTheMinimumOverSourcesOfTheContiguousEpoch) {
 }
 
 TEST(Stage2Test, RetentionPrunesOldBucketsAndEpochsAndRefusesWhatIsTooLateToCheck) {
-  TempDir dir;
+  TempDir dir{"traceslo_stage2_test"};
   Stage2Options options = Options();
   options.source_partitions = 1;
   options.retention = std::chrono::seconds(120);
@@ -814,7 +794,7 @@ TEST(Stage2Test, MergesWhatStage1PublishesExactlyOnce) {
     ASSERT_GT(want.series.size(), 5u) << "dst " << dst;
     ASSERT_GT(epochs, 20u);
     ASSERT_GT(resent, 5u);
-    TempDir dir;
+    TempDir dir{"traceslo_stage2_test"};
     Stage2Options options = Options();
     options.partition = dst;
     options.source_partitions = 2;
@@ -844,7 +824,7 @@ TEST(Stage2Test, MergesWhatStage1PublishesExactlyOnce) {
 // The process's real sink: the SliStore answers the windows the inputs add up to, before and
 // after a restart (which restores it from the file alone).
 TEST(Stage2Test, TheSliStoreAnswersWhatTheRecordsAddUpTo) {
-  TempDir dir;
+  TempDir dir{"traceslo_stage2_test"};
   Totals want;
   const std::vector<Input> inputs = MakeInputs(0, 29, &want);
   auto check = [&](const pipeline::SliStore& store, const pipeline::SeriesRegistry& registry,
@@ -895,7 +875,7 @@ TEST(Stage2Test, TheSliStoreAnswersWhatTheRecordsAddUpTo) {
 }
 
 TEST(Stage2Test, OpenRefusesBadOptionsAnotherPartitionsFileAndDamage) {
-  TempDir dir;
+  TempDir dir{"traceslo_stage2_test"};
   pipeline::SeriesRegistry registry(10, 10);
   CapturingSink sink(registry);
   Stage2Options no_hash = Options();
