@@ -17,6 +17,17 @@ std::chrono::system_clock::time_point AtMs(int64_t ms) {
 
 }  // namespace
 
+Stage1Counters& Stage1Counters::operator+=(const Stage1Counters& other) {
+  records += other.records;
+  bad_records += other.bad_records;
+  spans += other.spans;
+  rejected_spans += other.rejected_spans;
+  published_epochs += other.published_epochs;
+  suppressed_epochs += other.suppressed_epochs;
+  clamped_timestamps += other.clamped_timestamps;
+  return *this;
+}
+
 Stage1Partition::Stage1Partition(Stage1Options options, pipeline::SeriesRegistry& registry,
                                  EpochPublisher& publisher, CommitPoint resume)
     : options_(std::move(options)),

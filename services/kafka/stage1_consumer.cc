@@ -597,14 +597,7 @@ void Stage1Consumer::Loop::Revoke(rd_kafka_topic_partition_list_t* list, bool lo
 void Stage1Consumer::Loop::Drop(int32_t partition) {
   auto it = owned_.find(partition);
   if (it == owned_.end()) return;
-  const Stage1Counters& c = it->second.stage->counters();
-  retired_.records += c.records;
-  retired_.bad_records += c.bad_records;
-  retired_.spans += c.spans;
-  retired_.rejected_spans += c.rejected_spans;
-  retired_.published_epochs += c.published_epochs;
-  retired_.suppressed_epochs += c.suppressed_epochs;
-  retired_.clamped_timestamps += c.clamped_timestamps;
+  retired_ += it->second.stage->counters();
   owned_.erase(it);  // open traces and unsealed epochs go unpublished
 }
 
@@ -782,14 +775,7 @@ void Stage1Consumer::Loop::PublishStats() {
   Stage1Counters c = retired_;
   s.consumer_lag = 0;
   for (const auto& [partition, owned] : owned_) {
-    const Stage1Counters& o = owned.stage->counters();
-    c.records += o.records;
-    c.bad_records += o.bad_records;
-    c.spans += o.spans;
-    c.rejected_spans += o.rejected_spans;
-    c.published_epochs += o.published_epochs;
-    c.suppressed_epochs += o.suppressed_epochs;
-    c.clamped_timestamps += o.clamped_timestamps;
+    c += owned.stage->counters();
     int64_t low = -1, high = -1;
     if (consumer_ != nullptr && owned.next_offset >= 0 &&
         rd_kafka_get_watermark_offsets(consumer_, options_.spans_topic.c_str(), partition, &low,

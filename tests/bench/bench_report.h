@@ -2,11 +2,32 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace traceslo::bench {
+
+// Figures that are not Google Benchmark's own rates, recorded by benchmarks for a summary: each
+// name's values over the repetitions, and their median.
+class Figures {
+ public:
+  void Record(const std::string& name, double value) { values_[name].push_back(value); }
+  bool Has(const std::string& name) const { return values_.contains(name); }
+  size_t Count(const std::string& name) const {
+    return values_.contains(name) ? values_.at(name).size() : 0;
+  }
+  double Median(const std::string& name) const {
+    std::vector<double> v = values_.at(name);
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  }
+
+ private:
+  std::map<std::string, std::vector<double>> values_;
+};
 
 // Counters every span benchmark sets, read back by the summary:
 //   items_per_second  spans per second of the benchmark's time (state.SetItemsProcessed): CPU

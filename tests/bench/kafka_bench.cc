@@ -279,23 +279,6 @@ CpuSplit Difference(const std::map<int, ThreadTime>& before,
 
 // ---- Figures for the summary (medians over repetitions) ----------------------------------
 
-class Figures {
- public:
-  void Record(const std::string& name, double value) { values_[name].push_back(value); }
-  bool Has(const std::string& name) const { return values_.contains(name); }
-  double Median(const std::string& name) const {
-    std::vector<double> v = values_.at(name);
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  }
-  size_t Count(const std::string& name) const {
-    return values_.contains(name) ? values_.at(name).size() : 0;
-  }
-
- private:
-  std::map<std::string, std::vector<double>> values_;
-};
-
 // CPU seconds of the whole process (getrusage RUSAGE_SELF, user + system), summed over the
 // timed stretches of a benchmark, next to Google Benchmark's own process-CPU timer.
 double ProcessCpuSeconds() {

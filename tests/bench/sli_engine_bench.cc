@@ -62,22 +62,6 @@ constexpr uint32_t kBaselineRate = 3200;      // traces per simulated second
 constexpr uint32_t kLiveTracesForMemory = 100'000;
 constexpr double kLiveTraceGoalBytes = 256;
 
-// Figures that are not rates, recorded by the benchmarks for the summary (the median over
-// repetitions; the memory benchmarks run once).
-class Figures {
- public:
-  void Record(const std::string& name, double value) { values_[name].push_back(value); }
-  bool Has(const std::string& name) const { return values_.contains(name); }
-  double Median(const std::string& name) const {
-    std::vector<double> v = values_.at(name);
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  }
-
- private:
-  std::map<std::string, std::vector<double>> values_;
-};
-
 // malloc's bytes in use: small chunks (uordblks) and mmapped ones (hblkhd), all arenas.
 double MallocInUse() {
   const struct mallinfo2 info = mallinfo2();

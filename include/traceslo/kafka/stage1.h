@@ -76,6 +76,7 @@ struct Stage1Counters {
   uint64_t published_epochs = 0;
   uint64_t suppressed_epochs = 0;   // recomputed at or before the resume point's E, not published
   uint64_t clamped_timestamps = 0;  // records stamped more than max_stream_jump ahead
+  Stage1Counters& operator+=(const Stage1Counters& other);
 };
 
 // One owned partition. Owned by one thread. `registry` (thread-safe) and `publisher` are borrowed
