@@ -450,9 +450,8 @@ int Serve(const ServeFlags& flags) {
   }
   // Evaluation times: the clock's in single-node mode; in Kafka mode each multiple of
   // evaluation_interval once stage 2's buckets are final through it, so every instance that
-  // evaluates a partition's rules gets the same results at the same times.
-  // Kafka mode: the next evaluation time, kept in the database so a restart neither repeats
-  // nor skips an evaluation. Evaluator thread only.
+  // evaluates a partition's rules gets the same results at the same times. The next one is kept
+  // in the database, so a restart neither repeats nor skips one. Evaluator thread only.
   std::optional<int64_t> next_evaluation_ms;
   constexpr std::string_view kNextEvaluation = "kafka.next_evaluation_ms";
   if (kafka_mode) {
