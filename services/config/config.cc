@@ -1474,7 +1474,8 @@ absl::Status Reader::ReadTopicName(const Node& node, std::string_view path,
 
 absl::Status Reader::ReadLibrdkafka(const Node& node,
                                     std::map<std::string, std::string>& out) const {
-  // Set by traceslo: the stages' correctness rests on them (docs/kafka.md).
+  // Set by traceslo: the stages' correctness rests on them (docs/kafka.md). The same list as
+  // services/kafka's ReservedSettings(); kafka_test checks they agree.
   const Keys reserved = {"bootstrap.servers",
                          "metadata.broker.list",
                          "group.id",
@@ -1484,7 +1485,9 @@ absl::Status Reader::ReadLibrdkafka(const Node& node,
                          "partition.assignment.strategy",
                          "enable.idempotence",
                          "isolation.level",
-                         "enable.partition.eof"};
+                         "enable.partition.eof",
+                         "message.timeout.ms",
+                         "delivery.timeout.ms"};
   const std::string path = "kafka.librdkafka";
   return ForEachEntryAny(node, path, [&](const Node& name_node, const Node& value) {
     const std::string& name = name_node.value;
@@ -1560,7 +1563,17 @@ absl::Status Reader::ReadKafka(const Node& node, KafkaConfig& kafka) {
                               [&](std::string_view stage, const Node& name) -> absl::Status {
                                 std::string& out = stage == "stage1" ? kafka.group_ids.stage1
                                                                      : kafka.group_ids.stage2;
-                                return ReadTopicName(name, Child("kafka.group_ids", stage), out);
+                                std::string id;
+                                const std::string path = Child("kafka.group_ids", stage);
+                                if (absl::Status status = ReadString(name, path, id);
+                                    !status.ok() || name.kind == Node::Kind::kNull) {
+                                  return status;
+                                }
+                                if (id.empty() || id.size() > 255) {
+                                  return Error(name.mark, path + " must be 1 to 255 characters");
+                                }
+                                out = std::move(id);
+                                return absl::OkStatus();
                               });
         }
         if (key == "encoding") {

@@ -1,10 +1,42 @@
 #include "services/kafka/rdkafka_client.h"
 
+#include <algorithm>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
 
 namespace traceslo::kafka {
+
+const std::vector<std::string>& ReservedSettings() {
+  static const auto* const kReserved = new std::vector<std::string>{"bootstrap.servers",
+                                                                    "metadata.broker.list",
+                                                                    "group.id",
+                                                                    "enable.auto.commit",
+                                                                    "enable.auto.offset.store",
+                                                                    "auto.offset.reset",
+                                                                    "enable.idempotence",
+                                                                    "partition.assignment.strategy",
+                                                                    "enable.partition.eof",
+                                                                    "isolation.level",
+                                                                    "message.timeout.ms",
+                                                                    "delivery.timeout.ms"};
+  return *kReserved;
+}
+
+bool IsReservedSetting(std::string_view key) {
+  const std::vector<std::string>& reserved = ReservedSettings();
+  return std::find(reserved.begin(), reserved.end(), key) != reserved.end();
+}
+
+absl::Status CheckNoReservedSettings(const std::map<std::string, std::string>& settings) {
+  for (const auto& [key, value] : settings) {
+    if (IsReservedSetting(key)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("librdkafka setting '", key, "' is set by traceslo"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
   char error[512] = {0};

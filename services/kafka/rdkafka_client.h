@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,6 +30,15 @@ struct PartitionListDeleter {
   }
 };
 using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+// The librdkafka settings the stages set themselves (their correctness rests on them): one list
+// for both stages, since one passthrough map goes to every client. The config parser refuses the
+// same keys with their file:line:col (a kafka_test checks the two lists agree).
+bool IsReservedSetting(std::string_view key);
+// InvalidArgument "librdkafka setting '<key>' is set by traceslo" for the first reserved key of
+// `settings`.
+absl::Status CheckNoReservedSettings(const std::map<std::string, std::string>& settings);
+const std::vector<std::string>& ReservedSettings();
 
 // InvalidArgument "librdkafka setting '<key>': <librdkafka's reason>" when librdkafka refuses it.
 // The value is never put in the message (it may be a password).

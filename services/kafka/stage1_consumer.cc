@@ -38,17 +38,6 @@ constexpr int kMessagesPerRound = 500;
 // Epochs an idle partition's stream time moves per round of the loop at most.
 constexpr int64_t kMaxIdleEpochsPerRound = 10;
 
-// Settings stage 1's correctness rests on: set by Create() itself, refused in the passthrough.
-const std::set<std::string, std::less<>>& ReservedSettings() {
-  static const auto* const kReserved = new std::set<std::string, std::less<>>{
-      "bootstrap.servers",  "metadata.broker.list",          "group.id",
-      "enable.auto.commit", "enable.auto.offset.store",      "auto.offset.reset",
-      "enable.idempotence", "partition.assignment.strategy", "enable.partition.eof",
-      "message.timeout.ms", "delivery.timeout.ms",
-  };
-  return *kReserved;
-}
-
 int64_t ToMillis(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<milliseconds>(d).count();
 }
@@ -257,12 +246,7 @@ class Stage1Consumer::Loop {
 
 absl::StatusOr<ConfPtr> Stage1Consumer::Loop::BaseConf() const {
   ConfPtr conf(rd_kafka_conf_new());
-  for (const auto& [key, value] : options_.librdkafka) {
-    if (ReservedSettings().contains(key)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("librdkafka setting '", key, "' is set by traceslo's stage 1"));
-    }
-  }
+  if (auto status = CheckNoReservedSettings(options_.librdkafka); !status.ok()) return status;
   if (auto status = SetConfAll(conf.get(), options_.librdkafka); !status.ok()) return status;
   if (auto status = SetConf(conf.get(), "bootstrap.servers", options_.brokers); !status.ok()) {
     return status;

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -22,15 +21,6 @@ using std::chrono::milliseconds;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr int kShortPollMs = 10;
-
-// Settings stage 2's correctness rests on: set by Create() itself, refused in the passthrough.
-bool Reserved(const std::string& key) {
-  static const auto* const kReserved = new std::set<std::string, std::less<>>{
-      "bootstrap.servers",  "metadata.broker.list",         "group.id",
-      "enable.auto.commit", "enable.auto.offset.store",     "auto.offset.reset",
-      "isolation.level",    "partition.assignment.strategy"};
-  return kReserved->contains(key);
-}
 
 }  // namespace
 
@@ -123,12 +113,7 @@ absl::Status Stage2Consumer::Loop::Init() {
     return absl::InvalidArgumentError(
         "stage 2: max batch records, poll timeout and commit interval must be positive");
   }
-  for (const auto& [key, value] : options_.librdkafka) {
-    if (Reserved(key)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("librdkafka setting '", key, "' is set by traceslo's stage 2"));
-    }
-  }
+  if (auto status = CheckNoReservedSettings(options_.librdkafka); !status.ok()) return status;
   ConfPtr conf(rd_kafka_conf_new());
   if (auto status = SetConfAll(conf.get(), options_.librdkafka); !status.ok()) return status;
   for (const auto& [key, value] :

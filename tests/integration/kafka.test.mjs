@@ -28,7 +28,6 @@ const mockBin = process.env.TRACESLO_KAFKA_MOCK_BIN;
 const produceBin = process.env.TRACESLO_KAFKA_PRODUCE_BIN;
 
 let scratch;
-let mock;
 let bootstrap;
 const servers = [];
 
@@ -47,7 +46,7 @@ async function startMock(name) {
 
 before(async () => {
   scratch = await makeTempDir('traceslo-it-kafka-');
-  ({ child: mock, bootstrap } = await startMock('golden'));
+  ({ bootstrap } = await startMock('golden'));
 });
 
 after(async () => {
@@ -131,8 +130,6 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
   // Everything consumed and final through the drain record's epoch, less allowed_lateness.
   await server.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1,
     { timeoutMs: 60_000 });
-  const expectedEvaluations = Math.floor(single.summary.end_unix_nano / 1e6 / EVALUATION_MS) -
-    Math.floor(single.summary.first_unix_nano / 1e6 / EVALUATION_MS);
 
   // Per-operation totals: the recording's own counts, as single-node mode's.
   const counts = countEntrySpans(fixture);
@@ -168,7 +165,6 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
     assert.ok(delta === 0 || delta === EVALUATION_MS, `${rest.join(' ')}: ${at} vs ${match[0]}`);
   }
   assert.deepEqual(await slosOf(server), singleSlos);
-  assert.ok(expectedEvaluations > 0);
 
   // A restart: stage 2 restores from its partition files, stage 1 resumes from its commits.
   assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });

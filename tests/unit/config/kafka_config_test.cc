@@ -70,6 +70,8 @@ TEST(KafkaConfigTest, BadValuesAreLocated) {
   EXPECT_EQ(ErrorOf(Lines({"kafka:", "  topics: {spans: \"a b\"}"})),
             "t.yaml:2:19: kafka.topics.spans: \"a b\" is not a Kafka topic name (1-249 of "
             "[A-Za-z0-9._-])");
+  EXPECT_EQ(ErrorOf(Lines({"kafka:", "  group_ids: {stage1: \"\"}"})),
+            "t.yaml:2:23: kafka.group_ids.stage1 must be 1 to 255 characters");
   EXPECT_THAT(ErrorOf(Lines({"kafka:", "  topics: {span: x}"})),
               HasSubstr("t.yaml:2:12: unknown key 'span' in kafka.topics; did you mean 'spans'?"));
   EXPECT_THAT(ErrorOf(Lines({"kafka:", "  encoding: avro"})),
