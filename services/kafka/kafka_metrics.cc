@@ -94,6 +94,14 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
   gauge("traceslo_kafka_owned_partitions", "Partitions this instance owns, per stage.",
         {{{{"stage", "1"}}, static_cast<double>(s1.owned_partitions)},
          {{{"stage", "2"}}, static_cast<double>(s2.owned.size())}});
+  std::vector<std::pair<std::vector<prometheus::ClientMetric::Label>, double>> stage2_owned;
+  for (int32_t partition : s2.owned) {
+    stage2_owned.push_back({{{"partition", std::to_string(partition)}}, 1.0});
+  }
+  gauge("traceslo_kafka_deltas_partition_owned",
+        "1 for each deltas-topic partition this instance's stage 2 owns (its SLOs are evaluated "
+        "here); absent otherwise.",
+        std::move(stage2_owned));
   gauge("traceslo_kafka_final_through_seconds",
         "Unix time through which stage 2's owned buckets are final (rules are evaluated up to "
         "it); 0 before the first watermark.",

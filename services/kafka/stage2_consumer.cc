@@ -142,6 +142,7 @@ absl::Status Stage2Consumer::Loop::Init() {
   if (!counts.ok()) return counts.status();
   sources_ = (*counts)[0];
   counts_.source_partitions = sources_;
+  counts_.partitions = (*counts)[1];
   PublishStats();
   return absl::OkStatus();
 }

@@ -571,6 +571,29 @@ std::vector<SignatureInfo> SliStore::Signatures() const {
   return out;
 }
 
+void SliStore::ForgetServices(const std::vector<uint32_t>& services) {
+  MutexLock lock(mu_);
+  for (uint32_t service : services) {
+    if (service >= services_.size()) continue;
+    ServiceState& state = services_[service];
+    for (uint32_t id : state.series) {
+      if (id >= series_.size()) continue;
+      SeriesState& s = series_[id];
+      s.totals = SeriesTotals{};
+      s.ring.clear();
+      s.signature_ring.clear();
+      s.exemplars.clear();
+      s.shown.reset();
+      s.changed_first = INT64_MAX;
+      s.changed_last = INT64_MIN;
+    }
+    state.totals = ServiceTotals{};
+    state.ring.clear();
+    state.changed_first = INT64_MAX;
+    state.changed_last = INT64_MIN;
+  }
+}
+
 MinuteRollups SliStore::TakeChangedMinutes() {
   MinuteRollups out;
   MutexLock lock(mu_);

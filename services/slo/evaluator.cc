@@ -458,7 +458,23 @@ std::vector<AlertTransition> Evaluator::Evaluate(std::chrono::system_clock::time
   std::vector<AlertTransition> out;
   const int64_t now_nanos = UnixNanos(now);
   MutexLock lock(mu_);
-  for (auto& state : slos_) EvaluateOne(*state, now_nanos, out);
+  for (auto& state : slos_) {
+    state->owned = true;
+    EvaluateOne(*state, now_nanos, out);
+  }
+  ++evaluations_;
+  return out;
+}
+
+std::vector<AlertTransition> Evaluator::Evaluate(
+    std::chrono::system_clock::time_point now, const std::function<bool(std::string_view)>& owns) {
+  std::vector<AlertTransition> out;
+  const int64_t now_nanos = UnixNanos(now);
+  MutexLock lock(mu_);
+  for (auto& state : slos_) {
+    state->owned = owns(state->slo.service);
+    if (state->owned) EvaluateOne(*state, now_nanos, out);
+  }
   ++evaluations_;
   return out;
 }
@@ -519,6 +535,7 @@ std::vector<MetricFamily> Evaluator::Collect() const {
       family("traceslo_slo_evaluations_total", "Rule evaluations (count).", MetricType::Counter);
   MutexLock lock(mu_);
   for (const auto& state : slos_) {
+    if (!state->owned) continue;  // another instance evaluates it
     const SloStatus& s = state->status;
     const std::vector<ClientMetric::Label> base = {{"service", state->slo.service},
                                                    {"slo", state->slo.name}};

@@ -101,6 +101,34 @@ class DispatcherSink final : public alerting::NotificationSink {
   alerting::Dispatcher& dispatcher_;
 };
 
+// Kafka mode: when another instance takes over a deltas partition, the SLIs of its services
+// leave this process's store, so the partition, if it comes back, is restored from its file once
+// (and /metrics shows each service on its owner only). Called on stage 2's thread.
+class ForgetReleasedServices final : public kafka::Stage2Listener {
+ public:
+  ForgetReleasedServices(const pipeline::SeriesRegistry& registry, pipeline::SliStore& store)
+      : registry_(registry), store_(store) {}
+  void SetPartitions(int32_t partitions) { partitions_ = partitions; }
+
+  // traceslo::kafka::Stage2Listener
+  void OnAssigned(int32_t) override {}
+  void OnReleased(int32_t partition) override {
+    if (partitions_ <= 0) return;
+    std::vector<uint32_t> services;
+    for (uint32_t id = 0; id < registry_.service_count(); ++id) {
+      if (kafka::DeltaPartitionOf(registry_.ServiceName(id), partitions_) == partition) {
+        services.push_back(id);
+      }
+    }
+    store_.ForgetServices(services);
+  }
+
+ private:
+  const pipeline::SeriesRegistry& registry_;
+  pipeline::SliStore& store_;
+  std::atomic<int32_t> partitions_{0};  // set before the consumer starts
+};
+
 int64_t UnixNanos(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
@@ -354,8 +382,17 @@ int Serve(const ServeFlags& flags) {
     }
   };
   std::chrono::system_clock::time_point last_history_prune{};  // evaluator thread only
+  // Kafka mode: the deltas partitions whose services' SLOs this instance evaluates (stage 2's
+  // owned ones, read before each round of evaluations). Evaluator thread only.
+  std::vector<int32_t> owned_deltas;
+  int32_t deltas_partitions = 0;
+  auto owns_service = [&](std::string_view service) {
+    return std::binary_search(owned_deltas.begin(), owned_deltas.end(),
+                              kafka::DeltaPartitionOf(service, deltas_partitions));
+  };
   auto evaluate_at = [&](std::chrono::system_clock::time_point now) {
-    const std::vector<slo::AlertTransition> transitions = evaluator.Evaluate(now);
+    const std::vector<slo::AlertTransition> transitions =
+        kafka_mode ? evaluator.Evaluate(now, owns_service) : evaluator.Evaluate(now);
     if (!transitions.empty()) save_alerts();  // before anything is told of them
     alert_feed.Update(UnixNanos(now));
     keep_linked_traces(UnixNanos(now));
@@ -401,6 +438,7 @@ int Serve(const ServeFlags& flags) {
   std::unique_ptr<kafka::Stage1Consumer> stage1;
   std::unique_ptr<kafka::Stage2Consumer> stage2;
   std::unique_ptr<kafka::KafkaCollector> kafka_collector;
+  ForgetReleasedServices forget_released(engine.series(), engine.store());
   if (kafka_mode) {
     const config::KafkaConfig& kc = config->kafka;
     absl::StatusOr<ingest::OtlpFileFormat> encoding = kafka::ParseSpansEncoding(kc.encoding);
@@ -441,9 +479,10 @@ int Serve(const ServeFlags& flags) {
             .librdkafka = kc.librdkafka,
             .directory = (std::filesystem::path(config->storage.path) / "kafka").string(),
             .partition = partition_options},
-        clock, engine.series(), engine.store(), /*listener=*/nullptr, logger);
+        clock, engine.series(), engine.store(), &forget_released, logger);
     if (!created2.ok()) return Fail("kafka stage 2: " + std::string(created2.status().message()));
     stage2 = *std::move(created2);
+    forget_released.SetPartitions(stage2->Stats().partitions);
     kafka_collector = std::make_unique<kafka::KafkaCollector>(*stage1, *stage2);
     std::filesystem::create_directories(std::filesystem::path(config->storage.path) / "kafka", ec);
     if (ec) return Fail("storage.path " + config->storage.path + "/kafka: " + ec.message());
@@ -468,6 +507,8 @@ int Serve(const ServeFlags& flags) {
       [&] {
         if (!kafka_mode) return evaluate_at(clock.Now());
         const kafka::Stage2ConsumerStats stats = stage2->Stats();
+        owned_deltas = stats.owned;  // ascending
+        deltas_partitions = stats.partitions;
         if (!stats.final_through_ms) return;
         const int64_t last = FloorDiv(*stats.final_through_ms, interval_ms) * interval_ms;
         if (!next_evaluation_ms) {

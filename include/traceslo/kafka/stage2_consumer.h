@@ -56,6 +56,7 @@ struct Stage2ConsumerStats {
   int64_t consumer_lag = 0;    // records: sum over owned partitions of high watermark - next offset
   std::vector<int32_t> owned;  // owned traceslo_deltas partitions, ascending
   int32_t source_partitions = 0;
+  int32_t partitions = 0;  // of the deltas topic (P2)
   // Unix ms through which every owned partition's buckets are final (the minimum of their
   // Stage2Partition::FinalThroughMs); nullopt while nothing is owned or a partition has no
   // watermark yet.

@@ -332,6 +332,12 @@ class SliStore final : public DeltaSink {
   // (counters start again from zero, as after any restart). Minutes carry no error signatures,
   // so SignatureCounts() answers nothing for restored buckets. Call before the first Apply.
   void Restore(const MinuteRollups& rollups);
+  // Drops everything held for these service ids and their series (buckets, totals, exemplars,
+  // signature counts, unsaved minute changes), as if no delta had named them; the ids stay
+  // registered. Kafka mode calls it when another instance takes over the services' deltas
+  // partition, so a partition that comes back is restored from its file once, not on top of
+  // what was held before.
+  void ForgetServices(const std::vector<uint32_t>& services);
   // The oldest bucket the rings can hold now (they hold `retention` back from the newest bucket
   // seen); nothing older is answered by the window queries. INT64_MAX before any bucket is seen.
   int64_t OldestHeldBucket() const;

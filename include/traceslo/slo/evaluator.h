@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -163,6 +164,11 @@ class Evaluator final : public prometheus::Collectable {
 
   // Evaluates every SLO at `now`; returns the alert transitions of this evaluation.
   std::vector<AlertTransition> Evaluate(std::chrono::system_clock::time_point now);
+  // Evaluates only the SLOs of the services `owns` answers true for (Kafka mode: those whose
+  // deltas partition this instance owns). The others keep their alert states as they were,
+  // unevaluated, and show no figures on /metrics until they are evaluated again.
+  std::vector<AlertTransition> Evaluate(std::chrono::system_clock::time_point now,
+                                        const std::function<bool(std::string_view)>& owns);
 
   std::vector<AlertStatus> Alerts() const;
   std::vector<SloStatus> Slos() const;
@@ -187,6 +193,7 @@ class Evaluator final : public prometheus::Collectable {
     std::vector<AlertStatus> alerts;      // one per severity the SLO can raise
     SloStatus status;
     bool evaluated = false;  // status holds figures (not before the first evaluation)
+    bool owned = true;       // evaluated by the last Evaluate(); figures shown only then
     int64_t first_evaluated_unix_nano = 0;
     int64_t last_event_unix_nano = 0;  // for no_data
     // Alert states came from before a restart: until the alert's shortest window has been

@@ -209,6 +209,47 @@ TEST(SliStoreTest, TotalsAddAcrossShards) {
   EXPECT_EQ(totals.signatures, 0u);
 }
 
+// Kafka mode forgets the services of a deltas partition another instance took over; when the
+// partition comes back its file is applied again, and must then be counted once.
+TEST(SliStoreTest, ForgetServicesDropsOnlyThoseServices) {
+  SliStore store(Options());
+  auto delta = [](uint32_t series, uint32_t service, int64_t bucket,
+                  std::vector<uint64_t> durations, uint64_t errors, uint64_t partial) {
+    ShardDelta d = OneSeries(MakeSeries(series, service, bucket, durations, errors));
+    d.services.push_back(
+        {.service = service, .bucket = bucket, .traces = 1, .partial_traces = partial});
+    d.exemplars.push_back(Slowest(series, bucket, MakeTrace(static_cast<uint8_t>(series + 1))));
+    return d;
+  };
+  store.Apply(delta(0, 0, 100, {1'000'000, 2'000'000}, 1, 1));  // service 0: series 0
+  store.Apply(delta(1, 1, 100, {3'000'000}, 0, 0));             // service 1: series 1
+  store.Apply(delta(2, 0, 101, {4'000'000}, 1, 0));             // service 0: series 2
+  (void)store.TakeChangedMinutes();
+  store.Apply(delta(0, 0, 101, {5'000'000}, 0, 0));  // a change not yet saved
+
+  store.ForgetServices({0});
+  for (uint32_t series : {0u, 2u}) {
+    EXPECT_EQ(store.AllSeriesTotals()[series].requests, 0u) << series;
+    EXPECT_EQ(store.SeriesWindow(series, 0, 200).requests, 0u) << series;
+    EXPECT_TRUE(store.Exemplars(series, 0, 200).empty()) << series;
+  }
+  EXPECT_EQ(store.AllServiceTotals()[0].partial_traces, 0u);
+  EXPECT_EQ(store.ServiceWindow(0, 0, 200).requests, 0u);
+  EXPECT_EQ(store.FindTrace(IdOf(1)), nullptr);
+  // The other service is untouched; the forgotten one's unsaved minute is not written.
+  EXPECT_EQ(store.AllSeriesTotals()[1].requests, 1u);
+  EXPECT_EQ(store.SeriesWindow(1, 0, 200).requests, 1u);
+  EXPECT_NE(store.FindTrace(IdOf(2)), nullptr);
+  EXPECT_TRUE(store.TakeChangedMinutes().series.empty());
+
+  // Applied again (the partition's file, restored): counted once.
+  store.Apply(delta(0, 0, 100, {1'000'000, 2'000'000}, 1, 1));
+  EXPECT_EQ(store.AllSeriesTotals()[0].requests, 2u);
+  EXPECT_EQ(store.SeriesWindow(0, 0, 200).errors, 1u);
+  EXPECT_EQ(store.ServiceWindow(0, 0, 200).partial_traces, 1u);
+  EXPECT_EQ(store.AllServiceTotals()[0].partial_traces, 1u);
+}
+
 TEST(SliStoreTest, SeriesWindowCountsOnlyInWindowBuckets) {
   SliStore store(Options());
   std::mt19937_64 rng(1);

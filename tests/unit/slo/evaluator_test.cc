@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "tests/fakes/fake_clock.h"
 
@@ -244,6 +245,54 @@ TEST(EvaluatorTest, ReloadKeepsStateOfUnchangedSlosAndResetsChangedOnes) {
   changed.filter.operations = {"GET /"};  // another SLI: history does not apply
   h.evaluator.SetRules({changed});
   EXPECT_EQ(h.Alert(Severity::kPage).state, AlertState::kInactive);
+}
+
+// Kafka mode: an instance evaluates only the SLOs of the services whose deltas partition it owns;
+// the others keep their states, unevaluated, and show no figures on /metrics.
+TEST(EvaluatorTest, EvaluatesOnlyOwnedServicesAndKeepsTheOthersAsTheyWere) {
+  Slo search = Availability();
+  search.service = "search";
+  Harness h({Availability(), search});
+  for (int i = 0; i < 6 * 30; ++i) h.Step(100, 0);
+  for (int i = 0; i < 12; ++i) h.Step(100, 100);  // checkout fails: its page fires
+  ASSERT_EQ(h.Alert(Severity::kPage).state, AlertState::kFiring);
+
+  // Another instance owns checkout now: not evaluated here, though it has recovered.
+  auto only_search = [](std::string_view service) { return service == "search"; };
+  for (int i = 0; i < 6 * 30; ++i) {
+    pipeline::ShardDelta delta;
+    pipeline::SeriesDelta& d = delta.series.emplace_back();
+    d.series = h.ids.series;
+    d.service = h.ids.service;
+    d.bucket = (kStartSeconds + (6 * 30 + 12 + i) * 10) / pipeline::kBucketSeconds;
+    d.requests = 100;
+    d.latency.Add(1'000'000, 100);
+    h.store.Apply(std::move(delta));
+    const auto at =
+        std::chrono::system_clock::time_point(seconds(kStartSeconds + (6 * 30 + 12 + i + 1) * 10));
+    EXPECT_TRUE(h.evaluator.Evaluate(at, only_search).empty()) << i;
+  }
+  EXPECT_EQ(h.Alert(Severity::kPage).state, AlertState::kFiring) << "kept as it was";
+  std::set<std::string> services;
+  for (const auto& f : h.evaluator.Collect()) {
+    if (f.name != "traceslo_slo_objective_ratio" && f.name != "traceslo_alerts") continue;
+    for (const auto& m : f.metric) {
+      for (const auto& label : m.label) {
+        if (label.name == "service") services.insert(label.value);
+      }
+    }
+  }
+  EXPECT_EQ(services, std::set<std::string>{"search"});
+
+  // Owned again: evaluated on what the store holds now, so it resolves.
+  const auto at = std::chrono::system_clock::time_point(seconds(kStartSeconds + 373 * 10));
+  bool resolved = false;
+  for (const AlertTransition& t : h.evaluator.Evaluate(at, [](std::string_view) { return true; })) {
+    if (t.status.service == "checkout" && t.status.severity == Severity::kPage) {
+      resolved = t.status.state == AlertState::kResolved;
+    }
+  }
+  EXPECT_TRUE(resolved);
 }
 
 TEST(EvaluatorTest, ExportsTheSloFamilies) {
