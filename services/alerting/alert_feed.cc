@@ -203,12 +203,22 @@ std::vector<Alert> AlertFeed::AlertsOf(const slo::Slo& slo, const slo::AlertStat
   return out;
 }
 
-void AlertFeed::Update(int64_t now_unix_nano) {
+void AlertFeed::Update(int64_t now_unix_nano) { Update(now_unix_nano, nullptr); }
+
+void AlertFeed::Update(int64_t now_unix_nano, const std::function<bool(std::string_view)>& owns) {
+  if (owns) {
+    // A group whose erasure failed is loaded again after a restart and forgotten here again.
+    (void)router_.Forget([&](const Alert& alert) {
+      auto service = alert.labels.find("service");
+      return service != alert.labels.end() && !owns(service->second);
+    });
+  }
   std::vector<Alert> firing;
   std::vector<Alert> warming;
   std::map<std::string, std::vector<Cause>> keep;
   decltype(causes_by_alert_) causes;
   for (const slo::AlertStatus& status : evaluator_.Alerts()) {
+    if (owns && !owns(status.service)) continue;
     const bool fires = status.state == slo::AlertState::kFiring;
     if (!fires && !status.warming && status.state != slo::AlertState::kPending) continue;
     const std::optional<slo::Slo> slo = evaluator_.FindSlo(status.service, status.slo);

@@ -40,15 +40,9 @@ std::string Fingerprint(const Labels& labels) {
   return buf;
 }
 
-std::string NotificationId(std::string_view instance, std::string_view receiver,
-                           std::string_view group_key, uint64_t sequence) {
-  std::string input(instance);
-  input += '\0';
-  input += receiver;
-  input += '\0';
-  input += group_key;
-  input += '\0';
-  input += std::to_string(sequence);
+namespace {
+
+std::string IdOf(const std::string& input) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
   static constexpr char kHex[] = "0123456789abcdef";
@@ -58,6 +52,30 @@ std::string NotificationId(std::string_view instance, std::string_view receiver,
     out += kHex[digest[i] & 0xf];
   }
   return out;
+}
+
+std::string IdInput(std::string_view instance, std::string_view receiver,
+                    std::string_view group_key, uint64_t sequence) {
+  std::string input(instance);
+  input += '\0';
+  input += receiver;
+  input += '\0';
+  input += group_key;
+  input += '\0';
+  input += std::to_string(sequence);
+  return input;
+}
+
+}  // namespace
+
+std::string NotificationId(std::string_view instance, std::string_view receiver,
+                           std::string_view group_key, uint64_t sequence) {
+  return IdOf(IdInput(instance, receiver, group_key, sequence));
+}
+
+std::string NotificationId(std::string_view instance, std::string_view receiver,
+                           std::string_view group_key, uint64_t sequence, int64_t episode) {
+  return IdOf(IdInput(instance, receiver, group_key, sequence) + '\0' + std::to_string(episode));
 }
 
 std::string_view OutcomeName(DeliveryRecord::Outcome outcome) {

@@ -275,6 +275,40 @@ void AlertRouter::Sync(const std::vector<Alert>& firing, const std::vector<Alert
   warming_since_ = std::move(since);
 }
 
+absl::Status AlertRouter::Forget(const std::function<bool(const Alert&)>& elsewhere) {
+  absl::Status result;
+  MutexLock lock(mu_);
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    Group& group = it->second;
+    bool changed = false;
+    for (auto alert = group.alerts.begin(); alert != group.alerts.end();) {
+      if (!elsewhere(alert->second)) {
+        ++alert;
+        continue;
+      }
+      group.sent_firing.erase(alert->first);
+      alert = group.alerts.erase(alert);
+      changed = true;
+    }
+    if (!changed) {
+      ++it;
+      continue;
+    }
+    absl::Status status =
+        group.alerts.empty()
+            ? store_.Erase(it->first.first, it->first.second)
+            : (group.sent ? store_.Save(StateOf(it->first, group)) : absl::OkStatus());
+    if (!status.ok() && result.ok()) result = status;
+    if (group.alerts.empty()) {
+      warming_since_.erase(it->first);
+      it = groups_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return result;
+}
+
 void AlertRouter::UpsertLocked(const Alert& alert, int64_t now_unix_nano) {
   const std::string fingerprint = Fingerprint(alert.labels);
   const Labels group_labels = GroupLabelsOf(alert.labels);
@@ -391,8 +425,6 @@ Notification AlertRouter::Build(const GroupId& id, const Group& group,
   notification.group_labels = group.group_labels;
   notification.firing = !firing.empty();
   notification.sequence = group.sequence + 1;
-  notification.id =
-      NotificationId(options_.instance_id, id.first, id.second, notification.sequence);
   notification.created_unix_nano = now_unix_nano;
   notification.external_url = options_.external_url;
 
@@ -402,6 +434,15 @@ Notification AlertRouter::Build(const GroupId& id, const Group& group,
     if (!alert.firing && group.sent_firing.count(fingerprint) != 0) all.push_back(&alert);
   }
   for (const Alert* alert : all) notification.alerts.push_back(*alert);
+  if (options_.episode_in_id) {
+    int64_t episode = INT64_MAX;
+    for (const Alert* alert : all) episode = std::min(episode, alert->starts_at_unix_nano);
+    notification.id = NotificationId(options_.instance_id, id.first, id.second,
+                                     notification.sequence, all.empty() ? 0 : episode);
+  } else {
+    notification.id =
+        NotificationId(options_.instance_id, id.first, id.second, notification.sequence);
+  }
   notification.common_labels =
       Common(all, [](const Alert& a) -> const Labels& { return a.labels; });
   notification.common_annotations =

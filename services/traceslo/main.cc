@@ -331,6 +331,7 @@ int Serve(const ServeFlags& flags) {
     // Kafka mode: every instance computes the same notification ids for the same transitions,
     // so a receiver drops a zombie owner's duplicate.
     router_options.instance_id = kafka_mode ? "kafka:" + config->kafka.group_ids.stage2 : *instance;
+    router_options.episode_in_id = kafka_mode;
   }
   auto router = alerting::AlertRouter::Create(router_options, sink, router_state, silence_store);
   if (!router.ok()) return Fail(std::string(router.status().message()));
@@ -394,7 +395,11 @@ int Serve(const ServeFlags& flags) {
     const std::vector<slo::AlertTransition> transitions =
         kafka_mode ? evaluator.Evaluate(now, owns_service) : evaluator.Evaluate(now);
     if (!transitions.empty()) save_alerts();  // before anything is told of them
-    alert_feed.Update(UnixNanos(now));
+    if (kafka_mode) {
+      alert_feed.Update(UnixNanos(now), owns_service);
+    } else {
+      alert_feed.Update(UnixNanos(now));
+    }
     keep_linked_traces(UnixNanos(now));
     std::vector<alerting::AlertHistoryEntry> entries;
     for (const slo::AlertTransition& t : transitions) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <tuple>
@@ -70,6 +71,9 @@ class AlertFeed {
   // Builds the alerts of every firing SLO alert at `now_unix_nano` and syncs the router with them
   // (alerts no longer firing resolve).
   void Update(int64_t now_unix_nano);
+  // Kafka mode: only the SLO alerts of the services `owns` answers true for; the router forgets
+  // the others' alerts without notifying (another instance evaluates them now).
+  void Update(int64_t now_unix_nano, const std::function<bool(std::string_view)>& owns);
 
   // A trace linked by a notification, or null.
   pipeline::ExemplarRef PinnedTrace(const TraceId& trace_id) const;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,6 +81,11 @@ struct RouterOptions {
   std::string default_receiver = "log";
   std::string external_url;  // copied into every notification
   std::string instance_id;   // the database's id, part of every notification id
+  // Kafka mode, where instance_id is shared by every instance: the id also takes the episode,
+  // the earliest starts_at of the notification's alerts, so an instance whose sequence for a
+  // group starts over (it took the group's service over) never sends an id an earlier episode
+  // used, which a receiver would drop as a duplicate.
+  bool episode_in_id = false;
   // Values of the `severity` label, highest first. Within a group, a firing alert inhibits the
   // alerts of every lower listed severity; values not listed never inhibit and are never
   // inhibited. Rules may rename severities (`page: {labels: {severity: critical}}`): list them.
@@ -167,7 +173,8 @@ RouterOptions RouterOptionsFrom(const config::AlertingConfig& alerting, std::str
 //   forgotten silently. (Alertmanager checks groups only at group_interval ticks; here each
 //   deadline counts from the last notification, so a repeat comes at repeat_interval exactly.)
 // - Identity: sequence increases per (receiver, group), also across a resolve and a restart;
-//   the id is NotificationId(instance_id, receiver, group_key, sequence).
+//   the id is NotificationId(instance_id, receiver, group_key, sequence), with the episode when
+//   episode_in_id.
 // - Silences: an alert matched by a silence active at the Tick's time (starts_at <= now <
 //   ends_at) is left out like an inhibited one: not sent, not shown as resolved. When its
 //   silence ends while it fires and the receiver's last notification did not carry it, it is a
@@ -217,6 +224,13 @@ class AlertRouter {
   // warming alert maps to any more forget when they started to warm.
   void Sync(const std::vector<Alert>& firing, const std::vector<Alert>& warming,
             int64_t now_unix_nano);
+
+  // Drops the held alerts `elsewhere` answers true for, without a notification: Kafka mode calls
+  // it for the alerts of services whose deltas partition another instance took over (that
+  // instance evaluates them now). A group left without alerts is closed and its saved state
+  // erased; one that keeps others is saved. The state store's first error (the rest still go
+  // ahead); the groups are dropped from memory either way.
+  absl::Status Forget(const std::function<bool(const Alert&)>& elsewhere);
 
   // Sends what is due at `now_unix_nano`. On a sink or store error the other groups still go
   // ahead; the first error is returned, and a group whose notification the sink refused is

@@ -344,6 +344,67 @@ TEST_F(RouterTest, SequenceIncreasesAndIdsAreStable) {
   EXPECT_THAT(ids, SizeIs(5));
 }
 
+// Kafka mode shares one instance id between instances, and an instance that takes a group's
+// service over starts its sequence again: the episode (earliest starts_at) keeps its ids apart
+// from an earlier episode's, while an instance with the same history computes the same ids.
+TEST_F(RouterTest, EpisodeInIdSeparatesEpisodesWhoseSequencesMeet) {
+  for (const bool episode_in_id : {false, true}) {
+    SCOPED_TRACE(episode_in_id);
+    options_.instance_id = "kafka:traceslo-stage2";
+    options_.episode_in_id = episode_in_id;
+    auto episode = [&](RouterStateStore& store, int64_t starts_at) {
+      state_store_ = &store;
+      auto router = MakeRouter();
+      Alert alert = MakeAlert("payment", "availability", "page", kSigA);
+      alert.starts_at_unix_nano = starts_at;
+      Upsert(*router, alert);
+      AdvanceAndTick(*router, seconds(30));
+      alert.firing = false;
+      Upsert(*router, alert);
+      AdvanceAndTick(*router, minutes(5));
+    };
+    sink_.sent.clear();
+    MemoryStateStore first;
+    episode(first, 1'000);
+    MemoryStateStore same_history;
+    episode(same_history, 1'000);  // a zombie: the same transitions
+    MemoryStateStore taken_over;
+    episode(taken_over, 9'000);  // a later episode on the instance that took the service over
+    ASSERT_THAT(sink_.sent, SizeIs(6));
+    EXPECT_EQ(sink_.sent[0].id, sink_.sent[2].id);
+    EXPECT_EQ(sink_.sent[1].id, sink_.sent[3].id);
+    EXPECT_EQ(sink_.sent[4].sequence, 1u);
+    // Without the episode, the later page has the first one's id: a receiver drops it.
+    EXPECT_EQ(sink_.sent[4].id == sink_.sent[0].id, !episode_in_id);
+    EXPECT_EQ(sink_.sent[5].id == sink_.sent[1].id, !episode_in_id);
+  }
+}
+
+// Kafka mode: another instance took these services over; this one lets their alerts go without
+// a resolve, and keeps the rest.
+TEST_F(RouterTest, ForgetDropsAlertsWithoutANotification) {
+  auto router = MakeRouter();
+  const Alert payment = MakeAlert("payment", "availability", "page", kSigA);
+  const Alert search = MakeAlert("search", "availability", "page", kSigB);
+  router->Sync({payment, search}, Now());
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(2));
+  ASSERT_EQ(store_.size(), 2u);
+
+  ASSERT_TRUE(
+      router->Forget([](const Alert& alert) { return alert.labels.at("service") == "search"; })
+          .ok());
+  EXPECT_EQ(router->group_count(), 1u);
+  EXPECT_EQ(store_.size(), 1u);
+  router->Sync({payment}, Now());  // search is not listed any more: nothing to resolve
+  AdvanceAndTick(*router, minutes(5));
+  EXPECT_THAT(sink_.sent, SizeIs(2));
+  AdvanceAndTick(*router, hours(4));  // only payment repeats
+  ASSERT_THAT(sink_.sent, SizeIs(3));
+  EXPECT_EQ(sink_.sent[2].group_labels.at("service"), "payment");
+  EXPECT_TRUE(sink_.sent[2].firing);
+}
+
 TEST_F(RouterTest, RefusedNotificationIsOfferedAgainWithTheSameId) {
   auto router = MakeRouter();
   Upsert(*router, MakeAlert("payment", "availability", "page", kSigA));
