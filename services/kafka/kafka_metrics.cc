@@ -84,11 +84,18 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
            {{{"stage", "2"}, {"event", "revoked"}}, D(s2.partitions_revoked)},
            {{{"stage", "2"}, {"event", "lost"}}, D(s2.partitions_lost)}});
   counter("traceslo_kafka_errors_total",
-          "Stage 2's failures: apply (records read again), open (a partition file), consume.",
+          "Failures: stage 2's apply (records read again), open (a partition file), consume; "
+          "stage 1's unusable commit metadata and fatal producer errors (the producer replaced).",
           {{{{"kind", "apply"}}, D(s2.apply_errors)},
            {{{"kind", "open"}}, D(s2.open_errors)},
            {{{"kind", "consume"}}, D(s2.consume_errors)},
-           {{{"kind", "commit_metadata"}}, D(s1.bad_commit_metadata)}});
+           {{{"kind", "commit_metadata"}}, D(s1.bad_commit_metadata)},
+           {{{"kind", "producer_fatal"}}, D(s1.producer_rebuilds)}});
+  counter("traceslo_kafka_resyncs_total",
+          "Owned stage-1 partitions started over from their committed point, as a new owner "
+          "would: a delta record could not be delivered, or the producer was replaced after a "
+          "fatal error.",
+          {{{}, D(s1.partition_resyncs)}});
   gauge("traceslo_kafka_consumer_lag_records", "Records behind the end of the owned partitions.",
         {{{{"stage", "1"}}, D(s1.consumer_lag)}, {{{"stage", "2"}}, D(s2.consumer_lag)}});
   gauge("traceslo_kafka_owned_partitions", "Partitions this instance owns, per stage.",

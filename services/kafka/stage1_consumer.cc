@@ -185,12 +185,21 @@ class Stage1Consumer::Loop {
   }
 
   absl::StatusOr<ConfPtr> BaseConf() const;
+  absl::Status CreateProducer();     // producer_
+  absl::Status CreateDeltasTopic();  // deltas_topic_, on producer_
+  // After a fatal producer error: the records in flight are given up, a new producer replaces
+  // the old one and every owned partition starts over from its committed point.
+  void RebuildProducer();
+  // Starts the partitions over from their committed points (L, E), as a new owner would.
+  void Resync(const std::set<int32_t>& partitions);
   absl::Status ReadMetadata();
   void Run();
   void Finish(SteadyTime deadline);
   void HandleMessage(const rd_kafka_message_t& message);
   void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list);
-  void Assign(rd_kafka_topic_partition_list_t* list);
+  // Sets up the partitions from their committed points and sets each list entry's offset to
+  // where consumption resumes. `resync`: partitions already owned, started over.
+  void Assign(rd_kafka_topic_partition_list_t* list, bool resync = false);
   void Revoke(rd_kafka_topic_partition_list_t* list, bool lost);
   void Produce(int32_t partition, uint64_t generation, int64_t epoch,
                const std::vector<std::string>& records);
@@ -234,6 +243,8 @@ class Stage1Consumer::Loop {
   std::map<uint64_t, Pending> pending_;  // by the id the records carry as their opaque
   uint64_t next_pending_id_ = 1;
   std::vector<Ack> acks_;
+  std::set<int32_t> resync_;  // owned partitions with an epoch that can never be acknowledged
+  bool replacing_producer_ = false;
   bool assignment_done_ = false;
   Stage1Counters retired_;      // counters of partitions no longer owned
   Stage1ConsumerStats counts_;  // the loop's own counters (the Stage1Counters ones excluded)
@@ -287,30 +298,94 @@ absl::Status Stage1Consumer::Loop::Init() {
     conf->release();  // owned by the handle now
     rd_kafka_poll_set_consumer(consumer_);
   }
-  {
-    absl::StatusOr<ConfPtr> conf = BaseConf();
-    if (!conf.ok()) return conf.status();
-    // Never give up on a record (message.timeout.ms 0: no timeout): an epoch is acknowledged
-    // only when all of its records are in, and the idempotent producer keeps their order.
-    for (const auto& [key, value] : std::map<std::string, std::string>{
-             {"enable.idempotence", "true"}, {"message.timeout.ms", "0"}}) {
-      if (auto status = SetConf(conf->get(), key, value); !status.ok()) return status;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf->get(), &Loop::DeliveryCb);
-    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), error, sizeof error);
-    if (producer_ == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("kafka producer: ", error));
-    }
-    conf->release();
-  }
+  if (auto status = CreateProducer(); !status.ok()) return status;
+  // The topics are checked before a topic handle is made (a handle's metadata request may
+  // create a missing topic on brokers that allow it).
   if (auto status = ReadMetadata(); !status.ok()) return status;
+  if (auto status = CreateDeltasTopic(); !status.ok()) return status;
+  PublishStats();
+  return absl::OkStatus();
+}
+
+absl::Status Stage1Consumer::Loop::CreateProducer() {
+  char error[512] = {0};
+  absl::StatusOr<ConfPtr> conf = BaseConf();
+  if (!conf.ok()) return conf.status();
+  // Never give up on a record (message.timeout.ms 0: no timeout): an epoch is acknowledged
+  // only when all of its records are in, and the idempotent producer keeps their order.
+  for (const auto& [key, value] : std::map<std::string, std::string>{{"enable.idempotence", "true"},
+                                                                     {"message.timeout.ms", "0"}}) {
+    if (auto status = SetConf(conf->get(), key, value); !status.ok()) return status;
+  }
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), &Loop::DeliveryCb);
+  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), error, sizeof error);
+  if (producer_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka producer: ", error));
+  }
+  conf->release();
+  return absl::OkStatus();
+}
+
+absl::Status Stage1Consumer::Loop::CreateDeltasTopic() {
   deltas_topic_ = rd_kafka_topic_new(producer_, options_.deltas_topic.c_str(), nullptr);
   if (deltas_topic_ == nullptr) {
     return absl::InternalError(absl::StrCat("kafka topic ", options_.deltas_topic, ": ",
                                             ErrorName(rd_kafka_last_error())));
   }
-  PublishStats();
   return absl::OkStatus();
+}
+
+void Stage1Consumer::Loop::RebuildProducer() {
+  char reason[512] = {0};
+  const rd_kafka_resp_err_t cause = rd_kafka_fatal_error(producer_, reason, sizeof reason);
+  ApplyAcks();  // epochs delivered before the failure stay acknowledged
+  // What is queued or in flight is given up: its delivery reports (errors) come with this poll.
+  rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  replacing_producer_ = true;  // their failures are this one, logged below
+  rd_kafka_poll(producer_, 0);
+  replacing_producer_ = false;
+  rd_kafka_topic_destroy(deltas_topic_);
+  rd_kafka_destroy(producer_);
+  deltas_topic_ = nullptr;
+  producer_ = nullptr;
+  pending_.clear();
+  acks_.clear();
+  ++counts_.producer_rebuilds;
+  logger_.Error(
+      "kafka stage 1: the producer failed for good; replacing it, the owned partitions "
+      "start over from their committed points",
+      {{"error", ErrorName(cause)}, {"detail", reason}});
+  absl::Status status = CreateProducer();
+  if (status.ok()) status = CreateDeltasTopic();
+  if (!status.ok()) {
+    // The settings made one before: not expected. Without a producer nothing can go on.
+    logger_.Error("kafka stage 1: no new producer", {{"error", std::string(status.message())}});
+    std::abort();
+  }
+  std::set<int32_t> all;
+  for (const auto& [partition, owned] : owned_) all.insert(partition);
+  Resync(all);
+}
+
+void Stage1Consumer::Loop::Resync(const std::set<int32_t>& partitions) {
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (int32_t partition : partitions) {
+    if (!owned_.contains(partition)) continue;
+    rd_kafka_topic_partition_list_add(list.get(), options_.spans_topic.c_str(), partition);
+  }
+  if (list->cnt == 0) return;
+  Assign(list.get(), /*resync=*/true);
+  if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list.get(), 10'000)) {
+    logger_.Error("kafka stage 1: seek failed", {{"error", rd_kafka_error_string(error)}});
+    rd_kafka_error_destroy(error);
+  }
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      logger_.Error("kafka stage 1: seek failed",
+                    {{"partition", std::to_string(list->elems[i].partition)},
+                     {"error", ErrorName(list->elems[i].err)}});
+    }
+  }
 }
 
 absl::Status Stage1Consumer::Loop::ReadMetadata() {
@@ -360,11 +435,17 @@ void Stage1Consumer::Loop::Run() {
       if (++handled == kMessagesPerRound) break;
     }
     rd_kafka_poll(producer_, 0);
+    if (rd_kafka_fatal_error(producer_, nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      RebuildProducer();
+    }
     ApplyAcks();
     const SteadyTime now = clock_.SteadyNow();
     AdvanceIdle(now);
     if (now >= next_commit_) {
       CommitOwned({}, /*sync=*/false);
+      // At most once per commit interval, so a destination that keeps refusing records does
+      // not turn into a busy loop.
+      if (!resync_.empty()) Resync(std::set<int32_t>(resync_));
       next_commit_ = now + options_.commit_interval;
     }
     PublishStats();
@@ -479,7 +560,7 @@ void Stage1Consumer::Loop::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   }
 }
 
-void Stage1Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
+void Stage1Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list, bool resync) {
   // The committed offsets and their metadata, retried within the metadata timeout.
   PartitionList committed(rd_kafka_topic_partition_list_copy(list));
   const SteadyTime deadline = clock_.SteadyNow() + options_.metadata_timeout;
@@ -550,11 +631,13 @@ void Stage1Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
                                ? (resume.last_epoch + 1) * options_.epoch_length.count()
                                : UnixMillis(clock_.Now());
     owned.sent = {resume.offset, resume.last_epoch, replay_until};
-    ++counts_.partitions_assigned;
-    logger_.Info("kafka stage 1: partition assigned",
-                 {{"partition", std::to_string(partition)},
-                  {"offset", std::to_string(resume.offset)},
-                  {"epoch", std::to_string(resume.last_epoch)}});
+    resync_.erase(partition);
+    ++(resync ? counts_.partition_resyncs : counts_.partitions_assigned);
+    logger_.Info(
+        resync ? "kafka stage 1: partition started over" : "kafka stage 1: partition assigned",
+        {{"partition", std::to_string(partition)},
+         {"offset", std::to_string(resume.offset)},
+         {"epoch", std::to_string(resume.last_epoch)}});
   }
 }
 
@@ -620,7 +703,10 @@ void Stage1Consumer::Loop::Produce(int32_t partition, uint64_t generation, int64
                      {"error", ErrorName(err)}});
       auto it = pending_.find(id);
       it->second.failed = true;
-      if (--it->second.remaining == 0) pending_.erase(it);
+      if (--it->second.remaining == 0) {
+        resync_.insert(partition);
+        pending_.erase(it);
+      }
     }
   }
 }
@@ -631,20 +717,28 @@ void Stage1Consumer::Loop::OnDelivery(const rd_kafka_message_t* message) {
   if (it == pending_.end()) return;
   Pending& pending = it->second;
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    pending.failed = true;
     ++counts_.delivery_errors;
-    logger_.Error(
-        "kafka stage 1: a delta record was not delivered; its epoch stays "
-        "unacknowledged",
-        {{"partition", std::to_string(pending.partition)},
-         {"epoch", std::to_string(pending.epoch)},
-         {"error", ErrorName(message->err)}});
+    // Logged once per partition until it starts over (the epochs in flight fail together).
+    if (!pending.failed && !replacing_producer_ && resync_.insert(pending.partition).second) {
+      logger_.Error(
+          "kafka stage 1: a delta record was not delivered; its epoch stays unacknowledged and "
+          "the partition starts over from its committed point",
+          {{"partition", std::to_string(pending.partition)},
+           {"epoch", std::to_string(pending.epoch)},
+           {"error", ErrorName(message->err)}});
+    }
+    pending.failed = true;
   } else {
     ++counts_.published_records;
     counts_.published_bytes += message->len;
   }
   if (--pending.remaining > 0) return;
-  if (!pending.failed) acks_.push_back({pending.partition, pending.generation, pending.epoch});
+  if (!pending.failed) {
+    acks_.push_back({pending.partition, pending.generation, pending.epoch});
+  } else if (auto owner = owned_.find(pending.partition);
+             owner != owned_.end() && owner->second.generation == pending.generation) {
+    resync_.insert(pending.partition);  // this ownership's commits cannot move past the epoch
+  }
   pending_.erase(it);
 }
 

@@ -86,6 +86,12 @@ struct Stage1ConsumerStats {
   uint64_t partitions_assigned = 0;
   uint64_t partitions_revoked = 0;
   uint64_t partitions_lost = 0;
+  // The idempotent producer failed for good (a fatal error) and was replaced; and owned
+  // partitions started over from their committed point, as a new owner would, because a record
+  // of theirs could not be delivered (its epoch can never be acknowledged) or the producer was
+  // replaced. Stage 2 drops the epochs they publish again.
+  uint64_t producer_rebuilds = 0;
+  uint64_t partition_resyncs = 0;
   int64_t consumer_lag = 0;  // sum over owned partitions of high watermark - position
   int32_t owned_partitions = 0;
   bool assignment_done = false;  // the first assignment was handled (readiness)

@@ -701,6 +701,75 @@ TEST_F(Stage1ConsumerTest, ASecondMemberTakesOverPartitionsWithoutChangingAnEpoc
   }
 }
 
+// A fatal idempotence error (the broker reports the producer's sequence out of order): the
+// producer is replaced and every owned partition starts over from its committed point. Every
+// epoch reaches the deltas topic with the content of one uninterrupted run; those published
+// twice have the same content both times (stage 2 drops the second copy).
+TEST_F(Stage1ConsumerTest, ReplacesAProducerThatFailedForGoodAndStaysExact) {
+  const Corpus corpus = MakeCorpus(7, 300, 0, /*ticks=*/true);
+  const size_t half = (corpus.records.size() - kSpansPartitions) / 2;
+  const Offline whole = RunOffline(corpus, corpus.records.size());
+  // The deltas topic's partitions led by broker 2, the spans topic's by broker 1: the error
+  // pushed to broker 2 reaches stage 1's producer, not the test's.
+  rd_kafka_mock_cluster_t* mock = cluster_.mock();
+  for (int32_t p = 0; p < kSpansPartitions; ++p) {
+    ASSERT_EQ(rd_kafka_mock_partition_set_leader(mock, "otlp_spans", p, 1),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  for (int32_t p = 0; p < kDeltasPartitions; ++p) {
+    ASSERT_EQ(rd_kafka_mock_partition_set_leader(mock, "traceslo_deltas", p, 2),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  Produce(cluster_.bootstrap(), corpus, 0, half);
+  std::unique_ptr<Stage1Consumer> consumer = Started(Options());
+  ASSERT_NE(consumer, nullptr);
+  ASSERT_TRUE(cluster_.Eventually([&] {
+    const Stage1ConsumerStats s = consumer->Stats();
+    return s.records == half && s.published_records == s.published_epochs * kDeltasPartitions &&
+           s.commits > 0;
+  }));
+  ASSERT_EQ(rd_kafka_mock_broker_push_request_error_rtts(
+                mock, 2, kProduceApi, 1, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 0),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  Produce(cluster_.bootstrap(), corpus, half, corpus.records.size());
+
+  DeltaReader reader(cluster_.bootstrap());
+  EXPECT_TRUE(cluster_.Eventually([&] {
+    reader.Poll(50);
+    int duplicates = 0;
+    const auto got = Decode(reader.records(), &duplicates);
+    for (const auto& [key, want] : whole.epochs) {
+      auto it = got.find(key);
+      if (it == got.end() || std::count(it->second.begin(), it->second.end(), "") > 0) {
+        return false;
+      }
+    }
+    return consumer->Stats().producer_rebuilds > 0;
+  }));
+  consumer->Shutdown(clock_.SteadyNow() + std::chrono::seconds(20));
+  const Stage1ConsumerStats stats = consumer->Stats();
+  EXPECT_EQ(stats.producer_rebuilds, 1u);
+  EXPECT_EQ(stats.partition_resyncs, static_cast<uint64_t>(kSpansPartitions));
+  EXPECT_EQ(stats.partitions_assigned, static_cast<uint64_t>(kSpansPartitions));
+
+  pipeline::SeriesRegistry names(1000, 1000);
+  size_t records = 0;
+  for (const DeltaRecord& record : reader.ReadToEnd()) {
+    absl::StatusOr<DecodedDeltaBatch> batch = DecodeDeltaBatch(record.value, {}, names);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    const SrcEpoch key{batch->header.src_partition, batch->header.epoch};
+    ASSERT_TRUE(whole.epochs.contains(key)) << Name(key) << " not in the uninterrupted run";
+    std::vector<std::string> one(kDeltasPartitions);
+    one[static_cast<size_t>(record.partition)] = record.value;
+    std::vector<std::string> want(kDeltasPartitions);
+    want[static_cast<size_t>(record.partition)] =
+        whole.epochs.at(key)[static_cast<size_t>(record.partition)];
+    ExpectSameContent(one, want, Name(key) + " dst " + std::to_string(record.partition));
+    ++records;
+  }
+  EXPECT_GE(records, whole.epochs.size() * kDeltasPartitions);
+}
+
 // An idle partition at its end moves on with the clock: the open epoch and those after it are
 // sealed without records, on partitions that never had one too.
 TEST_F(Stage1ConsumerTest, IdlePartitionsAdvanceWithTheClock) {
