@@ -74,8 +74,10 @@ std::string NotificationId(std::string_view instance, std::string_view receiver,
 }
 
 std::string NotificationId(std::string_view instance, std::string_view receiver,
-                           std::string_view group_key, uint64_t sequence, int64_t episode) {
-  return IdOf(IdInput(instance, receiver, group_key, sequence) + '\0' + std::to_string(episode));
+                           std::string_view group_key, uint64_t sequence, int64_t episode,
+                           bool firing) {
+  return IdOf(IdInput(instance, receiver, group_key, sequence) + '\0' + std::to_string(episode) +
+              '\0' + (firing ? "firing" : "resolved"));
 }
 
 std::string_view OutcomeName(DeliveryRecord::Outcome outcome) {

@@ -328,8 +328,12 @@ void AlertRouter::UpsertLocked(const Alert& alert, int64_t now_unix_nano) {
       if (auto warm = warming_since_.find(id); warm != warming_since_.end()) {
         group.created_unix_nano = std::min(now_unix_nano, warm->second);
       }
+      // A new episode: its ids differ from earlier ones by the episode (episode_in_id), or by a
+      // sequence that goes on from the last one.
       auto tombstone = tombstones_.find(id);
-      if (tombstone != tombstones_.end()) group.sequence = tombstone->second.sequence;
+      if (tombstone != tombstones_.end() && !options_.episode_in_id) {
+        group.sequence = tombstone->second.sequence;
+      }
       it = groups_.emplace(std::move(id), std::move(group)).first;
     } else if (!alert.firing && it->second.alerts.count(fingerprint) == 0) {
       continue;
@@ -437,8 +441,9 @@ Notification AlertRouter::Build(const GroupId& id, const Group& group,
   if (options_.episode_in_id) {
     int64_t episode = INT64_MAX;
     for (const Alert* alert : all) episode = std::min(episode, alert->starts_at_unix_nano);
-    notification.id = NotificationId(options_.instance_id, id.first, id.second,
-                                     notification.sequence, all.empty() ? 0 : episode);
+    notification.id =
+        NotificationId(options_.instance_id, id.first, id.second, notification.sequence,
+                       all.empty() ? 0 : episode, notification.firing);
   } else {
     notification.id =
         NotificationId(options_.instance_id, id.first, id.second, notification.sequence);

@@ -479,6 +479,50 @@ std::vector<AlertTransition> Evaluator::Evaluate(
   return out;
 }
 
+Events HorizonSliSource::EventsIn(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const {
+  const int64_t horizon = horizon_.load();
+  if (horizon != INT64_MAX) last_bucket = std::min(last_bucket, horizon - 1);
+  if (first_bucket > last_bucket) return {};
+  return inner_.EventsIn(slo, first_bucket, last_bucket);
+}
+
+pipeline::LatencySketch HorizonSliSource::LatencyIn(const Slo& slo, int64_t first_bucket,
+                                                    int64_t last_bucket) const {
+  const int64_t horizon = horizon_.load();
+  if (horizon != INT64_MAX) last_bucket = std::min(last_bucket, horizon - 1);
+  if (first_bucket > last_bucket) return {};
+  return inner_.LatencyIn(slo, first_bucket, last_bucket);
+}
+
+std::vector<Events> HorizonSliSource::MinuteEvents(const Slo& slo, int64_t first_minute,
+                                                   int64_t last_minute) const {
+  return inner_.MinuteEvents(slo, first_minute, last_minute);  // settled: long before
+}
+
+void Evaluator::ResetSlos(const std::function<bool(std::string_view)>& services) {
+  MutexLock lock(mu_);
+  for (auto& state : slos_) {
+    if (!services(state->slo.service)) continue;
+    for (AlertStatus& alert : state->alerts) {
+      AlertStatus fresh;
+      fresh.service = alert.service;
+      fresh.slo = alert.slo;
+      fresh.severity = alert.severity;
+      fresh.no_data = alert.no_data;
+      alert = std::move(fresh);
+    }
+    state->minutes.clear();
+    state->hours.clear();
+    state->settled_through = INT64_MIN;
+    state->status = SloStatus{};
+    state->evaluated = false;
+    state->first_evaluated_unix_nano = 0;
+    state->last_event_unix_nano = 0;
+    state->restored = false;
+    state->restored_at_unix_nano = 0;
+  }
+}
+
 std::vector<AlertStatus> Evaluator::Alerts() const {
   MutexLock lock(mu_);
   std::vector<AlertStatus> out;

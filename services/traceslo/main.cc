@@ -22,6 +22,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -277,7 +278,10 @@ int Serve(const ServeFlags& flags) {
   storage::DurableSliSource durable_source(engine.source(), engine.store(), **sqlite);
   slo::EvaluatorOptions evaluator_options = engine.evaluator_options();
   evaluator_options.source_retention = config->storage.retention;
-  slo::Evaluator evaluator(evaluator_options, durable_source);
+  slo::HorizonSliSource horizon_source(durable_source);  // Kafka mode's (see there)
+  slo::Evaluator evaluator(
+      evaluator_options,
+      config->kafka.enabled ? static_cast<const slo::SliSource&>(horizon_source) : durable_source);
   auto alerts = (*sqlite)->LoadAlerts();
   if (!alerts.ok()) return Fail(std::string(alerts.status().message()));
   evaluator.RestoreAlerts(*std::move(alerts));
@@ -387,11 +391,13 @@ int Serve(const ServeFlags& flags) {
   // owned ones, read before each round of evaluations). Evaluator thread only.
   std::vector<int32_t> owned_deltas;
   int32_t deltas_partitions = 0;
+  std::optional<std::vector<int32_t>> evaluated_owned;  // at the last round of evaluations
   auto owns_service = [&](std::string_view service) {
     return std::binary_search(owned_deltas.begin(), owned_deltas.end(),
                               kafka::DeltaPartitionOf(service, deltas_partitions));
   };
   auto evaluate_at = [&](std::chrono::system_clock::time_point now) {
+    if (kafka_mode) horizon_source.SetHorizon(pipeline::BucketOfUnixNanos(UnixNanos(now)));
     const std::vector<slo::AlertTransition> transitions =
         kafka_mode ? evaluator.Evaluate(now, owns_service) : evaluator.Evaluate(now);
     if (!transitions.empty()) save_alerts();  // before anything is told of them
@@ -530,6 +536,36 @@ int Serve(const ServeFlags& flags) {
           next_evaluation_ms = last - (kMaxCatchUp - 1) * interval_ms;
         }
         if (*next_evaluation_ms > last) return;
+        // Deltas partitions gained since the last round (another instance evaluated their
+        // SLOs until now): their alert states are derived again by evaluating the past hour
+        // silently, so an alert that fires on goes on firing since the same evaluation and its
+        // notifications keep their ids (a receiver drops what the old owner sent already). At
+        // the first round the states are this instance's own, from its database.
+        std::vector<int32_t> gained;
+        if (evaluated_owned) {
+          std::set_difference(owned_deltas.begin(), owned_deltas.end(), evaluated_owned->begin(),
+                              evaluated_owned->end(), std::back_inserter(gained));
+        }
+        evaluated_owned = owned_deltas;
+        if (!gained.empty()) {
+          auto gained_service = [&](std::string_view service) {
+            return std::binary_search(gained.begin(), gained.end(),
+                                      kafka::DeltaPartitionOf(service, deltas_partitions));
+          };
+          evaluator.ResetSlos(gained_service);
+          const int64_t from = std::max(*next_evaluation_ms - kMaxCatchUp * interval_ms,
+                                        stats.first_data_ms.value_or(*next_evaluation_ms));
+          int64_t at = (FloorDiv(from, interval_ms) + 1) * interval_ms;
+          for (; at < *next_evaluation_ms; at += interval_ms) {
+            const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(at));
+            horizon_source.SetHorizon(pipeline::BucketOfUnixNanos(UnixNanos(t)));
+            (void)evaluator.Evaluate(t, gained_service);
+          }
+          logger.Info("kafka mode: alert states derived again for gained partitions",
+                      {{"partitions", absl::StrJoin(gained, ",")},
+                       {"from_ms", std::to_string(from)},
+                       {"to_ms", std::to_string(*next_evaluation_ms)}});
+        }
         for (; *next_evaluation_ms <= last; *next_evaluation_ms += interval_ms) {
           evaluate_at(std::chrono::system_clock::time_point(
               std::chrono::milliseconds(*next_evaluation_ms)));

@@ -82,9 +82,11 @@ struct Notification {
 // volume, a second instance) never send one id for two different notifications.
 std::string NotificationId(std::string_view instance, std::string_view receiver,
                            std::string_view group_key, uint64_t sequence);
-// The same with an episode (the earliest starts_at of the notification's alerts, Unix ns): ids
-// of different episodes of one group differ even where their sequences are equal.
+// The same with an episode (the earliest starts_at of the notification's alerts, Unix ns) and
+// whether the notification fires: ids of different episodes of one group differ even where their
+// sequences are equal, and a resolve never has the id of a repeat.
 std::string NotificationId(std::string_view instance, std::string_view receiver,
-                           std::string_view group_key, uint64_t sequence, int64_t episode);
+                           std::string_view group_key, uint64_t sequence, int64_t episode,
+                           bool firing);
 
 }  // namespace traceslo::alerting

@@ -81,10 +81,12 @@ struct RouterOptions {
   std::string default_receiver = "log";
   std::string external_url;  // copied into every notification
   std::string instance_id;   // the database's id, part of every notification id
-  // Kafka mode, where instance_id is shared by every instance: the id also takes the episode,
-  // the earliest starts_at of the notification's alerts, so an instance whose sequence for a
-  // group starts over (it took the group's service over) never sends an id an earlier episode
-  // used, which a receiver would drop as a duplicate.
+  // Kafka mode, where instance_id is shared by every instance: the id also takes the episode
+  // (the earliest starts_at of the notification's alerts) and whether it fires, and a group's
+  // sequence starts at 1 in each episode. Two instances that evaluated the same transitions
+  // (a zombie and the owner after it; an instance that took the group's service over and
+  // derived its alert states again) send the same ids, which a receiver drops; no id of an
+  // earlier episode is used again, and a resolve never has a repeat's id.
   bool episode_in_id = false;
   // Values of the `severity` label, highest first. Within a group, a firing alert inhibits the
   // alerts of every lower listed severity; values not listed never inhibit and are never
@@ -172,9 +174,9 @@ RouterOptions RouterOptionsFrom(const config::AlertingConfig& alerting, std::str
 //   the group is forgotten. A group whose alerts all resolved before it was first sent is
 //   forgotten silently. (Alertmanager checks groups only at group_interval ticks; here each
 //   deadline counts from the last notification, so a repeat comes at repeat_interval exactly.)
-// - Identity: sequence increases per (receiver, group), also across a resolve and a restart;
-//   the id is NotificationId(instance_id, receiver, group_key, sequence), with the episode when
-//   episode_in_id.
+// - Identity: sequence increases per (receiver, group), also across a resolve (unless
+//   episode_in_id) and a restart; the id is NotificationId(instance_id, receiver, group_key,
+//   sequence), with the episode and firing when episode_in_id.
 // - Silences: an alert matched by a silence active at the Tick's time (starts_at <= now <
 //   ends_at) is left out like an inhibited one: not sent, not shown as resolved. When its
 //   silence ends while it fires and the receiver's last notification did not carry it, it is a

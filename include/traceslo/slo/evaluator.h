@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -50,6 +51,29 @@ class SliSource {
   // a durable source answers a month at once.
   virtual std::vector<Events> MinuteEvents(const Slo& slo, int64_t first_minute,
                                            int64_t last_minute) const;
+};
+
+// Kafka mode's view of a source: nothing at or after the bucket of the evaluation time (set
+// before each evaluation), as single-node mode evaluating live sees next to nothing of that
+// bucket yet. An instance evaluating time t live, once every partition is final through t, may
+// already hold some of t's bucket, one deriving alert states again later holds all of it: with
+// the bucket hidden both get the same result. Thread-safe; `inner` is borrowed.
+class HorizonSliSource final : public SliSource {
+ public:
+  explicit HorizonSliSource(const SliSource& inner) : inner_(inner) {}
+  // Buckets at or after `bucket` are hidden; INT64_MAX (the default) hides none.
+  void SetHorizon(int64_t bucket) { horizon_.store(bucket); }
+
+  // traceslo::slo::SliSource
+  Events EventsIn(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const override;
+  pipeline::LatencySketch LatencyIn(const Slo& slo, int64_t first_bucket,
+                                    int64_t last_bucket) const override;
+  std::vector<Events> MinuteEvents(const Slo& slo, int64_t first_minute,
+                                   int64_t last_minute) const override;
+
+ private:
+  const SliSource& inner_;
+  std::atomic<int64_t> horizon_{INT64_MAX};
 };
 
 // The series an SLO's errors and latency are read from: those of the SLO's service whose
@@ -169,6 +193,12 @@ class Evaluator final : public prometheus::Collectable {
   // unevaluated, and show no figures on /metrics until they are evaluated again.
   std::vector<AlertTransition> Evaluate(std::chrono::system_clock::time_point now,
                                         const std::function<bool(std::string_view)>& owns);
+
+  // Kafka mode, for the services another instance evaluated until now: forgets what this
+  // evaluator held of their SLOs (alert states back to inactive, rollups, figures) so that
+  // evaluating them again over the past, from the SLI store, derives the states the previous
+  // owner had.
+  void ResetSlos(const std::function<bool(std::string_view)>& services);
 
   std::vector<AlertStatus> Alerts() const;
   std::vector<SloStatus> Slos() const;

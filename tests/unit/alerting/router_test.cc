@@ -380,6 +380,52 @@ TEST_F(RouterTest, EpisodeInIdSeparatesEpisodesWhoseSequencesMeet) {
   }
 }
 
+// With the episode in the id, a group's sequence starts again in each episode on one instance
+// too (so an instance that derived the episode's states again counts as the old owner did), and
+// a resolve never takes the id of the old owner's repeat at the same sequence.
+TEST_F(RouterTest, EpisodeSequencesStartAgainAndResolvesDifferFromRepeats) {
+  options_.instance_id = "kafka:traceslo-stage2";
+  options_.episode_in_id = true;
+  auto router = MakeRouter();
+  Alert alert = MakeAlert("payment", "availability", "page", kSigA);
+  alert.starts_at_unix_nano = 1'000;
+  Upsert(*router, alert);
+  AdvanceAndTick(*router, seconds(30));
+  AdvanceAndTick(*router, hours(4));  // a repeat: sequence 2, firing
+  Alert again = alert;
+  again.firing = false;
+  Upsert(*router, again);
+  AdvanceAndTick(*router, minutes(5));  // the resolve: sequence 3
+  alert.starts_at_unix_nano = 9'000;
+  Upsert(*router, alert);  // a second episode
+  AdvanceAndTick(*router, seconds(30));
+  ASSERT_THAT(sink_.sent, SizeIs(4));
+  std::vector<uint64_t> sequences;
+  std::set<std::string> ids;
+  for (const Notification& n : sink_.sent) {
+    sequences.push_back(n.sequence);
+    ids.insert(n.id);
+  }
+  EXPECT_THAT(sequences, ElementsAre(1, 2, 3, 1));
+  EXPECT_THAT(ids, SizeIs(4));
+
+  // The instance that took the service over mid-episode, with the states derived again: its
+  // page has the first page's id; its resolve at sequence 2 is not the repeat's id.
+  MemoryStateStore other;
+  state_store_ = &other;
+  auto taken_over = MakeRouter();
+  alert.starts_at_unix_nano = 1'000;
+  Upsert(*taken_over, alert);
+  AdvanceAndTick(*taken_over, seconds(30));
+  again.starts_at_unix_nano = 1'000;
+  Upsert(*taken_over, again);
+  AdvanceAndTick(*taken_over, minutes(5));
+  ASSERT_THAT(sink_.sent, SizeIs(6));
+  EXPECT_EQ(sink_.sent[4].id, sink_.sent[0].id);
+  EXPECT_EQ(sink_.sent[5].sequence, 2u);
+  EXPECT_NE(sink_.sent[5].id, sink_.sent[1].id);
+}
+
 // Kafka mode: another instance took these services over; this one lets their alerts go without
 // a resolve, and keeps the rest.
 TEST_F(RouterTest, ForgetDropsAlertsWithoutANotification) {
