@@ -345,12 +345,15 @@ int Serve(const ServeFlags& flags) {
                         .max_causes = config->alerting.max_causes},
       engine.series(), engine.store());
   // A trace completes within trace_max_age of its first span (plus ticks); an evaluation later
-  // its origin shows.
+  // its origin shows. Not in Kafka mode: exemplar traces do not travel between the stages, so no
+  // trace would ever show a cause, and every page would wait the whole hold.
   alerting::AlertFeed alert_feed(
       alerting::AlertFeedOptions{.external_url = config->web.external_url,
-                                 .origin_hold = config->pipeline.trace_max_age +
-                                                2 * config->pipeline.tick_interval +
-                                                config->rules.evaluation_interval},
+                                 .origin_hold = kafka_mode
+                                                    ? std::chrono::milliseconds(0)
+                                                    : config->pipeline.trace_max_age +
+                                                          2 * config->pipeline.tick_interval +
+                                                          config->rules.evaluation_interval},
       evaluator, cause_finder, **router);
   {
     std::vector<alerting::Alert> held;
