@@ -1487,7 +1487,8 @@ absl::Status Reader::ReadLibrdkafka(const Node& node,
                          "isolation.level",
                          "enable.partition.eof",
                          "message.timeout.ms",
-                         "delivery.timeout.ms"};
+                         "delivery.timeout.ms",
+                         "statistics.interval.ms"};
   const std::string path = "kafka.librdkafka";
   return ForEachEntryAny(node, path, [&](const Node& name_node, const Node& value) {
     const std::string& name = name_node.value;

@@ -19,7 +19,8 @@ const std::vector<std::string>& ReservedSettings() {
                                                                     "enable.partition.eof",
                                                                     "isolation.level",
                                                                     "message.timeout.ms",
-                                                                    "delivery.timeout.ms"};
+                                                                    "delivery.timeout.ms",
+                                                                    "statistics.interval.ms"};
   return *kReserved;
 }
 
@@ -36,6 +37,18 @@ absl::Status CheckNoReservedSettings(const std::map<std::string, std::string>& s
     }
   }
   return absl::OkStatus();
+}
+
+std::optional<bool> GroupSteadyInStats(std::string_view json) {
+  constexpr std::string_view kKey = "\"join_state\"";
+  size_t at = json.find(kKey);
+  if (at == std::string_view::npos) return std::nullopt;
+  at += kKey.size();
+  while (at < json.size() && (json[at] == ' ' || json[at] == ':')) ++at;
+  if (at >= json.size() || json[at] != '"') return std::nullopt;
+  const size_t end = json.find('"', at + 1);
+  if (end == std::string_view::npos) return std::nullopt;
+  return json.substr(at + 1, end - at - 1) == "steady";
 }
 
 absl::Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,16 @@ bool IsReservedSetting(std::string_view key);
 // `settings`.
 absl::Status CheckNoReservedSettings(const std::map<std::string, std::string>& settings);
 const std::vector<std::string>& ReservedSettings();
+
+// From a consumer's statistics JSON (statistics.interval.ms): whether its group membership is
+// steady (cgrp.join_state "steady"), not joining or rebalancing; nullopt without a join state.
+// librdkafka 2.0.2 treats an offset commit that the broker answers with ILLEGAL_GENERATION, as it
+// does for one sent while the member rejoins, as the loss of the whole assignment
+// (confluentinc/librdkafka#4059, fixed in 2.6): the consumers commit only while steady, or
+// every rebalance under load loses every partition and starts another one.
+std::optional<bool> GroupSteadyInStats(std::string_view json);
+// How often the consumers take their statistics (for GroupSteadyInStats).
+inline constexpr const char* kStatisticsIntervalMs = "100";
 
 // InvalidArgument "librdkafka setting '<key>': <librdkafka's reason>" when librdkafka refuses it.
 // The value is never put in the message (it may be a password).

@@ -183,6 +183,12 @@ class Stage1Consumer::Loop {
       LogToLogger(loop->logger_, rk, level, facility, message);
     }
   }
+  static int StatsCb(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+    if (std::optional<bool> steady = GroupSteadyInStats(std::string_view(json, json_len))) {
+      static_cast<Loop*>(opaque)->group_steady_ = *steady;
+    }
+    return 0;  // librdkafka frees the JSON
+  }
 
   absl::StatusOr<ConfPtr> BaseConf() const;
   absl::Status CreateProducer();     // producer_
@@ -245,6 +251,7 @@ class Stage1Consumer::Loop {
   std::vector<Ack> acks_;
   std::set<int32_t> resync_;  // owned partitions with an epoch that can never be acknowledged
   bool replacing_producer_ = false;
+  bool group_steady_ = false;  // from the consumer's statistics (GroupSteadyInStats)
   bool assignment_done_ = false;
   Stage1Counters retired_;      // counters of partitions no longer owned
   Stage1ConsumerStats counts_;  // the loop's own counters (the Stage1Counters ones excluded)
@@ -286,10 +293,12 @@ absl::Status Stage1Consumer::Loop::Init() {
                                             {"enable.auto.commit", "false"},
                                             {"enable.auto.offset.store", "false"},
                                             {"auto.offset.reset", "earliest"},
-                                            {"enable.partition.eof", "true"}}) {
+                                            {"enable.partition.eof", "true"},
+                                            {"statistics.interval.ms", kStatisticsIntervalMs}}) {
       if (auto status = SetConf(conf->get(), key, value); !status.ok()) return status;
     }
     rd_kafka_conf_set_rebalance_cb(conf->get(), &Loop::RebalanceCb);
+    rd_kafka_conf_set_stats_cb(conf->get(), &Loop::StatsCb);
     rd_kafka_conf_set_offset_commit_cb(conf->get(), &Loop::CommitCb);
     consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), error, sizeof error);
     if (consumer_ == nullptr) {
@@ -442,7 +451,8 @@ void Stage1Consumer::Loop::Run() {
     const SteadyTime now = clock_.SteadyNow();
     AdvanceIdle(now);
     if (now >= next_commit_) {
-      CommitOwned({}, /*sync=*/false);
+      // Not while the membership is changing (GroupSteadyInStats): the revoke commits then.
+      if (group_steady_) CommitOwned({}, /*sync=*/false);
       // At most once per commit interval, so a destination that keeps refusing records does
       // not turn into a busy loop.
       if (!resync_.empty()) Resync(std::set<int32_t>(resync_));

@@ -66,6 +66,12 @@ class Stage2Consumer::Loop {
       LogToLogger(loop->logger_, rk, level, facility, message);
     }
   }
+  static int StatsCb(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+    if (std::optional<bool> steady = GroupSteadyInStats(std::string_view(json, json_len))) {
+      static_cast<Loop*>(opaque)->group_steady_ = *steady;
+    }
+    return 0;  // librdkafka frees the JSON
+  }
 
   void Run();
   void Finish(SteadyTime deadline);
@@ -98,6 +104,8 @@ class Stage2Consumer::Loop {
   std::map<int32_t, Owned> owned_;
   Stage2ConsumerStats counts_;  // the loop's counters; owned/lag/final_through are computed
   SteadyTime next_commit_;
+  bool group_steady_ = false;          // from the statistics (the consumer thread polls them)
+  std::map<int32_t, int64_t> hinted_;  // the offsets last committed as hints
 
   mutable Mutex stats_mu_;
   Stage2ConsumerStats stats_ ABSL_GUARDED_BY(stats_mu_);
@@ -122,10 +130,12 @@ absl::Status Stage2Consumer::Loop::Init() {
                                           {"partition.assignment.strategy", "cooperative-sticky"},
                                           {"enable.auto.commit", "false"},
                                           {"enable.auto.offset.store", "false"},
-                                          {"auto.offset.reset", "earliest"}}) {
+                                          {"auto.offset.reset", "earliest"},
+                                          {"statistics.interval.ms", kStatisticsIntervalMs}}) {
     if (auto status = SetConf(conf.get(), key, value); !status.ok()) return status;
   }
   rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_stats_cb(conf.get(), &Loop::StatsCb);
   rd_kafka_conf_set_error_cb(conf.get(), &Loop::ErrorCb);
   rd_kafka_conf_set_log_cb(conf.get(), &Loop::LogCb);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Loop::RebalanceCb);
@@ -289,9 +299,9 @@ void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
 }
 
 void Stage2Consumer::Loop::Release(rd_kafka_topic_partition_list_t* list, bool lost) {
-  if (!lost) CommitHints();
   for (int i = 0; i < list->cnt; ++i) {
     const int32_t partition = list->elems[i].partition;
+    hinted_.erase(partition);
     if (owned_.erase(partition) == 0) continue;
     ++(lost ? counts_.partitions_lost : counts_.partitions_revoked);
     logger_.Info(lost ? "kafka stage 2: partition lost" : "kafka stage 2: partition revoked",
@@ -305,9 +315,14 @@ void Stage2Consumer::Loop::Release(rd_kafka_topic_partition_list_t* list, bool l
 }
 
 void Stage2Consumer::Loop::CommitHints() {
+  // Only while the membership is steady (GroupSteadyInStats), and only what moved.
+  if (!group_steady_) return;
   PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(owned_.size())));
   for (const auto& [partition, owned] : owned_) {
     if (owned.stage->next_offset() <= 0) continue;
+    auto [hinted, fresh] = hinted_.try_emplace(partition, -1);
+    if (!fresh && hinted->second == owned.stage->next_offset()) continue;
+    hinted->second = owned.stage->next_offset();
     rd_kafka_topic_partition_list_add(list.get(), options_.deltas_topic.c_str(), partition)
         ->offset = owned.stage->next_offset();
   }

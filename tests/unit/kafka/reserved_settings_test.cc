@@ -4,6 +4,7 @@
 // them equal.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 #include "services/kafka/rdkafka_client.h"
@@ -32,6 +33,23 @@ TEST(ReservedSettingsTest, TheStagesAcceptEveryKeyTheConfigPassesThrough) {
       "t.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_TRUE(CheckNoReservedSettings(config->kafka.librdkafka).ok());
+}
+
+// The consumers commit only while their group is steady, read from their statistics JSON.
+TEST(GroupSteadyInStatsTest, ReadsTheJoinState) {
+  EXPECT_EQ(GroupSteadyInStats(R"({"name":"c","cgrp":{"state":"up","join_state":"steady"}})"),
+            std::optional<bool>(true));
+  // As librdkafka 2.0.2 writes it.
+  EXPECT_EQ(GroupSteadyInStats(R"({"cgrp": { "state": "up", "join_state": "steady", "x": 1}})"),
+            std::optional<bool>(true));
+  EXPECT_EQ(GroupSteadyInStats(R"({"cgrp": { "join_state": "wait-join", "rebalance_age": 0}})"),
+            std::optional<bool>(false));
+  EXPECT_EQ(GroupSteadyInStats(R"({"cgrp":{"state":"up","join_state":"wait-join"}})"),
+            std::optional<bool>(false));
+  EXPECT_EQ(GroupSteadyInStats(R"({"cgrp":{"join_state":"wait-incr-unassign-to-complete"}})"),
+            std::optional<bool>(false));
+  EXPECT_EQ(GroupSteadyInStats(R"({"name":"producer","type":"producer"})"), std::nullopt);
+  EXPECT_EQ(GroupSteadyInStats(R"({"cgrp":{"join_state":"stea)"), std::nullopt);
 }
 
 }  // namespace

@@ -519,6 +519,43 @@ class Stage1ConsumerTest : public ::testing::Test {
     return out;
   }
 
+  // Whether the reader (polled once) has every destination record of every epoch of `whole`.
+  static bool HasEveryEpoch(DeltaReader& reader, const Offline& whole) {
+    reader.Poll(50);
+    int duplicates = 0;
+    const auto got = Decode(reader.records(), &duplicates);
+    for (const auto& [key, want] : whole.epochs) {
+      auto it = got.find(key);
+      if (it == got.end() || std::count(it->second.begin(), it->second.end(), "") > 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Checks that every record on the deltas topic, whoever published it and however often, has
+  // the content of `whole` (one uninterrupted run); returns how many there are.
+  static size_t ExpectEveryRecordAsIn(DeltaReader& reader, const Offline& whole) {
+    pipeline::SeriesRegistry names(1000, 1000);
+    size_t records = 0;
+    for (const DeltaRecord& record : reader.ReadToEnd()) {
+      absl::StatusOr<DecodedDeltaBatch> batch = DecodeDeltaBatch(record.value, {}, names);
+      EXPECT_TRUE(batch.ok()) << batch.status();
+      if (!batch.ok()) continue;
+      const SrcEpoch key{batch->header.src_partition, batch->header.epoch};
+      EXPECT_TRUE(whole.epochs.contains(key)) << Name(key) << " not in the uninterrupted run";
+      if (!whole.epochs.contains(key)) continue;
+      std::vector<std::string> one(kDeltasPartitions);
+      one[static_cast<size_t>(record.partition)] = record.value;
+      std::vector<std::string> want(kDeltasPartitions);
+      want[static_cast<size_t>(record.partition)] =
+          whole.epochs.at(key)[static_cast<size_t>(record.partition)];
+      ExpectSameContent(one, want, Name(key) + " dst " + std::to_string(record.partition));
+      ++records;
+    }
+    return records;
+  }
+
   Cluster cluster_;
   SystemClock clock_;
   Logger logger_{clock_, LogFormat::kLogfmt, LogLevel::kWarn};
@@ -662,18 +699,7 @@ TEST_F(Stage1ConsumerTest, ASecondMemberTakesOverPartitionsWithoutChangingAnEpoc
   Produce(cluster_.bootstrap(), corpus, half, corpus.records.size());
 
   DeltaReader reader(cluster_.bootstrap());
-  EXPECT_TRUE(cluster_.Eventually([&] {
-    reader.Poll(50);
-    int duplicates = 0;
-    const auto got = Decode(reader.records(), &duplicates);
-    for (const auto& [key, want] : whole.epochs) {
-      auto it = got.find(key);
-      if (it == got.end() || std::count(it->second.begin(), it->second.end(), "") > 0) {
-        return false;
-      }
-    }
-    return true;
-  }));
+  EXPECT_TRUE(cluster_.Eventually([&] { return HasEveryEpoch(reader, whole); }));
   first->Shutdown(clock_.SteadyNow() + std::chrono::seconds(20));
   second->Shutdown(clock_.SteadyNow() + std::chrono::seconds(20));
   const Stage1ConsumerStats a = first->Stats(), b = second->Stats();
@@ -685,20 +711,7 @@ TEST_F(Stage1ConsumerTest, ASecondMemberTakesOverPartitionsWithoutChangingAnEpoc
   EXPECT_EQ(b.bad_commit_metadata, 0u);
 
   // Every record published, whoever published it, has the uninterrupted run's content.
-  pipeline::SeriesRegistry names(1000, 1000);
-  std::map<SrcEpoch, std::vector<std::vector<std::string>>> copies;
-  for (const DeltaRecord& record : reader.ReadToEnd()) {
-    absl::StatusOr<DecodedDeltaBatch> batch = DecodeDeltaBatch(record.value, {}, names);
-    ASSERT_TRUE(batch.ok()) << batch.status();
-    const SrcEpoch key{batch->header.src_partition, batch->header.epoch};
-    ASSERT_TRUE(whole.epochs.contains(key)) << Name(key) << " not in the uninterrupted run";
-    std::vector<std::string> one(kDeltasPartitions);
-    one[static_cast<size_t>(record.partition)] = record.value;
-    std::vector<std::string> want(kDeltasPartitions);
-    want[static_cast<size_t>(record.partition)] =
-        whole.epochs.at(key)[static_cast<size_t>(record.partition)];
-    ExpectSameContent(one, want, Name(key) + " dst " + std::to_string(record.partition));
-  }
+  ExpectEveryRecordAsIn(reader, whole);
 }
 
 // A fatal idempotence error (the broker reports the producer's sequence out of order): the
@@ -734,39 +747,15 @@ TEST_F(Stage1ConsumerTest, ReplacesAProducerThatFailedForGoodAndStaysExact) {
   Produce(cluster_.bootstrap(), corpus, half, corpus.records.size());
 
   DeltaReader reader(cluster_.bootstrap());
-  EXPECT_TRUE(cluster_.Eventually([&] {
-    reader.Poll(50);
-    int duplicates = 0;
-    const auto got = Decode(reader.records(), &duplicates);
-    for (const auto& [key, want] : whole.epochs) {
-      auto it = got.find(key);
-      if (it == got.end() || std::count(it->second.begin(), it->second.end(), "") > 0) {
-        return false;
-      }
-    }
-    return consumer->Stats().producer_rebuilds > 0;
-  }));
+  EXPECT_TRUE(cluster_.Eventually(
+      [&] { return HasEveryEpoch(reader, whole) && consumer->Stats().producer_rebuilds > 0; }));
   consumer->Shutdown(clock_.SteadyNow() + std::chrono::seconds(20));
   const Stage1ConsumerStats stats = consumer->Stats();
   EXPECT_EQ(stats.producer_rebuilds, 1u);
   EXPECT_EQ(stats.partition_resyncs, static_cast<uint64_t>(kSpansPartitions));
   EXPECT_EQ(stats.partitions_assigned, static_cast<uint64_t>(kSpansPartitions));
 
-  pipeline::SeriesRegistry names(1000, 1000);
-  size_t records = 0;
-  for (const DeltaRecord& record : reader.ReadToEnd()) {
-    absl::StatusOr<DecodedDeltaBatch> batch = DecodeDeltaBatch(record.value, {}, names);
-    ASSERT_TRUE(batch.ok()) << batch.status();
-    const SrcEpoch key{batch->header.src_partition, batch->header.epoch};
-    ASSERT_TRUE(whole.epochs.contains(key)) << Name(key) << " not in the uninterrupted run";
-    std::vector<std::string> one(kDeltasPartitions);
-    one[static_cast<size_t>(record.partition)] = record.value;
-    std::vector<std::string> want(kDeltasPartitions);
-    want[static_cast<size_t>(record.partition)] =
-        whole.epochs.at(key)[static_cast<size_t>(record.partition)];
-    ExpectSameContent(one, want, Name(key) + " dst " + std::to_string(record.partition));
-    ++records;
-  }
+  const size_t records = ExpectEveryRecordAsIn(reader, whole);
   EXPECT_GE(records, whole.epochs.size() * kDeltasPartitions);
 }
 
