@@ -6,10 +6,12 @@
 // timestamp is its request's time as `traceslo replay` takes it (the latest span end), so stream
 // time in Kafka mode follows the recording. With --drain, every partition then gets one empty
 // request stamped drain after the last request (the design's in-band tick): stage 1 seals every
-// epoch up to it without waiting for the clock.
+// epoch up to it without waiting for the clock. With --records-per-second, the records go out at
+// that pace (the drain records at once after them), so a recording flows for a while, as a
+// Collector's exporter writes it, while consumers join and leave; 0 (the default) does not pace.
 //
 //   traceslo-kafka-produce --bootstrap-file FILE --topic otlp_spans --input corpus.jsonl
-//       [--drain-seconds 120]
+//       [--drain-seconds 120] [--records-per-second 500]
 //
 // Prints "records=N requests=M partitions=P last_ms=T" on success; errors on stderr, exit 1
 // (bad input or a failed delivery) or 2 (bad flags).
@@ -17,6 +19,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -134,6 +137,7 @@ int main(int argc, char** argv) {
   std::string topic = "otlp_spans";
   std::string input;
   int64_t drain_seconds = -1;
+  int64_t records_per_second = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) return Usage(flag + " needs a value");
@@ -153,6 +157,12 @@ int main(int argc, char** argv) {
       drain_seconds = std::strtoll(value.c_str(), &end, 10);
       if (end == value.c_str() || *end != '\0' || drain_seconds < 0) {
         return Usage("--drain-seconds must be a whole number >= 0");
+      }
+    } else if (flag == "--records-per-second") {
+      char* end = nullptr;
+      records_per_second = std::strtoll(value.c_str(), &end, 10);
+      if (end == value.c_str() || *end != '\0' || records_per_second < 0) {
+        return Usage("--records-per-second must be a whole number >= 0");
       }
     } else {
       return Usage("unknown flag " + flag);
@@ -212,6 +222,20 @@ int main(int argc, char** argv) {
     }
   };
 
+  // Paced: record n goes out no earlier than n / records_per_second after the first; delivery
+  // reports are served meanwhile.
+  const auto started = std::chrono::steady_clock::now();
+  auto pace = [&](uint64_t sent) {
+    if (records_per_second <= 0) return;
+    const auto due = started + std::chrono::microseconds(static_cast<int64_t>(sent) * 1'000'000 /
+                                                         records_per_second);
+    for (auto now = std::chrono::steady_clock::now(); now < due;
+         now = std::chrono::steady_clock::now()) {
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(due - now).count();
+      rd_kafka_poll(producer, static_cast<int>(std::min<int64_t>(wait, 100)));
+    }
+  };
+
   uint64_t records = 0;
   uint64_t requests = 0;
   int64_t last_ms = 0;
@@ -231,6 +255,7 @@ int main(int argc, char** argv) {
     ++requests;
     last_ms = std::max(last_ms, time_ms);
     for (const Record& record : split) {
+      pace(records);
       // RD_KAFKA_PARTITION_UA: the configured partitioner (fnv1a over the key) places it.
       if (const rd_kafka_resp_err_t err =
               produce(RD_KAFKA_PARTITION_UA, record.key, record.value, time_ms)) {
