@@ -20,6 +20,8 @@ import {
   startTraceslo, waitFor,
 } from '../clients/lib.mjs';
 
+import { countEntrySpans, readSpans } from './kafka_counts.mjs';
+
 const dataDir = path.join(repoRoot, 'tests/integration/data/replay');
 const fixture = path.join(dataDir, 'incident.jsonl');
 const rulesGlob = path.join(dataDir, 'rules', '*.yaml');
@@ -55,37 +57,6 @@ after(async () => {
   for (const child of mocks) child.kill('SIGTERM');
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
-
-// Per (service, operation): entry spans and their errors, counted from the recording's lines with
-// the definitions of shared/design.md (SERVER or CONSUMER spans, or a parent of another service
-// or none; an error is status ERROR or an HTTP status >= 500 on a span with status UNSET).
-function countEntrySpans(file) {
-  const spans = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    for (const rs of JSON.parse(line).resourceSpans) {
-      const service = rs.resource.attributes.find((a) => a.key === 'service.name').value.stringValue;
-      for (const ss of rs.scopeSpans) for (const span of ss.spans) spans.push({ service, span });
-    }
-  }
-  const serviceOf = new Map(spans.map(({ service, span }) => [`${span.traceId}/${span.spanId}`, service]));
-  const counts = {};
-  for (const { service, span } of spans) {
-    const parent = span.parentSpanId ? serviceOf.get(`${span.traceId}/${span.parentSpanId}`) : undefined;
-    const entry = span.kind === 2 || span.kind === 5 || parent === undefined || parent !== service;
-    if (!entry) continue;
-    const status = (span.attributes ?? []).find((a) =>
-      a.key === 'http.response.status_code' || a.key === 'http.status_code');
-    const code = span.status?.code ?? 0;
-    const httpStatus = status ? Number(status.value.intValue ?? status.value.stringValue) : 0;
-    const error = code === 2 || (code === 0 && httpStatus >= 500);
-    const key = `${service}|${span.name}`;
-    counts[key] ??= { requests: 0, errors: 0 };
-    counts[key].requests += 1;
-    if (error) counts[key].errors += 1;
-  }
-  return counts;
-}
 
 // `idle`: kafka.idle_partition_timeout. The first run keeps stream time where the records put it
 // (1h); the restarted one lets idle partitions follow the clock (1s).
@@ -133,7 +104,7 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
     { timeoutMs: 60_000 });
 
   // Per-operation totals: the recording's own counts, as single-node mode's.
-  const counts = countEntrySpans(fixture);
+  const counts = countEntrySpans(readSpans(fixture));
   const metrics = await server.scrape();
   for (const [key, want] of Object.entries(counts)) {
     const [service, operation] = key.split('|');
@@ -217,7 +188,7 @@ test('a broker outage while spans flow delays them and loses nothing', async () 
   await server.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1,
     { timeoutMs: 90_000 });
   const metrics = await server.scrape();
-  for (const [key, want] of Object.entries(countEntrySpans(fixture))) {
+  for (const [key, want] of Object.entries(countEntrySpans(readSpans(fixture)))) {
     const [service, operation] = key.split('|');
     assert.equal(metrics.get('traceslo_requests_total', { service, operation }), want.requests, key);
     assert.equal(metrics.get('traceslo_request_errors_total', { service, operation }), want.errors, key);
