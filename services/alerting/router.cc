@@ -294,6 +294,13 @@ absl::Status AlertRouter::Forget(const std::function<bool(const Alert&)>& elsewh
       ++it;
       continue;
     }
+    // What is left neither fires nor was sent firing (silenced or inhibited, then resolved):
+    // nothing would ever be sent for it, so the group closes too.
+    if (std::none_of(group.alerts.begin(), group.alerts.end(), [&](const auto& held) {
+          return held.second.firing || group.sent_firing.contains(held.first);
+        })) {
+      group.alerts.clear();
+    }
     absl::Status status =
         group.alerts.empty()
             ? store_.Erase(it->first.first, it->first.second)

@@ -85,12 +85,14 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
            {{{"stage", "2"}, {"event", "lost"}}, D(s2.partitions_lost)}});
   counter("traceslo_kafka_errors_total",
           "Failures: stage 2's apply (records read again), open (a partition file), consume; "
-          "stage 1's unusable commit metadata and fatal producer errors (the producer replaced).",
+          "stage 1's unusable commit metadata, fatal producer errors (the producer replaced) and "
+          "partitions that could not start over (not consumed until the next rebalance).",
           {{{{"kind", "apply"}}, D(s2.apply_errors)},
            {{{"kind", "open"}}, D(s2.open_errors)},
            {{{"kind", "consume"}}, D(s2.consume_errors)},
            {{{"kind", "commit_metadata"}}, D(s1.bad_commit_metadata)},
-           {{{"kind", "producer_fatal"}}, D(s1.producer_rebuilds)}});
+           {{{"kind", "producer_fatal"}}, D(s1.producer_rebuilds)},
+           {{{"kind", "resync"}}, D(s1.resync_failures)}});
   counter("traceslo_kafka_resyncs_total",
           "Owned stage-1 partitions started over from their committed point, as a new owner "
           "would: a delta record could not be delivered, or the producer was replaced after a "

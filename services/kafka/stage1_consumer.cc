@@ -384,16 +384,24 @@ void Stage1Consumer::Loop::Resync(const std::set<int32_t>& partitions) {
   }
   if (list->cnt == 0) return;
   Assign(list.get(), /*resync=*/true);
-  if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list.get(), 10'000)) {
+  const bool all_failed = [&] {
+    rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list.get(), 10'000);
+    if (error == nullptr) return false;
     logger_.Error("kafka stage 1: seek failed", {{"error", rd_kafka_error_string(error)}});
     rd_kafka_error_destroy(error);
-  }
+    return true;
+  }();
   for (int i = 0; i < list->cnt; ++i) {
-    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      logger_.Error("kafka stage 1: seek failed",
-                    {{"partition", std::to_string(list->elems[i].partition)},
-                     {"error", ErrorName(list->elems[i].err)}});
-    }
+    if (!all_failed && list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    // Still reading from its old position: the new state would seal epochs with a gap. Given
+    // up instead (its records are ignored) until the next rebalance hands it out again.
+    const int32_t partition = list->elems[i].partition;
+    ++counts_.resync_failures;
+    logger_.Error(
+        "kafka stage 1: a partition could not start over; it is not consumed until "
+        "the next rebalance",
+        {{"partition", std::to_string(partition)}, {"error", ErrorName(list->elems[i].err)}});
+    Drop(partition);
   }
 }
 
@@ -728,8 +736,12 @@ void Stage1Consumer::Loop::OnDelivery(const rd_kafka_message_t* message) {
   Pending& pending = it->second;
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++counts_.delivery_errors;
-    // Logged once per partition until it starts over (the epochs in flight fail together).
-    if (!pending.failed && !replacing_producer_ && resync_.insert(pending.partition).second) {
+    // Logged once per ownership until it starts over (the epochs in flight fail together);
+    // failures of an earlier ownership of the partition change nothing.
+    auto owner = owned_.find(pending.partition);
+    const bool current = owner != owned_.end() && owner->second.generation == pending.generation;
+    if (!pending.failed && !replacing_producer_ && current &&
+        resync_.insert(pending.partition).second) {
       logger_.Error(
           "kafka stage 1: a delta record was not delivered; its epoch stays unacknowledged and "
           "the partition starts over from its committed point",

@@ -47,6 +47,7 @@
 #include "traceslo/common/clock.h"
 #include "traceslo/common/int_math.h"
 #include "traceslo/common/log.h"
+#include "traceslo/common/mutex.h"
 #include "traceslo/common/ticker.h"
 #include "traceslo/config/config.h"
 #include "traceslo/http/server.h"
@@ -102,19 +103,39 @@ class DispatcherSink final : public alerting::NotificationSink {
   alerting::Dispatcher& dispatcher_;
 };
 
-// Kafka mode: when another instance takes over a deltas partition, the SLIs of its services
-// leave this process's store, so the partition, if it comes back, is restored from its file once
-// (and /metrics shows each service on its owner only). Called on stage 2's thread.
-class ForgetReleasedServices final : public kafka::Stage2Listener {
+// Kafka mode: the traceslo_deltas partitions this instance owns, as the evaluator uses them.
+// Stage 2's thread changes them (OnAssigned once a partition's file was restored into the SLI
+// store; OnReleased, when another instance takes it over, drops its services from the store, so
+// a partition that comes back is restored once and /metrics shows each service on its owner
+// only); the evaluator thread holds them through each evaluation (Hold), so no evaluation reads a
+// partition's services while they are forgotten. Thread-safe.
+class DeltasOwnership final : public kafka::Stage2Listener {
  public:
-  ForgetReleasedServices(const pipeline::SeriesRegistry& registry, pipeline::SliStore& store)
+  DeltasOwnership(const pipeline::SeriesRegistry& registry, pipeline::SliStore& store)
       : registry_(registry), store_(store) {}
   void SetPartitions(int32_t partitions) { partitions_ = partitions; }
+  // At shutdown: released partitions keep their SLIs, for the final flush to the database.
+  void StopForgetting() {
+    MutexLock lock(mu_);
+    forget_ = false;
+  }
+  // Calls f(owned partitions, ascending) with them fixed until it returns.
+  template <typename F>
+  void Hold(F&& f) {
+    MutexLock lock(mu_);
+    f(static_cast<const std::vector<int32_t>&>(owned_));
+  }
 
   // traceslo::kafka::Stage2Listener
-  void OnAssigned(int32_t) override {}
+  void OnAssigned(int32_t partition) override {
+    MutexLock lock(mu_);
+    auto at = std::lower_bound(owned_.begin(), owned_.end(), partition);
+    if (at == owned_.end() || *at != partition) owned_.insert(at, partition);
+  }
   void OnReleased(int32_t partition) override {
-    if (partitions_ <= 0) return;
+    MutexLock lock(mu_);
+    owned_.erase(std::remove(owned_.begin(), owned_.end(), partition), owned_.end());
+    if (!forget_ || partitions_ <= 0) return;
     std::vector<uint32_t> services;
     for (uint32_t id = 0; id < registry_.service_count(); ++id) {
       if (kafka::DeltaPartitionOf(registry_.ServiceName(id), partitions_) == partition) {
@@ -128,6 +149,9 @@ class ForgetReleasedServices final : public kafka::Stage2Listener {
   const pipeline::SeriesRegistry& registry_;
   pipeline::SliStore& store_;
   std::atomic<int32_t> partitions_{0};  // set before the consumer starts
+  Mutex mu_;
+  std::vector<int32_t> owned_ ABSL_GUARDED_BY(mu_);
+  bool forget_ ABSL_GUARDED_BY(mu_) = true;
 };
 
 int64_t UnixNanos(std::chrono::system_clock::time_point t) {
@@ -390,16 +414,17 @@ int Serve(const ServeFlags& flags) {
     }
   };
   std::chrono::system_clock::time_point last_history_prune{};  // evaluator thread only
+  DeltasOwnership ownership(engine.series(), engine.store());  // Kafka mode's stage-2 listener
   // Kafka mode: the deltas partitions whose services' SLOs this instance evaluates (stage 2's
-  // owned ones, read before each round of evaluations). Evaluator thread only.
+  // owned ones, held through each evaluation). Evaluator thread only.
   std::vector<int32_t> owned_deltas;
   int32_t deltas_partitions = 0;
-  std::optional<std::vector<int32_t>> evaluated_owned;  // at the last round of evaluations
+  std::vector<int32_t> evaluated_owned;  // at the last round of evaluations
   auto owns_service = [&](std::string_view service) {
     return std::binary_search(owned_deltas.begin(), owned_deltas.end(),
                               kafka::DeltaPartitionOf(service, deltas_partitions));
   };
-  auto evaluate_at = [&](std::chrono::system_clock::time_point now) {
+  auto evaluate_owned_at = [&](std::chrono::system_clock::time_point now) {
     if (kafka_mode) horizon_source.SetHorizon(pipeline::BucketOfUnixNanos(UnixNanos(now)));
     const std::vector<slo::AlertTransition> transitions =
         kafka_mode ? evaluator.Evaluate(now, owns_service) : evaluator.Evaluate(now);
@@ -447,12 +472,18 @@ int Serve(const ServeFlags& flags) {
                    {{"error", std::string(status.message())}});
     }
   };
+  auto evaluate_at = [&](std::chrono::system_clock::time_point now) {
+    if (!kafka_mode) return evaluate_owned_at(now);
+    ownership.Hold([&](const std::vector<int32_t>& owned) {
+      owned_deltas = owned;
+      evaluate_owned_at(now);
+    });
+  };
 
   // Kafka mode: both stages, and rules evaluated on stream time, only over final buckets.
   std::unique_ptr<kafka::Stage1Consumer> stage1;
   std::unique_ptr<kafka::Stage2Consumer> stage2;
   std::unique_ptr<kafka::KafkaCollector> kafka_collector;
-  ForgetReleasedServices forget_released(engine.series(), engine.store());
   if (kafka_mode) {
     const config::KafkaConfig& kc = config->kafka;
     absl::StatusOr<ingest::OtlpFileFormat> encoding = kafka::ParseSpansEncoding(kc.encoding);
@@ -493,10 +524,10 @@ int Serve(const ServeFlags& flags) {
             .librdkafka = kc.librdkafka,
             .directory = (std::filesystem::path(config->storage.path) / "kafka").string(),
             .partition = partition_options},
-        clock, engine.series(), engine.store(), &forget_released, logger);
+        clock, engine.series(), engine.store(), &ownership, logger);
     if (!created2.ok()) return Fail("kafka stage 2: " + std::string(created2.status().message()));
     stage2 = *std::move(created2);
-    forget_released.SetPartitions(stage2->Stats().partitions);
+    ownership.SetPartitions(stage2->Stats().partitions);
     kafka_collector = std::make_unique<kafka::KafkaCollector>(*stage1, *stage2);
     std::filesystem::create_directories(std::filesystem::path(config->storage.path) / "kafka", ec);
     if (ec) return Fail("storage.path " + config->storage.path + "/kafka: " + ec.message());
@@ -521,7 +552,6 @@ int Serve(const ServeFlags& flags) {
       [&] {
         if (!kafka_mode) return evaluate_at(clock.Now());
         const kafka::Stage2ConsumerStats stats = stage2->Stats();
-        owned_deltas = stats.owned;  // ascending
         deltas_partitions = stats.partitions;
         if (!stats.final_through_ms) return;
         const int64_t last = FloorDiv(*stats.final_through_ms, interval_ms) * interval_ms;
@@ -540,17 +570,17 @@ int Serve(const ServeFlags& flags) {
         }
         if (*next_evaluation_ms > last) return;
         // Deltas partitions gained since the last round (another instance evaluated their
-        // SLOs until now): their alert states are derived again by evaluating the past hour
+        // SLOs until now; at the first round, all: the database's states may be of an earlier
+        // ownership): their alert states are derived again by evaluating the past hour
         // silently, so an alert that fires on goes on firing since the same evaluation and its
-        // notifications keep their ids (a receiver drops what the old owner sent already). At
-        // the first round the states are this instance's own, from its database.
-        std::vector<int32_t> gained;
-        if (evaluated_owned) {
-          std::set_difference(owned_deltas.begin(), owned_deltas.end(), evaluated_owned->begin(),
-                              evaluated_owned->end(), std::back_inserter(gained));
-        }
-        evaluated_owned = owned_deltas;
-        if (!gained.empty()) {
+        // notifications keep their ids (a receiver drops what the old owner sent already).
+        ownership.Hold([&](const std::vector<int32_t>& owned) {
+          owned_deltas = owned;
+          std::vector<int32_t> gained;
+          std::set_difference(owned.begin(), owned.end(), evaluated_owned.begin(),
+                              evaluated_owned.end(), std::back_inserter(gained));
+          evaluated_owned = owned;
+          if (gained.empty()) return;
           auto gained_service = [&](std::string_view service) {
             return std::binary_search(gained.begin(), gained.end(),
                                       kafka::DeltaPartitionOf(service, deltas_partitions));
@@ -568,7 +598,7 @@ int Serve(const ServeFlags& flags) {
                       {{"partitions", absl::StrJoin(gained, ",")},
                        {"from_ms", std::to_string(from)},
                        {"to_ms", std::to_string(*next_evaluation_ms)}});
-        }
+        });
         for (; *next_evaluation_ms <= last; *next_evaluation_ms += interval_ms) {
           evaluate_at(std::chrono::system_clock::time_point(
               std::chrono::milliseconds(*next_evaluation_ms)));
@@ -687,6 +717,7 @@ int Serve(const ServeFlags& flags) {
   if (receivers) receivers->Shutdown(clock, std::chrono::seconds(5));
   // Stage 1 commits every owned partition's (L, E); stage 2's offsets are in its files.
   if (stage1) stage1->Shutdown(clock.SteadyNow() + std::chrono::seconds(10));
+  ownership.StopForgetting();  // the final flush below writes what stage 2 held
   if (stage2) stage2->Shutdown(clock.SteadyNow() + std::chrono::seconds(10));
   evaluation_ticker.Shutdown();
   router_ticker.Shutdown();

@@ -29,6 +29,8 @@
 #include <string_view>
 #include <vector>
 
+#include "traceslo/common/clock.h"
+
 namespace {
 
 int Usage(const std::string& message) {
@@ -224,13 +226,13 @@ int main(int argc, char** argv) {
 
   // Paced: record n goes out no earlier than n / records_per_second after the first; delivery
   // reports are served meanwhile.
-  const auto started = std::chrono::steady_clock::now();
+  const traceslo::SystemClock clock;
+  const auto started = clock.SteadyNow();
   auto pace = [&](uint64_t sent) {
     if (records_per_second <= 0) return;
     const auto due = started + std::chrono::microseconds(static_cast<int64_t>(sent) * 1'000'000 /
                                                          records_per_second);
-    for (auto now = std::chrono::steady_clock::now(); now < due;
-         now = std::chrono::steady_clock::now()) {
+    for (auto now = clock.SteadyNow(); now < due; now = clock.SteadyNow()) {
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(due - now).count();
       rd_kafka_poll(producer, static_cast<int>(std::min<int64_t>(wait, 100)));
     }

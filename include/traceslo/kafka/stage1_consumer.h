@@ -92,7 +92,8 @@ struct Stage1ConsumerStats {
   // replaced. Stage 2 drops the epochs they publish again.
   uint64_t producer_rebuilds = 0;
   uint64_t partition_resyncs = 0;
-  int64_t consumer_lag = 0;  // sum over owned partitions of high watermark - position
+  uint64_t resync_failures = 0;  // a partition that could not seek back: dropped until a rebalance
+  int64_t consumer_lag = 0;      // sum over owned partitions of high watermark - position
   int32_t owned_partitions = 0;
   bool assignment_done = false;  // the first assignment was handled (readiness)
 };
