@@ -455,15 +455,7 @@ void Evaluator::EvaluateOne(SloState& state, int64_t now, std::vector<AlertTrans
 }
 
 std::vector<AlertTransition> Evaluator::Evaluate(std::chrono::system_clock::time_point now) {
-  std::vector<AlertTransition> out;
-  const int64_t now_nanos = UnixNanos(now);
-  MutexLock lock(mu_);
-  for (auto& state : slos_) {
-    state->owned = true;
-    EvaluateOne(*state, now_nanos, out);
-  }
-  ++evaluations_;
-  return out;
+  return Evaluate(now, [](std::string_view) { return true; });
 }
 
 std::vector<AlertTransition> Evaluator::Evaluate(
@@ -479,17 +471,20 @@ std::vector<AlertTransition> Evaluator::Evaluate(
   return out;
 }
 
-Events HorizonSliSource::EventsIn(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const {
+int64_t HorizonSliSource::LastVisible(int64_t last_bucket) const {
   const int64_t horizon = horizon_.load();
-  if (horizon != INT64_MAX) last_bucket = std::min(last_bucket, horizon - 1);
+  return horizon == INT64_MAX ? last_bucket : std::min(last_bucket, horizon - 1);
+}
+
+Events HorizonSliSource::EventsIn(const Slo& slo, int64_t first_bucket, int64_t last_bucket) const {
+  last_bucket = LastVisible(last_bucket);
   if (first_bucket > last_bucket) return {};
   return inner_.EventsIn(slo, first_bucket, last_bucket);
 }
 
 pipeline::LatencySketch HorizonSliSource::LatencyIn(const Slo& slo, int64_t first_bucket,
                                                     int64_t last_bucket) const {
-  const int64_t horizon = horizon_.load();
-  if (horizon != INT64_MAX) last_bucket = std::min(last_bucket, horizon - 1);
+  last_bucket = LastVisible(last_bucket);
   if (first_bucket > last_bucket) return {};
   return inner_.LatencyIn(slo, first_bucket, last_bucket);
 }

@@ -72,6 +72,8 @@ class HorizonSliSource final : public SliSource {
                                    int64_t last_minute) const override;
 
  private:
+  int64_t LastVisible(int64_t last_bucket) const;  // last_bucket clipped below the horizon
+
   const SliSource& inner_;
   std::atomic<int64_t> horizon_{INT64_MAX};
 };
