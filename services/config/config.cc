@@ -1526,7 +1526,7 @@ absl::Status Reader::ReadKafka(const Node& node, KafkaConfig& kafka) {
   return ForEachEntry(
       node, "kafka",
       {"enabled", "brokers", "topics", "group_ids", "encoding", "librdkafka", "epoch_length",
-       "commit_interval", "idle_partition_timeout", "allowed_lateness"},
+       "commit_interval", "idle_partition_timeout", "allowed_lateness", "snapshot_interval"},
       [&](std::string_view key, const Node& value) -> absl::Status {
         if (key == "enabled") return ReadBool(value, "kafka.enabled", kafka.enabled);
         if (key == "brokers") {
@@ -1592,6 +1592,10 @@ absl::Status Reader::ReadKafka(const Node& node, KafkaConfig& kafka) {
         if (key == "idle_partition_timeout") {
           return ReadDuration(value, "kafka.idle_partition_timeout", milliseconds(100),
                               milliseconds(3'600'000), kafka.idle_partition_timeout);
+        }
+        if (key == "snapshot_interval") {
+          return ReadDuration(value, "kafka.snapshot_interval", milliseconds(1'000),
+                              milliseconds(3'600'000), kafka.snapshot_interval);
         }
         return ReadDuration(value, "kafka.allowed_lateness", milliseconds(0),
                             milliseconds(3'600'000), kafka.allowed_lateness);

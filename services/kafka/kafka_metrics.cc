@@ -1,5 +1,6 @@
 #include "traceslo/kafka/kafka_metrics.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -98,6 +99,34 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
           "would: a delta record could not be delivered, or the producer was replaced after a "
           "fatal error.",
           {{{}, D(s1.partition_resyncs)}});
+  const Stage2StateStats& st = s2.state;
+  counter("traceslo_kafka_state_restores_total",
+          "Deltas partitions taken over without a usable file: restored from the changelog, "
+          "empty (no checkpoint there; the deltas read from the start) or failed (the deltas "
+          "read instead).",
+          {{{{"outcome", "restored"}}, D(st.restores)},
+           {{{"outcome", "empty"}}, D(st.restores_empty)},
+           {{{"outcome", "failed"}}, D(st.restore_failures)}});
+  counter(
+      "traceslo_kafka_state_records_read_total",
+      "Changelog records read while restoring, by outcome: used, invalid (skipped) or "
+      "cut_short (after the last checkpoint, left out).",
+      {{{{"outcome", "used"}},
+        D(st.records_read - std::min(st.records_read, st.records_invalid + st.records_cut_short))},
+       {{{"outcome", "invalid"}}, D(st.records_invalid)},
+       {{{"outcome", "cut_short"}}, D(st.records_cut_short)}});
+  counter("traceslo_kafka_state_snapshots_total",
+          "Changelog snapshots: sent, or skipped (the group was not steady or the partition no "
+          "longer assigned).",
+          {{{{"outcome", "sent"}}, D(st.snapshots)},
+           {{{"outcome", "skipped"}}, D(st.snapshots_skipped)}});
+  counter("traceslo_kafka_state_records_written_total", "Changelog records delivered.",
+          {{{}, D(st.records_written)}});
+  counter("traceslo_kafka_state_bytes_written_total",
+          "Key and value bytes of the changelog records delivered.", {{{}, D(st.bytes_written)}});
+  counter("traceslo_kafka_state_delivery_errors_total",
+          "Changelog records not delivered (the partition's next snapshot sends every bucket).",
+          {{{}, D(st.delivery_errors)}});
   gauge("traceslo_kafka_consumer_lag_records", "Records behind the end of the owned partitions.",
         {{{{"stage", "1"}}, D(s1.consumer_lag)}, {{{"stage", "2"}}, D(s2.consumer_lag)}});
   gauge("traceslo_kafka_owned_partitions", "Partitions this instance owns, per stage.",

@@ -21,6 +21,7 @@
 #include "services/kafka/delta_entries.h"
 #include "traceslo/common/int_math.h"
 #include "traceslo/v1/delta_batch.pb.h"
+#include "traceslo/v1/state.pb.h"
 
 namespace traceslo::kafka {
 namespace {
@@ -251,7 +252,88 @@ struct Accumulated {
   }
 };
 
+absl::Status CheckOptions(const Stage2Options& options) {
+  if (options.partition < 0 || options.source_partitions < 1 || options.config_hashes.empty() ||
+      options.epoch_length.count() <= 0 || options.retention.count() <= 0 ||
+      options.allowed_lateness.count() < 0 || options.retention > kLongest ||
+      options.allowed_lateness > kLongest || options.applied_epoch_window < 1 ||
+      options.applied_epoch_window > 100'000'000 || options.restore_batch == 0 ||
+      options.busy_timeout_ms < 0) {
+    return absl::InvalidArgumentError(
+        "stage 2: options need partition >= 0, source_partitions >= 1, a config hash, a positive "
+        "epoch length, retention and allowed_lateness >= 0 (both at most 100 years), "
+        "applied_epoch_window in [1, 1e8] and restore_batch >= 1");
+  }
+  return absl::OkStatus();
+}
+
+// Keys of the changelog (proto/traceslo/v1/state.proto).
+std::string StateKeyBytes(v1::StateKey::Kind kind, int32_t partition, std::string_view service,
+                          std::string_view operation, int64_t bucket) {
+  v1::StateKey key;
+  key.set_kind(kind);
+  key.set_partition(partition);
+  key.set_service(std::string(service));
+  key.set_operation(std::string(operation));
+  key.set_bucket(bucket);
+  return key.SerializeAsString();
+}
+
+constexpr uint32_t kStateSchemaVersion = 1;
+
 }  // namespace
+
+StateChangelogReader::StateChangelogReader(int32_t partition, StateReaderLimits limits)
+    : partition_(partition), limits_(limits) {}
+
+void StateChangelogReader::Add(std::string_view key_bytes, std::string_view value_bytes) {
+  ++records_;
+  v1::StateKey key;
+  if (key_bytes.size() > limits_.max_record_bytes ||
+      value_bytes.size() > limits_.max_record_bytes ||
+      !key.ParseFromArray(key_bytes.data(), static_cast<int>(key_bytes.size())) ||
+      key.partition() != partition_ || key.kind() == v1::StateKey::KIND_UNSPECIFIED ||
+      key.kind() > v1::StateKey::CHECKPOINT) {
+    ++invalid_;
+    return;
+  }
+  v1::StateValue value;
+  if (!value_bytes.empty()) {
+    if (!value.ParseFromArray(value_bytes.data(), static_cast<int>(value_bytes.size())) ||
+        value.schema_version() != kStateSchemaVersion) {
+      ++invalid_;
+      return;
+    }
+  }
+  const bool fits = (key.kind() == v1::StateKey::SERIES && value.has_series()) ||
+                    (key.kind() == v1::StateKey::SERVICE && value.has_service()) ||
+                    (key.kind() == v1::StateKey::CHECKPOINT && value.has_checkpoint());
+  if (key.kind() == v1::StateKey::CHECKPOINT) {
+    if (!fits) {
+      ++invalid_;
+      return;
+    }
+    for (auto& [k, v] : tail_) {
+      if (v.empty()) {
+        keys_.erase(k);
+      } else {
+        keys_[k] = std::move(v);
+      }
+    }
+    tail_.clear();
+    checkpoint_ = std::string(value_bytes);
+    return;
+  }
+  if (!value_bytes.empty() && !fits) {
+    ++invalid_;
+    return;
+  }
+  if (keys_.size() + tail_.size() >= limits_.max_keys) {
+    over_limit_ = true;
+    return;
+  }
+  tail_[std::string(key_bytes)] = std::string(value_bytes);
+}
 
 Stage2Counters& Stage2Counters::operator+=(const Stage2Counters& other) {
   for (const auto& [name, member] : kCounterNames) this->*member += other.*member;
@@ -278,18 +360,18 @@ Stage2Partition::~Stage2Partition() = default;
 absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Partition::Open(
     const std::string& directory, Stage2Options options, pipeline::SeriesRegistry& registry,
     pipeline::DeltaSink& sink) {
-  if (options.partition < 0 || options.source_partitions < 1 || options.config_hashes.empty() ||
-      options.epoch_length.count() <= 0 || options.retention.count() <= 0 ||
-      options.allowed_lateness.count() < 0 || options.retention > kLongest ||
-      options.allowed_lateness > kLongest || options.applied_epoch_window < 1 ||
-      options.applied_epoch_window > 100'000'000 || options.restore_batch == 0 ||
-      options.busy_timeout_ms < 0) {
-    return absl::InvalidArgumentError(
-        "stage 2: options need partition >= 0, source_partitions >= 1, a config hash, a positive "
-        "epoch length, retention and allowed_lateness >= 0 (both at most 100 years), "
-        "applied_epoch_window in [1, 1e8] and restore_batch >= 1");
-  }
-  const std::string path = FilePath(directory, options.partition);
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<Stage2Partition>> stage = OpenFile(
+      directory, FilePath(directory, options.partition), std::move(options), registry, sink);
+  if (!stage.ok()) return stage.status();
+  if (absl::Status s = (*stage)->Load(); !s.ok()) return s;
+  if (absl::Status s = (*stage)->Restore(); !s.ok()) return s;
+  return stage;
+}
+
+absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Partition::OpenFile(
+    const std::string& directory, const std::string& path, Stage2Options options,
+    pipeline::SeriesRegistry& registry, pipeline::DeltaSink& sink) {
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   if (ec) {
@@ -313,9 +395,93 @@ absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Partition::Open(
     return Failed(path, "cannot open the database", e);
   }
   if (absl::Status s = stage->Migrate(); !s.ok()) return s;
-  if (absl::Status s = stage->Load(); !s.ok()) return s;
-  if (absl::Status s = stage->Restore(); !s.ok()) return s;
   return stage;
+}
+
+absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Partition::OpenRestored(
+    const std::string& directory, Stage2Options options, const StateChangelogReader& reader,
+    pipeline::SeriesRegistry& registry, pipeline::DeltaSink& sink) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  if (reader.over_limit()) {
+    return absl::ResourceExhaustedError("traceslo_state partition " +
+                                        std::to_string(options.partition) + " holds more than " +
+                                        std::to_string(reader.limits_.max_keys) + " keys");
+  }
+  if (!reader.has_checkpoint()) {
+    return absl::FailedPreconditionError(
+        "traceslo_state partition " + std::to_string(options.partition) + " holds no checkpoint");
+  }
+  if (reader.partition_ != options.partition) {
+    return absl::InvalidArgumentError("the changelog read is another partition's");
+  }
+  const std::string path = FilePath(directory, options.partition);
+  const std::string scratch = path + ".restoring";
+  auto remove_files = [](const std::string& file) {
+    std::error_code ignored;
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::filesystem::remove(file + suffix, ignored);
+    }
+  };
+  remove_files(scratch);
+  {
+    // Written aside and renamed, so a crash while restoring never leaves a half-written file
+    // where the next start would take it for the partition's.
+    absl::StatusOr<std::unique_ptr<Stage2Partition>> fresh =
+        OpenFile(directory, scratch, options, registry, sink);
+    if (!fresh.ok()) return fresh.status();
+    if (absl::Status s = (*fresh)->WriteRestored(reader); !s.ok()) {
+      fresh->reset();
+      remove_files(scratch);
+      return s;
+    }
+    try {
+      (*fresh)->db_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch (const std::exception& e) {
+      return Failed(scratch, "cannot checkpoint the restored file", e);
+    }
+  }
+  remove_files(path);
+  std::error_code ec;
+  std::filesystem::rename(scratch, path, ec);
+  if (ec)
+    return absl::UnavailableError(path +
+                                  ": cannot put the restored file in place: " + ec.message());
+  remove_files(scratch);
+  absl::StatusOr<std::unique_ptr<Stage2Partition>> stage =
+      Open(directory, std::move(options), registry, sink);
+  if (!stage.ok()) return stage.status();
+  // The keys of the snapshot cut short go again, restored values or tombstones, before this
+  // owner's first checkpoint.
+  for (const auto& [key_bytes, value] : reader.tail_) {
+    v1::StateKey key;
+    if (!key.ParseFromString(key_bytes)) continue;  // checked by the reader
+    if (key.kind() == v1::StateKey::SERIES) {
+      (*stage)->changed_series_.emplace(key.service(), key.operation(), key.bucket());
+    } else if (key.kind() == v1::StateKey::SERVICE) {
+      (*stage)->changed_services_.emplace(key.service(), key.bucket());
+    }
+  }
+  return stage;
+}
+
+absl::StatusOr<std::optional<int64_t>> Stage2Partition::StoredOffset(const std::string& directory,
+                                                                     int32_t partition) {
+  const std::string path = FilePath(directory, partition);
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::optional<int64_t>();
+  try {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    const int version = db.execAndGet("PRAGMA user_version").getInt();
+    if (version == 0) return std::optional<int64_t>();
+    SQLite::Statement offset(db, "SELECT next_offset FROM kafka_offset WHERE partition = ?");
+    offset.bind(1, partition);
+    if (!offset.executeStep()) return std::optional<int64_t>();
+    const int64_t next = offset.getColumn(0).getInt64();
+    if (next <= 0) return std::optional<int64_t>();
+    return std::optional<int64_t>(next);
+  } catch (const std::exception& e) {
+    return Failed(path, "cannot read the stored offset", e);
+  }
 }
 
 absl::Status Stage2Partition::Migrate() {
@@ -356,9 +522,11 @@ absl::Status Stage2Partition::Migrate() {
 absl::Status Stage2Partition::Load() {
   try {
     SQLite::Statement meta(*db_, "SELECT key, value FROM meta");
+    bool in_changelog = false;
     while (meta.executeStep()) {
       const std::string key = meta.getColumn(0).getString();
       const int64_t value = meta.getColumn(1).getInt64();
+      if (key == "changelog") in_changelog = true;
       if (key == "partition" && value != options_.partition) {
         return absl::FailedPreconditionError(path_ + ": the file is traceslo_deltas partition " +
                                              std::to_string(value) + "'s, not " +
@@ -370,6 +538,8 @@ absl::Status Stage2Partition::Load() {
                                              std::to_string(epoch_ms_) + " ms");
       }
     }
+    // A file whose buckets never all went to the changelog sends all of them once.
+    snapshot_all_ = options_.changelog && !in_changelog;
     SQLite::Statement offset(*db_, "SELECT next_offset FROM kafka_offset WHERE partition = ?");
     offset.bind(1, options_.partition);
     if (offset.executeStep()) next_offset_ = offset.getColumn(0).getInt64();
@@ -453,6 +623,229 @@ absl::Status Stage2Partition::Restore() {
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status Stage2Partition::WriteRestored(const StateChangelogReader& reader) {
+  v1::StateValue checkpoint_value;
+  if (!checkpoint_value.ParseFromString(reader.checkpoint_) || !checkpoint_value.has_checkpoint()) {
+    return absl::DataLossError(path_ + ": the changelog's checkpoint does not decode");
+  }
+  const v1::StateCheckpoint& checkpoint = checkpoint_value.checkpoint();
+  if (checkpoint.epoch_length_ms() != epoch_ms_) {
+    return absl::FailedPreconditionError("the traceslo_state checkpoint counts epochs of " +
+                                         std::to_string(checkpoint.epoch_length_ms()) +
+                                         " ms, not " + std::to_string(epoch_ms_) + " ms");
+  }
+  try {
+    SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement put_series(
+        *db_,
+        "INSERT OR REPLACE INTO series_buckets (service, operation, bucket, entry) "
+        "VALUES (?, ?, ?, ?)");
+    SQLite::Statement put_service(
+        *db_, "INSERT OR REPLACE INTO service_buckets (service, bucket, entry) VALUES (?, ?, ?)");
+    for (const auto& [key_bytes, value_bytes] : reader.keys_) {
+      v1::StateKey key;
+      v1::StateValue value;
+      if (!key.ParseFromString(key_bytes) || !value.ParseFromString(value_bytes)) {
+        return absl::DataLossError(path_ + ": a changelog record does not decode");
+      }
+      if (key.kind() == v1::StateKey::SERIES) {
+        const std::string entry = value.series().SerializeAsString();
+        pipeline::SeriesDelta check;
+        if (!DecodeSeries(entry, check)) {
+          return absl::DataLossError("traceslo_state: a damaged series bucket of " + key.service() +
+                                     " / " + key.operation());
+        }
+        put_series.bind(1, key.service());
+        put_series.bind(2, key.operation());
+        put_series.bind(3, static_cast<int64_t>(key.bucket()));
+        put_series.bind(4, entry.data(), static_cast<int>(entry.size()));
+        put_series.exec();
+        put_series.reset();
+      } else if (key.kind() == v1::StateKey::SERVICE) {
+        const std::string entry = value.service().SerializeAsString();
+        put_service.bind(1, key.service());
+        put_service.bind(2, static_cast<int64_t>(key.bucket()));
+        put_service.bind(3, entry.data(), static_cast<int>(entry.size()));
+        put_service.exec();
+        put_service.reset();
+      }
+    }
+    SQLite::Statement put_source(
+        *db_,
+        "INSERT OR REPLACE INTO sources (src, first_epoch, contiguous_epoch, newest_epoch) "
+        "VALUES (?, ?, ?, ?)");
+    SQLite::Statement mark(*db_, "INSERT OR IGNORE INTO applied_epochs (src, epoch) VALUES (?, ?)");
+    for (const v1::SourceState& source : checkpoint.sources()) {
+      if (source.src() < 0 || source.src() >= options_.source_partitions ||
+          source.first_epoch() > source.contiguous_epoch() ||
+          source.contiguous_epoch() > source.newest_epoch()) {
+        return absl::DataLossError("traceslo_state: the checkpoint's source partition " +
+                                   std::to_string(source.src()) + " is inconsistent");
+      }
+      put_source.bind(1, source.src());
+      put_source.bind(2, static_cast<int64_t>(source.first_epoch()));
+      put_source.bind(3, static_cast<int64_t>(source.contiguous_epoch()));
+      put_source.bind(4, static_cast<int64_t>(source.newest_epoch()));
+      put_source.exec();
+      put_source.reset();
+      // The rows Apply() would have kept: every applied epoch within the window.
+      const int64_t horizon = source.newest_epoch() - options_.applied_epoch_window + 1;
+      auto put = [&](int64_t epoch) {
+        if (epoch < horizon) return;
+        mark.bind(1, source.src());
+        mark.bind(2, epoch);
+        mark.exec();
+        mark.reset();
+      };
+      for (int64_t e = std::max(source.first_epoch(), horizon); e <= source.contiguous_epoch();
+           ++e) {
+        put(e);
+      }
+      for (const auto* epochs : {&source.ahead(), &source.before()}) {
+        for (const int64_t epoch : *epochs) put(epoch);
+      }
+    }
+    SQLite::Statement put_counter(*db_,
+                                  "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)");
+    for (const v1::CounterValue& counter : checkpoint.counters()) {
+      for (const auto& [name, member] : kCounterNames) {
+        if (name != counter.name()) continue;
+        put_counter.bind(1, std::string(name));
+        put_counter.bind(2, AsInt(counter.value()));
+        put_counter.exec();
+        put_counter.reset();
+      }
+    }
+    SQLite::Statement offset(*db_, "UPDATE kafka_offset SET next_offset = ? WHERE partition = ?");
+    offset.bind(1, static_cast<int64_t>(std::max<int64_t>(0, checkpoint.next_offset())));
+    offset.bind(2, options_.partition);
+    offset.exec();
+    db_->exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('changelog', 1)");
+    txn.commit();
+  } catch (const std::exception& e) {
+    return Failed(path_, "cannot write the restored state", e);
+  }
+  return absl::OkStatus();
+}
+
+std::string Stage2Partition::EncodeCheckpoint() const {
+  v1::StateValue value;
+  value.set_schema_version(kStateSchemaVersion);
+  v1::StateCheckpoint& checkpoint = *value.mutable_checkpoint();
+  checkpoint.set_epoch_length_ms(epoch_ms_);
+  checkpoint.set_next_offset(next_offset_);
+  std::map<int32_t, const Source*> sorted;
+  for (const auto& [src, source] : sources_) sorted.emplace(src, &source);
+  for (const auto& [src, source] : sorted) {
+    v1::SourceState& out = *checkpoint.add_sources();
+    out.set_src(src);
+    out.set_first_epoch(source->first);
+    out.set_contiguous_epoch(source->contiguous);
+    out.set_newest_epoch(source->newest);
+    for (const int64_t epoch : source->ahead) out.add_ahead(epoch);
+    for (const int64_t epoch : source->before) out.add_before(epoch);
+  }
+  for (const auto& [name, member] : kCounterNames) {
+    v1::CounterValue& counter = *checkpoint.add_counters();
+    counter.set_name(std::string(name));
+    counter.set_value(counters_.*member);
+  }
+  return value.SerializeAsString();
+}
+
+absl::StatusOr<std::vector<StateRecord>> Stage2Partition::Snapshot() {
+  if (!options_.changelog) {
+    return absl::FailedPreconditionError("stage 2: snapshots need options.changelog");
+  }
+  if (!snapshot_all_ && changed_series_.empty() && changed_services_.empty() &&
+      next_offset_ == snapshot_offset_) {
+    return std::vector<StateRecord>();
+  }
+  const int32_t partition = options_.partition;
+  std::vector<StateRecord> records;
+  auto series_value = [&](std::string_view blob, const std::string& service,
+                          const std::string& operation) {
+    v1::StateValue value;
+    value.set_schema_version(kStateSchemaVersion);
+    if (!value.mutable_series()->ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+      throw DamagedBucket("a damaged series bucket of " + service + " / " + operation);
+    }
+    return value.SerializeAsString();
+  };
+  auto service_value = [&](std::string_view blob, const std::string& service) {
+    v1::StateValue value;
+    value.set_schema_version(kStateSchemaVersion);
+    if (!value.mutable_service()->ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+      throw DamagedBucket("a damaged service bucket of " + service);
+    }
+    return value.SerializeAsString();
+  };
+  try {
+    if (snapshot_all_) {
+      SQLite::Statement series(*db_,
+                               "SELECT service, operation, bucket, entry FROM series_buckets");
+      while (series.executeStep()) {
+        const std::string service = series.getColumn(0).getString();
+        const std::string operation = series.getColumn(1).getString();
+        const int64_t bucket = series.getColumn(2).getInt64();
+        changed_series_.erase({service, operation, bucket});
+        records.push_back(
+            {StateKeyBytes(v1::StateKey::SERIES, partition, service, operation, bucket),
+             series_value(BlobOf(series.getColumn(3)), service, operation)});
+      }
+      SQLite::Statement services(*db_, "SELECT service, bucket, entry FROM service_buckets");
+      while (services.executeStep()) {
+        const std::string service = services.getColumn(0).getString();
+        const int64_t bucket = services.getColumn(1).getInt64();
+        changed_services_.erase({service, bucket});
+        records.push_back({StateKeyBytes(v1::StateKey::SERVICE, partition, service, "", bucket),
+                           service_value(BlobOf(services.getColumn(2)), service)});
+      }
+    }
+    // What is left changed is either still stored (a value) or deleted (a tombstone).
+    SQLite::Statement get_series(
+        *db_,
+        "SELECT entry FROM series_buckets WHERE service = ? AND operation = ? AND bucket = ?");
+    for (const auto& [service, operation, bucket] : changed_series_) {
+      get_series.bind(1, service);
+      get_series.bind(2, operation);
+      get_series.bind(3, bucket);
+      StateRecord record{StateKeyBytes(v1::StateKey::SERIES, partition, service, operation, bucket),
+                         ""};
+      if (get_series.executeStep()) {
+        record.value = series_value(BlobOf(get_series.getColumn(0)), service, operation);
+      }
+      get_series.reset();
+      records.push_back(std::move(record));
+    }
+    SQLite::Statement get_service(
+        *db_, "SELECT entry FROM service_buckets WHERE service = ? AND bucket = ?");
+    for (const auto& [service, bucket] : changed_services_) {
+      get_service.bind(1, service);
+      get_service.bind(2, bucket);
+      StateRecord record{StateKeyBytes(v1::StateKey::SERVICE, partition, service, "", bucket), ""};
+      if (get_service.executeStep()) {
+        record.value = service_value(BlobOf(get_service.getColumn(0)), service);
+      }
+      get_service.reset();
+      records.push_back(std::move(record));
+    }
+    if (snapshot_all_)
+      db_->exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('changelog', 1)");
+  } catch (const DamagedBucket& e) {
+    return absl::DataLossError(path_ + ": " + e.what());
+  } catch (const std::exception& e) {
+    return Failed(path_, "cannot read the changed buckets", e);
+  }
+  records.push_back(
+      {StateKeyBytes(v1::StateKey::CHECKPOINT, partition, "", "", 0), EncodeCheckpoint()});
+  changed_series_.clear();
+  changed_services_.clear();
+  snapshot_all_ = false;
+  snapshot_offset_ = next_offset_;
+  return records;
 }
 
 int64_t Stage2Partition::Horizon(const Source& source) const {
@@ -622,6 +1015,8 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
   int64_t pruned_before = pruned_before_bucket_;
   Stage2Counters total = counters_;
   total += call;
+  std::vector<SeriesKey> pruned_series;
+  std::vector<ServiceKey> pruned_services;
   try {
     SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     SQLite::Statement get_series(
@@ -723,6 +1118,23 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
     if (const std::optional<int64_t> watermark = WatermarkOf(sources, options_.source_partitions)) {
       const int64_t cutoff = FloorDiv(*watermark - options_.retention.count(), kBucketMs);
       if (pruned_before == INT64_MIN || cutoff >= pruned_before + kPruneStepBuckets) {
+        if (options_.changelog) {
+          SQLite::Statement gone_series(
+              *db_, "SELECT service, operation, bucket FROM series_buckets WHERE bucket < ?");
+          gone_series.bind(1, cutoff);
+          while (gone_series.executeStep()) {
+            pruned_series.emplace_back(gone_series.getColumn(0).getString(),
+                                       gone_series.getColumn(1).getString(),
+                                       gone_series.getColumn(2).getInt64());
+          }
+          SQLite::Statement gone_services(
+              *db_, "SELECT service, bucket FROM service_buckets WHERE bucket < ?");
+          gone_services.bind(1, cutoff);
+          while (gone_services.executeStep()) {
+            pruned_services.emplace_back(gone_services.getColumn(0).getString(),
+                                         gone_services.getColumn(1).getInt64());
+          }
+        }
         for (const char* sql : {"DELETE FROM series_buckets WHERE bucket < ?",
                                 "DELETE FROM service_buckets WHERE bucket < ?"}) {
           SQLite::Statement prune(*db_, sql);
@@ -743,6 +1155,17 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
   counters_ = total;
   next_offset_ = next_offset;
   pruned_before_bucket_ = pruned_before;
+  if (options_.changelog) {
+    for (const auto& [key, d] : accumulated.series) {
+      changed_series_.emplace(std::string(registry_.ServiceName(d.service)),
+                              std::string(registry_.OperationName(d.series)), d.bucket);
+    }
+    for (const auto& [key, d] : accumulated.services) {
+      changed_services_.emplace(std::string(registry_.ServiceName(d.service)), d.bucket);
+    }
+    changed_series_.insert(pruned_series.begin(), pruned_series.end());
+    changed_services_.insert(pruned_services.begin(), pruned_services.end());
+  }
   if (!accumulated.empty()) {
     pipeline::ShardDelta delta = accumulated.Take();
     sink_.Apply(std::move(delta));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -36,6 +37,8 @@ class Stage2Consumer::Loop {
         logger_(logger) {}
   ~Loop() {
     if (consumer_ != nullptr && !leak_consumer_) rd_kafka_destroy(consumer_);
+    if (producer_ != nullptr) rd_kafka_destroy(producer_);
+    if (state_reader_ != nullptr) rd_kafka_destroy(state_reader_);
   }
 
   absl::Status Init();
@@ -73,8 +76,22 @@ class Stage2Consumer::Loop {
     return 0;  // librdkafka frees the JSON
   }
 
+  static void StateDeliveryCb(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+    static_cast<Loop*>(opaque)->StateDelivered(*message);
+  }
+
   void Run();
   void Finish(SteadyTime deadline);
+  absl::Status CreateStateClients();
+  // The partition's file: the one on disk if it can go on from there, else restored from the
+  // changelog (when there is one), else the one on disk or a new one.
+  absl::StatusOr<std::unique_ptr<Stage2Partition>> OpenPartition(int32_t partition,
+                                                                 Stage2Options options);
+  absl::StatusOr<StateChangelogReader> ReadChangelog(int32_t partition);
+  // Snapshots of the owned partitions that are surely ours (the group steady, in the assignment).
+  void SnapshotOwned();
+  void SendSnapshot(int32_t partition, Stage2Partition& stage);
+  void StateDelivered(const rd_kafka_message_t& message);
   void ApplyBatch(int32_t partition, const std::vector<rd_kafka_message_t*>& messages);
   void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list);
   void Assign(rd_kafka_topic_partition_list_t* list);
@@ -106,6 +123,12 @@ class Stage2Consumer::Loop {
   SteadyTime next_commit_;
   bool group_steady_ = false;          // from the statistics (the consumer thread polls them)
   std::map<int32_t, int64_t> hinted_;  // the offsets last committed as hints
+  // The changelog's clients (state_topic set): its producer, polled on the consumer thread, and
+  // a consumer that reads one partition at a time outside any group.
+  rd_kafka_t* producer_ = nullptr;
+  rd_kafka_t* state_reader_ = nullptr;
+  SteadyTime next_snapshot_;
+  std::set<int32_t> snapshot_failed_;  // partitions with an undelivered changelog record
 
   mutable Mutex stats_mu_;
   Stage2ConsumerStats stats_ ABSL_GUARDED_BY(stats_mu_);
@@ -146,14 +169,75 @@ absl::Status Stage2Consumer::Loop::Init() {
   }
   conf.release();  // owned by the handle now
   rd_kafka_poll_set_consumer(consumer_);
+  std::vector<std::string> topics = {options_.spans_topic, options_.deltas_topic};
+  if (!options_.state_topic.empty()) topics.push_back(options_.state_topic);
   absl::StatusOr<std::vector<int32_t>> counts =
-      PartitionCounts(consumer_, {options_.spans_topic, options_.deltas_topic},
-                      options_.metadata_timeout, options_.brokers);
+      PartitionCounts(consumer_, topics, options_.metadata_timeout, options_.brokers);
   if (!counts.ok()) return counts.status();
   sources_ = (*counts)[0];
   counts_.source_partitions = sources_;
   counts_.partitions = (*counts)[1];
+  if (!options_.state_topic.empty()) {
+    if ((*counts)[2] != (*counts)[1]) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "kafka topic ", options_.state_topic, " has ", (*counts)[2], " partitions and ",
+          options_.deltas_topic, " ", (*counts)[1],
+          ": the changelog must have as many (partition N holds deltas partition N's state)"));
+    }
+    if (auto status = CreateStateClients(); !status.ok()) return status;
+  }
   PublishStats();
+  return absl::OkStatus();
+}
+
+absl::Status Stage2Consumer::Loop::CreateStateClients() {
+  if (options_.snapshot_interval <= milliseconds(0) ||
+      options_.restore_timeout <= milliseconds(0)) {
+    return absl::InvalidArgumentError(
+        "stage 2: the snapshot interval and restore timeout must be positive");
+  }
+  char error[512] = {0};
+  ConfPtr producer_conf(rd_kafka_conf_new());
+  if (auto status = SetConfAll(producer_conf.get(), options_.librdkafka); !status.ok()) {
+    return status;
+  }
+  // A record that cannot be delivered in 30 s fails; the next snapshot then sends everything.
+  for (const auto& [key, value] :
+       std::map<std::string, std::string>{{"bootstrap.servers", options_.brokers},
+                                          {"enable.idempotence", "true"},
+                                          {"message.timeout.ms", "30000"}}) {
+    if (auto status = SetConf(producer_conf.get(), key, value); !status.ok()) return status;
+  }
+  rd_kafka_conf_set_opaque(producer_conf.get(), this);
+  rd_kafka_conf_set_dr_msg_cb(producer_conf.get(), &Loop::StateDeliveryCb);
+  rd_kafka_conf_set_error_cb(producer_conf.get(), &Loop::ErrorCb);
+  rd_kafka_conf_set_log_cb(producer_conf.get(), &Loop::LogCb);
+  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, producer_conf.get(), error, sizeof error);
+  if (producer_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka stage-2 changelog producer: ", error));
+  }
+  producer_conf.release();
+
+  ConfPtr reader_conf(rd_kafka_conf_new());
+  if (auto status = SetConfAll(reader_conf.get(), options_.librdkafka); !status.ok()) {
+    return status;
+  }
+  // Outside any group: the legacy per-partition API, from the beginning, told of the end.
+  for (const auto& [key, value] :
+       std::map<std::string, std::string>{{"bootstrap.servers", options_.brokers},
+                                          {"enable.auto.commit", "false"},
+                                          {"enable.partition.eof", "true"},
+                                          {"auto.offset.reset", "earliest"}}) {
+    if (auto status = SetConf(reader_conf.get(), key, value); !status.ok()) return status;
+  }
+  rd_kafka_conf_set_opaque(reader_conf.get(), this);
+  rd_kafka_conf_set_error_cb(reader_conf.get(), &Loop::ErrorCb);
+  rd_kafka_conf_set_log_cb(reader_conf.get(), &Loop::LogCb);
+  state_reader_ = rd_kafka_new(RD_KAFKA_CONSUMER, reader_conf.get(), error, sizeof error);
+  if (state_reader_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka stage-2 changelog reader: ", error));
+  }
+  reader_conf.release();
   return absl::OkStatus();
 }
 
@@ -169,6 +253,7 @@ absl::Status Stage2Consumer::Loop::Start() {
   }
   subscribed_ = true;
   next_commit_ = clock_.SteadyNow() + options_.commit_interval;
+  next_snapshot_ = clock_.SteadyNow() + options_.snapshot_interval;
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
@@ -209,6 +294,17 @@ void Stage2Consumer::Loop::Run() {
     if (clock_.SteadyNow() >= next_commit_) {
       CommitHints();
       next_commit_ = clock_.SteadyNow() + options_.commit_interval;
+    }
+    if (producer_ != nullptr) {
+      rd_kafka_poll(producer_, 0);
+      for (int32_t partition : snapshot_failed_) {
+        if (auto it = owned_.find(partition); it != owned_.end()) it->second.stage->SnapshotAll();
+      }
+      snapshot_failed_.clear();
+      if (clock_.SteadyNow() >= next_snapshot_) {
+        SnapshotOwned();
+        next_snapshot_ = clock_.SteadyNow() + options_.snapshot_interval;
+      }
     }
     PublishStats();
   }
@@ -272,8 +368,9 @@ void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
     Stage2Options options = options_.partition;
     options.partition = partition;
     options.source_partitions = sources_;
+    options.changelog = producer_ != nullptr;
     absl::StatusOr<std::unique_ptr<Stage2Partition>> opened =
-        Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
+        OpenPartition(partition, std::move(options));
     if (!opened.ok()) {
       // Not consumed by this member until the next rebalance: its lag shows it.
       ++counts_.open_errors;
@@ -299,6 +396,17 @@ void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
 }
 
 void Stage2Consumer::Loop::Release(rd_kafka_topic_partition_list_t* list, bool lost) {
+  if (producer_ != nullptr && !lost) {
+    // Still ours until this returns: the next owner restores from this snapshot.
+    bool sent = false;
+    for (int i = 0; i < list->cnt; ++i) {
+      if (auto it = owned_.find(list->elems[i].partition); it != owned_.end()) {
+        SendSnapshot(it->first, *it->second.stage);
+        sent = true;
+      }
+    }
+    if (sent) rd_kafka_flush(producer_, 5'000);
+  }
   for (int i = 0; i < list->cnt; ++i) {
     const int32_t partition = list->elems[i].partition;
     hinted_.erase(partition);
@@ -364,6 +472,188 @@ void Stage2Consumer::Loop::Finish(SteadyTime deadline) {
     owned_.erase(owned_.begin());
     if (listener_ != nullptr) listener_->OnReleased(partition);
   }
+  if (producer_ != nullptr) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.SteadyNow());
+    rd_kafka_flush(producer_, static_cast<int>(std::max<int64_t>(0, left.count())));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenPartition(
+    int32_t partition, Stage2Options options) {
+  if (state_reader_ == nullptr) {
+    return Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
+  }
+  absl::StatusOr<std::optional<int64_t>> stored =
+      Stage2Partition::StoredOffset(options_.directory, partition);
+  bool usable = stored.ok() && stored->has_value();
+  if (usable) {
+    // The file can go on only if the deltas topic still holds every record after it.
+    int64_t low = 0;
+    int64_t high = 0;
+    if (rd_kafka_query_watermark_offsets(
+            consumer_, options_.deltas_topic.c_str(), partition, &low, &high,
+            static_cast<int>(options_.metadata_timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        low > **stored) {
+      logger_.Warn("kafka stage 2: the partition file is older than the deltas topic holds",
+                   {{"partition", std::to_string(partition)},
+                    {"file_offset", std::to_string(**stored)},
+                    {"earliest_offset", std::to_string(low)}});
+      usable = false;
+    }
+  }
+  if (usable)
+    return Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
+
+  absl::StatusOr<StateChangelogReader> reader = ReadChangelog(partition);
+  if (reader.ok()) {
+    counts_.state.records_read += reader->records();
+    counts_.state.records_invalid += reader->invalid();
+    counts_.state.records_cut_short += reader->cut_short();
+  }
+  if (reader.ok() && !reader->has_checkpoint() && !reader->over_limit()) {
+    ++counts_.state.restores_empty;
+    logger_.Info("kafka stage 2: no changelog checkpoint; the deltas are read from the start",
+                 {{"partition", std::to_string(partition)}});
+    return Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
+  }
+  absl::StatusOr<std::unique_ptr<Stage2Partition>> restored =
+      reader.ok()
+          ? Stage2Partition::OpenRestored(options_.directory, options, *reader, registry_, sink_)
+          : absl::StatusOr<std::unique_ptr<Stage2Partition>>(reader.status());
+  if (!restored.ok()) {
+    ++counts_.state.restore_failures;
+    logger_.Error("kafka stage 2: not restored from the changelog; the deltas are read instead",
+                  {{"partition", std::to_string(partition)},
+                   {"error", std::string(restored.status().message())}});
+    return Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
+  }
+  ++counts_.state.restores;
+  logger_.Info("kafka stage 2: partition restored from the changelog",
+               {{"partition", std::to_string(partition)},
+                {"records", std::to_string(reader->records())},
+                {"offset", std::to_string((*restored)->next_offset())}});
+  return restored;
+}
+
+absl::StatusOr<StateChangelogReader> Stage2Consumer::Loop::ReadChangelog(int32_t partition) {
+  StateChangelogReader reader(partition, options_.state_limits);
+  const std::string& topic = options_.state_topic;
+  int64_t low = 0;
+  int64_t high = 0;
+  if (const rd_kafka_resp_err_t err =
+          rd_kafka_query_watermark_offsets(state_reader_, topic.c_str(), partition, &low, &high,
+                                           static_cast<int>(options_.metadata_timeout.count()))) {
+    return absl::UnavailableError(
+        absl::StrCat("kafka topic ", topic, " partition ", partition, ": ", rd_kafka_err2str(err)));
+  }
+  if (high <= low) return reader;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(state_reader_, topic.c_str(), nullptr);
+  if (rkt == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("kafka topic ", topic, ": ", rd_kafka_err2str(rd_kafka_last_error())));
+  }
+  absl::Status status;
+  if (rd_kafka_consume_start(rkt, partition, low) != 0) {
+    status = absl::UnavailableError(absl::StrCat("kafka topic ", topic, " partition ", partition,
+                                                 ": ", rd_kafka_err2str(rd_kafka_last_error())));
+  } else {
+    const SteadyTime deadline = clock_.SteadyNow() + options_.restore_timeout;
+    int64_t next = low;
+    while (next < high && status.ok()) {
+      if (clock_.SteadyNow() >= deadline) {
+        status = absl::DeadlineExceededError(absl::StrCat(
+            "reading ", topic, " partition ", partition, " took longer than ",
+            options_.restore_timeout.count(), " ms (at offset ", next, " of ", high, ")"));
+        break;
+      }
+      rd_kafka_message_t* message = rd_kafka_consume(rkt, partition, 100);
+      if (message == nullptr) continue;
+      if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        reader.Add(std::string_view(static_cast<const char*>(message->key), message->key_len),
+                   std::string_view(static_cast<const char*>(message->payload),
+                                    message->payload != nullptr ? message->len : 0));
+        next = message->offset + 1;
+      } else if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        next = std::max(next, message->offset);
+      } else {
+        status =
+            absl::UnavailableError(absl::StrCat("kafka topic ", topic, " partition ", partition,
+                                                ": ", rd_kafka_message_errstr(message)));
+      }
+      rd_kafka_message_destroy(message);
+    }
+    rd_kafka_consume_stop(rkt, partition);
+  }
+  rd_kafka_topic_destroy(rkt);
+  if (!status.ok()) return status;
+  return reader;
+}
+
+void Stage2Consumer::Loop::SnapshotOwned() {
+  // The pre-send check: only while the membership is steady, and only partitions still in the
+  // consumer's assignment. A zombie that has not heard of its loss yet still passes it.
+  std::set<int32_t> assigned;
+  rd_kafka_topic_partition_list_t* current = nullptr;
+  if (group_steady_ && rd_kafka_assignment(consumer_, &current) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+      current != nullptr) {
+    for (int i = 0; i < current->cnt; ++i) {
+      if (options_.deltas_topic == current->elems[i].topic) {
+        assigned.insert(current->elems[i].partition);
+      }
+    }
+  }
+  if (current != nullptr) rd_kafka_topic_partition_list_destroy(current);
+  for (auto& [partition, owned] : owned_) {
+    if (!assigned.contains(partition)) {
+      ++counts_.state.snapshots_skipped;
+      continue;
+    }
+    SendSnapshot(partition, *owned.stage);
+  }
+}
+
+void Stage2Consumer::Loop::SendSnapshot(int32_t partition, Stage2Partition& stage) {
+  absl::StatusOr<std::vector<StateRecord>> records = stage.Snapshot();
+  if (!records.ok()) {
+    logger_.Error("kafka stage 2: no changelog snapshot",
+                  {{"partition", std::to_string(partition)},
+                   {"error", std::string(records.status().message())}});
+    return;
+  }
+  if (records->empty()) return;
+  const SteadyTime deadline = clock_.SteadyNow() + std::chrono::seconds(10);
+  for (const StateRecord& record : *records) {
+    rd_kafka_resp_err_t err;
+    for (;;) {
+      err = rd_kafka_producev(
+          producer_, RD_KAFKA_V_TOPIC(options_.state_topic.c_str()),
+          RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+          RD_KAFKA_V_VALUE(record.value.empty() ? nullptr : const_cast<char*>(record.value.data()),
+                           record.value.size()),
+          RD_KAFKA_V_END);
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || clock_.SteadyNow() >= deadline) break;
+      rd_kafka_poll(producer_, kShortPollMs);
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ++counts_.state.delivery_errors;
+      stage.SnapshotAll();
+      logger_.Error("kafka stage 2: changelog snapshot not sent; the next one sends everything",
+                    {{"partition", std::to_string(partition)}, {"error", rd_kafka_err2str(err)}});
+      return;
+    }
+  }
+  ++counts_.state.snapshots;
+}
+
+void Stage2Consumer::Loop::StateDelivered(const rd_kafka_message_t& message) {
+  if (message.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++counts_.state.delivery_errors;
+    snapshot_failed_.insert(message.partition);
+    return;
+  }
+  ++counts_.state.records_written;
+  counts_.state.bytes_written += message.len + message.key_len;
 }
 
 void Stage2Consumer::Loop::PublishStats() {

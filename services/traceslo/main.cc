@@ -523,7 +523,9 @@ int Serve(const ServeFlags& flags) {
             .group_id = kc.group_ids.stage2,
             .librdkafka = kc.librdkafka,
             .directory = (std::filesystem::path(config->storage.path) / "kafka").string(),
-            .partition = partition_options},
+            .partition = partition_options,
+            .state_topic = kc.topics.state,
+            .snapshot_interval = kc.snapshot_interval},
         clock, engine.series(), engine.store(), &ownership, logger);
     if (!created2.ok()) return Fail("kafka stage 2: " + std::string(created2.status().message()));
     stage2 = *std::move(created2);

@@ -637,7 +637,7 @@ test('the real binary becomes ready in Kafka mode with the configuration the cha
   async () => {
     const bootstrapFile = path.join(scratch, 'kafka-bootstrap');
     const mock = spawn(kafkaMockBin, ['--brokers', '1', '--topic', 'otlp_spans:4',
-      '--topic', 'traceslo_deltas:2', '--bootstrap-file', bootstrapFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+      '--topic', 'traceslo_deltas:2', '--topic', 'traceslo_state:2', '--bootstrap-file', bootstrapFile], { stdio: ['ignore', 'ignore', 'inherit'] });
     const mockExit = new Promise((resolve) => mock.on('exit', resolve));
     try {
       await waitFor(() => fs.existsSync(bootstrapFile) && read(bootstrapFile).trim() !== '',

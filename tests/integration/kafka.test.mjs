@@ -40,6 +40,7 @@ const mocks = [];
 async function startMock(name) {
   const bootstrapFile = path.join(scratch, `${name}.bootstrap`);
   const child = spawn(mockBin, ['--brokers', '1', '--topic', 'otlp_spans:4', '--topic', 'traceslo_deltas:2',
+    '--topic', 'traceslo_state:2',
     '--bootstrap-file', bootstrapFile], { stdio: ['ignore', 'ignore', 'inherit'] });
   mocks.push(child);
   await waitFor(() => fs.existsSync(bootstrapFile) && fs.readFileSync(bootstrapFile, 'utf8').trim() !== '',
@@ -213,8 +214,8 @@ function lineTimeMs(line) {
 }
 
 // A stage-2 owner dies mid-incident (kill -9 after it paged); a fresh instance takes every
-// partition over, rebuilds the SLIs from traceslo_deltas, derives the alert states again and
-// carries on: each transition reaches the receiver under one notification id (the new owner's
+// partition over, restores each from the traceslo_state changelog (the owner's last snapshots),
+// reads traceslo_deltas on from their checkpoints, derives the alert states again and carries on: each transition reaches the receiver under one notification id (the new owner's
 // repeat of a page the old owner sent has the same id), and every page is resolved.
 test('a stage-2 owner killed mid-incident: the next owner pages under the same ids and resolves', async () => {
   const { bootstrap: handoffBootstrap } = await startMock('handoff');
@@ -227,8 +228,10 @@ test('a stage-2 owner killed mid-incident: the next owner pages under the same i
   const second = path.join(scratch, 'handoff-2.jsonl');
   fs.writeFileSync(first, lines.filter((l) => lineTimeMs(l) <= cut).join('\n') + '\n');
   fs.writeFileSync(second, lines.filter((l) => lineTimeMs(l) > cut).join('\n') + '\n');
+  const base = kafkaConfig('1h', handoffBootstrap);
   const config = {
-    ...kafkaConfig('1h', handoffBootstrap),
+    ...base,
+    kafka: { ...base.kafka, snapshot_interval: '1s' },
     alerting: {
       group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
       default_receiver: 'hook',
@@ -253,6 +256,9 @@ test('a stage-2 owner killed mid-incident: the next owner pages under the same i
     await hook.waitFor((requests) => services(requests).has('checkout') && services(requests).has('gateway'),
       { timeoutMs: 60_000 });
     const pagedByA = hook.requests.length;
+    // Both partitions' first snapshots are out (they go together, a second after the start).
+    await a.pollMetric('traceslo_kafka_state_snapshots_total', { outcome: 'sent' }, (v) => v >= 2,
+      { timeoutMs: 30_000 });
     assert.deepEqual(await a.stop('SIGKILL'), { code: null, signal: 'SIGKILL' });
 
     // The next owner: another data directory (no partition file), all of both groups.
@@ -263,6 +269,10 @@ test('a stage-2 owner killed mid-incident: the next owner pages under the same i
     const lastMs = await produce(second, DRAIN_S);
     const endS = Math.floor((lastMs + DRAIN_S * 1000) / 1000);
     await b.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1, { timeoutMs: 60_000 });
+    assert.equal(await b.metric('traceslo_kafka_state_restores_total', { outcome: 'restored' }), 2,
+      'both partitions restored from the changelog');
+    assert.equal(await b.metric('traceslo_kafka_state_restores_total', { outcome: 'failed' }), 0);
+    assert.equal(await b.metric('traceslo_kafka_state_records_read_total', { outcome: 'invalid' }), 0);
     // A transition is what a notification says: its group, firing or resolved, and the state
     // of each of its alerts. Each reaches the receiver under one id, and one id never stands for
     // two transitions; every group ends resolved.

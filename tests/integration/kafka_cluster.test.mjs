@@ -89,7 +89,8 @@ before(async () => {
   scratch = await makeTempDir('traceslo-it-kafka-cluster-');
   const bootstrapFile = path.join(scratch, 'mock.bootstrap');
   const mock = spawnChild(mockBin, ['--brokers', '1', '--topic', `otlp_spans:${SPANS_PARTITIONS}`,
-    '--topic', `traceslo_deltas:${DELTAS_PARTITIONS}`, '--bootstrap-file', bootstrapFile]);
+    '--topic', `traceslo_deltas:${DELTAS_PARTITIONS}`, '--topic', `traceslo_state:${DELTAS_PARTITIONS}`,
+    '--bootstrap-file', bootstrapFile]);
   await waitFor(() => fs.existsSync(bootstrapFile) && fs.readFileSync(bootstrapFile, 'utf8').trim() !== '',
     { timeoutMs: 10_000, what: 'the mock cluster' });
   bootstrap = fs.readFileSync(bootstrapFile, 'utf8').trim().replace(/^bootstrap=/, '');

@@ -172,6 +172,8 @@ struct KafkaConfig {
   std::chrono::milliseconds idle_partition_timeout{10'000};  // then stream time follows the clock
   // Stage 2 evaluates a bucket once every source partition's watermark is this far past its end.
   std::chrono::milliseconds allowed_lateness{10'000};
+  // How often stage 2 sends each owned partition's changes to the traceslo_state changelog.
+  std::chrono::milliseconds snapshot_interval{60'000};
 };
 
 struct Config {

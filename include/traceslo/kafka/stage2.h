@@ -21,15 +21,23 @@
 // the sink with their counts but are not kept in the file: after a restart the restored buckets
 // carry signature counts only and the SLI store's signature registry fills again from new
 // records, as single-node mode's does after a restart (its persisted minutes carry no signatures).
+//
+// Changelog (options.changelog). The partition's state also goes, as snapshots of what changed,
+// to the traceslo_state topic's partition of the same number (proto/traceslo/v1/state.proto), so
+// an instance without the file (or whose file is older than traceslo_deltas still holds) takes
+// the partition over from there: StateChangelogReader folds the topic's records and
+// OpenRestored() writes them into a fresh file.
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -66,6 +74,54 @@ struct Stage2Options {
   int busy_timeout_ms = 5'000;
   // Entries per ShardDelta handed to the sink when restoring.
   size_t restore_batch = 4'096;
+  // Keep track of the buckets changed since the last Snapshot() (otherwise Snapshot() is
+  // refused): on only when snapshots are taken, or the set grows for ever.
+  bool changelog = false;
+};
+
+// One record of the traceslo_state changelog. An empty value is a tombstone.
+struct StateRecord {
+  std::string key;
+  std::string value;
+  friend bool operator==(const StateRecord&, const StateRecord&) = default;
+};
+
+struct StateReaderLimits {
+  size_t max_record_bytes = 1 << 20;
+  size_t max_keys = 5'000'000;  // buckets of the partition, as a full snapshot would send
+};
+
+// Folds the records of one traceslo_state partition, read from its beginning in offset order, into
+// the state as of its last checkpoint: the latest record of every bucket key before it. Records
+// after the last checkpoint are a snapshot cut short: left out (cut_short()), and sent again by
+// the partition opened from this state (OpenRestored). Record bytes are outside input: a record
+// that does not decode, is of another schema or partition, or is over the limits, is counted in
+// invalid() and skipped. Not thread-safe.
+class StateChangelogReader {
+ public:
+  StateChangelogReader(int32_t partition, StateReaderLimits limits = {});
+
+  void Add(std::string_view key, std::string_view value);
+
+  bool has_checkpoint() const { return !checkpoint_.empty(); }
+  uint64_t records() const { return records_; }
+  uint64_t invalid() const { return invalid_; }
+  // Records after the last checkpoint (so far).
+  uint64_t cut_short() const { return tail_.size(); }
+  // True once more than limits.max_keys keys were seen: the fold is then unusable.
+  bool over_limit() const { return over_limit_; }
+
+ private:
+  friend class Stage2Partition;
+
+  const int32_t partition_;
+  const StateReaderLimits limits_;
+  std::map<std::string, std::string> keys_;  // bucket keys up to the last checkpoint
+  std::map<std::string, std::string> tail_;  // after it
+  std::string checkpoint_;                   // the last checkpoint's value
+  uint64_t records_ = 0;
+  uint64_t invalid_ = 0;
+  bool over_limit_ = false;
 };
 
 // One traceslo_deltas record as the consumer read it. `value` is borrowed for the call.
@@ -107,6 +163,19 @@ class Stage2Partition {
                                                                Stage2Options options,
                                                                pipeline::SeriesRegistry& registry,
                                                                pipeline::DeltaSink& sink);
+  // Replaces the file of options.partition in `directory` with the state `reader` folded (as of
+  // its last checkpoint), then opens it as Open() does. The keys of a snapshot that the reader
+  // found cut short are sent again (restored value or tombstone) by the first Snapshot().
+  // FailedPrecondition when the reader has no checkpoint, or its checkpoint is of another epoch
+  // length; ResourceExhausted when the reader went over its limits; DataLoss for a bucket that
+  // does not decode; Unavailable for SQLite failures.
+  static absl::StatusOr<std::unique_ptr<Stage2Partition>> OpenRestored(
+      const std::string& directory, Stage2Options options, const StateChangelogReader& reader,
+      pipeline::SeriesRegistry& registry, pipeline::DeltaSink& sink);
+  // The next offset stored in the file of `partition` in `directory`; nullopt when there is no
+  // such file (or it holds nothing applied). Reads only; Unavailable when it cannot.
+  static absl::StatusOr<std::optional<int64_t>> StoredOffset(const std::string& directory,
+                                                             int32_t partition);
   ~Stage2Partition();
   Stage2Partition(const Stage2Partition&) = delete;
   Stage2Partition& operator=(const Stage2Partition&) = delete;
@@ -120,6 +189,15 @@ class Stage2Partition {
   // Unavailable (the caller retries the same records or gives the partition up), or DataLoss
   // for a damaged stored bucket.
   absl::StatusOr<Stage2Counters> Apply(std::span<const Stage2Record> records);
+
+  // The records of a changelog snapshot (options.changelog): every bucket changed or deleted
+  // since the last call (every stored bucket after SnapshotAll()), then the checkpoint (offset,
+  // applied epochs, counters). Empty when nothing changed since the last snapshot. Unavailable for
+  // SQLite failures (the changes are kept for the next call); FailedPrecondition without
+  // options.changelog.
+  absl::StatusOr<std::vector<StateRecord>> Snapshot();
+  // The next Snapshot() sends every stored bucket (after a snapshot was not delivered whole).
+  void SnapshotAll() { snapshot_all_ = true; }
 
   // Where the consumer resumes: the offset after the last applied call's last record (0 for a
   // new file).
@@ -155,7 +233,16 @@ class Stage2Partition {
   Stage2Partition(std::string path, Stage2Options options, pipeline::SeriesRegistry& registry,
                   pipeline::DeltaSink& sink, std::unique_ptr<SQLite::Database> db);
 
+  using SeriesKey = std::tuple<std::string, std::string, int64_t>;  // service, operation, bucket
+  using ServiceKey = std::pair<std::string, int64_t>;               // service, bucket
+
+  // Opens (creating) the file at `path`: WAL, migrated. Nothing loaded.
+  static absl::StatusOr<std::unique_ptr<Stage2Partition>> OpenFile(
+      const std::string& directory, const std::string& path, Stage2Options options,
+      pipeline::SeriesRegistry& registry, pipeline::DeltaSink& sink);
   absl::Status Migrate();
+  absl::Status WriteRestored(const StateChangelogReader& reader);
+  std::string EncodeCheckpoint() const;
   absl::Status Load();
   absl::Status Restore();
   std::optional<int64_t> WatermarkOf(const Sources& sources, int32_t count) const;
@@ -176,6 +263,12 @@ class Stage2Partition {
   Stage2Counters counters_;
   Sources sources_;
   int64_t pruned_before_bucket_ = INT64_MIN;  // buckets below it were deleted
+
+  // Changed (or deleted) since the last snapshot, with options.changelog.
+  std::set<SeriesKey> changed_series_;
+  std::set<ServiceKey> changed_services_;
+  bool snapshot_all_ = false;
+  int64_t snapshot_offset_ = -1;  // next_offset_ at the last snapshot
 };
 
 }  // namespace traceslo::kafka

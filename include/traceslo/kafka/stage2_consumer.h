@@ -10,6 +10,14 @@
 // offsets are only a hint for lag monitoring (committed every few seconds). A revoked or lost
 // partition's file is closed; what it put into the sink stays there (the listener is told, so the
 // owner of the sink can drop it).
+//
+// The traceslo_state changelog (state_topic set; docs/kafka.md): every snapshot_interval, and
+// when a partition is revoked, each owned partition's changes go to the state topic's partition
+// of the same number, but only while the group is steady and the partition is in the consumer's
+// assignment (a check that narrows, not closes, a zombie's window). An assigned partition
+// without a usable file (none, or one older than what the deltas topic still holds) is restored
+// from its changelog, then reads the deltas from the checkpoint's offset; with no checkpoint
+// there, it reads the deltas from their beginning.
 
 #include <chrono>
 #include <cstdint>
@@ -43,6 +51,27 @@ struct Stage2ConsumerOptions {
   std::chrono::milliseconds commit_interval{5'000};  // the committed-offset hint
   std::chrono::milliseconds metadata_timeout{10'000};
   std::chrono::milliseconds poll_timeout{50};
+  // The changelog topic, co-partitioned with deltas_topic; empty: no changelog.
+  std::string state_topic;
+  std::chrono::milliseconds snapshot_interval{60'000};
+  // Reading one state partition to its end; past it the partition reads the deltas instead.
+  std::chrono::milliseconds restore_timeout{120'000};
+  StateReaderLimits state_limits;
+};
+
+// The changelog's counters.
+struct Stage2StateStats {
+  uint64_t restores = 0;           // partitions taken over from their changelog
+  uint64_t restores_empty = 0;     // no checkpoint there: the deltas read from the beginning
+  uint64_t restore_failures = 0;   // changelog unreadable or unusable: the deltas read instead
+  uint64_t records_read = 0;       // changelog records read while restoring
+  uint64_t records_invalid = 0;    // of them, not decodable (skipped)
+  uint64_t records_cut_short = 0;  // of them, after the last checkpoint (left out)
+  uint64_t snapshots = 0;          // snapshots handed to the producer
+  uint64_t snapshots_skipped = 0;  // not sent: the group was not steady or the partition gone
+  uint64_t records_written = 0;    // changelog records delivered
+  uint64_t bytes_written = 0;      // their key and value bytes
+  uint64_t delivery_errors = 0;    // records not delivered (the next snapshot sends all)
 };
 
 struct Stage2ConsumerStats {
@@ -65,6 +94,7 @@ struct Stage2ConsumerStats {
   // source; nullopt before any.
   std::optional<int64_t> first_data_ms;
   bool assignment_done = false;  // the first assignment was handled (readiness)
+  Stage2StateStats state;
 };
 
 // Told of ownership changes, on the consumer thread: after an assigned partition's file was
@@ -83,7 +113,8 @@ class Stage2Listener {
 class Stage2Consumer {
  public:
   // InvalidArgument for a librdkafka setting it refuses or stage 2 sets itself, or an empty
-  // directory; NotFound when a topic does not exist; Unavailable when the metadata request fails.
+  // directory; NotFound when a topic does not exist; FailedPrecondition when the state topic's
+  // partition count is not the deltas topic's; Unavailable when the metadata request fails.
   static absl::StatusOr<std::unique_ptr<Stage2Consumer>> Create(
       Stage2ConsumerOptions options, const Clock& clock, pipeline::SeriesRegistry& registry,
       pipeline::DeltaSink& sink, Stage2Listener* listener, Logger& logger);

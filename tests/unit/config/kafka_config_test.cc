@@ -41,6 +41,7 @@ TEST(KafkaConfigTest, EveryKeyIsParsed) {
       "  commit_interval: 500ms",
       "  idle_partition_timeout: 30s",
       "  allowed_lateness: 5s",
+      "  snapshot_interval: 30s",
   }));
   const KafkaConfig& kafka = config.kafka;
   EXPECT_TRUE(kafka.enabled);
@@ -59,6 +60,7 @@ TEST(KafkaConfigTest, EveryKeyIsParsed) {
   EXPECT_EQ(kafka.commit_interval, std::chrono::milliseconds(500));
   EXPECT_EQ(kafka.idle_partition_timeout, std::chrono::milliseconds(30'000));
   EXPECT_EQ(kafka.allowed_lateness, std::chrono::milliseconds(5'000));
+  EXPECT_EQ(kafka.snapshot_interval, std::chrono::milliseconds(30'000));
 }
 
 TEST(KafkaConfigTest, BadValuesAreLocated) {

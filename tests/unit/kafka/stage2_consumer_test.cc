@@ -1,7 +1,8 @@
 // Stage2Consumer against librdkafka's in-process mock cluster: every record of traceslo_deltas
 // reaches the sink once, a restarted member resumes from the offsets in its files (nothing
-// twice, nothing lost), a zombie's re-sent epochs are dropped, and the settings stage 2 sets
-// itself cannot be passed through.
+// twice, nothing lost), a zombie's re-sent epochs are dropped, a member without files takes the
+// partitions over from the traceslo_state changelog, and the settings stage 2 sets itself cannot
+// be passed through.
 #include "traceslo/kafka/stage2_consumer.h"
 
 #include <gtest/gtest.h>
@@ -67,6 +68,8 @@ class Stage2ConsumerTest : public ::testing::Test {
     ASSERT_NE(cluster, nullptr);
     ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "otlp_spans", kSources, 1), 0);
     ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "traceslo_deltas", kDeltaPartitions, 1), 0);
+    ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "traceslo_state", kDeltaPartitions, 1), 0);
+    ASSERT_EQ(rd_kafka_mock_topic_create(cluster, "traceslo_state_3", 3, 1), 0);
     bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster);
     dir_ = std::filesystem::temp_directory_path() /
            ("traceslo_stage2_consumer_" + std::to_string(::getpid()) + "_" +
@@ -189,6 +192,54 @@ TEST_F(Stage2ConsumerTest, AppliesEveryRecordOnceAndResumesFromItsFiles) {
   EXPECT_EQ(stats.consumer_lag, 0);
 }
 
+// The owner leaves (its revoke sends a last snapshot); a member with an empty directory takes
+// both partitions over from the changelog and reads only the deltas after the checkpoints.
+TEST_F(Stage2ConsumerTest, AMemberWithoutFilesTakesOverFromTheChangelog) {
+  std::map<std::string, uint64_t> want;
+  Produce(kFirstEpoch, kFirstEpoch + 29, &want);
+  const uint64_t first_records = 30 * kSources * kDeltaPartitions;
+  Stage2ConsumerOptions options = Options();
+  options.state_topic = "traceslo_state";
+  options.snapshot_interval = std::chrono::milliseconds(200);
+  {
+    options.directory = (dir_ / "a").string();
+    pipeline::SeriesRegistry registry(100, 100);
+    SummingSink sink(registry);
+    auto consumer = Stage2Consumer::Create(options, clock_, registry, sink, nullptr, logger_);
+    ASSERT_TRUE(consumer.ok()) << consumer.status();
+    ASSERT_TRUE((*consumer)->Start().ok());
+    const Stage2ConsumerStats stats = WaitFor(**consumer, [&](const Stage2ConsumerStats& s) {
+      return s.records.applied == first_records && s.state.snapshots >= 2;
+    });
+    ASSERT_EQ(stats.records.applied, first_records);
+    EXPECT_EQ(stats.state.restores_empty, 2u) << "a new changelog: nothing to restore";
+    (*consumer)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
+    const Stage2ConsumerStats after = (*consumer)->Stats();
+    EXPECT_GT(after.state.records_written, 2u);
+    EXPECT_EQ(after.state.delivery_errors, 0u);
+  }
+  Produce(kFirstEpoch + 30, kFirstEpoch + 39, &want);
+  options.directory = (dir_ / "b").string();
+  pipeline::SeriesRegistry registry(100, 100);
+  SummingSink sink(registry);
+  auto consumer = Stage2Consumer::Create(options, clock_, registry, sink, nullptr, logger_);
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  ASSERT_TRUE((*consumer)->Start().ok());
+  const uint64_t later_records = 10 * kSources * kDeltaPartitions;
+  const Stage2ConsumerStats stats =
+      WaitFor(**consumer, [&](const Stage2ConsumerStats& s) { return sink.requests() == want; });
+  EXPECT_EQ(sink.requests(), want) << "restored from the changelog, plus the new epochs";
+  EXPECT_EQ(stats.state.restores, 2u);
+  EXPECT_EQ(stats.state.restore_failures, 0u);
+  EXPECT_EQ(stats.state.records_invalid, 0u);
+  EXPECT_EQ(stats.state.records_cut_short, 0u);
+  EXPECT_EQ(stats.records.applied, later_records)
+      << "the deltas were read from the checkpoints' offsets, not from the start";
+  EXPECT_EQ(stats.records.duplicates, 0u);
+  EXPECT_EQ(stats.final_through_ms, (kFirstEpoch + 40) * 1000);
+  EXPECT_TRUE(std::filesystem::exists(Stage2Partition::FilePath(options.directory, 1)));
+}
+
 TEST_F(Stage2ConsumerTest, RefusesSettingsItOwnsAndMissingTopics) {
   pipeline::SeriesRegistry registry(100, 100);
   SummingSink sink(registry);
@@ -204,6 +255,13 @@ TEST_F(Stage2ConsumerTest, RefusesSettingsItOwnsAndMissingTopics) {
   refused = Stage2Consumer::Create(options, clock_, registry, sink, nullptr, logger_);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("no.such.property"), std::string::npos);
+
+  options = Options();
+  options.state_topic = "traceslo_state_3";
+  refused = Stage2Consumer::Create(options, clock_, registry, sink, nullptr, logger_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("as many"), std::string::npos);
 
   options = Options();
   options.deltas_topic = "missing";

@@ -25,6 +25,7 @@
 #include "traceslo/kafka/delta_batch.h"
 #include "traceslo/kafka/stage1.h"
 #include "traceslo/v1/delta_batch.pb.h"
+#include "traceslo/v1/state.pb.h"
 
 namespace traceslo::kafka {
 namespace {
@@ -929,6 +930,226 @@ TEST(Stage2Test, OpenRefusesBadOptionsAnotherPartitionsFileAndDamage) {
   EXPECT_EQ(Stage2Partition::Open(dir.path(), Options(), registry, untouched).status().code(),
             absl::StatusCode::kDataLoss);
   EXPECT_EQ(untouched.calls, 0);
+}
+
+// --- The traceslo_state changelog ------------------------------------------------------------
+
+Stage2Options ChangelogOptions() {
+  Stage2Options options = Options();
+  options.changelog = true;
+  return options;
+}
+
+// A state topic's partition as a vector in offset order.
+using Topic = std::vector<StateRecord>;
+
+void Append(Topic& topic, Stage2Partition& stage) {
+  absl::StatusOr<std::vector<StateRecord>> records = stage.Snapshot();
+  ASSERT_TRUE(records.ok()) << records.status();
+  topic.insert(topic.end(), records->begin(), records->end());
+}
+
+// What a compacted topic keeps: the latest record of each key, in offset order; tombstones too
+// (Kafka removes them later, after delete.retention.ms).
+Topic Compacted(const Topic& topic) {
+  std::map<std::string, size_t> latest;
+  for (size_t i = 0; i < topic.size(); ++i) latest[topic[i].key] = i;
+  Topic out;
+  for (size_t i = 0; i < topic.size(); ++i) {
+    if (latest[topic[i].key] == i) out.push_back(topic[i]);
+  }
+  return out;
+}
+
+// The kind of a record's key (the test reads the format on its own).
+v1::StateKey KeyOf(const StateRecord& record) {
+  v1::StateKey key;
+  EXPECT_TRUE(key.ParseFromString(record.key));
+  return key;
+}
+
+// A process that takes the partition over from the changelog alone.
+struct Restorer {
+  Restorer(const std::string& dir, const Topic& topic, Stage2Options options = ChangelogOptions())
+      : sink(registry), reader(options.partition) {
+    for (const StateRecord& r : topic) reader.Add(r.key, r.value);
+    absl::StatusOr<std::unique_ptr<Stage2Partition>> opened =
+        Stage2Partition::OpenRestored(dir, std::move(options), reader, registry, sink);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    if (opened.ok()) stage = std::move(*opened);
+  }
+  pipeline::SeriesRegistry registry{1000, 1000};
+  CapturingSink sink;
+  StateChangelogReader reader;
+  std::unique_ptr<Stage2Partition> stage;
+};
+
+TEST(Stage2ChangelogTest, AnotherInstanceTakesThePartitionOverFromTheChangelogAlone) {
+  TempDir dir_a{"traceslo_stage2_test"};
+  TempDir dir_b{"traceslo_stage2_test"};
+  Totals early_want;
+  const std::vector<Input> early = MakeInputs(0, 14, &early_want);
+  Totals all_want = early_want;
+  const std::vector<Input> later = MakeInputs(15, 29, &all_want);
+  const std::vector<Stage2Record> early_records = AsRecords(early, 500);
+  const std::vector<Stage2Record> later_records =
+      AsRecords(later, 500 + static_cast<int64_t>(early.size()));
+
+  Topic topic;
+  Process a(dir_a.path(), ChangelogOptions());
+  // Three snapshots over the early records; the second and third send only what changed.
+  std::vector<size_t> sizes;
+  for (size_t at = 0; at < early_records.size(); at += 15) {
+    a.Apply(std::span(early_records).subspan(at, std::min<size_t>(15, early_records.size() - at)));
+    const size_t before = topic.size();
+    Append(topic, *a.stage);
+    sizes.push_back(topic.size() - before);
+  }
+  ASSERT_EQ(sizes.size(), 3u);
+  const size_t bucket_keys = early_want.series.size() + early_want.services.size();
+  EXPECT_LT(sizes[1], bucket_keys + 1) << "a later snapshot sends the changed buckets only";
+  EXPECT_EQ(KeyOf(topic.back()).kind(), v1::StateKey::CHECKPOINT) << "the checkpoint goes last";
+  {
+    absl::StatusOr<std::vector<StateRecord>> none = a.stage->Snapshot();
+    ASSERT_TRUE(none.ok());
+    EXPECT_TRUE(none->empty()) << "nothing changed, nothing sent";
+  }
+
+  for (const Topic& log : {topic, Compacted(topic)}) {
+    TempDir dir{"traceslo_stage2_test"};
+    Restorer b(dir.path(), log);
+    ASSERT_NE(b.stage, nullptr);
+    EXPECT_EQ(b.reader.invalid(), 0u);
+    EXPECT_EQ(b.reader.cut_short(), 0u);
+    ExpectSameTotals(b.sink.totals, early_want, false, "restored from the changelog");
+    EXPECT_EQ(b.stage->next_offset(), a.stage->next_offset());
+    EXPECT_EQ(b.stage->WatermarkMs(kSources), a.stage->WatermarkMs(kSources));
+    EXPECT_EQ(b.stage->counters(), a.stage->counters());
+    for (int32_t src = 0; src < kSources; ++src) {
+      EXPECT_EQ(b.stage->ContiguousEpoch(src), a.stage->ContiguousEpoch(src));
+      EXPECT_EQ(b.stage->FirstEpoch(src), a.stage->FirstEpoch(src));
+    }
+  }
+
+  // B resumes where the checkpoint points: a redelivery of epochs A applied is all duplicates,
+  // the rest adds up to what every record adds up to, and B's file is A's.
+  Restorer b(dir_b.path(), topic);
+  ASSERT_NE(b.stage, nullptr);
+  absl::StatusOr<Stage2Counters> again = b.stage->Apply(std::span(early_records).subspan(20, 10));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->duplicates, 10u);
+  ASSERT_TRUE(b.stage->Apply(later_records).ok());
+  ExpectSameTotals(b.sink.totals, all_want, false, "restored, then the rest");
+  a.Apply(later_records);
+  for (const char* sql : {"SELECT * FROM applied_epochs ORDER BY 1, 2",
+                          "SELECT * FROM sources ORDER BY 1", "SELECT * FROM kafka_offset"}) {
+    SQLite::Database db_a(Stage2Partition::FilePath(dir_a.path(), 0), SQLite::OPEN_READONLY);
+    SQLite::Database db_b(Stage2Partition::FilePath(dir_b.path(), 0), SQLite::OPEN_READONLY);
+    auto rows = [sql](SQLite::Database& db) {
+      SQLite::Statement q(db, sql);
+      std::vector<std::vector<int64_t>> out;
+      while (q.executeStep()) {
+        std::vector<int64_t> row;
+        for (int i = 0; i < q.getColumnCount(); ++i) row.push_back(q.getColumn(i).getInt64());
+        out.push_back(std::move(row));
+      }
+      return out;
+    };
+    EXPECT_EQ(rows(db_b), rows(db_a)) << sql;
+  }
+  ExpectSameTotals(Restored(dir_b.path()), all_want, false, "B's file");
+}
+
+TEST(Stage2ChangelogTest, ASnapshotCutShortIsLeftOutAndSentAgainByTheNextOwner) {
+  TempDir dir_a{"traceslo_stage2_test"};
+  Totals first_want;
+  const std::vector<Input> first = MakeInputs(0, 9, &first_want);
+  const std::vector<Input> second = MakeInputs(10, 19, nullptr);
+  Topic topic;
+  Process a(dir_a.path(), ChangelogOptions());
+  a.Apply(AsRecords(first, 0));
+  Append(topic, *a.stage);
+  a.Apply(AsRecords(second, static_cast<int64_t>(first.size())));
+  absl::StatusOr<std::vector<StateRecord>> cut = a.stage->Snapshot();
+  ASSERT_TRUE(cut.ok());
+  ASSERT_GT(cut->size(), 3u);
+  // A crash after half of the second snapshot: bucket records without their checkpoint.
+  const size_t sent = cut->size() / 2;
+  topic.insert(topic.end(), cut->begin(), cut->begin() + static_cast<std::ptrdiff_t>(sent));
+
+  TempDir dir_b{"traceslo_stage2_test"};
+  Restorer b(dir_b.path(), topic);
+  ASSERT_NE(b.stage, nullptr);
+  EXPECT_EQ(b.reader.cut_short(), sent);
+  ExpectSameTotals(b.sink.totals, first_want, false, "the state of the last checkpoint");
+  EXPECT_EQ(b.stage->next_offset(), static_cast<int64_t>(first.size()));
+
+  // B's first snapshot sends those keys again with the values it restored, so that whatever
+  // compaction keeps is consistent: the compacted topic then restores B's state.
+  absl::StatusOr<std::vector<StateRecord>> repair = b.stage->Snapshot();
+  ASSERT_TRUE(repair.ok());
+  std::set<std::string> repaired;
+  for (const StateRecord& r : *repair) repaired.insert(r.key);
+  for (size_t i = 0; i < sent; ++i) EXPECT_TRUE(repaired.contains((*cut)[i].key)) << i;
+  topic.insert(topic.end(), repair->begin(), repair->end());
+  TempDir dir_c{"traceslo_stage2_test"};
+  Restorer c(dir_c.path(), Compacted(topic));
+  ASSERT_NE(c.stage, nullptr);
+  EXPECT_EQ(c.reader.cut_short(), 0u);
+  ExpectSameTotals(c.sink.totals, first_want, false, "after the repair, compacted");
+}
+
+TEST(Stage2ChangelogTest, DeletedBucketsBecomeTombstonesAndBadRecordsAreCounted) {
+  TempDir dir{"traceslo_stage2_test"};
+  Stage2Options options = ChangelogOptions();
+  options.retention = std::chrono::seconds(60);
+  Process a(dir.path(), options);
+  Topic topic;
+  // 40 s of epochs, snapshot, then 200 s more: the first buckets fall out of the retention.
+  a.Apply(AsRecords(MakeInputs(0, 39, nullptr), 0));
+  Append(topic, *a.stage);
+  std::set<std::string> early_keys;
+  for (const StateRecord& r : topic) {
+    if (KeyOf(r).kind() != v1::StateKey::CHECKPOINT) early_keys.insert(r.key);
+  }
+  Totals late_want;
+  a.Apply(AsRecords(MakeInputs(40, 239, &late_want), 1'000));
+  const size_t before = topic.size();
+  Append(topic, *a.stage);
+  // Buckets made and deleted between two snapshots get a tombstone too (harmless).
+  size_t early_tombstones = 0;
+  for (size_t i = before; i < topic.size(); ++i) {
+    if (topic[i].value.empty() && early_keys.contains(topic[i].key)) ++early_tombstones;
+  }
+  EXPECT_EQ(early_tombstones, early_keys.size()) << "every early bucket was deleted, and said so";
+
+  // Garbage among the records is counted and skipped; the state is the same.
+  Topic noisy = Compacted(topic);
+  noisy.insert(noisy.begin(), StateRecord{"not a key", "not a value"});
+  noisy.insert(noisy.begin() + 1, StateRecord{noisy[2].key, "\xff\xff"});
+  v1::StateKey other = KeyOf(noisy.back());
+  other.set_partition(3);
+  noisy.push_back(StateRecord{other.SerializeAsString(), noisy.back().value});
+  TempDir dir_b{"traceslo_stage2_test"};
+  Restorer b(dir_b.path(), noisy, options);
+  ASSERT_NE(b.stage, nullptr);
+  EXPECT_EQ(b.reader.invalid(), 3u);
+  // What is left after the retention: the buckets of the later epochs still kept by A.
+  ExpectSameTotals(b.sink.totals, Restored(dir.path()), false, "restored");
+  EXPECT_EQ(b.stage->next_offset(), a.stage->next_offset());
+
+  // No checkpoint at all: refused, and nothing reached the sink.
+  Topic no_checkpoint(topic.begin(), topic.begin() + 3);
+  pipeline::SeriesRegistry registry(100, 100);
+  CapturingSink sink(registry);
+  StateChangelogReader reader(0);
+  for (const StateRecord& r : no_checkpoint) reader.Add(r.key, r.value);
+  TempDir dir_c{"traceslo_stage2_test"};
+  EXPECT_EQ(
+      Stage2Partition::OpenRestored(dir_c.path(), options, reader, registry, sink).status().code(),
+      absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sink.calls, 0);
+  EXPECT_FALSE(std::filesystem::exists(Stage2Partition::FilePath(dir_c.path(), 0)));
 }
 
 }  // namespace
