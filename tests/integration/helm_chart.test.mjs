@@ -72,6 +72,7 @@ function renderKafka(k) {
     commit_interval: k.commitInterval,
     idle_partition_timeout: k.idlePartitionTimeout,
     allowed_lateness: k.allowedLateness,
+    snapshot_interval: k.snapshotInterval,
   };
   if (Object.keys(k.librdkafka).length > 0) kafka.librdkafka = k.librdkafka;
   return structuredClone(kafka);
@@ -417,7 +418,7 @@ function kafkaExample() {
 }
 
 const KAFKA_CONFIG_KEYS = ['allowed_lateness', 'brokers', 'commit_interval', 'enabled', 'encoding',
-  'epoch_length', 'group_ids', 'idle_partition_timeout', 'librdkafka', 'topics'];
+  'epoch_length', 'group_ids', 'idle_partition_timeout', 'librdkafka', 'snapshot_interval', 'topics'];
 
 test('kafka values render the kafka section into the ConfigMap (README example: 3 replicas, SASL)', () => {
   assert.equal(values.kafka.enabled, false);
@@ -438,7 +439,8 @@ test('kafka values render the kafka section into the ConfigMap (README example: 
   assert.equal(config.kafka.encoding, 'otlp_proto');
   assert.deepEqual(config.kafka.librdkafka, example.kafka.librdkafka);
   assert.deepEqual([config.kafka.epoch_length, config.kafka.commit_interval,
-    config.kafka.idle_partition_timeout, config.kafka.allowed_lateness], ['1s', '1s', '10s', '10s']);
+    config.kafka.idle_partition_timeout, config.kafka.allowed_lateness, config.kafka.snapshot_interval],
+  ['1s', '1s', '10s', '10s', '60s']);
   // The rest is what the same values render in single-node mode.
   const { kafka: _, ...rest } = config;
   assert.deepEqual(rest, renderConfig(deepMerge(vals, { kafka: { enabled: false } })));

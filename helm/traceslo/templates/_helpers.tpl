@@ -58,6 +58,7 @@ the configuration's snake_case keys; librdkafka only when it has properties).
 {{- $_ = set $kafka "commit_interval" .Values.kafka.commitInterval -}}
 {{- $_ = set $kafka "idle_partition_timeout" .Values.kafka.idlePartitionTimeout -}}
 {{- $_ = set $kafka "allowed_lateness" .Values.kafka.allowedLateness -}}
+{{- $_ = set $kafka "snapshot_interval" .Values.kafka.snapshotInterval -}}
 {{- if .Values.kafka.librdkafka -}}
 {{- $_ = set $kafka "librdkafka" .Values.kafka.librdkafka -}}
 {{- end -}}
