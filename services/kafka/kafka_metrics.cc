@@ -120,6 +120,9 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
           "longer assigned).",
           {{{{"outcome", "sent"}}, D(st.snapshots)},
            {{{"outcome", "skipped"}}, D(st.snapshots_skipped)}});
+  counter("traceslo_kafka_state_records_queued_total",
+          "Changelog records handed to the producer (delivered, failed or in flight).",
+          {{{}, D(st.records_queued)}});
   counter("traceslo_kafka_state_records_written_total", "Changelog records delivered.",
           {{{}, D(st.records_written)}});
   counter("traceslo_kafka_state_bytes_written_total",

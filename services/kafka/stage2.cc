@@ -677,10 +677,21 @@ absl::Status Stage2Partition::WriteRestored(const StateChangelogReader& reader) 
         "INSERT OR REPLACE INTO sources (src, first_epoch, contiguous_epoch, newest_epoch) "
         "VALUES (?, ?, ?, ?)");
     SQLite::Statement mark(*db_, "INSERT OR IGNORE INTO applied_epochs (src, epoch) VALUES (?, ?)");
+    const int64_t max_epoch = INT64_MAX / epoch_ms_ / 2;  // as Apply() accepts
+    std::set<int32_t> seen;
     for (const v1::SourceState& source : checkpoint.sources()) {
+      const int64_t window = options_.applied_epoch_window;
+      auto in_window = [&](int64_t epoch) {
+        return epoch >= source.newest_epoch() - window + 1 && epoch <= source.newest_epoch() &&
+               (epoch < source.first_epoch() || epoch > source.contiguous_epoch());
+      };
       if (source.src() < 0 || source.src() >= options_.source_partitions ||
+          !seen.insert(source.src()).second || source.first_epoch() < 0 ||
           source.first_epoch() > source.contiguous_epoch() ||
-          source.contiguous_epoch() > source.newest_epoch()) {
+          source.contiguous_epoch() > source.newest_epoch() || source.newest_epoch() > max_epoch ||
+          source.ahead_size() > window || source.before_size() > window ||
+          !std::all_of(source.ahead().begin(), source.ahead().end(), in_window) ||
+          !std::all_of(source.before().begin(), source.before().end(), in_window)) {
         return absl::DataLossError("traceslo_state: the checkpoint's source partition " +
                                    std::to_string(source.src()) + " is inconsistent");
       }

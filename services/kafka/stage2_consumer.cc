@@ -635,6 +635,7 @@ void Stage2Consumer::Loop::SendSnapshot(int32_t partition, Stage2Partition& stag
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || clock_.SteadyNow() >= deadline) break;
       rd_kafka_poll(producer_, kShortPollMs);
     }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) ++counts_.state.records_queued;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++counts_.state.delivery_errors;
       stage.SnapshotAll();

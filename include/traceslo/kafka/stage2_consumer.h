@@ -69,7 +69,8 @@ struct Stage2StateStats {
   uint64_t records_cut_short = 0;  // of them, after the last checkpoint (left out)
   uint64_t snapshots = 0;          // snapshots handed to the producer
   uint64_t snapshots_skipped = 0;  // not sent: the group was not steady or the partition gone
-  uint64_t records_written = 0;    // changelog records delivered
+  uint64_t records_queued = 0;     // changelog records handed to the producer
+  uint64_t records_written = 0;    // of them, delivered
   uint64_t bytes_written = 0;      // their key and value bytes
   uint64_t delivery_errors = 0;    // records not delivered (the next snapshot sends all)
 };
