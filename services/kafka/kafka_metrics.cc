@@ -93,7 +93,8 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
            {{{"kind", "consume"}}, D(s2.consume_errors)},
            {{{"kind", "commit_metadata"}}, D(s1.bad_commit_metadata)},
            {{{"kind", "producer_fatal"}}, D(s1.producer_rebuilds)},
-           {{{"kind", "resync"}}, D(s1.resync_failures)}});
+           {{{"kind", "resync"}}, D(s1.resync_failures)},
+           {{{"kind", "state_producer_fatal"}}, D(s2.state.producer_rebuilds)}});
   counter("traceslo_kafka_resyncs_total",
           "Owned stage-1 partitions started over from their committed point, as a new owner "
           "would: a delta record could not be delivered, or the producer was replaced after a "
@@ -116,10 +117,11 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
        {{{"outcome", "invalid"}}, D(st.records_invalid)},
        {{{"outcome", "cut_short"}}, D(st.records_cut_short)}});
   counter("traceslo_kafka_state_snapshots_total",
-          "Changelog snapshots: sent, or skipped (the group was not steady or the partition no "
-          "longer assigned).",
+          "Changelog snapshots: sent (delivered whole), skipped (the group was not steady or the "
+          "partition no longer assigned) or failed (not delivered whole; the changes go again).",
           {{{{"outcome", "sent"}}, D(st.snapshots)},
-           {{{"outcome", "skipped"}}, D(st.snapshots_skipped)}});
+           {{{"outcome", "skipped"}}, D(st.snapshots_skipped)},
+           {{{"outcome", "failed"}}, D(st.snapshots_failed)}});
   counter("traceslo_kafka_state_records_queued_total",
           "Changelog records handed to the producer (delivered, failed or in flight).",
           {{{}, D(st.records_queued)}});
@@ -128,7 +130,8 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
   counter("traceslo_kafka_state_bytes_written_total",
           "Key and value bytes of the changelog records delivered.", {{{}, D(st.bytes_written)}});
   counter("traceslo_kafka_state_delivery_errors_total",
-          "Changelog records not delivered (the partition's next snapshot sends every bucket).",
+          "Changelog records not produced or not delivered (their changes go with the next "
+          "snapshot).",
           {{{}, D(st.delivery_errors)}});
   gauge("traceslo_kafka_consumer_lag_records", "Records behind the end of the owned partitions.",
         {{{{"stage", "1"}}, D(s1.consumer_lag)}, {{{"stage", "2"}}, D(s2.consumer_lag)}});

@@ -70,6 +70,20 @@ CREATE TABLE service_buckets (
 CREATE INDEX service_buckets_by_bucket ON service_buckets (bucket);
 CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
+    // The changelog's pending changes (kind as StateKey.Kind: 1 series, 2 service), by the
+    // sequence of the change; every bucket stored before is pending (it never went out).
+    R"sql(
+CREATE TABLE changelog_pending (
+  kind INTEGER NOT NULL,
+  service TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  bucket INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (kind, service, operation, bucket)
+) WITHOUT ROWID;
+INSERT INTO changelog_pending SELECT 1, service, operation, bucket, 1 FROM series_buckets;
+INSERT INTO changelog_pending SELECT 2, service, '', bucket, 1 FROM service_buckets;
+)sql",
 };
 
 // The persisted counters, by name.
@@ -292,7 +306,7 @@ void StateChangelogReader::Add(std::string_view key_bytes, std::string_view valu
   if (key_bytes.size() > limits_.max_record_bytes ||
       value_bytes.size() > limits_.max_record_bytes ||
       !key.ParseFromArray(key_bytes.data(), static_cast<int>(key_bytes.size())) ||
-      key.partition() != partition_ || key.kind() == v1::StateKey::KIND_UNSPECIFIED ||
+      key.partition() != partition_ || static_cast<int>(key.kind()) <= 0 ||
       key.kind() > v1::StateKey::CHECKPOINT) {
     ++invalid_;
     return;
@@ -333,6 +347,12 @@ void StateChangelogReader::Add(std::string_view key_bytes, std::string_view valu
     return;
   }
   tail_[std::string(key_bytes)] = std::string(value_bytes);
+}
+
+std::optional<int64_t> StateChangelogReader::checkpoint_offset() const {
+  v1::StateValue value;
+  if (checkpoint_.empty() || !value.ParseFromString(checkpoint_)) return std::nullopt;
+  return value.checkpoint().next_offset();
 }
 
 Stage2Counters& Stage2Counters::operator+=(const Stage2Counters& other) {
@@ -429,15 +449,20 @@ absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Partition::OpenRestored(
     absl::StatusOr<std::unique_ptr<Stage2Partition>> fresh =
         OpenFile(directory, scratch, options, registry, sink);
     if (!fresh.ok()) return fresh.status();
-    if (absl::Status s = (*fresh)->WriteRestored(reader); !s.ok()) {
+    absl::Status written = (*fresh)->WriteRestored(reader);
+    if (written.ok()) written = (*fresh)->CheckBuckets();
+    if (written.ok()) {
+      try {
+        (*fresh)->db_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      } catch (const std::exception& e) {
+        written = Failed(scratch, "cannot checkpoint the restored file", e);
+      }
+    }
+    if (!written.ok()) {
+      // The partition's own file, if any, stays as it was.
       fresh->reset();
       remove_files(scratch);
-      return s;
-    }
-    try {
-      (*fresh)->db_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    } catch (const std::exception& e) {
-      return Failed(scratch, "cannot checkpoint the restored file", e);
+      return written;
     }
   }
   remove_files(path);
@@ -450,17 +475,6 @@ absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Partition::OpenRestored(
   absl::StatusOr<std::unique_ptr<Stage2Partition>> stage =
       Open(directory, std::move(options), registry, sink);
   if (!stage.ok()) return stage.status();
-  // The keys of the snapshot cut short go again, restored values or tombstones, before this
-  // owner's first checkpoint.
-  for (const auto& [key_bytes, value] : reader.tail_) {
-    v1::StateKey key;
-    if (!key.ParseFromString(key_bytes)) continue;  // checked by the reader
-    if (key.kind() == v1::StateKey::SERIES) {
-      (*stage)->changed_series_.emplace(key.service(), key.operation(), key.bucket());
-    } else if (key.kind() == v1::StateKey::SERVICE) {
-      (*stage)->changed_services_.emplace(key.service(), key.bucket());
-    }
-  }
   return stage;
 }
 
@@ -522,11 +536,9 @@ absl::Status Stage2Partition::Migrate() {
 absl::Status Stage2Partition::Load() {
   try {
     SQLite::Statement meta(*db_, "SELECT key, value FROM meta");
-    bool in_changelog = false;
     while (meta.executeStep()) {
       const std::string key = meta.getColumn(0).getString();
       const int64_t value = meta.getColumn(1).getInt64();
-      if (key == "changelog") in_changelog = true;
       if (key == "partition" && value != options_.partition) {
         return absl::FailedPreconditionError(path_ + ": the file is traceslo_deltas partition " +
                                              std::to_string(value) + "'s, not " +
@@ -538,8 +550,8 @@ absl::Status Stage2Partition::Load() {
                                              std::to_string(epoch_ms_) + " ms");
       }
     }
-    // A file whose buckets never all went to the changelog sends all of them once.
-    snapshot_all_ = options_.changelog && !in_changelog;
+    change_seq_ = static_cast<uint64_t>(
+        db_->execAndGet("SELECT coalesce(max(seq), 0) FROM changelog_pending").getInt64());
     SQLite::Statement offset(*db_, "SELECT next_offset FROM kafka_offset WHERE partition = ?");
     offset.bind(1, options_.partition);
     if (offset.executeStep()) next_offset_ = offset.getColumn(0).getInt64();
@@ -575,10 +587,17 @@ absl::Status Stage2Partition::Load() {
   return absl::OkStatus();
 }
 
+absl::Status Stage2Partition::CheckBuckets() { return ScanBuckets(false); }
+
 absl::Status Stage2Partition::Restore() {
   // Two passes: the first only checks every row, so a damaged file gives the sink nothing; the
   // second streams the buckets in batches (a file may hold days of them).
-  for (const bool deliver : {false, true}) {
+  if (absl::Status s = ScanBuckets(false); !s.ok()) return s;
+  return ScanBuckets(true);
+}
+
+absl::Status Stage2Partition::ScanBuckets(bool deliver) {
+  {
     try {
       pipeline::ShardDelta batch;
       auto flush = [&](size_t at_least) {
@@ -649,6 +668,11 @@ absl::Status Stage2Partition::WriteRestored(const StateChangelogReader& reader) 
       v1::StateValue value;
       if (!key.ParseFromString(key_bytes) || !value.ParseFromString(value_bytes)) {
         return absl::DataLossError(path_ + ": a changelog record does not decode");
+      }
+      if (key.service().size() > options_.limits.max_name_bytes ||
+          key.operation().size() > options_.limits.max_name_bytes) {
+        return absl::DataLossError("traceslo_state: a name longer than " +
+                                   std::to_string(options_.limits.max_name_bytes) + " bytes");
       }
       if (key.kind() == v1::StateKey::SERIES) {
         const std::string entry = value.series().SerializeAsString();
@@ -733,7 +757,22 @@ absl::Status Stage2Partition::WriteRestored(const StateChangelogReader& reader) 
     offset.bind(1, static_cast<int64_t>(std::max<int64_t>(0, checkpoint.next_offset())));
     offset.bind(2, options_.partition);
     offset.exec();
-    db_->exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('changelog', 1)");
+    // The keys of a snapshot the reader found cut short go again, restored values or tombstones,
+    // in this owner's first snapshot.
+    SQLite::Statement pending(*db_,
+                              "INSERT OR REPLACE INTO changelog_pending (kind, service, operation, "
+                              "bucket, seq) VALUES (?, ?, ?, ?, 1)");
+    for (const auto& [key_bytes, value] : reader.tail_) {
+      v1::StateKey key;
+      if (!key.ParseFromString(key_bytes)) continue;  // checked by the reader
+      if (key.kind() != v1::StateKey::SERIES && key.kind() != v1::StateKey::SERVICE) continue;
+      pending.bind(1, static_cast<int>(key.kind()));
+      pending.bind(2, key.service());
+      pending.bind(3, key.kind() == v1::StateKey::SERIES ? key.operation() : std::string());
+      pending.bind(4, static_cast<int64_t>(key.bucket()));
+      pending.exec();
+      pending.reset();
+    }
     txn.commit();
   } catch (const std::exception& e) {
     return Failed(path_, "cannot write the restored state", e);
@@ -766,97 +805,83 @@ std::string Stage2Partition::EncodeCheckpoint() const {
   return value.SerializeAsString();
 }
 
-absl::StatusOr<std::vector<StateRecord>> Stage2Partition::Snapshot() {
+absl::StatusOr<std::optional<StateSnapshot>> Stage2Partition::Snapshot() {
   if (!options_.changelog) {
     return absl::FailedPreconditionError("stage 2: snapshots need options.changelog");
   }
-  if (!snapshot_all_ && changed_series_.empty() && changed_services_.empty() &&
-      next_offset_ == snapshot_offset_) {
-    return std::vector<StateRecord>();
-  }
   const int32_t partition = options_.partition;
-  std::vector<StateRecord> records;
-  auto series_value = [&](std::string_view blob, const std::string& service,
-                          const std::string& operation) {
-    v1::StateValue value;
-    value.set_schema_version(kStateSchemaVersion);
-    if (!value.mutable_series()->ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-      throw DamagedBucket("a damaged series bucket of " + service + " / " + operation);
-    }
-    return value.SerializeAsString();
-  };
-  auto service_value = [&](std::string_view blob, const std::string& service) {
-    v1::StateValue value;
-    value.set_schema_version(kStateSchemaVersion);
-    if (!value.mutable_service()->ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-      throw DamagedBucket("a damaged service bucket of " + service);
-    }
-    return value.SerializeAsString();
-  };
+  StateSnapshot snapshot;
+  snapshot.offset = next_offset_;
   try {
-    if (snapshot_all_) {
-      SQLite::Statement series(*db_,
-                               "SELECT service, operation, bucket, entry FROM series_buckets");
-      while (series.executeStep()) {
-        const std::string service = series.getColumn(0).getString();
-        const std::string operation = series.getColumn(1).getString();
-        const int64_t bucket = series.getColumn(2).getInt64();
-        changed_series_.erase({service, operation, bucket});
-        records.push_back(
-            {StateKeyBytes(v1::StateKey::SERIES, partition, service, operation, bucket),
-             series_value(BlobOf(series.getColumn(3)), service, operation)});
-      }
-      SQLite::Statement services(*db_, "SELECT service, bucket, entry FROM service_buckets");
-      while (services.executeStep()) {
-        const std::string service = services.getColumn(0).getString();
-        const int64_t bucket = services.getColumn(1).getInt64();
-        changed_services_.erase({service, bucket});
-        records.push_back({StateKeyBytes(v1::StateKey::SERVICE, partition, service, "", bucket),
-                           service_value(BlobOf(services.getColumn(2)), service)});
-      }
-    }
-    // What is left changed is either still stored (a value) or deleted (a tombstone).
+    SQLite::Statement pending(
+        *db_, "SELECT kind, service, operation, bucket, seq FROM changelog_pending");
     SQLite::Statement get_series(
         *db_,
         "SELECT entry FROM series_buckets WHERE service = ? AND operation = ? AND bucket = ?");
-    for (const auto& [service, operation, bucket] : changed_series_) {
-      get_series.bind(1, service);
-      get_series.bind(2, operation);
-      get_series.bind(3, bucket);
-      StateRecord record{StateKeyBytes(v1::StateKey::SERIES, partition, service, operation, bucket),
-                         ""};
-      if (get_series.executeStep()) {
-        record.value = series_value(BlobOf(get_series.getColumn(0)), service, operation);
-      }
-      get_series.reset();
-      records.push_back(std::move(record));
-    }
     SQLite::Statement get_service(
         *db_, "SELECT entry FROM service_buckets WHERE service = ? AND bucket = ?");
-    for (const auto& [service, bucket] : changed_services_) {
-      get_service.bind(1, service);
-      get_service.bind(2, bucket);
-      StateRecord record{StateKeyBytes(v1::StateKey::SERVICE, partition, service, "", bucket), ""};
-      if (get_service.executeStep()) {
-        record.value = service_value(BlobOf(get_service.getColumn(0)), service);
+    while (pending.executeStep()) {
+      const int kind = pending.getColumn(0).getInt();
+      const std::string service = pending.getColumn(1).getString();
+      const std::string operation = pending.getColumn(2).getString();
+      const int64_t bucket = pending.getColumn(3).getInt64();
+      snapshot.through =
+          std::max(snapshot.through, static_cast<uint64_t>(pending.getColumn(4).getInt64()));
+      v1::StateValue value;
+      value.set_schema_version(kStateSchemaVersion);
+      StateRecord record;
+      if (kind == v1::StateKey::SERIES) {
+        record.key = StateKeyBytes(v1::StateKey::SERIES, partition, service, operation, bucket);
+        get_series.bind(1, service);
+        get_series.bind(2, operation);
+        get_series.bind(3, bucket);
+        if (get_series.executeStep()) {
+          const std::string_view blob = BlobOf(get_series.getColumn(0));
+          if (!value.mutable_series()->ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+            throw DamagedBucket("a damaged series bucket of " + service + " / " + operation);
+          }
+          record.value = value.SerializeAsString();
+        }
+        get_series.reset();
+      } else {
+        record.key = StateKeyBytes(v1::StateKey::SERVICE, partition, service, "", bucket);
+        get_service.bind(1, service);
+        get_service.bind(2, bucket);
+        if (get_service.executeStep()) {
+          const std::string_view blob = BlobOf(get_service.getColumn(0));
+          if (!value.mutable_service()->ParseFromArray(blob.data(),
+                                                       static_cast<int>(blob.size()))) {
+            throw DamagedBucket("a damaged service bucket of " + service);
+          }
+          record.value = value.SerializeAsString();
+        }
+        get_service.reset();
       }
-      get_service.reset();
-      records.push_back(std::move(record));
+      snapshot.buckets.push_back(std::move(record));
     }
-    if (snapshot_all_)
-      db_->exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('changelog', 1)");
   } catch (const DamagedBucket& e) {
     return absl::DataLossError(path_ + ": " + e.what());
   } catch (const std::exception& e) {
     return Failed(path_, "cannot read the changed buckets", e);
   }
-  records.push_back(
-      {StateKeyBytes(v1::StateKey::CHECKPOINT, partition, "", "", 0), EncodeCheckpoint()});
-  changed_series_.clear();
-  changed_services_.clear();
-  snapshot_all_ = false;
-  snapshot_offset_ = next_offset_;
-  return records;
+  if (snapshot.buckets.empty() && next_offset_ == delivered_offset_) {
+    return std::optional<StateSnapshot>();
+  }
+  snapshot.checkpoint = {StateKeyBytes(v1::StateKey::CHECKPOINT, partition, "", "", 0),
+                         EncodeCheckpoint()};
+  return std::optional<StateSnapshot>(std::move(snapshot));
+}
+
+absl::Status Stage2Partition::SnapshotDelivered(const StateSnapshot& snapshot) {
+  try {
+    SQLite::Statement done(*db_, "DELETE FROM changelog_pending WHERE seq <= ?");
+    done.bind(1, static_cast<int64_t>(snapshot.through));
+    done.exec();
+  } catch (const std::exception& e) {
+    return Failed(path_, "cannot clear the delivered changes", e);
+  }
+  delivered_offset_ = std::max(delivered_offset_, snapshot.offset);
+  return absl::OkStatus();
 }
 
 int64_t Stage2Partition::Horizon(const Source& source) const {
@@ -1026,8 +1051,7 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
   int64_t pruned_before = pruned_before_bucket_;
   Stage2Counters total = counters_;
   total += call;
-  std::vector<SeriesKey> pruned_series;
-  std::vector<ServiceKey> pruned_services;
+  const uint64_t change_seq = change_seq_ + 1;  // of this call's changes, with options.changelog
   try {
     SQLite::Transaction txn(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     SQLite::Statement get_series(
@@ -1037,6 +1061,12 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
         *db_,
         "INSERT OR REPLACE INTO series_buckets (service, operation, bucket, entry) "
         "VALUES (?, ?, ?, ?)");
+    // With options.changelog: every changed bucket is pending until a snapshot with it is
+    // delivered (kept in this transaction, so a crash cannot lose it).
+    SQLite::Statement pending(*db_,
+                              "INSERT OR REPLACE INTO changelog_pending (kind, service, operation, "
+                              "bucket, seq) VALUES (?, ?, ?, ?, " +
+                                  std::to_string(change_seq) + ")");
     for (const auto& [key, d] : accumulated.series) {
       const std::string service(registry_.ServiceName(d.service));
       const std::string operation(registry_.OperationName(d.series));
@@ -1061,6 +1091,14 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
       put_series.bind(4, entry.data(), static_cast<int>(entry.size()));
       put_series.exec();
       put_series.reset();
+      if (options_.changelog) {
+        pending.bind(1, static_cast<int>(v1::StateKey::SERIES));
+        pending.bind(2, service);
+        pending.bind(3, operation);
+        pending.bind(4, d.bucket);
+        pending.exec();
+        pending.reset();
+      }
     }
     SQLite::Statement get_service(
         *db_, "SELECT entry FROM service_buckets WHERE service = ? AND bucket = ?");
@@ -1082,6 +1120,14 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
       put_service.bind(3, entry.data(), static_cast<int>(entry.size()));
       put_service.exec();
       put_service.reset();
+      if (options_.changelog) {
+        pending.bind(1, static_cast<int>(v1::StateKey::SERVICE));
+        pending.bind(2, service);
+        pending.bind(3, std::string());
+        pending.bind(4, d.bucket);
+        pending.exec();
+        pending.reset();
+      }
     }
 
     SQLite::Statement mark(*db_, "INSERT OR IGNORE INTO applied_epochs (src, epoch) VALUES (?, ?)");
@@ -1130,20 +1176,16 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
       const int64_t cutoff = FloorDiv(*watermark - options_.retention.count(), kBucketMs);
       if (pruned_before == INT64_MIN || cutoff >= pruned_before + kPruneStepBuckets) {
         if (options_.changelog) {
-          SQLite::Statement gone_series(
-              *db_, "SELECT service, operation, bucket FROM series_buckets WHERE bucket < ?");
-          gone_series.bind(1, cutoff);
-          while (gone_series.executeStep()) {
-            pruned_series.emplace_back(gone_series.getColumn(0).getString(),
-                                       gone_series.getColumn(1).getString(),
-                                       gone_series.getColumn(2).getInt64());
-          }
-          SQLite::Statement gone_services(
-              *db_, "SELECT service, bucket FROM service_buckets WHERE bucket < ?");
-          gone_services.bind(1, cutoff);
-          while (gone_services.executeStep()) {
-            pruned_services.emplace_back(gone_services.getColumn(0).getString(),
-                                         gone_services.getColumn(1).getInt64());
+          // Deleted buckets go out as tombstones.
+          for (const char* sql :
+               {"INSERT OR REPLACE INTO changelog_pending SELECT 1, service, operation, bucket, ? "
+                "FROM series_buckets WHERE bucket < ?",
+                "INSERT OR REPLACE INTO changelog_pending SELECT 2, service, '', bucket, ? "
+                "FROM service_buckets WHERE bucket < ?"}) {
+            SQLite::Statement gone(*db_, sql);
+            gone.bind(1, static_cast<int64_t>(change_seq));
+            gone.bind(2, cutoff);
+            gone.exec();
           }
         }
         for (const char* sql : {"DELETE FROM series_buckets WHERE bucket < ?",
@@ -1166,17 +1208,7 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
   counters_ = total;
   next_offset_ = next_offset;
   pruned_before_bucket_ = pruned_before;
-  if (options_.changelog) {
-    for (const auto& [key, d] : accumulated.series) {
-      changed_series_.emplace(std::string(registry_.ServiceName(d.service)),
-                              std::string(registry_.OperationName(d.series)), d.bucket);
-    }
-    for (const auto& [key, d] : accumulated.services) {
-      changed_services_.emplace(std::string(registry_.ServiceName(d.service)), d.bucket);
-    }
-    changed_series_.insert(pruned_series.begin(), pruned_series.end());
-    changed_services_.insert(pruned_services.begin(), pruned_services.end());
-  }
+  if (options_.changelog) change_seq_ = change_seq;
   if (!accumulated.empty()) {
     pipeline::ShardDelta delta = accumulated.Take();
     sink_.Apply(std::move(delta));

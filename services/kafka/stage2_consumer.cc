@@ -22,6 +22,8 @@ using std::chrono::milliseconds;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr int kShortPollMs = 10;
+// How long a snapshot's records may take to be delivered (and the producer's message timeout).
+constexpr int kSnapshotFlushMs = 10'000;
 
 }  // namespace
 
@@ -83,14 +85,18 @@ class Stage2Consumer::Loop {
   void Run();
   void Finish(SteadyTime deadline);
   absl::Status CreateStateClients();
+  absl::Status CreateStateProducer();
   // The partition's file: the one on disk if it can go on from there, else restored from the
   // changelog (when there is one), else the one on disk or a new one.
   absl::StatusOr<std::unique_ptr<Stage2Partition>> OpenPartition(int32_t partition,
                                                                  Stage2Options options);
-  absl::StatusOr<StateChangelogReader> ReadChangelog(int32_t partition);
+  absl::StatusOr<StateChangelogReader> ReadChangelog(int32_t partition, SteadyTime deadline);
   // Snapshots of the owned partitions that are surely ours (the group steady, in the assignment).
   void SnapshotOwned();
   void SendSnapshot(int32_t partition, Stage2Partition& stage);
+  // Produces `records` to the partition's changelog and waits for their delivery; false (all
+  // given up) when one failed or the wait ran out.
+  bool ProduceAndWait(int32_t partition, const std::vector<StateRecord>& records);
   void StateDelivered(const rd_kafka_message_t& message);
   void ApplyBatch(int32_t partition, const std::vector<rd_kafka_message_t*>& messages);
   void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list);
@@ -129,6 +135,7 @@ class Stage2Consumer::Loop {
   rd_kafka_t* state_reader_ = nullptr;
   SteadyTime next_snapshot_;
   std::set<int32_t> snapshot_failed_;  // partitions with an undelivered changelog record
+  SteadyTime restore_deadline_;        // of the assignment being handled
 
   mutable Mutex stats_mu_;
   Stage2ConsumerStats stats_ ABSL_GUARDED_BY(stats_mu_);
@@ -190,34 +197,38 @@ absl::Status Stage2Consumer::Loop::Init() {
   return absl::OkStatus();
 }
 
+absl::Status Stage2Consumer::Loop::CreateStateProducer() {
+  char error[512] = {0};
+  ConfPtr conf(rd_kafka_conf_new());
+  if (auto status = SetConfAll(conf.get(), options_.librdkafka); !status.ok()) return status;
+  // A record not delivered within the flush that waits for it fails (SendSnapshot), so none
+  // can land after a later owner's.
+  for (const auto& [key, value] : std::map<std::string, std::string>{
+           {"bootstrap.servers", options_.brokers},
+           {"enable.idempotence", "true"},
+           {"message.timeout.ms", std::to_string(kSnapshotFlushMs)}}) {
+    if (auto status = SetConf(conf.get(), key, value); !status.ok()) return status;
+  }
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Loop::StateDeliveryCb);
+  rd_kafka_conf_set_error_cb(conf.get(), &Loop::ErrorCb);
+  rd_kafka_conf_set_log_cb(conf.get(), &Loop::LogCb);
+  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error, sizeof error);
+  if (producer_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka stage-2 changelog producer: ", error));
+  }
+  conf.release();
+  return absl::OkStatus();
+}
+
 absl::Status Stage2Consumer::Loop::CreateStateClients() {
   if (options_.snapshot_interval <= milliseconds(0) ||
       options_.restore_timeout <= milliseconds(0)) {
     return absl::InvalidArgumentError(
         "stage 2: the snapshot interval and restore timeout must be positive");
   }
+  if (auto status = CreateStateProducer(); !status.ok()) return status;
   char error[512] = {0};
-  ConfPtr producer_conf(rd_kafka_conf_new());
-  if (auto status = SetConfAll(producer_conf.get(), options_.librdkafka); !status.ok()) {
-    return status;
-  }
-  // A record that cannot be delivered in 30 s fails; the next snapshot then sends everything.
-  for (const auto& [key, value] :
-       std::map<std::string, std::string>{{"bootstrap.servers", options_.brokers},
-                                          {"enable.idempotence", "true"},
-                                          {"message.timeout.ms", "30000"}}) {
-    if (auto status = SetConf(producer_conf.get(), key, value); !status.ok()) return status;
-  }
-  rd_kafka_conf_set_opaque(producer_conf.get(), this);
-  rd_kafka_conf_set_dr_msg_cb(producer_conf.get(), &Loop::StateDeliveryCb);
-  rd_kafka_conf_set_error_cb(producer_conf.get(), &Loop::ErrorCb);
-  rd_kafka_conf_set_log_cb(producer_conf.get(), &Loop::LogCb);
-  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, producer_conf.get(), error, sizeof error);
-  if (producer_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("kafka stage-2 changelog producer: ", error));
-  }
-  producer_conf.release();
-
   ConfPtr reader_conf(rd_kafka_conf_new());
   if (auto status = SetConfAll(reader_conf.get(), options_.librdkafka); !status.ok()) {
     return status;
@@ -297,10 +308,24 @@ void Stage2Consumer::Loop::Run() {
     }
     if (producer_ != nullptr) {
       rd_kafka_poll(producer_, 0);
-      for (int32_t partition : snapshot_failed_) {
-        if (auto it = owned_.find(partition); it != owned_.end()) it->second.stage->SnapshotAll();
+      char reason[256] = {0};
+      if (const rd_kafka_resp_err_t fatal =
+              rd_kafka_fatal_error(producer_, reason, sizeof reason)) {
+        // The pending changes stay in the files: a new producer sends them.
+        logger_.Error("kafka stage 2: the changelog producer failed for good; replacing it",
+                      {{"error", rd_kafka_err2str(fatal)}, {"reason", reason}});
+        rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(producer_, 0);
+        rd_kafka_destroy(producer_);
+        producer_ = nullptr;
+        ++counts_.state.producer_rebuilds;
+        if (absl::Status status = CreateStateProducer(); !status.ok()) {
+          logger_.Error("kafka stage 2: no new changelog producer; snapshots stop",
+                        {{"error", std::string(status.message())}});
+        }
       }
-      snapshot_failed_.clear();
+    }
+    if (producer_ != nullptr) {
       if (clock_.SteadyNow() >= next_snapshot_) {
         SnapshotOwned();
         next_snapshot_ = clock_.SteadyNow() + options_.snapshot_interval;
@@ -363,12 +388,15 @@ void Stage2Consumer::Loop::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 
 void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
   PartitionList assign(rd_kafka_topic_partition_list_new(list->cnt));
+  // One budget for every restore of this assignment: it runs inside the rebalance callback,
+  // which must return well within max.poll.interval.ms.
+  restore_deadline_ = clock_.SteadyNow() + options_.restore_timeout;
   for (int i = 0; i < list->cnt; ++i) {
     const int32_t partition = list->elems[i].partition;
     Stage2Options options = options_.partition;
     options.partition = partition;
     options.source_partitions = sources_;
-    options.changelog = producer_ != nullptr;
+    options.changelog = state_reader_ != nullptr;
     absl::StatusOr<std::unique_ptr<Stage2Partition>> opened =
         OpenPartition(partition, std::move(options));
     if (!opened.ok()) {
@@ -398,14 +426,11 @@ void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
 void Stage2Consumer::Loop::Release(rd_kafka_topic_partition_list_t* list, bool lost) {
   if (producer_ != nullptr && !lost) {
     // Still ours until this returns: the next owner restores from this snapshot.
-    bool sent = false;
     for (int i = 0; i < list->cnt; ++i) {
       if (auto it = owned_.find(list->elems[i].partition); it != owned_.end()) {
         SendSnapshot(it->first, *it->second.stage);
-        sent = true;
       }
     }
-    if (sent) rd_kafka_flush(producer_, 5'000);
   }
   for (int i = 0; i < list->cnt; ++i) {
     const int32_t partition = list->elems[i].partition;
@@ -472,49 +497,61 @@ void Stage2Consumer::Loop::Finish(SteadyTime deadline) {
     owned_.erase(owned_.begin());
     if (listener_ != nullptr) listener_->OnReleased(partition);
   }
-  if (producer_ != nullptr) {
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.SteadyNow());
-    rd_kafka_flush(producer_, static_cast<int>(std::max<int64_t>(0, left.count())));
-  }
 }
 
 absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenPartition(
     int32_t partition, Stage2Options options) {
-  if (state_reader_ == nullptr) {
-    return Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
-  }
+  auto open_file = [&] {
+    return Stage2Partition::Open(options_.directory, options, registry_, sink_);
+  };
+  if (state_reader_ == nullptr) return open_file();
   absl::StatusOr<std::optional<int64_t>> stored =
       Stage2Partition::StoredOffset(options_.directory, partition);
-  bool usable = stored.ok() && stored->has_value();
-  if (usable) {
+  std::optional<int64_t> file_offset;
+  if (stored.ok() && stored->has_value()) {
+    file_offset = **stored;
     // The file can go on only if the deltas topic still holds every record after it.
     int64_t low = 0;
     int64_t high = 0;
     if (rd_kafka_query_watermark_offsets(
             consumer_, options_.deltas_topic.c_str(), partition, &low, &high,
             static_cast<int>(options_.metadata_timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        low > **stored) {
+        low > *file_offset) {
       logger_.Warn("kafka stage 2: the partition file is older than the deltas topic holds",
                    {{"partition", std::to_string(partition)},
-                    {"file_offset", std::to_string(**stored)},
+                    {"file_offset", std::to_string(*file_offset)},
                     {"earliest_offset", std::to_string(low)}});
-      usable = false;
+      file_offset.reset();
     }
   }
-  if (usable)
-    return Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
-
-  absl::StatusOr<StateChangelogReader> reader = ReadChangelog(partition);
+  // The changelog is read in any case: a file behind its last checkpoint (another owner went
+  // on since) is not used, or this owner's snapshots would pair its checkpoints with the other
+  // owner's newer buckets.
+  absl::StatusOr<StateChangelogReader> reader = ReadChangelog(partition, restore_deadline_);
   if (reader.ok()) {
     counts_.state.records_read += reader->records();
     counts_.state.records_invalid += reader->invalid();
     counts_.state.records_cut_short += reader->cut_short();
   }
+  if (file_offset) {
+    const std::optional<int64_t> checkpoint =
+        reader.ok() ? reader->checkpoint_offset() : std::nullopt;
+    if (!reader.ok()) {
+      logger_.Warn("kafka stage 2: the changelog could not be read; going on from the file",
+                   {{"partition", std::to_string(partition)},
+                    {"error", std::string(reader.status().message())}});
+    }
+    if (!checkpoint || *checkpoint <= *file_offset) return open_file();
+    logger_.Info("kafka stage 2: the partition file is behind the changelog; restoring",
+                 {{"partition", std::to_string(partition)},
+                  {"file_offset", std::to_string(*file_offset)},
+                  {"checkpoint_offset", std::to_string(*checkpoint)}});
+  }
   if (reader.ok() && !reader->has_checkpoint() && !reader->over_limit()) {
     ++counts_.state.restores_empty;
     logger_.Info("kafka stage 2: no changelog checkpoint; the deltas are read from the start",
                  {{"partition", std::to_string(partition)}});
-    return Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
+    return open_file();
   }
   absl::StatusOr<std::unique_ptr<Stage2Partition>> restored =
       reader.ok()
@@ -525,7 +562,7 @@ absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenParti
     logger_.Error("kafka stage 2: not restored from the changelog; the deltas are read instead",
                   {{"partition", std::to_string(partition)},
                    {"error", std::string(restored.status().message())}});
-    return Stage2Partition::Open(options_.directory, std::move(options), registry_, sink_);
+    return open_file();
   }
   ++counts_.state.restores;
   logger_.Info("kafka stage 2: partition restored from the changelog",
@@ -535,7 +572,8 @@ absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenParti
   return restored;
 }
 
-absl::StatusOr<StateChangelogReader> Stage2Consumer::Loop::ReadChangelog(int32_t partition) {
+absl::StatusOr<StateChangelogReader> Stage2Consumer::Loop::ReadChangelog(int32_t partition,
+                                                                         SteadyTime deadline) {
   StateChangelogReader reader(partition, options_.state_limits);
   const std::string& topic = options_.state_topic;
   int64_t low = 0;
@@ -557,12 +595,11 @@ absl::StatusOr<StateChangelogReader> Stage2Consumer::Loop::ReadChangelog(int32_t
     status = absl::UnavailableError(absl::StrCat("kafka topic ", topic, " partition ", partition,
                                                  ": ", rd_kafka_err2str(rd_kafka_last_error())));
   } else {
-    const SteadyTime deadline = clock_.SteadyNow() + options_.restore_timeout;
     int64_t next = low;
     while (next < high && status.ok()) {
       if (clock_.SteadyNow() >= deadline) {
         status = absl::DeadlineExceededError(absl::StrCat(
-            "reading ", topic, " partition ", partition, " took longer than ",
+            "reading ", topic, " partition ", partition, " ran out of the assignment's ",
             options_.restore_timeout.count(), " ms (at offset ", next, " of ", high, ")"));
         break;
       }
@@ -613,16 +650,38 @@ void Stage2Consumer::Loop::SnapshotOwned() {
 }
 
 void Stage2Consumer::Loop::SendSnapshot(int32_t partition, Stage2Partition& stage) {
-  absl::StatusOr<std::vector<StateRecord>> records = stage.Snapshot();
-  if (!records.ok()) {
+  absl::StatusOr<std::optional<StateSnapshot>> snapshot = stage.Snapshot();
+  if (!snapshot.ok()) {
     logger_.Error("kafka stage 2: no changelog snapshot",
                   {{"partition", std::to_string(partition)},
-                   {"error", std::string(records.status().message())}});
+                   {"error", std::string(snapshot.status().message())}});
     return;
   }
-  if (records->empty()) return;
-  const SteadyTime deadline = clock_.SteadyNow() + std::chrono::seconds(10);
-  for (const StateRecord& record : *records) {
+  if (!snapshot->has_value()) return;
+  // The checkpoint only after every bucket record is in (the idempotent producer may leave a gap
+  // after a failed record), and the changes no longer pending only after the checkpoint is.
+  if (!ProduceAndWait(partition, (*snapshot)->buckets) ||
+      !ProduceAndWait(partition, {(*snapshot)->checkpoint})) {
+    ++counts_.state.snapshots_failed;
+    logger_.Warn("kafka stage 2: changelog snapshot not delivered; its changes go again",
+                 {{"partition", std::to_string(partition)}});
+    return;
+  }
+  if (absl::Status status = stage.SnapshotDelivered(**snapshot); !status.ok()) {
+    logger_.Error(
+        "kafka stage 2: delivered changes not cleared (they go again)",
+        {{"partition", std::to_string(partition)}, {"error", std::string(status.message())}});
+  }
+  ++counts_.state.snapshots;
+}
+
+bool Stage2Consumer::Loop::ProduceAndWait(int32_t partition,
+                                          const std::vector<StateRecord>& records) {
+  if (records.empty()) return true;
+  snapshot_failed_.erase(partition);
+  const SteadyTime deadline = clock_.SteadyNow() + milliseconds(kSnapshotFlushMs);
+  bool ok = true;
+  for (const StateRecord& record : records) {
     rd_kafka_resp_err_t err;
     for (;;) {
       err = rd_kafka_producev(
@@ -635,16 +694,24 @@ void Stage2Consumer::Loop::SendSnapshot(int32_t partition, Stage2Partition& stag
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || clock_.SteadyNow() >= deadline) break;
       rd_kafka_poll(producer_, kShortPollMs);
     }
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) ++counts_.state.records_queued;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++counts_.state.delivery_errors;
-      stage.SnapshotAll();
-      logger_.Error("kafka stage 2: changelog snapshot not sent; the next one sends everything",
+      logger_.Error("kafka stage 2: changelog record not produced",
                     {{"partition", std::to_string(partition)}, {"error", rd_kafka_err2str(err)}});
-      return;
+      ok = false;
+      break;
     }
+    ++counts_.state.records_queued;
   }
-  ++counts_.state.snapshots;
+  const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.SteadyNow());
+  if (rd_kafka_flush(producer_, static_cast<int>(std::max<int64_t>(0, left.count()))) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Given up, so none of them can land after a later snapshot (of this owner or the next).
+    rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(producer_, 0);
+    ok = false;
+  }
+  return ok && !snapshot_failed_.contains(partition);
 }
 
 void Stage2Consumer::Loop::StateDelivered(const rd_kafka_message_t& message) {

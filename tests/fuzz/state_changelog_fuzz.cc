@@ -2,6 +2,8 @@
 // partition read by an instance taking a partition over. The input is a sequence of records,
 // each a 2-byte little-endian key length, the key, a 2-byte value length and the value (a length
 // past the end takes what is left).
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -43,8 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     reader.Add(key, value);
   }
   if (!reader.has_checkpoint()) return 0;
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / "traceslo_state_changelog_fuzz";
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("traceslo_state_changelog_fuzz_" + std::to_string(::getpid()));
   traceslo::kafka::Stage2Options options;
   options.source_partitions = 4;
   options.config_hashes = {1};

@@ -53,7 +53,7 @@ class Database;
 namespace traceslo::kafka {
 
 // The schema version Stage2Partition writes; Open() refuses files written by a newer one.
-inline constexpr int kStage2SchemaVersion = 1;
+inline constexpr int kStage2SchemaVersion = 2;
 
 struct Stage2Options {
   int32_t partition = 0;          // this traceslo_deltas partition
@@ -74,8 +74,9 @@ struct Stage2Options {
   int busy_timeout_ms = 5'000;
   // Entries per ShardDelta handed to the sink when restoring.
   size_t restore_batch = 4'096;
-  // Keep track of the buckets changed since the last Snapshot() (otherwise Snapshot() is
-  // refused): on only when snapshots are taken, or the set grows for ever.
+  // Keep the buckets changed since the last delivered snapshot (in the file, in the same
+  // transaction as the change), for Snapshot(): on only when snapshots are taken and delivered,
+  // or they pile up.
   bool changelog = false;
 };
 
@@ -104,6 +105,8 @@ class StateChangelogReader {
   void Add(std::string_view key, std::string_view value);
 
   bool has_checkpoint() const { return !checkpoint_.empty(); }
+  // The last checkpoint's next deltas offset; nullopt without one.
+  std::optional<int64_t> checkpoint_offset() const;
   uint64_t records() const { return records_; }
   uint64_t invalid() const { return invalid_; }
   // Records after the last checkpoint (so far).
@@ -122,6 +125,16 @@ class StateChangelogReader {
   uint64_t records_ = 0;
   uint64_t invalid_ = 0;
   bool over_limit_ = false;
+};
+
+// One changelog snapshot of a partition: its bucket records (values or tombstones), then its
+// checkpoint. Send the checkpoint only once every bucket record is delivered, and call
+// Stage2Partition::SnapshotDelivered(through, offset) once the checkpoint is.
+struct StateSnapshot {
+  std::vector<StateRecord> buckets;
+  StateRecord checkpoint;
+  uint64_t through = 0;  // the pending changes up to this sequence are in it
+  int64_t offset = 0;    // the checkpoint's next offset
 };
 
 // One traceslo_deltas record as the consumer read it. `value` is borrowed for the call.
@@ -190,14 +203,14 @@ class Stage2Partition {
   // for a damaged stored bucket.
   absl::StatusOr<Stage2Counters> Apply(std::span<const Stage2Record> records);
 
-  // The records of a changelog snapshot (options.changelog): every bucket changed or deleted
-  // since the last call (every stored bucket after SnapshotAll()), then the checkpoint (offset,
-  // applied epochs, counters). Empty when nothing changed since the last snapshot. Unavailable for
-  // SQLite failures (the changes are kept for the next call); FailedPrecondition without
-  // options.changelog.
-  absl::StatusOr<std::vector<StateRecord>> Snapshot();
-  // The next Snapshot() sends every stored bucket (after a snapshot was not delivered whole).
-  void SnapshotAll() { snapshot_all_ = true; }
+  // A changelog snapshot (options.changelog): every bucket changed or deleted since the last
+  // delivered snapshot (kept in the file: a crash, a failed delivery or a restart sends them
+  // again), then the checkpoint (offset, applied epochs, counters). nullopt when nothing changed
+  // and the last delivered checkpoint is current. Unavailable for SQLite failures;
+  // FailedPrecondition without options.changelog.
+  absl::StatusOr<std::optional<StateSnapshot>> Snapshot();
+  // The snapshot's checkpoint was delivered: its changes are no longer pending.
+  absl::Status SnapshotDelivered(const StateSnapshot& snapshot);
 
   // Where the consumer resumes: the offset after the last applied call's last record (0 for a
   // new file).
@@ -233,18 +246,19 @@ class Stage2Partition {
   Stage2Partition(std::string path, Stage2Options options, pipeline::SeriesRegistry& registry,
                   pipeline::DeltaSink& sink, std::unique_ptr<SQLite::Database> db);
 
-  using SeriesKey = std::tuple<std::string, std::string, int64_t>;  // service, operation, bucket
-  using ServiceKey = std::pair<std::string, int64_t>;               // service, bucket
-
   // Opens (creating) the file at `path`: WAL, migrated. Nothing loaded.
   static absl::StatusOr<std::unique_ptr<Stage2Partition>> OpenFile(
       const std::string& directory, const std::string& path, Stage2Options options,
       pipeline::SeriesRegistry& registry, pipeline::DeltaSink& sink);
   absl::Status Migrate();
   absl::Status WriteRestored(const StateChangelogReader& reader);
+  // Restore()'s first pass only: every stored bucket decodes.
+  absl::Status CheckBuckets();
   std::string EncodeCheckpoint() const;
   absl::Status Load();
   absl::Status Restore();
+  // Checks every stored bucket decodes (with `deliver`, also hands them to the sink).
+  absl::Status ScanBuckets(bool deliver);
   std::optional<int64_t> WatermarkOf(const Sources& sources, int32_t count) const;
   // The oldest epoch still checked for duplicates.
   int64_t Horizon(const Source& source) const;
@@ -264,11 +278,10 @@ class Stage2Partition {
   Sources sources_;
   int64_t pruned_before_bucket_ = INT64_MIN;  // buckets below it were deleted
 
-  // Changed (or deleted) since the last snapshot, with options.changelog.
-  std::set<SeriesKey> changed_series_;
-  std::set<ServiceKey> changed_services_;
-  bool snapshot_all_ = false;
-  int64_t snapshot_offset_ = -1;  // next_offset_ at the last snapshot
+  // With options.changelog: the sequence of the last change kept pending, and the offset of
+  // the last delivered checkpoint (-1: none since the file was opened).
+  uint64_t change_seq_ = 0;
+  int64_t delivered_offset_ = -1;
 };
 
 }  // namespace traceslo::kafka

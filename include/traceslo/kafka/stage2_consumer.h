@@ -54,8 +54,9 @@ struct Stage2ConsumerOptions {
   // The changelog topic, co-partitioned with deltas_topic; empty: no changelog.
   std::string state_topic;
   std::chrono::milliseconds snapshot_interval{60'000};
-  // Reading one state partition to its end; past it the partition reads the deltas instead.
-  std::chrono::milliseconds restore_timeout{120'000};
+  // Reading the changelog partitions of one assignment (in the rebalance callback, so well
+  // under max.poll.interval.ms); a partition not read in time reads the deltas instead.
+  std::chrono::milliseconds restore_timeout{60'000};
   StateReaderLimits state_limits;
 };
 
@@ -69,6 +70,8 @@ struct Stage2StateStats {
   uint64_t records_cut_short = 0;  // of them, after the last checkpoint (left out)
   uint64_t snapshots = 0;          // snapshots handed to the producer
   uint64_t snapshots_skipped = 0;  // not sent: the group was not steady or the partition gone
+  uint64_t snapshots_failed = 0;   // not delivered whole (their changes go with the next one)
+  uint64_t producer_rebuilds = 0;  // the changelog producer failed for good and was replaced
   uint64_t records_queued = 0;     // changelog records handed to the producer
   uint64_t records_written = 0;    // of them, delivered
   uint64_t bytes_written = 0;      // their key and value bytes

@@ -226,8 +226,10 @@ TEST_F(Stage2ConsumerTest, AMemberWithoutFilesTakesOverFromTheChangelog) {
   ASSERT_TRUE(consumer.ok()) << consumer.status();
   ASSERT_TRUE((*consumer)->Start().ok());
   const uint64_t later_records = 10 * kSources * kDeltaPartitions;
-  const Stage2ConsumerStats stats =
-      WaitFor(**consumer, [&](const Stage2ConsumerStats& s) { return sink.requests() == want; });
+  // The stats are published after the sink is given the records: wait for both.
+  const Stage2ConsumerStats stats = WaitFor(**consumer, [&](const Stage2ConsumerStats& s) {
+    return sink.requests() == want && s.records.applied >= later_records;
+  });
   EXPECT_EQ(sink.requests(), want) << "restored from the changelog, plus the new epochs";
   EXPECT_EQ(stats.state.restores, 2u);
   EXPECT_EQ(stats.state.restore_failures, 0u);
@@ -238,6 +240,24 @@ TEST_F(Stage2ConsumerTest, AMemberWithoutFilesTakesOverFromTheChangelog) {
   EXPECT_EQ(stats.records.duplicates, 0u);
   EXPECT_EQ(stats.final_through_ms, (kFirstEpoch + 40) * 1000);
   EXPECT_TRUE(std::filesystem::exists(Stage2Partition::FilePath(options.directory, 1)));
+  (*consumer)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
+
+  // The first member comes back: its files are behind the changelog's checkpoints (the second
+  // went on), so it restores from the changelog rather than pairing its older buckets with the
+  // checkpoints it would write.
+  Produce(kFirstEpoch + 40, kFirstEpoch + 44, &want);
+  options.directory = (dir_ / "a").string();
+  pipeline::SeriesRegistry registry_a(100, 100);
+  SummingSink sink_a(registry_a);
+  auto again = Stage2Consumer::Create(options, clock_, registry_a, sink_a, nullptr, logger_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE((*again)->Start().ok());
+  const Stage2ConsumerStats back = WaitFor(**again, [&](const Stage2ConsumerStats& s) {
+    return sink_a.requests() == want && s.records.applied >= 5u * kSources * kDeltaPartitions;
+  });
+  EXPECT_EQ(sink_a.requests(), want);
+  EXPECT_EQ(back.state.restores, 2u) << "files behind the changelog are not used";
+  EXPECT_EQ(back.records.applied, 5u * kSources * kDeltaPartitions);
 }
 
 TEST_F(Stage2ConsumerTest, RefusesSettingsItOwnsAndMissingTopics) {

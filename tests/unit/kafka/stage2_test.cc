@@ -943,10 +943,16 @@ Stage2Options ChangelogOptions() {
 // A state topic's partition as a vector in offset order.
 using Topic = std::vector<StateRecord>;
 
-void Append(Topic& topic, Stage2Partition& stage) {
-  absl::StatusOr<std::vector<StateRecord>> records = stage.Snapshot();
-  ASSERT_TRUE(records.ok()) << records.status();
-  topic.insert(topic.end(), records->begin(), records->end());
+// Takes a snapshot onto `topic`; `delivered`: and tells the partition it was delivered.
+void Append(Topic& topic, Stage2Partition& stage, bool delivered = true) {
+  absl::StatusOr<std::optional<StateSnapshot>> snapshot = stage.Snapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  if (!snapshot->has_value()) return;
+  topic.insert(topic.end(), (*snapshot)->buckets.begin(), (*snapshot)->buckets.end());
+  topic.push_back((*snapshot)->checkpoint);
+  if (delivered) {
+    ASSERT_TRUE(stage.SnapshotDelivered(**snapshot).ok());
+  }
 }
 
 // What a compacted topic keeps: the latest record of each key, in offset order; tombstones too
@@ -1006,13 +1012,17 @@ TEST(Stage2ChangelogTest, AnotherInstanceTakesThePartitionOverFromTheChangelogAl
     sizes.push_back(topic.size() - before);
   }
   ASSERT_EQ(sizes.size(), 3u);
-  const size_t bucket_keys = early_want.series.size() + early_want.services.size();
-  EXPECT_LT(sizes[1], bucket_keys + 1) << "a later snapshot sends the changed buckets only";
+  // Records 15-29 are epochs 5-9 of the three sources: the second snapshot sends their buckets
+  // (counted from the inputs) and the checkpoint, nothing of epochs 0-4.
+  Totals second_batch;
+  MakeInputs(5, 9, &second_batch);
+  EXPECT_EQ(sizes[1], second_batch.series.size() + second_batch.services.size() + 1)
+      << "a later snapshot sends the changed buckets only";
   EXPECT_EQ(KeyOf(topic.back()).kind(), v1::StateKey::CHECKPOINT) << "the checkpoint goes last";
   {
-    absl::StatusOr<std::vector<StateRecord>> none = a.stage->Snapshot();
+    absl::StatusOr<std::optional<StateSnapshot>> none = a.stage->Snapshot();
     ASSERT_TRUE(none.ok());
-    EXPECT_TRUE(none->empty()) << "nothing changed, nothing sent";
+    EXPECT_FALSE(none->has_value()) << "nothing changed, nothing sent";
   }
 
   for (const Topic& log : {topic, Compacted(topic)}) {
@@ -1070,8 +1080,10 @@ TEST(Stage2ChangelogTest, ASnapshotCutShortIsLeftOutAndSentAgainByTheNextOwner) 
   a.Apply(AsRecords(first, 0));
   Append(topic, *a.stage);
   a.Apply(AsRecords(second, static_cast<int64_t>(first.size())));
-  absl::StatusOr<std::vector<StateRecord>> cut = a.stage->Snapshot();
-  ASSERT_TRUE(cut.ok());
+  absl::StatusOr<std::optional<StateSnapshot>> snapshot = a.stage->Snapshot();
+  ASSERT_TRUE(snapshot.ok());
+  ASSERT_TRUE(snapshot->has_value());
+  const std::vector<StateRecord>* cut = &(*snapshot)->buckets;
   ASSERT_GT(cut->size(), 3u);
   // A crash after half of the second snapshot: bucket records without their checkpoint.
   const size_t sent = cut->size() / 2;
@@ -1086,12 +1098,13 @@ TEST(Stage2ChangelogTest, ASnapshotCutShortIsLeftOutAndSentAgainByTheNextOwner) 
 
   // B's first snapshot sends those keys again with the values it restored, so that whatever
   // compaction keeps is consistent: the compacted topic then restores B's state.
-  absl::StatusOr<std::vector<StateRecord>> repair = b.stage->Snapshot();
-  ASSERT_TRUE(repair.ok());
+  Topic repair;
+  Append(repair, *b.stage);
   std::set<std::string> repaired;
-  for (const StateRecord& r : *repair) repaired.insert(r.key);
+  for (const StateRecord& r : repair) repaired.insert(r.key);
   for (size_t i = 0; i < sent; ++i) EXPECT_TRUE(repaired.contains((*cut)[i].key)) << i;
-  topic.insert(topic.end(), repair->begin(), repair->end());
+  EXPECT_EQ(repair.size(), sent + 1) << "only those keys, and the checkpoint";
+  topic.insert(topic.end(), repair.begin(), repair.end());
   TempDir dir_c{"traceslo_stage2_test"};
   Restorer c(dir_c.path(), Compacted(topic));
   ASSERT_NE(c.stage, nullptr);
@@ -1150,6 +1163,40 @@ TEST(Stage2ChangelogTest, DeletedBucketsBecomeTombstonesAndBadRecordsAreCounted)
       absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(sink.calls, 0);
   EXPECT_FALSE(std::filesystem::exists(Stage2Partition::FilePath(dir_c.path(), 0)));
+}
+
+TEST(Stage2ChangelogTest, ChangesNotDeliveredGoAgainAfterARestart) {
+  TempDir dir{"traceslo_stage2_test"};
+  Totals all_want;
+  const std::vector<Input> first = MakeInputs(0, 9, &all_want);
+  Totals second_want;
+  const std::vector<Input> second = MakeInputs(10, 19, &second_want);
+  MakeInputs(10, 19, &all_want);
+  Topic topic;
+  {
+    Process a(dir.path(), ChangelogOptions());
+    a.Apply(AsRecords(first, 0));
+    Append(topic, *a.stage);
+    a.Apply(AsRecords(second, static_cast<int64_t>(first.size())));
+    Topic lost;
+    Append(lost, *a.stage, /*delivered=*/false);
+    ASSERT_FALSE(lost.empty());
+  }  // killed before the second snapshot was delivered
+  Process a(dir.path(), ChangelogOptions());
+  Topic again;
+  Append(again, *a.stage);
+  std::set<std::string> keys;
+  for (const StateRecord& r : again) {
+    if (KeyOf(r).kind() != v1::StateKey::CHECKPOINT) keys.insert(r.key);
+  }
+  EXPECT_EQ(keys.size(), second_want.series.size() + second_want.services.size())
+      << "what the second batch changed, from the file, and nothing of the first";
+  topic.insert(topic.end(), again.begin(), again.end());
+  TempDir dir_b{"traceslo_stage2_test"};
+  Restorer b(dir_b.path(), Compacted(topic));
+  ASSERT_NE(b.stage, nullptr);
+  ExpectSameTotals(b.sink.totals, all_want, false, "restored");
+  EXPECT_EQ(b.stage->next_offset(), static_cast<int64_t>(first.size() + second.size()));
 }
 
 }  // namespace
