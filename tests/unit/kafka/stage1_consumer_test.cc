@@ -263,7 +263,8 @@ Offline RunOffline(const Corpus& corpus, size_t until,
     for (size_t i = 0; i < until; ++i) {
       const CorpusRecord& r = corpus.records[i];
       if (r.partition != p) continue;
-      if (offset >= from.offset) {
+      if (offset >=
+          (from.seed_offset >= 0 ? std::min(from.offset, from.seed_offset) : from.offset)) {
         stage.Process(offset, r.timestamp_ms, r.value);
         for (const auto& [epoch, records] : recorder.published) stage.Acknowledge(epoch);
       }
@@ -614,7 +615,7 @@ TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
     if (i < half) last_offset[p] = total[p];
     ++total[p];
   }
-  const std::regex format("E=(-1|[0-9]+);H=(-1|[0-9]+);cfg=c0ffee");
+  const std::regex format("E=(-1|[0-9]+);H=(-1|[0-9]+);cfg=c0ffee;S=[0-9]+");
   std::map<int32_t, CommitPoint> resume;
   for (const auto& [p, committed] : Committed()) {
     const auto& [offset, metadata] = committed;
@@ -627,17 +628,21 @@ TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
     EXPECT_GE(parsed->last_epoch, 0) << p;
     EXPECT_EQ(parsed->last_offset, last_offset.at(p)) << p;
     EXPECT_EQ(parsed->config_hash, kConfigHash);
-    resume[p] = CommitPoint{.offset = offset, .last_epoch = parsed->last_epoch};
+    EXPECT_EQ(parsed->seed_offset, first.commits.at(p).seed_offset) << p;
+    EXPECT_LE(parsed->seed_offset, offset) << p;
+    resume[p] = CommitPoint{
+        .offset = offset, .last_epoch = parsed->last_epoch, .seed_offset = parsed->seed_offset};
   }
   ASSERT_EQ(resume.size(), static_cast<size_t>(kSpansPartitions));
 
   // What the second member must do: re-read from L, recompute up to E without publishing.
-  uint64_t rereads = 0, replayed_spans = 0, newer_epochs = 0, suppressed = 0;
+  uint64_t rereads = 0, replayed_spans = 0, newer_epochs = 0, suppressed = 0, seeds = 0;
   {
     std::map<int32_t, int64_t> offset;
     for (const CorpusRecord& r : corpus.records) {
       const int64_t at = offset[r.partition]++;
       if (at >= resume[r.partition].offset) ++rereads;
+      if (at >= resume[r.partition].seed_offset && at < resume[r.partition].offset) ++seeds;
       if (at >= resume[r.partition].offset && at <= last_offset[r.partition]) {
         replayed_spans += r.spans;
       }
@@ -650,6 +655,7 @@ TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
   }
   ASSERT_GT(replayed_spans, 0u) << "some trace was open at the commit";
   ASSERT_GT(suppressed, 0u);
+  ASSERT_GT(seeds, 0u) << "the seed range reaches back before L";
 
   Produce(cluster_.bootstrap(), corpus, half, corpus.records.size());
   std::unique_ptr<Stage1Consumer> after = Started(Options());
@@ -657,6 +663,9 @@ TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
   const Stage1ConsumerStats stats_after = RunUntil(*after, rereads, newer_epochs);
   EXPECT_EQ(stats_after.suppressed_epochs, suppressed);
   EXPECT_EQ(stats_after.replayed_spans, replayed_spans);
+  EXPECT_EQ(stats_after.seed_records, seeds);
+  EXPECT_EQ(stats_after.seed_overflow, 0u);
+  EXPECT_EQ(stats_before.seed_records, 0u);
   EXPECT_EQ(stats_after.bad_commit_metadata, 0u);
   EXPECT_EQ(stats_after.config_hash_changes, 0u);
   EXPECT_EQ(stats_before.suppressed_epochs, 0u);
@@ -855,8 +864,15 @@ TEST(Stage1ConsumerMetadataTest, FormatsAndParsesTheCommitMetadata) {
   EXPECT_EQ(Stage1Consumer::FormatCommitMetadata(metadata), "E=1800000123;H=4567;cfg=c0ffee");
   EXPECT_EQ(*Stage1Consumer::ParseCommitMetadata("E=1800000123;H=4567;cfg=c0ffee"), metadata);
   EXPECT_EQ(*Stage1Consumer::ParseCommitMetadata("E=-1;H=-1;cfg=0"), Metadata{});
-  for (const char* bad : {"", "E=1;H=2", "E=1;H=2;cfg=", "E=x;H=2;cfg=1", "H=2;E=1;cfg=1",
-                          "E=1;H=2;cfg=1;", "E=-2;H=2;cfg=1", "E=1;H=2;cfg=10000000000000000"}) {
+  // With the seed offset; without it (as older versions committed), S is -1.
+  const Metadata seeded{.last_epoch = 7, .last_offset = 90, .config_hash = 0xab, .seed_offset = 12};
+  EXPECT_EQ(Stage1Consumer::FormatCommitMetadata(seeded), "E=7;H=90;cfg=ab;S=12");
+  EXPECT_EQ(*Stage1Consumer::ParseCommitMetadata("E=7;H=90;cfg=ab;S=12"), seeded);
+  EXPECT_EQ(Stage1Consumer::ParseCommitMetadata("E=7;H=90;cfg=ab")->seed_offset, -1);
+  for (const char* bad :
+       {"", "E=1;H=2", "E=1;H=2;cfg=", "E=x;H=2;cfg=1", "H=2;E=1;cfg=1", "E=1;H=2;cfg=1;",
+        "E=-2;H=2;cfg=1", "E=1;H=2;cfg=10000000000000000", "E=1;H=2;cfg=1;S=", "E=1;H=2;cfg=1;S=-1",
+        "E=1;H=2;cfg=1;S=3;", "E=1;H=2;cfg=1;S=3;X=4", "E=1;H=2;cfg=1;T=3", "E=1;H=2;S=3;cfg=1"}) {
     EXPECT_FALSE(Stage1Consumer::ParseCommitMetadata(bad).ok()) << bad;
   }
   EXPECT_EQ(ParseSpansEncoding("otlp_json").value(), ingest::OtlpFileFormat::kJsonLines);

@@ -160,7 +160,8 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
 
     Recorder new_owner(kDstPartitions);
     Stage1Partition after(Options(), registry, new_owner, commit);
-    Feed(after, new_owner, records, commit.offset, records.size(), 0, [](int64_t) {});
+    // From S: the seed range first.
+    Feed(after, new_owner, records, commit.seed_offset, records.size(), 0, [](int64_t) {});
     after.AdvanceTo(end_ms);
 
     // Up to E from the old owner (all of it was acknowledged), after E from the new one.
@@ -212,7 +213,9 @@ TEST(Stage1Test, CommitPointWaitsForTheOldestOpenTrace) {
   recorder.AcknowledgeUpTo(stage, recorder.published.rbegin()->first);
   // Trace 2 is idle since +0.6 s but completes only at the tick of +3 s; trace 1 (offset 0) is
   // open either way.
-  EXPECT_EQ(stage.Commit(), (CommitPoint{.offset = 0, .last_epoch = recorder.acked}));
+  // S: everything read so far (the seed horizon, 2 x (20 s + 1 s), reaches back past it).
+  EXPECT_EQ(stage.Commit(),
+            (CommitPoint{.offset = 0, .last_epoch = recorder.acked, .seed_offset = 0}));
   stage.Process(4, kBaseMs + 5'500, Encode({span(3, 5, 0, kBaseMs + 5'500)}));
   recorder.AcknowledgeUpTo(stage, recorder.published.rbegin()->first);
   // The ticks of +3, +4 and +5 s completed trace 2 and trace 1 (idle since +2.9 s); trace 3
@@ -220,7 +223,8 @@ TEST(Stage1Test, CommitPointWaitsForTheOldestOpenTrace) {
   EXPECT_EQ(stage.Commit().offset, 4);
   stage.AdvanceTo(kBaseMs + 9'000);  // trace 3 completes at the tick of +8 s
   recorder.AcknowledgeUpTo(stage, recorder.published.rbegin()->first);
-  EXPECT_EQ(stage.Commit(), (CommitPoint{.offset = 5, .last_epoch = recorder.acked}));
+  EXPECT_EQ(stage.Commit(),
+            (CommitPoint{.offset = 5, .last_epoch = recorder.acked, .seed_offset = 0}));
 }
 
 TEST(Stage1Test, RecordsThatAreNotExportRequestsAreCountedAndSkipped) {
