@@ -43,6 +43,7 @@ Stage1Counters& Stage1Counters::operator+=(const Stage1Counters& other) {
   suppressed_epochs += other.suppressed_epochs;
   clamped_timestamps += other.clamped_timestamps;
   seed_records += other.seed_records;
+  late_spans_after_replay += other.late_spans_after_replay;
   seed_overflow += other.seed_overflow;
   return *this;
 }
@@ -160,6 +161,7 @@ void Stage1Partition::Process(int64_t offset, int64_t timestamp_ms, std::string_
   shard_batch.strings = std::make_shared<const std::string>(std::move(batch_.strings));
   shard_batch.spans = std::move(batch_.spans);
   processor_->Process(shard_batch);
+  counters_.late_spans_after_replay = processor_->seeded_late_spans();
   batch_ = SpanBatch{};
 }
 

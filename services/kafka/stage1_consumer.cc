@@ -907,6 +907,7 @@ void Stage1Consumer::Loop::PublishStats() {
   s.suppressed_epochs = c.suppressed_epochs;
   s.clamped_timestamps = c.clamped_timestamps;
   s.seed_records = c.seed_records;
+  s.late_spans_after_replay = c.late_spans_after_replay;
   s.seed_overflow = c.seed_overflow;
   s.owned_partitions = static_cast<int32_t>(owned_.size());
   s.assignment_done = assignment_done_;

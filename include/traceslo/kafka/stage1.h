@@ -93,6 +93,9 @@ struct Stage1Counters {
   uint64_t suppressed_epochs = 0;   // recomputed at or before the resume point's E, not published
   uint64_t clamped_timestamps = 0;  // records stamped more than max_stream_jump ahead
   uint64_t seed_records = 0;        // read in seed mode (before the resume point's L)
+  // Late spans (at or after L) of traces known only from the seed range: without it they would
+  // have counted as new traces (SliShardProcessor::seeded_late_spans()).
+  uint64_t late_spans_after_replay = 0;
   // Spans of the seed range whose trace the seed memory had no room for (it holds at most
   // SliShardProcessor::kMaxSeededPerLive * max_live_traces traces): their late spans after L may
   // count as new traces.

@@ -74,13 +74,15 @@ struct Stage1ConsumerStats {
   uint64_t suppressed_epochs = 0;   // recomputed up to a resume point's E, not published
   uint64_t clamped_timestamps = 0;  // records stamped beyond Stage1Options::max_stream_jump
   uint64_t seed_records = 0;        // read in seed mode (before a resume point's L)
-  uint64_t seed_overflow = 0;       // seed-range spans whose trace was not remembered (cap)
-  uint64_t published_records = 0;   // traceslo_deltas records delivered
-  uint64_t published_bytes = 0;     // their values' bytes
-  uint64_t delivery_errors = 0;     // records whose delivery failed for good
-  uint64_t idle_advances = 0;       // stream-time moves of idle partitions
-  uint64_t commits = 0;             // offset commits that succeeded
-  uint64_t commit_errors = 0;       // offset commits that failed
+  // Late spans after a resume point recognised through the seed range (without it: new traces).
+  uint64_t late_spans_after_replay = 0;
+  uint64_t seed_overflow = 0;      // seed-range spans whose trace was not remembered (cap)
+  uint64_t published_records = 0;  // traceslo_deltas records delivered
+  uint64_t published_bytes = 0;    // their values' bytes
+  uint64_t delivery_errors = 0;    // records whose delivery failed for good
+  uint64_t idle_advances = 0;      // stream-time moves of idle partitions
+  uint64_t commits = 0;            // offset commits that succeeded
+  uint64_t commit_errors = 0;      // offset commits that failed
   // Assigned partitions whose committed metadata was missing or garbled (resumed from the
   // committed offset with E = -1), and those committed under another config hash (resumed as
   // committed).
