@@ -301,6 +301,61 @@ TEST(Stage1Test, ALateSpanOfATraceClosedBeforeTheCommitPointStaysLateAfterAResum
   EXPECT_EQ(counters.late_spans_after_replay, 0u);
 }
 
+// A trace with a record before L can still be open when the record at L is processed (it
+// completes by the seal of E): here L is held back to trace 2's first record by trace 2, open at
+// the commit, while trace 1 began before it and goes on after it. Seeded as open, trace 1 takes
+// its span at offset 2 (not late) and completes at the same tick as in the uninterrupted run, so
+// only its span after that counts as a late span after the replay.
+TEST(Stage1Test, ASeededTraceStillOpenAtLTakesItsSpansUntilItCompletes) {
+  auto span = [](uint64_t trace, uint64_t id, uint64_t parent, int64_t end_ms) {
+    return TestSpan{.trace = TraceIdOf(kTraceIdHigh, trace),
+                    .id = id,
+                    .parent = parent,
+                    .service = "checkout",
+                    .name = "op",
+                    .kind = PbSpan::SPAN_KIND_SERVER,
+                    .start_ms = end_ms - 50,
+                    .end_ms = end_ms};
+  };
+  const std::vector<Record> records = {
+      {0, kBaseMs + 100, Encode({span(1, 1, 0, kBaseMs + 100)})},
+      {1, kBaseMs + 200, Encode({span(2, 2, 0, kBaseMs + 200)})},
+      {2, kBaseMs + 1'500, Encode({span(1, 3, 1, kBaseMs + 1'500)})},  // trace 1: done at +4 s
+      {3, kBaseMs + 1'800, Encode({span(2, 4, 2, kBaseMs + 1'800)})},
+      {4, kBaseMs + 3'500, Encode({span(2, 5, 2, kBaseMs + 3'500)})},
+      {5, kBaseMs + 5'000, Encode({span(2, 6, 2, kBaseMs + 5'000)})},  // commit here
+      {6, kBaseMs + 6'500, Encode({span(2, 7, 2, kBaseMs + 6'500)})},
+      {7, kBaseMs + 7'000, Encode({span(1, 8, 1, kBaseMs + 7'000)})},  // trace 1's late span
+  };
+  const int64_t end_ms = kBaseMs + 60'000;
+  pipeline::SeriesRegistry registry(100, 100);
+
+  Recorder single(kDstPartitions);
+  Stage1Partition whole(Options(), registry, single, CommitPoint{});
+  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
+  whole.AdvanceTo(end_ms);
+  std::map<int64_t, EpochContent> want;
+  for (const auto& [epoch, r] : single.published) want[epoch] = Content(r);
+  ASSERT_EQ(Totals(want), (std::array<uint64_t, 3>{2, 0, 1}));
+
+  Recorder old_owner(kDstPartitions);
+  Stage1Partition before(Options(), registry, old_owner, CommitPoint{});
+  Feed(before, old_owner, records, 0, 6, 0, [](int64_t) {});
+  const CommitPoint commit = before.Commit();
+  ASSERT_EQ(commit, (CommitPoint{.offset = 1, .last_epoch = kBaseMs / 1000 + 4, .seed_offset = 0}));
+
+  Stage1Counters counters;
+  const std::map<int64_t, EpochContent> seeded =
+      Resumed(registry, old_owner, commit, commit.seed_offset, records, end_ms, &counters);
+  ASSERT_EQ(seeded.size(), want.size());
+  for (const auto& [epoch, content] : want) {
+    ASSERT_TRUE(seeded.contains(epoch)) << "epoch " << epoch;
+    ExpectSameContent(seeded.at(epoch), content, "epoch " + std::to_string(epoch));
+  }
+  EXPECT_EQ(counters.seed_records, 1u);
+  EXPECT_EQ(counters.late_spans_after_replay, 1u) << "offset 7 only; offset 2 extends trace 1";
+}
+
 // The property of ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs with late spans:
 // with the seed range the union of the epochs is exactly the uninterrupted run's; without it
 // some resume counts a late span as a new trace.
