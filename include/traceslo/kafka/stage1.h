@@ -16,15 +16,17 @@
 //
 // Seed range: the SLI engine remembers completed trace ids for trace_max_age, so that a late span
 // of a classified trace counts as late and never as a second trace. A trace with a record before
-// L completed before the commit (every trace live at it has its first record at or after L), so a
-// new owner reading from L alone would count its late spans as new one-span partial traces. The
+// L completed by the seal of E (every trace live at a later seal, or at the commit, has its first
+// record at or after L), possibly after the record at L was processed; a new owner reading from L
+// alone would count its late spans as new one-span partial traces. The
 // commit point therefore also carries S <= L: the lowest offset whose records tell a new owner
 // every trace id the old one could still know when it processed the record at L (the first record
 // of each such trace: 2 x (trace_max_age + epoch_length) of stream time before L's epoch, see
 // SeedOffsetFor()). A new owner reads [S, L) in seed mode: the records are decoded and their
 // trace ids followed by the engine's idle and age rules (ticks at epoch boundaries), nothing is
 // counted, stream time does not move and no epoch is sealed; the engine then starts with that
-// memory (SliShardProcessor::Seed).
+// memory (SliShardProcessor::Seed): traces still open there take their spans until they complete,
+// completed ones make theirs late spans until they are forgotten.
 
 #include <chrono>
 #include <cstdint>
@@ -154,8 +156,9 @@ class Stage1Partition {
   // Hands the seed memory to the new processor, as of stream time `at_ms`.
   void HandOverSeeds(int64_t at_ms);
   void NoteEpochOffset(int64_t stream_ms, int64_t offset);
-  // S for a commit at offset L (<= L): the first offset of the epoch kSeedHorizon before the
-  // epoch of the record at L, or the earliest offset read when that is earlier.
+  // S for a commit at offset L (<= L): the first offset of the epoch seed_horizon_epochs_ before
+  // the epoch of the record at L, or the earliest offset read (seed mode's included) when that is
+  // earlier.
   int64_t SeedOffsetFor(int64_t offset) const;
   void SealThrough(int64_t stream_ms);
   // The first offset whose stream time was at least `arrival_ms` (a conservative bound on the
