@@ -58,6 +58,17 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
           "Spans stage 1 read again after an assignment (at or before the previous owner's last "
           "processed offset).",
           {{{}, D(s1.replayed_spans)}});
+  counter("traceslo_kafka_seed_records_total",
+          "Spans-topic records stage 1 read before a resume point's L only to learn the trace ids "
+          "the previous owner still knew (nothing counted).",
+          {{{}, D(s1.seed_records)}});
+  counter("traceslo_kafka_late_spans_after_replay_total",
+          "Late spans after a resume point whose trace completed before it, recognised through "
+          "the seed records (without them: a new partial trace).",
+          {{{}, D(s1.late_spans_after_replay)}});
+  counter("traceslo_kafka_seed_overflow_spans_total",
+          "Seed-record spans whose trace the seed memory (2 x max_live_traces) had no room for.",
+          {{{}, D(s1.seed_overflow)}});
   counter("traceslo_kafka_epochs_total",
           "Epochs stage 1 sealed: published, or suppressed (recomputed up to a resume point).",
           {{{{"outcome", "published"}}, D(s1.published_epochs)},

@@ -60,31 +60,37 @@ absl::StatusOr<ingest::OtlpFileFormat> ParseSpansEncoding(std::string_view encod
 std::string Stage1Consumer::FormatCommitMetadata(const CommitMetadata& metadata) {
   char hash[17];
   std::snprintf(hash, sizeof hash, "%llx", static_cast<unsigned long long>(metadata.config_hash));
-  return absl::StrCat("E=", metadata.last_epoch, ";H=", metadata.last_offset, ";cfg=", hash);
+  std::string text =
+      absl::StrCat("E=", metadata.last_epoch, ";H=", metadata.last_offset, ";cfg=", hash);
+  if (metadata.seed_offset >= 0) absl::StrAppend(&text, ";S=", metadata.seed_offset);
+  return text;
 }
 
 absl::StatusOr<Stage1Consumer::CommitMetadata> Stage1Consumer::ParseCommitMetadata(
     std::string_view text) {
   const auto bad = [&] {
-    return absl::InvalidArgumentError(absl::StrCat("commit metadata '",
-                                                   std::string(text.substr(0, 100)),
-                                                   "' is not E=<epoch>;H=<offset>;cfg=<hex>"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("commit metadata '", std::string(text.substr(0, 100)),
+                     "' is not E=<epoch>;H=<offset>;cfg=<hex>[;S=<offset>]"));
   };
   CommitMetadata out;
   std::string_view rest = text;
-  const auto field = [&](std::string_view name, auto& value, int base, bool last) -> bool {
+  // A field up to the next ';' (consumed too) or the end.
+  const auto field = [&](std::string_view name, auto& value, int base) -> bool {
     if (rest.substr(0, name.size()) != name) return false;
     rest.remove_prefix(name.size());
-    const size_t end = last ? rest.size() : rest.find(';');
-    if (end == std::string_view::npos || end == 0) return false;
+    const size_t end = std::min(rest.find(';'), rest.size());
+    if (end == 0 || (end < rest.size() && end + 1 == rest.size())) return false;
     const std::string_view digits = rest.substr(0, end);
     auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value, base);
     if (ec != std::errc() || ptr != digits.data() + digits.size()) return false;
-    rest.remove_prefix(last ? end : end + 1);
+    rest.remove_prefix(std::min(end + 1, rest.size()));
     return true;
   };
-  if (!field("E=", out.last_epoch, 10, false) || !field("H=", out.last_offset, 10, false) ||
-      !field("cfg=", out.config_hash, 16, true) || out.last_epoch < -1 || out.last_offset < -1) {
+  if (!field("E=", out.last_epoch, 10) || rest.empty() || !field("H=", out.last_offset, 10) ||
+      rest.empty() || !field("cfg=", out.config_hash, 16) ||
+      (!rest.empty() && (!field("S=", out.seed_offset, 10) || out.seed_offset < 0)) ||
+      !rest.empty() || out.last_epoch < -1 || out.last_offset < -1) {
     return bad();
   }
   return out;
@@ -140,7 +146,7 @@ class Stage1Consumer::Loop {
     bool started = false;       // stream time was set (by a record or an idle advance)
     // What was last sent to be committed (or read at the assignment): unchanged points are not
     // sent again (an outstanding commit holds up librdkafka's reading of committed offsets).
-    std::tuple<int64_t, int64_t, int64_t> sent{-1, -1, -1};  // (L, E, H)
+    std::tuple<int64_t, int64_t, int64_t, int64_t> sent{-1, -1, -1, -1};  // (L, E, H, S)
     SteadyTime idle_since;
     int64_t idle_stream_ms = 0;  // the stream time at idle_since
   };
@@ -543,9 +549,11 @@ void Stage1Consumer::Loop::HandleMessage(const rd_kafka_message_t& message) {
   owned.last_offset = std::max(owned.last_offset, message.offset);
   owned.next_offset = message.offset + 1;
   owned.at_end = false;
-  owned.started = true;
   owned.idle_since = clock_.SteadyNow();
-  owned.idle_stream_ms = owned.stage->stream_time_ms();
+  if (owned.stage->started()) {  // not in seed mode: stream time is set
+    owned.started = true;
+    owned.idle_stream_ms = owned.stage->stream_time_ms();
+  }
 }
 
 void Stage1Consumer::Loop::Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -611,6 +619,11 @@ void Stage1Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list, bool re
       if (metadata.ok()) {
         resume.last_epoch = metadata->last_epoch;
         replay_until = metadata->last_offset;
+        if (metadata->seed_offset >= 0 && metadata->seed_offset < point.offset) {
+          // The seed range first (Stage1Partition reads it in seed mode).
+          resume.seed_offset = metadata->seed_offset;
+          wanted.offset = metadata->seed_offset;
+        }
         if (metadata->config_hash != options_.config_hash) ++counts_.config_hash_changes;
       } else {
         ++counts_.bad_commit_metadata;
@@ -648,7 +661,8 @@ void Stage1Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list, bool re
     owned.idle_stream_ms = resume.last_epoch >= 0
                                ? (resume.last_epoch + 1) * options_.epoch_length.count()
                                : UnixMillis(clock_.Now());
-    owned.sent = {resume.offset, resume.last_epoch, replay_until};
+    owned.sent = {resume.offset, resume.last_epoch, replay_until,
+                  resume.seed_offset >= 0 ? resume.seed_offset : resume.offset};
     resync_.erase(partition);
     ++(resync ? counts_.partition_resyncs : counts_.partitions_assigned);
     logger_.Info(
@@ -792,13 +806,14 @@ void Stage1Consumer::Loop::CommitOwned(const std::set<int32_t>& partitions, bool
   for (auto& [partition, owned] : owned_) {
     if (!partitions.empty() && !partitions.contains(partition)) continue;
     const CommitPoint point = owned.stage->Commit();
-    const std::tuple<int64_t, int64_t, int64_t> sent{point.offset, point.last_epoch,
-                                                     owned.last_offset};
+    const std::tuple<int64_t, int64_t, int64_t, int64_t> sent{point.offset, point.last_epoch,
+                                                              owned.last_offset, point.seed_offset};
     if (!sync && sent == owned.sent) continue;
     owned.sent = sent;
     const std::string metadata = FormatCommitMetadata({.last_epoch = point.last_epoch,
                                                        .last_offset = owned.last_offset,
-                                                       .config_hash = options_.config_hash});
+                                                       .config_hash = options_.config_hash,
+                                                       .seed_offset = point.seed_offset});
     rd_kafka_topic_partition_t* entry =
         rd_kafka_topic_partition_list_add(offsets.get(), options_.spans_topic.c_str(), partition);
     entry->offset = point.offset;
@@ -830,7 +845,7 @@ void Stage1Consumer::Loop::OnCommitted(rd_kafka_resp_err_t err,
     if (entry.err != RD_KAFKA_RESP_ERR_NO_ERROR) err = entry.err;
     // Sent again at the next interval.
     if (auto it = owned_.find(entry.partition); it != owned_.end()) {
-      it->second.sent = {-1, -1, -1};
+      it->second.sent = {-1, -1, -1, -1};
     }
   }
   if (failed) {
@@ -891,6 +906,9 @@ void Stage1Consumer::Loop::PublishStats() {
   s.published_epochs = c.published_epochs;
   s.suppressed_epochs = c.suppressed_epochs;
   s.clamped_timestamps = c.clamped_timestamps;
+  s.seed_records = c.seed_records;
+  s.late_spans_after_replay = c.late_spans_after_replay;
+  s.seed_overflow = c.seed_overflow;
   s.owned_partitions = static_cast<int32_t>(owned_.size());
   s.assignment_done = assignment_done_;
   MutexLock lock(stats_mu_);

@@ -492,6 +492,20 @@ void SliShardProcessor::Process(const ShardBatch& batch) {
       if (entry) CountRequest(ids.series, bucket, duration, error, signature);
       continue;
     }
+    if (!seeded_.empty()) {
+      if (auto it = seeded_.find(span.trace_id); it != seeded_.end()) {
+        Seeded& seeded = it->second;
+        if (seeded.completed_nanos < 0) {
+          // Its trace began in spans not processed here and is not complete yet.
+          seeded.last_arrival_nanos = ArrivalNanos(now_ms);
+        } else {
+          ++delta_.late_spans;
+          ++seeded_late_spans_;
+        }
+        if (entry) CountRequest(ids.series, bucket, duration, error, signature);
+        continue;
+      }
+    }
     const uint32_t slot = FindOrCreate(span.trace_id, now_ms, now);
     LiveTrace& trace = Slot(slot);
     const int64_t bucket_delta = bucket - BaseBucket(trace);
@@ -904,6 +918,39 @@ void SliShardProcessor::CompleteExpired(int64_t now, bool all) {
     completed_.erase(completed_order_.front().first);
     completed_order_.pop_front();
   }
+  if (!seeded_.empty()) {
+    // The same rules for the seeded traces: they complete, then are forgotten.
+    for (auto it = seeded_.begin(); it != seeded_.end();) {
+      Seeded& seeded = it->second;
+      if (seeded.completed_nanos < 0) {
+        if (all || seeded.last_arrival_nanos <= idle_before ||
+            seeded.first_arrival_nanos <= born_before) {
+          seeded.completed_nanos = now;
+        }
+        ++it;
+      } else if (seeded.completed_nanos <= born_before) {
+        seeded_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    if (seeded_.empty()) seeded_ = decltype(seeded_)();  // its storage too
+  }
+}
+
+size_t SliShardProcessor::Seed(std::vector<SeededTrace> traces) {
+  const size_t cap = size_t{kMaxSeededPerLive} * options_.max_live_traces;
+  size_t dropped = 0;
+  for (const SeededTrace& t : traces) {
+    if (seeded_.size() >= cap && !seeded_.contains(t.trace_id)) {
+      ++dropped;
+      continue;
+    }
+    seeded_[t.trace_id] = Seeded{.first_arrival_nanos = t.first_arrival_nanos,
+                                 .last_arrival_nanos = t.last_arrival_nanos,
+                                 .completed_nanos = t.completed_nanos.value_or(-1)};
+  }
+  return dropped;
 }
 
 void SliShardProcessor::CompactSparseStorage() {

@@ -13,6 +13,20 @@
 // first record of any unacknowledged epoch, nor than the first record of any trace that was live
 // when such an epoch (or the current one) was sealed. A new owner resumes with that point: it
 // reads from L, recomputes epochs up to E without publishing them, and publishes from E + 1.
+//
+// Seed range: the SLI engine remembers completed trace ids for trace_max_age, so that a late span
+// of a classified trace counts as late and never as a second trace. A trace with a record before
+// L completed by the seal of E (every trace live at a later seal, or at the commit, has its first
+// record at or after L), possibly after the record at L was processed; a new owner reading from L
+// alone would count its late spans as new one-span partial traces. The
+// commit point therefore also carries S <= L: the lowest offset whose records tell a new owner
+// every trace id the old one could still know when it processed the record at L (the first record
+// of each such trace: 2 x (trace_max_age + epoch_length) of stream time before L's epoch, see
+// SeedOffsetFor()). A new owner reads [S, L) in seed mode: the records are decoded and their
+// trace ids followed by the engine's idle and age rules (ticks at epoch boundaries), nothing is
+// counted, stream time does not move and no epoch is sealed; the engine then starts with that
+// memory (SliShardProcessor::Seed): traces still open there take their spans until they complete,
+// completed ones make theirs late spans until they are forgotten.
 
 #include <chrono>
 #include <cstdint>
@@ -25,7 +39,9 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "traceslo/common/manual_clock.h"
+#include "traceslo/common/span.h"
 #include "traceslo/ingest/otlp_file.h"
 #include "traceslo/kafka/delta_batch.h"
 #include "traceslo/pipeline/series_registry.h"
@@ -35,10 +51,12 @@
 namespace traceslo::kafka {
 
 // Where a partition's consumption resumes: read from `offset` (L); epochs up to `last_epoch` (E)
-// were published already (-1: none).
+// were published already (-1: none). Records from `seed_offset` (S) up to L are read in seed mode
+// (see the file comment); -1, or not below L: none.
 struct CommitPoint {
   int64_t offset = 0;
   int64_t last_epoch = -1;
+  int64_t seed_offset = -1;
   friend bool operator==(const CommitPoint&, const CommitPoint&) = default;
 };
 
@@ -76,6 +94,14 @@ struct Stage1Counters {
   uint64_t published_epochs = 0;
   uint64_t suppressed_epochs = 0;   // recomputed at or before the resume point's E, not published
   uint64_t clamped_timestamps = 0;  // records stamped more than max_stream_jump ahead
+  uint64_t seed_records = 0;        // read in seed mode (before the resume point's L)
+  // Late spans (at or after L) of traces known only from the seed range: without it they would
+  // have counted as new traces (SliShardProcessor::seeded_late_spans()).
+  uint64_t late_spans_after_replay = 0;
+  // Spans of the seed range whose trace the seed memory had no room for (it holds at most
+  // SliShardProcessor::kMaxSeededPerLive * max_live_traces traces): their late spans after L may
+  // count as new traces.
+  uint64_t seed_overflow = 0;
   Stage1Counters& operator+=(const Stage1Counters& other);
 };
 
@@ -88,8 +114,9 @@ class Stage1Partition {
   Stage1Partition(const Stage1Partition&) = delete;
   Stage1Partition& operator=(const Stage1Partition&) = delete;
 
-  // The record at `offset` (offsets increase, from the resume point's on), with its timestamp
-  // (unix ms). Seals every epoch the record's stream time passed before decoding it.
+  // The record at `offset` (offsets increase, from the resume point's S, or L without one), with
+  // its timestamp (unix ms). Seals every epoch the record's stream time passed before decoding it.
+  // Records before L are read in seed mode.
   void Process(int64_t offset, int64_t timestamp_ms, std::string_view value);
   // Moves stream time to `stream_time_ms` without a record (an idle partition), sealing the
   // epochs it passes.
@@ -100,7 +127,9 @@ class Stage1Partition {
   CommitPoint Commit() const;
 
   const Stage1Counters& counters() const { return counters_; }
+  // Valid once started(): the first record at or after L, or AdvanceTo(), sets it.
   int64_t stream_time_ms() const { return stream_ms_; }
+  bool started() const { return started_; }
 
  private:
   // Captures what the processor publishes at a tick.
@@ -113,6 +142,24 @@ class Stage1Partition {
     pipeline::ShardDelta delta_;
   };
 
+  // A trace id followed through the seed range (times: stream time, unix ns).
+  struct SeedTrace {
+    int64_t first_ns;
+    int64_t last_ns;
+    int64_t completed_ns;  // -1 while not completed
+  };
+
+  void ProcessSeed(int64_t offset, int64_t timestamp_ms, std::string_view value);
+  // Completes `trace` if a tick at an epoch boundary up to `at_ns` would have; true when its
+  // memory ran out by then (trace_max_age after completion).
+  bool SeedForgotten(SeedTrace& trace, int64_t at_ns) const;
+  // Hands the seed memory to the new processor, as of stream time `at_ms`.
+  void HandOverSeeds(int64_t at_ms);
+  void NoteEpochOffset(int64_t stream_ms, int64_t offset);
+  // S for a commit at offset L (<= L): the first offset of the epoch seed_horizon_epochs_ before
+  // the epoch of the record at L, or the earliest offset read (seed mode's included) when that is
+  // earlier.
+  int64_t SeedOffsetFor(int64_t offset) const;
   void SealThrough(int64_t stream_ms);
   // The first offset whose stream time was at least `arrival_ms` (a conservative bound on the
   // first record of a trace that arrived then).
@@ -139,6 +186,16 @@ class Stage1Partition {
   int64_t last_acked_;                // E: every epoch up to it is acknowledged
   int64_t last_sealed_;
   std::deque<std::pair<int64_t, int64_t>> stream_offsets_;  // (stream ms, first offset at it)
+  // (epoch, first offset in it) for every epoch with a record, seed mode's included, back to the
+  // current S: at most seed_horizon_epochs_ + the epochs since L's (SeedOffsetFor()).
+  std::deque<std::pair<int64_t, int64_t>> epoch_offsets_;
+  const int64_t seed_horizon_epochs_;
+  const int64_t resume_seed_;  // S of the resume point (L when it has none)
+  // Seed mode: its own stream time (the largest timestamp read there) and the trace ids it saw,
+  // capped at kMaxSeededPerLive * max_live_traces. Emptied once the processor has them.
+  bool seeding_ = false;
+  int64_t seed_ms_ = 0;
+  absl::flat_hash_map<TraceId, SeedTrace> seeds_;
   Stage1Counters counters_;
 };
 

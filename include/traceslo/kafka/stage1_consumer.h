@@ -6,12 +6,13 @@
 //
 // Offsets are committed explicitly, never automatically: every commit_interval, and on a graceful
 // revoke or shutdown, each owned partition commits its CommitPoint — offset L and the metadata
-// "E=<last acknowledged epoch>;H=<last processed offset>;cfg=<config hash, hex>". An epoch is
+// "E=<last acknowledged epoch>;H=<last processed offset>;cfg=<config hash, hex>;S=<seed offset>".
+// An epoch is
 // acknowledged once every one of its traceslo_deltas records was delivered; a delivery that
 // failed for good never acknowledges (the partition's commit point stops there, and the next
-// owner republishes from it). A new owner reads the committed point, resumes from L and
-// suppresses the epochs up to E. A lost partition (session expired, fenced) is dropped without a
-// commit.
+// owner republishes from it). A new owner reads the committed point, reads [S, L) in seed mode
+// (Stage1Partition), resumes from L and suppresses the epochs up to E. A lost partition (session
+// expired, fenced) is dropped without a commit.
 
 #include <chrono>
 #include <cstdint>
@@ -72,12 +73,16 @@ struct Stage1ConsumerStats {
   uint64_t published_epochs = 0;
   uint64_t suppressed_epochs = 0;   // recomputed up to a resume point's E, not published
   uint64_t clamped_timestamps = 0;  // records stamped beyond Stage1Options::max_stream_jump
-  uint64_t published_records = 0;   // traceslo_deltas records delivered
-  uint64_t published_bytes = 0;     // their values' bytes
-  uint64_t delivery_errors = 0;     // records whose delivery failed for good
-  uint64_t idle_advances = 0;       // stream-time moves of idle partitions
-  uint64_t commits = 0;             // offset commits that succeeded
-  uint64_t commit_errors = 0;       // offset commits that failed
+  uint64_t seed_records = 0;        // read in seed mode (before a resume point's L)
+  // Late spans after a resume point recognised through the seed range (without it: new traces).
+  uint64_t late_spans_after_replay = 0;
+  uint64_t seed_overflow = 0;      // seed-range spans whose trace was not remembered (cap)
+  uint64_t published_records = 0;  // traceslo_deltas records delivered
+  uint64_t published_bytes = 0;    // their values' bytes
+  uint64_t delivery_errors = 0;    // records whose delivery failed for good
+  uint64_t idle_advances = 0;      // stream-time moves of idle partitions
+  uint64_t commits = 0;            // offset commits that succeeded
+  uint64_t commit_errors = 0;      // offset commits that failed
   // Assigned partitions whose committed metadata was missing or garbled (resumed from the
   // committed offset with E = -1), and those committed under another config hash (resumed as
   // committed).
@@ -132,15 +137,20 @@ class Stage1Consumer {
 
   Stage1ConsumerStats Stats() const;
 
-  // The committed offsets' metadata and its parse (E and H are -1 when absent).
+  // The committed offsets' metadata and its parse (E, H and S are -1 when absent; S absent: no
+  // seed range).
   struct CommitMetadata {
     int64_t last_epoch = -1;
     int64_t last_offset = -1;
     uint64_t config_hash = 0;
+    int64_t seed_offset = -1;
     friend bool operator==(const CommitMetadata&, const CommitMetadata&) = default;
   };
+  // "E=<int>;H=<int>;cfg=<hex>;S=<int>", without ";S=" when seed_offset is -1.
   static std::string FormatCommitMetadata(const CommitMetadata& metadata);
-  // InvalidArgument unless `text` is exactly "E=<int>;H=<int>;cfg=<hex>" with E, H >= -1.
+  // InvalidArgument unless `text` is exactly "E=<int>;H=<int>;cfg=<hex>" with E, H >= -1,
+  // optionally followed by ";S=<int>" with S >= 0 (written since seed ranges exist; the form
+  // without it is accepted as committed by older versions).
   static absl::StatusOr<CommitMetadata> ParseCommitMetadata(std::string_view text);
 
  private:

@@ -31,6 +31,16 @@ struct ErrorPolicy {
 };
 bool IsErrorSpan(const Span& span, const ErrorPolicy& policy);
 
+// A trace known from spans that a processor did not process (Kafka stage 1's records before a
+// resume point, docs/kafka.md): the arrival times (clock time, unix ns) of its first and last span
+// there and, if it completed there, the tick it completed at.
+struct SeededTrace {
+  TraceId trace_id{};
+  int64_t first_arrival_nanos = 0;
+  int64_t last_arrival_nanos = 0;
+  std::optional<int64_t> completed_nanos;
+};
+
 struct SliOptions {
   uint32_t shard = 0;
   std::chrono::nanoseconds trace_idle_timeout = std::chrono::seconds(15);
@@ -67,6 +77,20 @@ class SliShardProcessor final : public ShardProcessor {
   void OnTick() override;
   // Completes every live trace and publishes.
   void OnShutdown() override;
+
+  // Takes over what an earlier processor of the same spans knew of `traces` (before the first
+  // Process()). A seeded trace that has not completed completes at a tick by the idle and age
+  // rules, as a live one would; until then its spans extend it and count as spans only (its first
+  // spans were never seen here, so it is neither assembled nor counted as a trace). After it
+  // completed, for trace_max_age, its spans are late spans, exactly as for a trace completed here,
+  // and also counted in seeded_late_spans(). Seeded traces are neither live traces nor in the
+  // commit point's OldestLiveArrivalNanos(). At most kMaxSeededPerLive * max_live_traces are kept
+  // (the live set and the completed-id memory, each capped at max_live_traces); returns how many
+  // of `traces` were not.
+  size_t Seed(std::vector<SeededTrace> traces);
+  // Late spans recognised through Seed()'s memory (cumulative).
+  uint64_t seeded_late_spans() const { return seeded_late_spans_; }
+  static constexpr uint32_t kMaxSeededPerLive = 2;
 
   size_t live_traces() const { return index_.size(); }
   // The first arrival (clock time, unix ns, rounded up to the millisecond) of the oldest live
@@ -241,6 +265,14 @@ class SliShardProcessor final : public ShardProcessor {
 
   absl::flat_hash_set<TraceId, TraceIdHash, TraceIdEq> completed_;
   std::deque<std::pair<TraceId, int64_t>> completed_order_;  // (id, completion time)
+  // Seed()'s traces, until trace_max_age after their completion. Never grows after Seed().
+  struct Seeded {
+    int64_t first_arrival_nanos;
+    int64_t last_arrival_nanos;
+    int64_t completed_nanos;  // -1 while not completed
+  };
+  absl::flat_hash_map<TraceId, Seeded, TraceIdHash, TraceIdEq> seeded_;
+  uint64_t seeded_late_spans_ = 0;
 
   // The delta being built, and where its entries are.
   ShardDelta delta_;

@@ -113,8 +113,10 @@ struct Corpus {
 // holds 1-3 spans of one trace that ended within 300 ms, keyed by the trace id and placed by
 // FNV-1a, its timestamp increasing per partition. `bad` records that are not export requests are
 // mixed in. With `ticks`, every partition ends with an empty export request 30 s after the last
-// record, so every trace completes and every epoch before it is sealed.
-Corpus MakeCorpus(uint64_t seed, int traces, int bad, bool ticks) {
+// record, so every trace completes and every epoch before it is sealed. With `late_every` > 0,
+// every `late_every`-th trace gets one more SERVER span, a child of its root, exported 5 s after
+// the trace ended (a late span: its trace completed at the idle timeout).
+Corpus MakeCorpus(uint64_t seed, int traces, int bad, bool ticks, int late_every = 0) {
   std::mt19937_64 random(seed);
   const std::vector<std::string> services = {"gateway", "checkout", "payment", "inventory"};
   std::vector<TestSpan> spans;
@@ -144,6 +146,16 @@ Corpus MakeCorpus(uint64_t seed, int traces, int bad, bool ticks) {
       s.error = fails && j == failing;
       s.entry = s.kind == PbSpan::SPAN_KIND_SERVER;
       trace_spans.push_back(s);
+    }
+    if (late_every > 0 && t % late_every == 0) {
+      TestSpan late = trace_spans.front();
+      late.id = next_id++;
+      late.parent = trace_spans.front().id;
+      late.name = "late";
+      late.start_ms = start + 5'350;
+      late.end_ms = start + 5'400;
+      late.error = false;
+      trace_spans.push_back(late);
     }
     if (rootless) {
       trace_spans.erase(trace_spans.begin());
@@ -263,7 +275,8 @@ Offline RunOffline(const Corpus& corpus, size_t until,
     for (size_t i = 0; i < until; ++i) {
       const CorpusRecord& r = corpus.records[i];
       if (r.partition != p) continue;
-      if (offset >= from.offset) {
+      if (offset >=
+          (from.seed_offset >= 0 ? std::min(from.offset, from.seed_offset) : from.offset)) {
         stage.Process(offset, r.timestamp_ms, r.value);
         for (const auto& [epoch, records] : recorder.published) stage.Acknowledge(epoch);
       }
@@ -556,6 +569,12 @@ class Stage1ConsumerTest : public ::testing::Test {
     return records;
   }
 
+  // One member consumes the first half of `corpus` and stops gracefully; a second one resumes
+  // from its commits. Checks the commits against the offline run's, the second member's
+  // suppressed epochs, replayed spans and seed records against independently computed ones, and
+  // every epoch against the uninterrupted run. Returns the second member's stats.
+  Stage1ConsumerStats ExpectExactGracefulRestart(const Corpus& corpus);
+
   Cluster cluster_;
   SystemClock clock_;
   Logger logger_{clock_, LogFormat::kLogfmt, LogLevel::kWarn};
@@ -593,8 +612,7 @@ TEST_F(Stage1ConsumerTest, StaysExactUnderBrokerErrorsLatencyAndBadRecords) {
   ExpectExactRun(corpus);  // bad_records == 9, the rest exact
 }
 
-TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
-  const Corpus corpus = MakeCorpus(2, 300, 0, /*ticks=*/true);
+Stage1ConsumerStats Stage1ConsumerTest::ExpectExactGracefulRestart(const Corpus& corpus) {
   const size_t half = (corpus.records.size() - kSpansPartitions) / 2;
   const Offline whole = RunOffline(corpus, corpus.records.size());
   const Offline first = RunOffline(corpus, half);
@@ -602,7 +620,10 @@ TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
   // The first member consumes the first half and stops gracefully.
   Produce(cluster_.bootstrap(), corpus, 0, half);
   std::unique_ptr<Stage1Consumer> before = Started(Options());
-  ASSERT_NE(before, nullptr);
+  if (before == nullptr) {
+    ADD_FAILURE() << "no first member";
+    return {};
+  }
   const Stage1ConsumerStats stats_before = RunUntil(*before, half, first.epochs.size());
   before.reset();
 
@@ -614,30 +635,38 @@ TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
     if (i < half) last_offset[p] = total[p];
     ++total[p];
   }
-  const std::regex format("E=(-1|[0-9]+);H=(-1|[0-9]+);cfg=c0ffee");
+  const std::regex format("E=(-1|[0-9]+);H=(-1|[0-9]+);cfg=c0ffee;S=[0-9]+");
   std::map<int32_t, CommitPoint> resume;
   for (const auto& [p, committed] : Committed()) {
     const auto& [offset, metadata] = committed;
     EXPECT_TRUE(std::regex_match(metadata, format)) << p << ": " << metadata;
     absl::StatusOr<Stage1Consumer::CommitMetadata> parsed =
         Stage1Consumer::ParseCommitMetadata(metadata);
-    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    if (!parsed.ok()) {
+      ADD_FAILURE() << parsed.status();
+      continue;
+    }
     EXPECT_EQ(offset, first.commits.at(p).offset) << p;
     EXPECT_EQ(parsed->last_epoch, first.commits.at(p).last_epoch) << p;
     EXPECT_GE(parsed->last_epoch, 0) << p;
     EXPECT_EQ(parsed->last_offset, last_offset.at(p)) << p;
     EXPECT_EQ(parsed->config_hash, kConfigHash);
-    resume[p] = CommitPoint{.offset = offset, .last_epoch = parsed->last_epoch};
+    EXPECT_EQ(parsed->seed_offset, first.commits.at(p).seed_offset) << p;
+    EXPECT_LE(parsed->seed_offset, offset) << p;
+    resume[p] = CommitPoint{
+        .offset = offset, .last_epoch = parsed->last_epoch, .seed_offset = parsed->seed_offset};
   }
-  ASSERT_EQ(resume.size(), static_cast<size_t>(kSpansPartitions));
+  EXPECT_EQ(resume.size(), static_cast<size_t>(kSpansPartitions));
+  if (resume.size() != static_cast<size_t>(kSpansPartitions)) return {};
 
   // What the second member must do: re-read from L, recompute up to E without publishing.
-  uint64_t rereads = 0, replayed_spans = 0, newer_epochs = 0, suppressed = 0;
+  uint64_t rereads = 0, replayed_spans = 0, newer_epochs = 0, suppressed = 0, seeds = 0;
   {
     std::map<int32_t, int64_t> offset;
     for (const CorpusRecord& r : corpus.records) {
       const int64_t at = offset[r.partition]++;
       if (at >= resume[r.partition].offset) ++rereads;
+      if (at >= resume[r.partition].seed_offset && at < resume[r.partition].offset) ++seeds;
       if (at >= resume[r.partition].offset && at <= last_offset[r.partition]) {
         replayed_spans += r.spans;
       }
@@ -648,15 +677,22 @@ TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
     const Offline resumed = RunOffline(corpus, corpus.records.size(), resume);
     for (const auto& [p, n] : resumed.suppressed) suppressed += n;
   }
-  ASSERT_GT(replayed_spans, 0u) << "some trace was open at the commit";
-  ASSERT_GT(suppressed, 0u);
+  EXPECT_GT(replayed_spans, 0u) << "some trace was open at the commit";
+  EXPECT_GT(suppressed, 0u);
+  EXPECT_GT(seeds, 0u) << "the seed range reaches back before L";
 
   Produce(cluster_.bootstrap(), corpus, half, corpus.records.size());
   std::unique_ptr<Stage1Consumer> after = Started(Options());
-  ASSERT_NE(after, nullptr);
+  if (after == nullptr) {
+    ADD_FAILURE() << "no second member";
+    return {};
+  }
   const Stage1ConsumerStats stats_after = RunUntil(*after, rereads, newer_epochs);
   EXPECT_EQ(stats_after.suppressed_epochs, suppressed);
   EXPECT_EQ(stats_after.replayed_spans, replayed_spans);
+  EXPECT_EQ(stats_after.seed_records, seeds);
+  EXPECT_EQ(stats_after.seed_overflow, 0u);
+  EXPECT_EQ(stats_before.seed_records, 0u);
   EXPECT_EQ(stats_after.bad_commit_metadata, 0u);
   EXPECT_EQ(stats_after.config_hash_changes, 0u);
   EXPECT_EQ(stats_before.suppressed_epochs, 0u);
@@ -666,13 +702,29 @@ TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
   const std::map<SrcEpoch, std::vector<std::string>> got =
       Decode(ReadDeltas(cluster_.bootstrap()), &duplicates);
   EXPECT_EQ(duplicates, 0);
-  ASSERT_EQ(got.size(), whole.epochs.size());
+  EXPECT_EQ(got.size(), whole.epochs.size());
   for (const auto& [key, want] : whole.epochs) {
     auto it = got.find(key);
-    ASSERT_NE(it, got.end()) << Name(key) << " missing";
-    ExpectSameContent(it->second, want, Name(key));
+    EXPECT_NE(it, got.end()) << Name(key) << " missing";
+    if (it != got.end()) ExpectSameContent(it->second, want, Name(key));
   }
   EXPECT_EQ(Totals(got), std::make_pair(corpus.requests, corpus.errors));
+  return stats_after;
+}
+
+TEST_F(Stage1ConsumerTest, ResumesFromTheCommittedPointAfterAGracefulRestart) {
+  const Stage1ConsumerStats after = ExpectExactGracefulRestart(MakeCorpus(2, 300, 0, true));
+  EXPECT_EQ(after.late_spans_after_replay, 0u) << "no late spans in this corpus";
+}
+
+// Late spans of traces that completed before the commit point: the second member reads the seed
+// range, counts them late as the uninterrupted run does (every epoch exact), and counts them in
+// late_spans_after_replay.
+TEST_F(Stage1ConsumerTest, ResumesExactlyWithLateSpansOfTracesClosedBeforeTheCommitPoint) {
+  const Corpus corpus = MakeCorpus(2, 300, 0, /*ticks=*/true, /*late_every=*/3);
+  const Stage1ConsumerStats after = ExpectExactGracefulRestart(corpus);
+  EXPECT_GT(after.late_spans_after_replay, 0u);
+  EXPECT_EQ(after.seed_overflow, 0u);
 }
 
 // A second member joins while the first one runs: the cooperative rebalance moves some
@@ -855,8 +907,15 @@ TEST(Stage1ConsumerMetadataTest, FormatsAndParsesTheCommitMetadata) {
   EXPECT_EQ(Stage1Consumer::FormatCommitMetadata(metadata), "E=1800000123;H=4567;cfg=c0ffee");
   EXPECT_EQ(*Stage1Consumer::ParseCommitMetadata("E=1800000123;H=4567;cfg=c0ffee"), metadata);
   EXPECT_EQ(*Stage1Consumer::ParseCommitMetadata("E=-1;H=-1;cfg=0"), Metadata{});
-  for (const char* bad : {"", "E=1;H=2", "E=1;H=2;cfg=", "E=x;H=2;cfg=1", "H=2;E=1;cfg=1",
-                          "E=1;H=2;cfg=1;", "E=-2;H=2;cfg=1", "E=1;H=2;cfg=10000000000000000"}) {
+  // With the seed offset; without it (as older versions committed), S is -1.
+  const Metadata seeded{.last_epoch = 7, .last_offset = 90, .config_hash = 0xab, .seed_offset = 12};
+  EXPECT_EQ(Stage1Consumer::FormatCommitMetadata(seeded), "E=7;H=90;cfg=ab;S=12");
+  EXPECT_EQ(*Stage1Consumer::ParseCommitMetadata("E=7;H=90;cfg=ab;S=12"), seeded);
+  EXPECT_EQ(Stage1Consumer::ParseCommitMetadata("E=7;H=90;cfg=ab")->seed_offset, -1);
+  for (const char* bad :
+       {"", "E=1;H=2", "E=1;H=2;cfg=", "E=x;H=2;cfg=1", "H=2;E=1;cfg=1", "E=1;H=2;cfg=1;",
+        "E=-2;H=2;cfg=1", "E=1;H=2;cfg=10000000000000000", "E=1;H=2;cfg=1;S=", "E=1;H=2;cfg=1;S=-1",
+        "E=1;H=2;cfg=1;S=3;", "E=1;H=2;cfg=1;S=3;X=4", "E=1;H=2;cfg=1;T=3", "E=1;H=2;S=3;cfg=1"}) {
     EXPECT_FALSE(Stage1Consumer::ParseCommitMetadata(bad).ok()) << bad;
   }
   EXPECT_EQ(ParseSpansEncoding("otlp_json").value(), ingest::OtlpFileFormat::kJsonLines);

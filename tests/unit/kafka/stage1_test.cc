@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <random>
@@ -43,9 +44,10 @@ struct Record {
 // A partition's records: traces of 2-6 spans over 4 services (some with errors, some missing
 // their root), each span exported at its end, 1-3 spans per record, record timestamps increasing
 // (LogAppendTime) with a few idle gaps. No span arrives after its trace was idle for the idle
-// timeout: such a late span is the divergence docs/kafka.md describes (the old owner counts it
-// late, a new owner that resumes after its trace's first record counts a partial trace).
-std::vector<Record> Corpus(uint64_t seed, int traces) {
+// timeout, unless `late_every` > 0: then every `late_every`-th trace gets one more SERVER span,
+// a child of its root, exported 5 s after the trace ended (when its trace completed long ago: a
+// late span, which a new owner recognises only through the seed range).
+std::vector<Record> Corpus(uint64_t seed, int traces, int late_every = 0) {
   std::mt19937_64 random(seed);
   const std::vector<std::string> services = {"gateway", "checkout", "payment", "inventory"};
   std::vector<TestSpan> spans;
@@ -70,6 +72,16 @@ std::vector<Record> Corpus(uint64_t seed, int traces) {
       s.end_ms = start + 400 - 20 * j + static_cast<int64_t>(random() % 15);
       s.error = fails && j == n - 1;
       trace.push_back(s);
+    }
+    if (late_every > 0 && t % late_every == 0) {
+      TestSpan late = trace[0];
+      late.id = next_id++;
+      late.parent = trace[0].id;
+      late.name = "late";
+      late.start_ms = start + 5'350;
+      late.end_ms = start + 5'400;
+      late.error = false;
+      trace.push_back(late);
     }
     if (rootless) trace.erase(trace.begin());
     spans.insert(spans.end(), trace.begin(), trace.end());
@@ -160,7 +172,8 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
 
     Recorder new_owner(kDstPartitions);
     Stage1Partition after(Options(), registry, new_owner, commit);
-    Feed(after, new_owner, records, commit.offset, records.size(), 0, [](int64_t) {});
+    // From S: the seed range first.
+    Feed(after, new_owner, records, commit.seed_offset, records.size(), 0, [](int64_t) {});
     after.AdvanceTo(end_ms);
 
     // Up to E from the old owner (all of it was acknowledged), after E from the new one.
@@ -189,6 +202,212 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
   EXPECT_GE(replays_from_the_middle, 10) << "most trials resume mid-stream, not from the start";
 }
 
+// Over all of `epochs`: traces, partial traces (summed over the services they touch) and late
+// spans.
+std::array<uint64_t, 3> Totals(const std::map<int64_t, EpochContent>& epochs) {
+  std::array<uint64_t, 3> out{};
+  for (const auto& [epoch, content] : epochs) {
+    for (const auto& [key, counts] : content.services) {
+      out[0] += counts[0];
+      out[1] += counts[3];
+    }
+    out[2] += content.counters[0];
+  }
+  return out;
+}
+
+// The epochs after `commit.last_epoch` that a new owner publishes resumed from `commit`, fed from
+// `from` (S with a seed range, L without), with the old owner's epochs up to E.
+std::map<int64_t, EpochContent> Resumed(pipeline::SeriesRegistry& registry,
+                                        const Recorder& old_owner, const CommitPoint& commit,
+                                        int64_t from, const std::vector<Record>& records,
+                                        int64_t end_ms, Stage1Counters* counters) {
+  Recorder new_owner(kDstPartitions);
+  Stage1Partition after(Options(), registry, new_owner, commit);
+  Feed(after, new_owner, records, from, records.size(), 0, [](int64_t) {});
+  after.AdvanceTo(end_ms);
+  std::map<int64_t, EpochContent> got;
+  for (const auto& [epoch, r] : old_owner.published) {
+    if (epoch <= commit.last_epoch) got[epoch] = Content(r);
+  }
+  for (const auto& [epoch, r] : new_owner.published) {
+    EXPECT_GT(epoch, commit.last_epoch) << "epoch " << epoch << " republished";
+    got[epoch] = Content(r);
+  }
+  *counters = after.counters();
+  return got;
+}
+
+// Trace 1 completes (idle) before the commit point L; a late span of it arrives after L. Resumed
+// with the seed range, the new owner counts it late, as the uninterrupted run does; resumed from
+// L alone (the metadata older versions commit) it counts one more trace, partial, and one late
+// span less.
+TEST(Stage1Test, ALateSpanOfATraceClosedBeforeTheCommitPointStaysLateAfterAResume) {
+  auto span = [](uint64_t trace, uint64_t id, uint64_t parent, int64_t end_ms) {
+    return TestSpan{.trace = TraceIdOf(kTraceIdHigh, trace),
+                    .id = id,
+                    .parent = parent,
+                    .service = "checkout",
+                    .name = "op",
+                    .kind = PbSpan::SPAN_KIND_SERVER,
+                    .start_ms = end_ms - 50,
+                    .end_ms = end_ms};
+  };
+  const std::vector<Record> records = {
+      {0, kBaseMs + 100, Encode({span(1, 1, 0, kBaseMs + 100)})},
+      {1, kBaseMs + 400, Encode({span(1, 2, 1, kBaseMs + 400)})},  // trace 1 completes at +3 s
+      {2, kBaseMs + 3'500, Encode({span(2, 3, 0, kBaseMs + 3'500)})},
+      {3, kBaseMs + 7'000, Encode({span(3, 4, 0, kBaseMs + 7'000)})},  // commit here
+      {4, kBaseMs + 8'000, Encode({span(1, 5, 1, kBaseMs + 8'000)})},  // trace 1's late span
+      {5, kBaseMs + 9'000, Encode({span(4, 6, 0, kBaseMs + 9'000)})},
+  };
+  const int64_t end_ms = kBaseMs + 60'000;
+  pipeline::SeriesRegistry registry(100, 100);
+
+  Recorder single(kDstPartitions);
+  Stage1Partition whole(Options(), registry, single, CommitPoint{});
+  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
+  whole.AdvanceTo(end_ms);
+  std::map<int64_t, EpochContent> want;
+  for (const auto& [epoch, r] : single.published) want[epoch] = Content(r);
+  ASSERT_EQ(Totals(want), (std::array<uint64_t, 3>{4, 0, 1})) << "4 traces, one late span";
+
+  Recorder old_owner(kDstPartitions);
+  Stage1Partition before(Options(), registry, old_owner, CommitPoint{});
+  Feed(before, old_owner, records, 0, 4, 0, [](int64_t) {});
+  const CommitPoint commit = before.Commit();
+  // Trace 3 (offset 3) is open; everything before it is within the seed horizon.
+  ASSERT_EQ(commit, (CommitPoint{.offset = 3, .last_epoch = kBaseMs / 1000 + 6, .seed_offset = 0}));
+
+  Stage1Counters counters;
+  const std::map<int64_t, EpochContent> seeded =
+      Resumed(registry, old_owner, commit, commit.seed_offset, records, end_ms, &counters);
+  ASSERT_EQ(seeded.size(), want.size());
+  for (const auto& [epoch, content] : want) {
+    ASSERT_TRUE(seeded.contains(epoch)) << "epoch " << epoch;
+    ExpectSameContent(seeded.at(epoch), content, "seeded, epoch " + std::to_string(epoch));
+  }
+  EXPECT_EQ(counters.seed_records, 3u);
+  EXPECT_EQ(counters.records, 3u);
+  EXPECT_EQ(counters.late_spans_after_replay, 1u);
+  EXPECT_EQ(counters.seed_overflow, 0u);
+
+  const CommitPoint old_form{.offset = commit.offset, .last_epoch = commit.last_epoch};
+  const std::map<int64_t, EpochContent> unseeded =
+      Resumed(registry, old_owner, old_form, old_form.offset, records, end_ms, &counters);
+  EXPECT_EQ(Totals(unseeded), (std::array<uint64_t, 3>{5, 1, 0}))
+      << "without the seed range: one more trace, partial, instead of a late span";
+  EXPECT_EQ(counters.seed_records, 0u);
+  EXPECT_EQ(counters.late_spans_after_replay, 0u);
+}
+
+// A trace with a record before L can still be open when the record at L is processed (it
+// completes by the seal of E): here L is held back to trace 2's first record by trace 2, open at
+// the commit, while trace 1 began before it and goes on after it. Seeded as open, trace 1 takes
+// its span at offset 2 (not late) and completes at the same tick as in the uninterrupted run, so
+// only its span after that counts as a late span after the replay.
+TEST(Stage1Test, ASeededTraceStillOpenAtLTakesItsSpansUntilItCompletes) {
+  auto span = [](uint64_t trace, uint64_t id, uint64_t parent, int64_t end_ms) {
+    return TestSpan{.trace = TraceIdOf(kTraceIdHigh, trace),
+                    .id = id,
+                    .parent = parent,
+                    .service = "checkout",
+                    .name = "op",
+                    .kind = PbSpan::SPAN_KIND_SERVER,
+                    .start_ms = end_ms - 50,
+                    .end_ms = end_ms};
+  };
+  const std::vector<Record> records = {
+      {0, kBaseMs + 100, Encode({span(1, 1, 0, kBaseMs + 100)})},
+      {1, kBaseMs + 200, Encode({span(2, 2, 0, kBaseMs + 200)})},
+      {2, kBaseMs + 1'500, Encode({span(1, 3, 1, kBaseMs + 1'500)})},  // trace 1: done at +4 s
+      {3, kBaseMs + 1'800, Encode({span(2, 4, 2, kBaseMs + 1'800)})},
+      {4, kBaseMs + 3'500, Encode({span(2, 5, 2, kBaseMs + 3'500)})},
+      {5, kBaseMs + 5'000, Encode({span(2, 6, 2, kBaseMs + 5'000)})},  // commit here
+      {6, kBaseMs + 6'500, Encode({span(2, 7, 2, kBaseMs + 6'500)})},
+      {7, kBaseMs + 7'000, Encode({span(1, 8, 1, kBaseMs + 7'000)})},  // trace 1's late span
+  };
+  const int64_t end_ms = kBaseMs + 60'000;
+  pipeline::SeriesRegistry registry(100, 100);
+
+  Recorder single(kDstPartitions);
+  Stage1Partition whole(Options(), registry, single, CommitPoint{});
+  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
+  whole.AdvanceTo(end_ms);
+  std::map<int64_t, EpochContent> want;
+  for (const auto& [epoch, r] : single.published) want[epoch] = Content(r);
+  ASSERT_EQ(Totals(want), (std::array<uint64_t, 3>{2, 0, 1}));
+
+  Recorder old_owner(kDstPartitions);
+  Stage1Partition before(Options(), registry, old_owner, CommitPoint{});
+  Feed(before, old_owner, records, 0, 6, 0, [](int64_t) {});
+  const CommitPoint commit = before.Commit();
+  ASSERT_EQ(commit, (CommitPoint{.offset = 1, .last_epoch = kBaseMs / 1000 + 4, .seed_offset = 0}));
+
+  Stage1Counters counters;
+  const std::map<int64_t, EpochContent> seeded =
+      Resumed(registry, old_owner, commit, commit.seed_offset, records, end_ms, &counters);
+  ASSERT_EQ(seeded.size(), want.size());
+  for (const auto& [epoch, content] : want) {
+    ASSERT_TRUE(seeded.contains(epoch)) << "epoch " << epoch;
+    ExpectSameContent(seeded.at(epoch), content, "epoch " + std::to_string(epoch));
+  }
+  EXPECT_EQ(counters.seed_records, 1u);
+  EXPECT_EQ(counters.late_spans_after_replay, 1u) << "offset 7 only; offset 2 extends trace 1";
+}
+
+// The property of ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs with late spans:
+// with the seed range the union of the epochs is exactly the uninterrupted run's; without it
+// some resume counts a late span as a new trace.
+TEST(Stage1Test, WithLateSpansOnlyTheSeedRangeKeepsEveryResumeExact) {
+  const std::vector<Record> records = Corpus(23, 400, /*late_every=*/4);
+  const int64_t end_ms = records.back().timestamp_ms + 60'000;
+  pipeline::SeriesRegistry registry(1000, 1000);
+  Recorder single(kDstPartitions);
+  Stage1Partition whole(Options(), registry, single, CommitPoint{});
+  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
+  whole.AdvanceTo(end_ms);
+  std::map<int64_t, EpochContent> want;
+  for (const auto& [epoch, r] : single.published) want[epoch] = Content(r);
+  ASSERT_GE(Totals(want)[2], 90u) << "the late spans are late in the uninterrupted run";
+
+  std::mt19937_64 random(7);
+  uint64_t late_after_replay = 0;
+  int diverged_without_seeds = 0;
+  for (int trial = 0; trial < 25; ++trial) {
+    const size_t crash = 1 + random() % (records.size() - 1);
+    const size_t commit_after = random() % crash;
+    const int lag = static_cast<int>(random() % 4);
+    Recorder old_owner(kDstPartitions);
+    Stage1Partition before(Options(), registry, old_owner, CommitPoint{});
+    CommitPoint commit;
+    Feed(before, old_owner, records, 0, crash, lag, [&](int64_t offset) {
+      if (static_cast<size_t>(offset) == commit_after) commit = before.Commit();
+    });
+    const std::string what =
+        "trial " + std::to_string(trial) + ": crash at " + std::to_string(crash) + ", commit (L " +
+        std::to_string(commit.offset) + ", E " + std::to_string(commit.last_epoch) + ", S " +
+        std::to_string(commit.seed_offset) + ")";
+    Stage1Counters counters;
+    std::map<int64_t, EpochContent> got =
+        Resumed(registry, old_owner, commit, commit.seed_offset, records, end_ms, &counters);
+    late_after_replay += counters.late_spans_after_replay;
+    ASSERT_EQ(got.size(), want.size()) << what;
+    for (const auto& [epoch, content] : want) {
+      ASSERT_TRUE(got.contains(epoch)) << what << ": epoch " << epoch << " missing";
+      ExpectSameContent(got[epoch], content, what + ", epoch " + std::to_string(epoch));
+    }
+    if (HasFailure()) break;
+
+    const CommitPoint old_form{.offset = commit.offset, .last_epoch = commit.last_epoch};
+    const std::map<int64_t, EpochContent> unseeded =
+        Resumed(registry, old_owner, old_form, old_form.offset, records, end_ms, &counters);
+    if (Totals(unseeded) != Totals(want)) ++diverged_without_seeds;
+  }
+  EXPECT_GT(late_after_replay, 0u);
+  EXPECT_GT(diverged_without_seeds, 0) << "the late spans make resumes from L alone diverge";
+}
+
 // L is the first record of the oldest trace still open: a replay rebuilds it whole.
 TEST(Stage1Test, CommitPointWaitsForTheOldestOpenTrace) {
   pipeline::SeriesRegistry registry(100, 100);
@@ -212,7 +431,9 @@ TEST(Stage1Test, CommitPointWaitsForTheOldestOpenTrace) {
   recorder.AcknowledgeUpTo(stage, recorder.published.rbegin()->first);
   // Trace 2 is idle since +0.6 s but completes only at the tick of +3 s; trace 1 (offset 0) is
   // open either way.
-  EXPECT_EQ(stage.Commit(), (CommitPoint{.offset = 0, .last_epoch = recorder.acked}));
+  // S: everything read so far (the seed horizon, 2 x (20 s + 1 s), reaches back past it).
+  EXPECT_EQ(stage.Commit(),
+            (CommitPoint{.offset = 0, .last_epoch = recorder.acked, .seed_offset = 0}));
   stage.Process(4, kBaseMs + 5'500, Encode({span(3, 5, 0, kBaseMs + 5'500)}));
   recorder.AcknowledgeUpTo(stage, recorder.published.rbegin()->first);
   // The ticks of +3, +4 and +5 s completed trace 2 and trace 1 (idle since +2.9 s); trace 3
@@ -220,7 +441,8 @@ TEST(Stage1Test, CommitPointWaitsForTheOldestOpenTrace) {
   EXPECT_EQ(stage.Commit().offset, 4);
   stage.AdvanceTo(kBaseMs + 9'000);  // trace 3 completes at the tick of +8 s
   recorder.AcknowledgeUpTo(stage, recorder.published.rbegin()->first);
-  EXPECT_EQ(stage.Commit(), (CommitPoint{.offset = 5, .last_epoch = recorder.acked}));
+  EXPECT_EQ(stage.Commit(),
+            (CommitPoint{.offset = 5, .last_epoch = recorder.acked, .seed_offset = 0}));
 }
 
 TEST(Stage1Test, RecordsThatAreNotExportRequestsAreCountedAndSkipped) {

@@ -105,6 +105,50 @@ class Harness {
   SliShardProcessor processor;
 };
 
+// Seed(): a trace completed elsewhere is late for trace_max_age after its completion, then its
+// id starts a new trace; one still live there takes its spans (neither late nor a trace here)
+// until the idle rule completes it at a tick.
+TEST(SliProcessorTest, SeededTracesCompleteAndAreForgottenByTheEngineRules) {
+  Harness h;  // idle timeout 15 s, max age 60 s
+  const int64_t t0 = h.start_nanos();
+  EXPECT_EQ(h.processor.Seed({{.trace_id = TraceOf(1),
+                               .first_arrival_nanos = t0 - 30 * kSecond,
+                               .last_arrival_nanos = t0 - 25 * kSecond,
+                               .completed_nanos = t0 - 10 * kSecond},
+                              {.trace_id = TraceOf(2),
+                               .first_arrival_nanos = t0 - 8 * kSecond,
+                               .last_arrival_nanos = t0 - 5 * kSecond}}),
+            0u);
+  auto child = [](uint64_t trace, uint64_t id) {
+    return TestSpan{.trace = trace, .id = id, .parent = trace * 100, .name = "child"};
+  };
+  h.Send({child(1, 10), child(2, 20)});
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().late_spans, 1u);  // trace 1's
+  EXPECT_EQ(h.processor.seeded_late_spans(), 1u);
+  EXPECT_EQ(h.processor.live_traces(), 0u);
+  h.Advance(seconds(14));
+  h.Tick();  // trace 2 idle for 14 s: still open
+  h.Send({child(2, 21)});
+  h.Advance(seconds(15));
+  h.Tick();  // idle for 15 s: complete
+  h.Send({child(2, 22)});
+  h.Tick();
+  EXPECT_EQ(h.store.Totals().late_spans, 2u);
+  EXPECT_EQ(h.processor.seeded_late_spans(), 2u);
+  h.Advance(seconds(21));
+  h.Tick();  // 60 s after trace 1 completed: forgotten
+  h.Send({{.trace = 1, .id = 11}});
+  EXPECT_EQ(h.processor.live_traces(), 1u);
+  h.Advance(seconds(16));
+  h.Tick();
+  EXPECT_EQ(h.Service("a").traces, 1u) << "only the new trace 1 is a trace here";
+  EXPECT_EQ(h.Service("a").partial_traces, 0u);
+  EXPECT_EQ(h.Series("a", "child").requests, 4u) << "every span is an entry span (SERVER)";
+  EXPECT_EQ(h.store.Totals().late_spans, 2u);
+  EXPECT_EQ(h.processor.seeded_late_spans(), 2u);
+}
+
 TEST(ErrorPolicyTest, StatusThenHttpThenGrpc) {
   ErrorPolicy policy;
   auto span = [](StatusCode status, int32_t http, int32_t rpc, SpanKind kind) {
