@@ -49,6 +49,10 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
            {{{"stage", "2"}, {"outcome", "refused_config"}}, D(s2.records.refused_config)},
            {{{"stage", "2"}, {"outcome", "refused_partition"}}, D(s2.records.refused_partition)},
            {{{"stage", "2"}, {"outcome", "refused_too_late"}}, D(s2.records.refused_too_late)}});
+  counter("traceslo_kafka_divergent_epochs_total",
+          "Delta records re-sent for an applied (source partition, epoch) with other content: a "
+          "replaying stage 1 decided otherwise (the applied record stays).",
+          {{{}, D(s2.records.divergent)}});
   counter("traceslo_kafka_late_deltas_total",
           "Delta records stage 2 applied to a bucket that was already final.",
           {{{}, D(s2.records.late)}});

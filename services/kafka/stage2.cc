@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <iterator>
@@ -84,10 +85,15 @@ CREATE TABLE changelog_pending (
 INSERT INTO changelog_pending SELECT 1, service, operation, bucket, 1 FROM series_buckets;
 INSERT INTO changelog_pending SELECT 2, service, '', bucket, 1 FROM service_buckets;
 )sql",
+    // A digest of each applied record's content (0: not known), to tell a re-sent epoch that
+    // differs.
+    R"sql(
+ALTER TABLE applied_epochs ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 // The persisted counters, by name.
-constexpr std::array<std::pair<std::string_view, uint64_t Stage2Counters::*>, 8> kCounterNames = {{
+constexpr std::array<std::pair<std::string_view, uint64_t Stage2Counters::*>, 9> kCounterNames = {{
     {"applied", &Stage2Counters::applied},
     {"duplicates", &Stage2Counters::duplicates},
     {"refused_invalid", &Stage2Counters::refused_invalid},
@@ -96,6 +102,7 @@ constexpr std::array<std::pair<std::string_view, uint64_t Stage2Counters::*>, 8>
     {"refused_too_late", &Stage2Counters::refused_too_late},
     {"late", &Stage2Counters::late},
     {"abandoned_epochs", &Stage2Counters::abandoned_epochs},
+    {"divergent", &Stage2Counters::divergent},
 }};
 
 static_assert(sizeof(Stage2Counters) == kCounterNames.size() * sizeof(uint64_t),
@@ -215,6 +222,64 @@ void MergeService(pipeline::ServiceDelta& into, const pipeline::ServiceDelta& fr
   into.error_traces_origin += from.error_traces_origin;
   into.partial_traces += from.partial_traces;
   into.propagation_breaks += from.propagation_breaks;
+}
+
+// A digest of what a record adds, independent of the order of its entries and of the registry's
+// ids (signature details, samples of what the counts say, are left out). Never 0.
+uint64_t ContentDigest(const pipeline::ShardDelta& d, const pipeline::SeriesRegistry& names) {
+  std::vector<std::string> entries;
+  entries.reserve(d.series.size() + d.services.size() + 1);
+  auto num = [](std::string& out, uint64_t v) {
+    out.append(reinterpret_cast<const char*>(&v), sizeof v);
+  };
+  for (const pipeline::SeriesDelta& s : d.series) {
+    std::string e = "s";
+    e += names.ServiceName(s.service);
+    e.push_back('\0');
+    e += names.OperationName(s.series);
+    e.push_back('\0');
+    num(e, static_cast<uint64_t>(s.bucket));
+    num(e, s.requests);
+    num(e, s.errors);
+    uint64_t sum_bits = 0;
+    std::memcpy(&sum_bits, &s.sum_seconds, sizeof sum_bits);
+    num(e, sum_bits);
+    for (uint64_t c : s.classic) num(e, c);
+    s.latency.AppendEncoded(e);
+    std::vector<std::pair<uint64_t, uint64_t>> signatures;
+    for (const pipeline::SignatureCount& c : s.signatures) signatures.emplace_back(c.id, c.count);
+    std::sort(signatures.begin(), signatures.end());
+    for (const auto& [id, count] : signatures) {
+      num(e, id);
+      num(e, count);
+    }
+    entries.push_back(std::move(e));
+  }
+  for (const pipeline::ServiceDelta& s : d.services) {
+    std::string e = "v";
+    e += names.ServiceName(s.service);
+    e.push_back('\0');
+    for (uint64_t v : {static_cast<uint64_t>(s.bucket), s.traces, s.error_traces_root,
+                       s.error_traces_origin, s.partial_traces, s.propagation_breaks}) {
+      num(e, v);
+    }
+    entries.push_back(std::move(e));
+  }
+  std::string counters = "c";
+  for (uint64_t v : {d.late_spans, d.evicted_traces, d.clock_skew_spans, d.truncated_spans}) {
+    num(counters, v);
+  }
+  entries.push_back(std::move(counters));
+  std::sort(entries.begin(), entries.end());
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a 64
+  for (const std::string& e : entries) {
+    num(const_cast<std::string&>(e), e.size());  // length-delimited
+    for (const char c : e) {
+      hash ^= static_cast<uint8_t>(c);
+      hash *= 0x100000001b3ull;
+    }
+  }
+  return hash == 0 ? 1 : hash;
 }
 
 // What one Apply() call newly merged, by (id, bucket) of the registry's ids.
@@ -884,6 +949,18 @@ absl::Status Stage2Partition::SnapshotDelivered(const StateSnapshot& snapshot) {
   return absl::OkStatus();
 }
 
+uint64_t Stage2Partition::StoredDigest(int32_t source, int64_t epoch) const {
+  try {
+    SQLite::Statement get(*db_, "SELECT digest FROM applied_epochs WHERE src = ? AND epoch = ?");
+    get.bind(1, source);
+    get.bind(2, epoch);
+    if (get.executeStep()) return static_cast<uint64_t>(get.getColumn(0).getInt64());
+  } catch (const std::exception&) {
+    // Not known: the duplicate is not compared.
+  }
+  return 0;
+}
+
 int64_t Stage2Partition::Horizon(const Source& source) const {
   return source.newest - options_.applied_epoch_window + 1;
 }
@@ -976,7 +1053,16 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
   Sources sources = sources_;
   Stage2Counters call;
   Accumulated accumulated;
-  std::vector<std::pair<int32_t, int64_t>> applied;
+  std::vector<std::tuple<int32_t, int64_t, uint64_t>> applied;  // source, epoch, digest
+  std::map<std::pair<int32_t, int64_t>, uint64_t> digests;      // this call's applied records
+  // The content digest of a record, decoded on its own (names, not this process's ids); 0 when
+  // it does not decode.
+  auto digest_of = [&](std::string_view value) -> uint64_t {
+    pipeline::SeriesRegistry names(static_cast<uint32_t>(options_.limits.max_services),
+                                   static_cast<uint32_t>(options_.limits.max_series));
+    absl::StatusOr<DecodedDeltaBatch> decoded = DecodeDeltaBatch(value, options_.limits, names);
+    return decoded.ok() ? ContentDigest(decoded->delta, names) : 0;
+  };
   for (const Stage2Record& record : records) {
     const std::optional<ScannedHeader> header = ScanHeader(record.value, options_.limits.max_bytes);
     if (!header || header->schema_version != kDeltaBatchSchemaVersion) {
@@ -1005,6 +1091,17 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
       }
       if (IsApplied(source->second, header->epoch)) {
         ++call.duplicates;
+        // A re-sent epoch: is it what was applied? (Only counted; the applied one stays.)
+        uint64_t stored = 0;
+        if (auto it = digests.find({header->src_partition, header->epoch}); it != digests.end()) {
+          stored = it->second;
+        } else {
+          stored = StoredDigest(header->src_partition, header->epoch);
+        }
+        if (stored != 0) {
+          const uint64_t digest = digest_of(record.value);
+          if (digest != 0 && digest != stored) ++call.divergent;
+        }
         continue;
       }
     }
@@ -1040,7 +1137,9 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
     } else {
       MarkApplied(source->second, header->epoch, call);
     }
-    applied.emplace_back(header->src_partition, header->epoch);
+    const uint64_t digest = digest_of(record.value);
+    applied.emplace_back(header->src_partition, header->epoch, digest);
+    digests[{header->src_partition, header->epoch}] = digest;
     ++call.applied;
   }
 
@@ -1130,11 +1229,13 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
       }
     }
 
-    SQLite::Statement mark(*db_, "INSERT OR IGNORE INTO applied_epochs (src, epoch) VALUES (?, ?)");
+    SQLite::Statement mark(
+        *db_, "INSERT OR IGNORE INTO applied_epochs (src, epoch, digest) VALUES (?, ?, ?)");
     std::set<int32_t> changed;
-    for (const auto& [src, epoch] : applied) {
+    for (const auto& [src, epoch, digest] : applied) {
       mark.bind(1, src);
       mark.bind(2, epoch);
+      mark.bind(3, AsInt(digest));
       mark.exec();
       mark.reset();
       changed.insert(src);

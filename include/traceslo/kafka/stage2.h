@@ -53,7 +53,7 @@ class Database;
 namespace traceslo::kafka {
 
 // The schema version Stage2Partition writes; Open() refuses files written by a newer one.
-inline constexpr int kStage2SchemaVersion = 2;
+inline constexpr int kStage2SchemaVersion = 3;
 
 struct Stage2Options {
   int32_t partition = 0;          // this traceslo_deltas partition
@@ -154,6 +154,10 @@ struct Stage2Counters {
   uint64_t refused_too_late = 0;   // older than the window of applied epochs
   uint64_t late = 0;               // applied, but added to a bucket already final
   uint64_t abandoned_epochs = 0;   // gaps the contiguous epochs moved past (not records)
+  // Duplicates whose content differs from the applied record of their (source, epoch): a
+  // replaying stage 1 decided otherwise than the first time (wall-clock advance of an idle
+  // partition, out-of-order timestamps). The applied one stays; the difference is only counted.
+  uint64_t divergent = 0;
   Stage2Counters& operator+=(const Stage2Counters& other);
   friend bool operator==(const Stage2Counters&, const Stage2Counters&) = default;
 };
@@ -260,6 +264,8 @@ class Stage2Partition {
   // Checks every stored bucket decodes (with `deliver`, also hands them to the sink).
   absl::Status ScanBuckets(bool deliver);
   std::optional<int64_t> WatermarkOf(const Sources& sources, int32_t count) const;
+  // The content digest stored with an applied (source, epoch); 0 when not known.
+  uint64_t StoredDigest(int32_t source, int64_t epoch) const;
   // The oldest epoch still checked for duplicates.
   int64_t Horizon(const Source& source) const;
   static bool IsApplied(const Source& source, int64_t epoch);

@@ -932,6 +932,56 @@ TEST(Stage2Test, OpenRefusesBadOptionsAnotherPartitionsFileAndDamage) {
   EXPECT_EQ(untouched.calls, 0);
 }
 
+// A replaying stage 1 that decides otherwise than the first time re-sends an epoch with other
+// content: still a duplicate (the applied one stays), and counted as divergent. The same content
+// in another entry order is not; the check also holds after a reopen (digests in the file).
+TEST(Stage2Test, AReSentEpochWithOtherContentIsCountedDivergent) {
+  TempDir dir{"traceslo_stage2_test"};
+  Totals want;
+  const std::vector<Input> inputs = MakeInputs(0, 9, &want);
+  pipeline::SeriesRegistry names(100, 100);
+  auto encode = [&](int32_t src, int64_t k, bool reversed, int64_t content_k) {
+    pipeline::ShardDelta delta = MakeDelta(names, src, content_k, nullptr);
+    if (reversed) {
+      std::reverse(delta.series.begin(), delta.series.end());
+      std::reverse(delta.services.begin(), delta.services.end());
+    }
+    return EncodeDeltaBatches(Header(src, kBaseEpoch + k), delta, names, 1).at(0);
+  };
+  // Epoch 3 of source 1: the same content reordered, then another epoch's content under it.
+  const std::string same = encode(1, 3, true, 3);
+  const std::string other = encode(1, 3, false, 7);
+  ASSERT_NE(same, inputs[3 * kSources + 1].value) << "the reordered record has other bytes";
+  {
+    Process p(dir.path());
+    p.Apply(AsRecords(inputs, 0));
+    const std::vector<Stage2Record> again = {{100, same}, {101, inputs[5].value}};
+    const Stage2Counters c = p.Apply(again);
+    EXPECT_EQ(c.duplicates, 2u);
+    EXPECT_EQ(c.divergent, 0u);
+    const std::vector<Stage2Record> diverging = {{102, other}};
+    const Stage2Counters d = p.Apply(diverging);
+    EXPECT_EQ(d.duplicates, 1u);
+    EXPECT_EQ(d.divergent, 1u);
+    EXPECT_EQ(d.applied, 0u);
+    ExpectSameTotals(p.sink.totals, want, true, "the applied records only");
+    // Within one call too: the first of two records of a new epoch is applied, the second
+    // (other content) diverges.
+    const std::string first = encode(2, 10, false, 10);
+    const std::string second = encode(2, 10, false, 11);
+    const std::vector<Stage2Record> pair = {{103, first}, {104, second}};
+    const Stage2Counters e = p.Apply(pair);
+    EXPECT_EQ(e.applied, 1u);
+    EXPECT_EQ(e.divergent, 1u);
+  }
+  Process reopened(dir.path());
+  const std::vector<Stage2Record> later = {{105, other}, {106, same}};
+  const Stage2Counters f = reopened.Apply(later);
+  EXPECT_EQ(f.duplicates, 2u);
+  EXPECT_EQ(f.divergent, 1u);
+  EXPECT_EQ(reopened.stage->counters().divergent, 3u);
+}
+
 // --- The traceslo_state changelog ------------------------------------------------------------
 
 Stage2Options ChangelogOptions() {
@@ -1051,7 +1101,7 @@ TEST(Stage2ChangelogTest, AnotherInstanceTakesThePartitionOverFromTheChangelogAl
   ASSERT_TRUE(b.stage->Apply(later_records).ok());
   ExpectSameTotals(b.sink.totals, all_want, false, "restored, then the rest");
   a.Apply(later_records);
-  for (const char* sql : {"SELECT * FROM applied_epochs ORDER BY 1, 2",
+  for (const char* sql : {"SELECT src, epoch FROM applied_epochs ORDER BY 1, 2",
                           "SELECT * FROM sources ORDER BY 1", "SELECT * FROM kafka_offset"}) {
     SQLite::Database db_a(Stage2Partition::FilePath(dir_a.path(), 0), SQLite::OPEN_READONLY);
     SQLite::Database db_b(Stage2Partition::FilePath(dir_b.path(), 0), SQLite::OPEN_READONLY);
