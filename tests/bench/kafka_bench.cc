@@ -66,6 +66,7 @@
 #include "tests/bench/otlp_request.h"
 #include "traceslo/common/clock.h"
 #include "traceslo/common/log.h"
+#include "traceslo/common/malloc_tuning.h"
 #include "traceslo/common/manual_clock.h"
 #include "traceslo/kafka/delta_batch.h"
 #include "traceslo/kafka/partitioning.h"
@@ -981,6 +982,8 @@ void PrintSummary(const Names& names, const Corpus& corpus, const OfflineResult&
 
 int main(int argc, char** argv) {
   using namespace traceslo::bench;
+  // As traceslo serve does (services/traceslo/main.cc), for every benchmark of this process.
+  traceslo::KeepFreedMemoryForReuse();
   const Corpus corpus = BuildCorpus();
   size_t max_partition = 0;
   for (size_t b : corpus.partition_bytes) max_partition = std::max(max_partition, b);
