@@ -37,6 +37,9 @@ constexpr int kShortPollMs = 10;
 constexpr int kMessagesPerRound = 500;
 // Epochs an idle partition's stream time moves per round of the loop at most.
 constexpr int64_t kMaxIdleEpochsPerRound = 10;
+// Stats() is refreshed once per round of the loop, and at most this often while records keep
+// coming (each refresh reads every owned partition's watermarks and takes a lock).
+constexpr std::chrono::milliseconds kBusyStatsInterval{5};
 
 int64_t ToMillis(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<milliseconds>(d).count();
@@ -207,7 +210,8 @@ class Stage1Consumer::Loop {
   absl::Status ReadMetadata();
   void Run();
   void Finish(SteadyTime deadline);
-  void HandleMessage(const rd_kafka_message_t& message);
+  // `polled`: when the round's first message was polled (a record's partition is idle from then).
+  void HandleMessage(const rd_kafka_message_t& message, SteadyTime polled);
   void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list);
   // Sets up the partitions from their committed points and sets each list entry's offset to
   // where consumption resumes. `resync`: partitions already owned, started over.
@@ -449,11 +453,13 @@ void Stage1Consumer::Loop::Shutdown(SteadyTime deadline) {
 
 void Stage1Consumer::Loop::Run() {
   const int poll_ms = static_cast<int>(options_.poll_timeout.count());
+  SteadyTime next_stats;
   while (!stop_.load()) {
     int handled = 0;
-    for (rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer_, poll_ms);
-         message != nullptr; message = rd_kafka_consumer_poll(consumer_, 0)) {
-      HandleMessage(*message);
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer_, poll_ms);
+    const SteadyTime polled = clock_.SteadyNow();
+    for (; message != nullptr; message = rd_kafka_consumer_poll(consumer_, 0)) {
+      HandleMessage(*message, polled);
       rd_kafka_message_destroy(message);
       if (++handled == kMessagesPerRound) break;
     }
@@ -472,7 +478,10 @@ void Stage1Consumer::Loop::Run() {
       if (!resync_.empty()) Resync(std::set<int32_t>(resync_));
       next_commit_ = now + options_.commit_interval;
     }
-    PublishStats();
+    if (handled < kMessagesPerRound || now >= next_stats) {
+      PublishStats();
+      next_stats = now + kBusyStatsInterval;
+    }
   }
   Finish(SteadyTime(SteadyTime::duration(stop_deadline_ns_.load())));
   PublishStats();
@@ -518,7 +527,7 @@ void Stage1Consumer::Loop::Finish(SteadyTime deadline) {
   ApplyAcks();
 }
 
-void Stage1Consumer::Loop::HandleMessage(const rd_kafka_message_t& message) {
+void Stage1Consumer::Loop::HandleMessage(const rd_kafka_message_t& message, SteadyTime polled) {
   if (message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     if (auto it = owned_.find(message.partition); it != owned_.end()) {
       it->second.at_end = true;
@@ -549,7 +558,7 @@ void Stage1Consumer::Loop::HandleMessage(const rd_kafka_message_t& message) {
   owned.last_offset = std::max(owned.last_offset, message.offset);
   owned.next_offset = message.offset + 1;
   owned.at_end = false;
-  owned.idle_since = clock_.SteadyNow();
+  owned.idle_since = polled;
   if (owned.stage->started()) {  // not in seed mode: stream time is set
     owned.started = true;
     owned.idle_stream_ms = owned.stage->stream_time_ms();

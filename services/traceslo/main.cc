@@ -47,6 +47,7 @@
 #include "traceslo/common/clock.h"
 #include "traceslo/common/int_math.h"
 #include "traceslo/common/log.h"
+#include "traceslo/common/malloc_tuning.h"
 #include "traceslo/common/mutex.h"
 #include "traceslo/common/ticker.h"
 #include "traceslo/config/config.h"
@@ -199,6 +200,8 @@ int Serve(const ServeFlags& flags) {
 
   auto config = BuildConfig(flags);
   if (!config.ok()) return Fail(std::string(config.status().message()));
+  // librdkafka's fetch buffers (docs/benchmarks.md, Kafka); before any thread starts.
+  if (config->kafka.enabled) KeepFreedMemoryForReuse();
   auto log_format = ParseLogFormat(config->log.format);
   if (!log_format.ok()) return Fail(std::string(log_format.status().message()));
   auto log_level = ParseLogLevel(config->log.level);
