@@ -117,6 +117,17 @@ Stage1Options Options() {
   return options;
 }
 
+// Every epoch of `want`, and no other, is in `got` with the same content.
+void ExpectSameEpochs(const std::map<int64_t, EpochContent>& got,
+                      const std::map<int64_t, EpochContent>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (const auto& [epoch, content] : want) {
+    auto it = got.find(epoch);
+    ASSERT_NE(it, got.end()) << what << ": epoch " << epoch << " missing";
+    ExpectSameContent(it->second, content, what + ", epoch " + std::to_string(epoch));
+  }
+}
+
 // Feeds `records` from `from_offset` on and runs stream time 60 s past the last, so every trace
 // completes; acknowledges with `lag`. `at_offset` is called after each record.
 template <typename Each>
@@ -185,11 +196,7 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
       EXPECT_GT(epoch, commit.last_epoch) << what << ": epoch " << epoch << " republished";
       got[epoch] = Content(r);
     }
-    ASSERT_EQ(got.size(), want.size()) << what;
-    for (const auto& [epoch, content] : want) {
-      ASSERT_TRUE(got.contains(epoch)) << what << ": epoch " << epoch << " missing";
-      ExpectSameContent(got[epoch], content, what + ", epoch " + std::to_string(epoch));
-    }
+    ExpectSameEpochs(got, want, what);
     // What the old owner published past E (a duplicate stage 2 drops) is the same too.
     for (const auto& [epoch, r] : old_owner.published) {
       if (epoch > commit.last_epoch) {
@@ -282,11 +289,7 @@ TEST(Stage1Test, ALateSpanOfATraceClosedBeforeTheCommitPointStaysLateAfterAResum
   Stage1Counters counters;
   const std::map<int64_t, EpochContent> seeded =
       Resumed(registry, old_owner, commit, commit.seed_offset, records, end_ms, &counters);
-  ASSERT_EQ(seeded.size(), want.size());
-  for (const auto& [epoch, content] : want) {
-    ASSERT_TRUE(seeded.contains(epoch)) << "epoch " << epoch;
-    ExpectSameContent(seeded.at(epoch), content, "seeded, epoch " + std::to_string(epoch));
-  }
+  ExpectSameEpochs(seeded, want, "seeded");
   EXPECT_EQ(counters.seed_records, 3u);
   EXPECT_EQ(counters.records, 3u);
   EXPECT_EQ(counters.late_spans_after_replay, 1u);
@@ -347,11 +350,7 @@ TEST(Stage1Test, ASeededTraceStillOpenAtLTakesItsSpansUntilItCompletes) {
   Stage1Counters counters;
   const std::map<int64_t, EpochContent> seeded =
       Resumed(registry, old_owner, commit, commit.seed_offset, records, end_ms, &counters);
-  ASSERT_EQ(seeded.size(), want.size());
-  for (const auto& [epoch, content] : want) {
-    ASSERT_TRUE(seeded.contains(epoch)) << "epoch " << epoch;
-    ExpectSameContent(seeded.at(epoch), content, "epoch " + std::to_string(epoch));
-  }
+  ExpectSameEpochs(seeded, want, "seeded");
   EXPECT_EQ(counters.seed_records, 1u);
   EXPECT_EQ(counters.late_spans_after_replay, 1u) << "offset 7 only; offset 2 extends trace 1";
 }
@@ -392,11 +391,7 @@ TEST(Stage1Test, WithLateSpansOnlyTheSeedRangeKeepsEveryResumeExact) {
     std::map<int64_t, EpochContent> got =
         Resumed(registry, old_owner, commit, commit.seed_offset, records, end_ms, &counters);
     late_after_replay += counters.late_spans_after_replay;
-    ASSERT_EQ(got.size(), want.size()) << what;
-    for (const auto& [epoch, content] : want) {
-      ASSERT_TRUE(got.contains(epoch)) << what << ": epoch " << epoch << " missing";
-      ExpectSameContent(got[epoch], content, what + ", epoch " + std::to_string(epoch));
-    }
+    ExpectSameEpochs(got, want, what);
     if (HasFailure()) break;
 
     const CommitPoint old_form{.offset = commit.offset, .last_epoch = commit.last_epoch};

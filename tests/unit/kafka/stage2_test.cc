@@ -1103,19 +1103,7 @@ TEST(Stage2ChangelogTest, AnotherInstanceTakesThePartitionOverFromTheChangelogAl
   a.Apply(later_records);
   for (const char* sql : {"SELECT src, epoch FROM applied_epochs ORDER BY 1, 2",
                           "SELECT * FROM sources ORDER BY 1", "SELECT * FROM kafka_offset"}) {
-    SQLite::Database db_a(Stage2Partition::FilePath(dir_a.path(), 0), SQLite::OPEN_READONLY);
-    SQLite::Database db_b(Stage2Partition::FilePath(dir_b.path(), 0), SQLite::OPEN_READONLY);
-    auto rows = [sql](SQLite::Database& db) {
-      SQLite::Statement q(db, sql);
-      std::vector<std::vector<int64_t>> out;
-      while (q.executeStep()) {
-        std::vector<int64_t> row;
-        for (int i = 0; i < q.getColumnCount(); ++i) row.push_back(q.getColumn(i).getInt64());
-        out.push_back(std::move(row));
-      }
-      return out;
-    };
-    EXPECT_EQ(rows(db_b), rows(db_a)) << sql;
+    EXPECT_EQ(Rows(dir_b.path(), sql), Rows(dir_a.path(), sql)) << sql;
   }
   ExpectSameTotals(Restored(dir_b.path()), all_want, false, "B's file");
 }
