@@ -534,18 +534,18 @@ absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenParti
     counts_.state.records_cut_short += reader->cut_short();
   }
   if (file_offset) {
-    const std::optional<int64_t> checkpoint =
-        reader.ok() ? reader->checkpoint_offset() : std::nullopt;
     if (!reader.ok()) {
       logger_.Warn("kafka stage 2: the changelog could not be read; going on from the file",
                    {{"partition", std::to_string(partition)},
                     {"error", std::string(reader.status().message())}});
+      return open_file();
     }
-    if (!checkpoint || *checkpoint <= *file_offset) return open_file();
+    const int64_t checkpoint = reader->checkpoint_offset().value_or(-1);
+    if (checkpoint <= *file_offset) return open_file();
     logger_.Info("kafka stage 2: the partition file is behind the changelog; restoring",
                  {{"partition", std::to_string(partition)},
                   {"file_offset", std::to_string(*file_offset)},
-                  {"checkpoint_offset", std::to_string(*checkpoint)}});
+                  {"checkpoint_offset", std::to_string(checkpoint)}});
   }
   if (reader.ok() && !reader->has_checkpoint() && !reader->over_limit()) {
     ++counts_.state.restores_empty;
