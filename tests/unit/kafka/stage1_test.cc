@@ -117,6 +117,18 @@ Stage1Options Options() {
   return options;
 }
 
+// A 50 ms SERVER span of checkout / op in trace `trace`.
+TestSpan CheckoutSpan(uint64_t trace, uint64_t id, uint64_t parent, int64_t end_ms) {
+  return TestSpan{.trace = TraceIdOf(kTraceIdHigh, trace),
+                  .id = id,
+                  .parent = parent,
+                  .service = "checkout",
+                  .name = "op",
+                  .kind = PbSpan::SPAN_KIND_SERVER,
+                  .start_ms = end_ms - 50,
+                  .end_ms = end_ms};
+}
+
 // Every epoch of `want`, and no other, is in `got` with the same content.
 void ExpectSameEpochs(const std::map<int64_t, EpochContent>& got,
                       const std::map<int64_t, EpochContent>& want, const std::string& what) {
@@ -250,16 +262,7 @@ std::map<int64_t, EpochContent> Resumed(pipeline::SeriesRegistry& registry,
 // L alone (the metadata older versions commit) it counts one more trace, partial, and one late
 // span less.
 TEST(Stage1Test, ALateSpanOfATraceClosedBeforeTheCommitPointStaysLateAfterAResume) {
-  auto span = [](uint64_t trace, uint64_t id, uint64_t parent, int64_t end_ms) {
-    return TestSpan{.trace = TraceIdOf(kTraceIdHigh, trace),
-                    .id = id,
-                    .parent = parent,
-                    .service = "checkout",
-                    .name = "op",
-                    .kind = PbSpan::SPAN_KIND_SERVER,
-                    .start_ms = end_ms - 50,
-                    .end_ms = end_ms};
-  };
+  const auto span = CheckoutSpan;
   const std::vector<Record> records = {
       {0, kBaseMs + 100, Encode({span(1, 1, 0, kBaseMs + 100)})},
       {1, kBaseMs + 400, Encode({span(1, 2, 1, kBaseMs + 400)})},  // trace 1 completes at +3 s
@@ -310,16 +313,7 @@ TEST(Stage1Test, ALateSpanOfATraceClosedBeforeTheCommitPointStaysLateAfterAResum
 // its span at offset 2 (not late) and completes at the same tick as in the uninterrupted run, so
 // only its span after that counts as a late span after the replay.
 TEST(Stage1Test, ASeededTraceStillOpenAtLTakesItsSpansUntilItCompletes) {
-  auto span = [](uint64_t trace, uint64_t id, uint64_t parent, int64_t end_ms) {
-    return TestSpan{.trace = TraceIdOf(kTraceIdHigh, trace),
-                    .id = id,
-                    .parent = parent,
-                    .service = "checkout",
-                    .name = "op",
-                    .kind = PbSpan::SPAN_KIND_SERVER,
-                    .start_ms = end_ms - 50,
-                    .end_ms = end_ms};
-  };
+  const auto span = CheckoutSpan;
   const std::vector<Record> records = {
       {0, kBaseMs + 100, Encode({span(1, 1, 0, kBaseMs + 100)})},
       {1, kBaseMs + 200, Encode({span(2, 2, 0, kBaseMs + 200)})},
