@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -155,21 +156,57 @@ void Feed(Stage1Partition& stage, Recorder& recorder, const std::vector<Record>&
   }
 }
 
+// What one owner that never stops publishes for `records`, stream time run to `end_ms`;
+// `counters`: its counters.
+std::map<int64_t, EpochContent> Uninterrupted(pipeline::SeriesRegistry& registry,
+                                              const std::vector<Record>& records, int64_t end_ms,
+                                              Stage1Counters* counters = nullptr) {
+  Recorder single(kDstPartitions);
+  Stage1Partition whole(Options(), registry, single, CommitPoint{});
+  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
+  whole.AdvanceTo(end_ms);
+  if (counters != nullptr) *counters = whole.counters();
+  std::map<int64_t, EpochContent> out;
+  for (const auto& [epoch, r] : single.published) out[epoch] = Content(r);
+  return out;
+}
+
+// An owner that reads `records` up to a random crash point, commits after a random earlier
+// record and acknowledges with a random lag of 0-3 epochs: what it published and its last
+// commit point.
+struct CrashedOwner {
+  std::unique_ptr<Recorder> published;
+  CommitPoint commit;
+  std::string what;  // the trial, for messages
+};
+CrashedOwner CrashAtRandom(std::mt19937_64& random, pipeline::SeriesRegistry& registry,
+                           const std::vector<Record>& records, int trial) {
+  const size_t crash = 1 + random() % (records.size() - 1);
+  const size_t commit_after = random() % crash;
+  const int lag = static_cast<int>(random() % 4);
+  CrashedOwner out{.published = std::make_unique<Recorder>(kDstPartitions)};
+  Stage1Partition before(Options(), registry, *out.published, CommitPoint{});
+  Feed(before, *out.published, records, 0, crash, lag, [&](int64_t offset) {
+    if (static_cast<size_t>(offset) == commit_after) out.commit = before.Commit();
+  });
+  out.what = "trial " + std::to_string(trial) + ": crash at " + std::to_string(crash) +
+             ", commit (L " + std::to_string(out.commit.offset) + ", E " +
+             std::to_string(out.commit.last_epoch) + ", S " +
+             std::to_string(out.commit.seed_offset) + ")";
+  return out;
+}
+
 TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
   const std::vector<Record> records = Corpus(11, 400);
   ASSERT_GT(records.size(), 500u);
   const int64_t end_ms = records.back().timestamp_ms + 60'000;
 
   pipeline::SeriesRegistry registry(1000, 1000);
-  Recorder single(kDstPartitions);
-  Stage1Partition whole(Options(), registry, single, CommitPoint{});
-  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
-  whole.AdvanceTo(end_ms);
-  std::map<int64_t, EpochContent> want;
-  for (const auto& [epoch, r] : single.published) want[epoch] = Content(r);
+  Stage1Counters whole;
+  std::map<int64_t, EpochContent> want = Uninterrupted(registry, records, end_ms, &whole);
   ASSERT_GT(want.size(), 80u);
-  EXPECT_EQ(whole.counters().records, records.size());
-  EXPECT_EQ(whole.counters().bad_records, 0u);
+  EXPECT_EQ(whole.records, records.size());
+  EXPECT_EQ(whole.bad_records, 0u);
   uint64_t traces = 0;
   for (const auto& [epoch, content] : want) {
     for (const auto& [key, counts] : content.services) traces += counts[0];
@@ -179,18 +216,10 @@ TEST(Stage1Test, ResumingFromAnyCommitPointRepublishesExactlyTheMissingEpochs) {
   std::mt19937_64 random(99);
   int replays_from_the_middle = 0;
   for (int trial = 0; trial < 25; ++trial) {
-    const size_t crash = 1 + random() % (records.size() - 1);
-    const size_t commit_after = random() % crash;
-    const int lag = static_cast<int>(random() % 4);
-    Recorder old_owner(kDstPartitions);
-    Stage1Partition before(Options(), registry, old_owner, CommitPoint{});
-    CommitPoint commit;
-    Feed(before, old_owner, records, 0, crash, lag, [&](int64_t offset) {
-      if (static_cast<size_t>(offset) == commit_after) commit = before.Commit();
-    });
-    const std::string what =
-        "trial " + std::to_string(trial) + ": crash at " + std::to_string(crash) + ", commit (L " +
-        std::to_string(commit.offset) + ", E " + std::to_string(commit.last_epoch) + ")";
+    const CrashedOwner crashed = CrashAtRandom(random, registry, records, trial);
+    const Recorder& old_owner = *crashed.published;
+    const CommitPoint& commit = crashed.commit;
+    const std::string& what = crashed.what;
     if (commit.offset > 0 && commit.last_epoch >= 0) ++replays_from_the_middle;
 
     Recorder new_owner(kDstPartitions);
@@ -274,12 +303,7 @@ TEST(Stage1Test, ALateSpanOfATraceClosedBeforeTheCommitPointStaysLateAfterAResum
   const int64_t end_ms = kBaseMs + 60'000;
   pipeline::SeriesRegistry registry(100, 100);
 
-  Recorder single(kDstPartitions);
-  Stage1Partition whole(Options(), registry, single, CommitPoint{});
-  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
-  whole.AdvanceTo(end_ms);
-  std::map<int64_t, EpochContent> want;
-  for (const auto& [epoch, r] : single.published) want[epoch] = Content(r);
+  const std::map<int64_t, EpochContent> want = Uninterrupted(registry, records, end_ms);
   ASSERT_EQ(Totals(want), (std::array<uint64_t, 3>{4, 0, 1})) << "4 traces, one late span";
 
   Recorder old_owner(kDstPartitions);
@@ -327,12 +351,7 @@ TEST(Stage1Test, ASeededTraceStillOpenAtLTakesItsSpansUntilItCompletes) {
   const int64_t end_ms = kBaseMs + 60'000;
   pipeline::SeriesRegistry registry(100, 100);
 
-  Recorder single(kDstPartitions);
-  Stage1Partition whole(Options(), registry, single, CommitPoint{});
-  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
-  whole.AdvanceTo(end_ms);
-  std::map<int64_t, EpochContent> want;
-  for (const auto& [epoch, r] : single.published) want[epoch] = Content(r);
+  const std::map<int64_t, EpochContent> want = Uninterrupted(registry, records, end_ms);
   ASSERT_EQ(Totals(want), (std::array<uint64_t, 3>{2, 0, 1}));
 
   Recorder old_owner(kDstPartitions);
@@ -356,31 +375,17 @@ TEST(Stage1Test, WithLateSpansOnlyTheSeedRangeKeepsEveryResumeExact) {
   const std::vector<Record> records = Corpus(23, 400, /*late_every=*/4);
   const int64_t end_ms = records.back().timestamp_ms + 60'000;
   pipeline::SeriesRegistry registry(1000, 1000);
-  Recorder single(kDstPartitions);
-  Stage1Partition whole(Options(), registry, single, CommitPoint{});
-  Feed(whole, single, records, 0, records.size(), 0, [](int64_t) {});
-  whole.AdvanceTo(end_ms);
-  std::map<int64_t, EpochContent> want;
-  for (const auto& [epoch, r] : single.published) want[epoch] = Content(r);
+  const std::map<int64_t, EpochContent> want = Uninterrupted(registry, records, end_ms);
   ASSERT_GE(Totals(want)[2], 90u) << "the late spans are late in the uninterrupted run";
 
   std::mt19937_64 random(7);
   uint64_t late_after_replay = 0;
   int diverged_without_seeds = 0;
   for (int trial = 0; trial < 25; ++trial) {
-    const size_t crash = 1 + random() % (records.size() - 1);
-    const size_t commit_after = random() % crash;
-    const int lag = static_cast<int>(random() % 4);
-    Recorder old_owner(kDstPartitions);
-    Stage1Partition before(Options(), registry, old_owner, CommitPoint{});
-    CommitPoint commit;
-    Feed(before, old_owner, records, 0, crash, lag, [&](int64_t offset) {
-      if (static_cast<size_t>(offset) == commit_after) commit = before.Commit();
-    });
-    const std::string what =
-        "trial " + std::to_string(trial) + ": crash at " + std::to_string(crash) + ", commit (L " +
-        std::to_string(commit.offset) + ", E " + std::to_string(commit.last_epoch) + ", S " +
-        std::to_string(commit.seed_offset) + ")";
+    const CrashedOwner crashed = CrashAtRandom(random, registry, records, trial);
+    const Recorder& old_owner = *crashed.published;
+    const CommitPoint& commit = crashed.commit;
+    const std::string& what = crashed.what;
     Stage1Counters counters;
     std::map<int64_t, EpochContent> got =
         Resumed(registry, old_owner, commit, commit.seed_offset, records, end_ms, &counters);
