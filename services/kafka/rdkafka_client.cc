@@ -60,6 +60,31 @@ absl::Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::s
   return absl::OkStatus();
 }
 
+absl::StatusOr<rd_kafka_t*> NewClient(
+    rd_kafka_type_t type, std::string_view what, const std::map<std::string, std::string>& settings,
+    const std::string& brokers, const std::map<std::string, std::string>& own, void* opaque,
+    void (*error_cb)(rd_kafka_t*, int, const char*, void*),
+    void (*log_cb)(const rd_kafka_t*, int, const char*, const char*),
+    const std::function<void(rd_kafka_conf_t*)>& configure) {
+  if (auto status = CheckNoReservedSettings(settings); !status.ok()) return status;
+  ConfPtr conf(rd_kafka_conf_new());
+  if (auto status = SetConfAll(conf.get(), settings); !status.ok()) return status;
+  if (auto status = SetConf(conf.get(), "bootstrap.servers", brokers); !status.ok()) {
+    return status;
+  }
+  if (auto status = SetConfAll(conf.get(), own); !status.ok()) return status;
+  rd_kafka_conf_set_opaque(conf.get(), opaque);
+  rd_kafka_conf_set_error_cb(conf.get(), error_cb);
+  rd_kafka_conf_set_log_cb(conf.get(), log_cb);
+  if (configure) configure(conf.get());
+  char error[512] = {0};
+  rd_kafka_t* client = rd_kafka_new(type, conf.get(), error, sizeof error);
+  if (client == nullptr)
+    return absl::InvalidArgumentError(absl::StrCat("kafka ", std::string(what), ": ", error));
+  conf.release();  // owned by the handle now
+  return client;
+}
+
 absl::Status SetConfAll(rd_kafka_conf_t* conf, const std::map<std::string, std::string>& settings) {
   for (const auto& [key, value] : settings) {
     if (absl::Status status = SetConf(conf, key, value); !status.ok()) return status;

@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +56,18 @@ inline constexpr const char* kStatisticsIntervalMs = "100";
 // The value is never put in the message (it may be a password).
 absl::Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value);
 absl::Status SetConfAll(rd_kafka_conf_t* conf, const std::map<std::string, std::string>& settings);
+
+// A librdkafka client of `type`: the passthrough `settings` (InvalidArgument for a reserved
+// key), then bootstrap.servers `brokers` and `own` (traceslo's), each failure naming its key;
+// `opaque` with the error and log callbacks, and what `configure` adds (delivery, rebalance,
+// statistics callbacks). InvalidArgument "kafka <what>: <reason>" when librdkafka refuses to
+// create it. The caller owns the handle (rd_kafka_destroy).
+absl::StatusOr<rd_kafka_t*> NewClient(
+    rd_kafka_type_t type, std::string_view what, const std::map<std::string, std::string>& settings,
+    const std::string& brokers, const std::map<std::string, std::string>& own, void* opaque,
+    void (*error_cb)(rd_kafka_t*, int, const char*, void*),
+    void (*log_cb)(const rd_kafka_t*, int, const char*, const char*),
+    const std::function<void(rd_kafka_conf_t*)>& configure = {});
 
 // The partition count of each of `topics` (same order), from one metadata request of all topics
 // (asking for one by name may create it where brokers auto-create topics). Unavailable when the

@@ -199,7 +199,6 @@ class Stage1Consumer::Loop {
     return 0;  // librdkafka frees the JSON
   }
 
-  absl::StatusOr<ConfPtr> BaseConf() const;
   absl::Status CreateProducer();     // producer_
   absl::Status CreateDeltasTopic();  // deltas_topic_, on producer_
   // After a fatal producer error: the records in flight are given up, a new producer replaces
@@ -272,19 +271,6 @@ class Stage1Consumer::Loop {
   Stage1ConsumerStats stats_ ABSL_GUARDED_BY(stats_mu_);
 };
 
-absl::StatusOr<ConfPtr> Stage1Consumer::Loop::BaseConf() const {
-  ConfPtr conf(rd_kafka_conf_new());
-  if (auto status = CheckNoReservedSettings(options_.librdkafka); !status.ok()) return status;
-  if (auto status = SetConfAll(conf.get(), options_.librdkafka); !status.ok()) return status;
-  if (auto status = SetConf(conf.get(), "bootstrap.servers", options_.brokers); !status.ok()) {
-    return status;
-  }
-  rd_kafka_conf_set_opaque(conf.get(), const_cast<Loop*>(this));
-  rd_kafka_conf_set_error_cb(conf.get(), &Loop::ErrorCb);
-  rd_kafka_conf_set_log_cb(conf.get(), &Loop::LogCb);
-  return conf;
-}
-
 absl::Status Stage1Consumer::Loop::Init() {
   if (options_.brokers.empty()) return absl::InvalidArgumentError("kafka brokers are not set");
   if (options_.epoch_length <= milliseconds(0) || options_.commit_interval <= milliseconds(0) ||
@@ -293,28 +279,23 @@ absl::Status Stage1Consumer::Loop::Init() {
     return absl::InvalidArgumentError(
         "epoch length, commit interval, idle partition timeout and poll timeout must be positive");
   }
-  char error[512] = {0};
   {
-    absl::StatusOr<ConfPtr> conf = BaseConf();
-    if (!conf.ok()) return conf.status();
-    for (const auto& [key, value] :
-         std::map<std::string, std::string>{{"group.id", options_.group_id},
-                                            {"partition.assignment.strategy", "cooperative-sticky"},
-                                            {"enable.auto.commit", "false"},
-                                            {"enable.auto.offset.store", "false"},
-                                            {"auto.offset.reset", "earliest"},
-                                            {"enable.partition.eof", "true"},
-                                            {"statistics.interval.ms", kStatisticsIntervalMs}}) {
-      if (auto status = SetConf(conf->get(), key, value); !status.ok()) return status;
-    }
-    rd_kafka_conf_set_rebalance_cb(conf->get(), &Loop::RebalanceCb);
-    rd_kafka_conf_set_stats_cb(conf->get(), &Loop::StatsCb);
-    rd_kafka_conf_set_offset_commit_cb(conf->get(), &Loop::CommitCb);
-    consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), error, sizeof error);
-    if (consumer_ == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("kafka consumer: ", error));
-    }
-    conf->release();  // owned by the handle now
+    absl::StatusOr<rd_kafka_t*> consumer =
+        NewClient(RD_KAFKA_CONSUMER, "consumer", options_.librdkafka, options_.brokers,
+                  {{"group.id", options_.group_id},
+                   {"partition.assignment.strategy", "cooperative-sticky"},
+                   {"enable.auto.commit", "false"},
+                   {"enable.auto.offset.store", "false"},
+                   {"auto.offset.reset", "earliest"},
+                   {"enable.partition.eof", "true"},
+                   {"statistics.interval.ms", kStatisticsIntervalMs}},
+                  this, &Loop::ErrorCb, &Loop::LogCb, [](rd_kafka_conf_t* conf) {
+                    rd_kafka_conf_set_rebalance_cb(conf, &Loop::RebalanceCb);
+                    rd_kafka_conf_set_stats_cb(conf, &Loop::StatsCb);
+                    rd_kafka_conf_set_offset_commit_cb(conf, &Loop::CommitCb);
+                  });
+    if (!consumer.ok()) return consumer.status();
+    consumer_ = *consumer;
     rd_kafka_poll_set_consumer(consumer_);
   }
   if (auto status = CreateProducer(); !status.ok()) return status;
@@ -327,21 +308,15 @@ absl::Status Stage1Consumer::Loop::Init() {
 }
 
 absl::Status Stage1Consumer::Loop::CreateProducer() {
-  char error[512] = {0};
-  absl::StatusOr<ConfPtr> conf = BaseConf();
-  if (!conf.ok()) return conf.status();
   // Never give up on a record (message.timeout.ms 0: no timeout): an epoch is acknowledged
   // only when all of its records are in, and the idempotent producer keeps their order.
-  for (const auto& [key, value] : std::map<std::string, std::string>{{"enable.idempotence", "true"},
-                                                                     {"message.timeout.ms", "0"}}) {
-    if (auto status = SetConf(conf->get(), key, value); !status.ok()) return status;
-  }
-  rd_kafka_conf_set_dr_msg_cb(conf->get(), &Loop::DeliveryCb);
-  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), error, sizeof error);
-  if (producer_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("kafka producer: ", error));
-  }
-  conf->release();
+  absl::StatusOr<rd_kafka_t*> producer = NewClient(
+      RD_KAFKA_PRODUCER, "producer", options_.librdkafka, options_.brokers,
+      {{"enable.idempotence", "true"}, {"message.timeout.ms", "0"}}, this, &Loop::ErrorCb,
+      &Loop::LogCb,
+      [](rd_kafka_conf_t* conf) { rd_kafka_conf_set_dr_msg_cb(conf, &Loop::DeliveryCb); });
+  if (!producer.ok()) return producer.status();
+  producer_ = *producer;
   return absl::OkStatus();
 }
 

@@ -151,30 +151,20 @@ absl::Status Stage2Consumer::Loop::Init() {
     return absl::InvalidArgumentError(
         "stage 2: max batch records, poll timeout and commit interval must be positive");
   }
-  if (auto status = CheckNoReservedSettings(options_.librdkafka); !status.ok()) return status;
-  ConfPtr conf(rd_kafka_conf_new());
-  if (auto status = SetConfAll(conf.get(), options_.librdkafka); !status.ok()) return status;
-  for (const auto& [key, value] :
-       std::map<std::string, std::string>{{"bootstrap.servers", options_.brokers},
-                                          {"group.id", options_.group_id},
-                                          {"partition.assignment.strategy", "cooperative-sticky"},
-                                          {"enable.auto.commit", "false"},
-                                          {"enable.auto.offset.store", "false"},
-                                          {"auto.offset.reset", "earliest"},
-                                          {"statistics.interval.ms", kStatisticsIntervalMs}}) {
-    if (auto status = SetConf(conf.get(), key, value); !status.ok()) return status;
-  }
-  rd_kafka_conf_set_opaque(conf.get(), this);
-  rd_kafka_conf_set_stats_cb(conf.get(), &Loop::StatsCb);
-  rd_kafka_conf_set_error_cb(conf.get(), &Loop::ErrorCb);
-  rd_kafka_conf_set_log_cb(conf.get(), &Loop::LogCb);
-  rd_kafka_conf_set_rebalance_cb(conf.get(), &Loop::RebalanceCb);
-  char error[512] = {0};
-  consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof error);
-  if (consumer_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("kafka stage-2 consumer: ", error));
-  }
-  conf.release();  // owned by the handle now
+  absl::StatusOr<rd_kafka_t*> consumer =
+      NewClient(RD_KAFKA_CONSUMER, "stage-2 consumer", options_.librdkafka, options_.brokers,
+                {{"group.id", options_.group_id},
+                 {"partition.assignment.strategy", "cooperative-sticky"},
+                 {"enable.auto.commit", "false"},
+                 {"enable.auto.offset.store", "false"},
+                 {"auto.offset.reset", "earliest"},
+                 {"statistics.interval.ms", kStatisticsIntervalMs}},
+                this, &Loop::ErrorCb, &Loop::LogCb, [](rd_kafka_conf_t* conf) {
+                  rd_kafka_conf_set_stats_cb(conf, &Loop::StatsCb);
+                  rd_kafka_conf_set_rebalance_cb(conf, &Loop::RebalanceCb);
+                });
+  if (!consumer.ok()) return consumer.status();
+  consumer_ = *consumer;
   rd_kafka_poll_set_consumer(consumer_);
   std::vector<std::string> topics = {options_.spans_topic, options_.deltas_topic};
   if (!options_.state_topic.empty()) topics.push_back(options_.state_topic);
@@ -198,26 +188,15 @@ absl::Status Stage2Consumer::Loop::Init() {
 }
 
 absl::Status Stage2Consumer::Loop::CreateStateProducer() {
-  char error[512] = {0};
-  ConfPtr conf(rd_kafka_conf_new());
-  if (auto status = SetConfAll(conf.get(), options_.librdkafka); !status.ok()) return status;
   // A record not delivered within the flush that waits for it fails (SendSnapshot), so none
   // can land after a later owner's.
-  for (const auto& [key, value] : std::map<std::string, std::string>{
-           {"bootstrap.servers", options_.brokers},
-           {"enable.idempotence", "true"},
-           {"message.timeout.ms", std::to_string(kSnapshotFlushMs)}}) {
-    if (auto status = SetConf(conf.get(), key, value); !status.ok()) return status;
-  }
-  rd_kafka_conf_set_opaque(conf.get(), this);
-  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Loop::StateDeliveryCb);
-  rd_kafka_conf_set_error_cb(conf.get(), &Loop::ErrorCb);
-  rd_kafka_conf_set_log_cb(conf.get(), &Loop::LogCb);
-  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error, sizeof error);
-  if (producer_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("kafka stage-2 changelog producer: ", error));
-  }
-  conf.release();
+  absl::StatusOr<rd_kafka_t*> producer = NewClient(
+      RD_KAFKA_PRODUCER, "stage-2 changelog producer", options_.librdkafka, options_.brokers,
+      {{"enable.idempotence", "true"}, {"message.timeout.ms", std::to_string(kSnapshotFlushMs)}},
+      this, &Loop::ErrorCb, &Loop::LogCb,
+      [](rd_kafka_conf_t* conf) { rd_kafka_conf_set_dr_msg_cb(conf, &Loop::StateDeliveryCb); });
+  if (!producer.ok()) return producer.status();
+  producer_ = *producer;
   return absl::OkStatus();
 }
 
@@ -228,27 +207,15 @@ absl::Status Stage2Consumer::Loop::CreateStateClients() {
         "stage 2: the snapshot interval and restore timeout must be positive");
   }
   if (auto status = CreateStateProducer(); !status.ok()) return status;
-  char error[512] = {0};
-  ConfPtr reader_conf(rd_kafka_conf_new());
-  if (auto status = SetConfAll(reader_conf.get(), options_.librdkafka); !status.ok()) {
-    return status;
-  }
   // Outside any group: the legacy per-partition API, from the beginning, told of the end.
-  for (const auto& [key, value] :
-       std::map<std::string, std::string>{{"bootstrap.servers", options_.brokers},
-                                          {"enable.auto.commit", "false"},
-                                          {"enable.partition.eof", "true"},
-                                          {"auto.offset.reset", "earliest"}}) {
-    if (auto status = SetConf(reader_conf.get(), key, value); !status.ok()) return status;
-  }
-  rd_kafka_conf_set_opaque(reader_conf.get(), this);
-  rd_kafka_conf_set_error_cb(reader_conf.get(), &Loop::ErrorCb);
-  rd_kafka_conf_set_log_cb(reader_conf.get(), &Loop::LogCb);
-  state_reader_ = rd_kafka_new(RD_KAFKA_CONSUMER, reader_conf.get(), error, sizeof error);
-  if (state_reader_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("kafka stage-2 changelog reader: ", error));
-  }
-  reader_conf.release();
+  absl::StatusOr<rd_kafka_t*> reader = NewClient(RD_KAFKA_CONSUMER, "stage-2 changelog reader",
+                                                 options_.librdkafka, options_.brokers,
+                                                 {{"enable.auto.commit", "false"},
+                                                  {"enable.partition.eof", "true"},
+                                                  {"auto.offset.reset", "earliest"}},
+                                                 this, &Loop::ErrorCb, &Loop::LogCb);
+  if (!reader.ok()) return reader.status();
+  state_reader_ = *reader;
   return absl::OkStatus();
 }
 
