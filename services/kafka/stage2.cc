@@ -271,13 +271,17 @@ uint64_t ContentDigest(const pipeline::ShardDelta& d, const pipeline::SeriesRegi
   }
   entries.push_back(std::move(counters));
   std::sort(entries.begin(), entries.end());
-  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a 64
-  for (const std::string& e : entries) {
-    num(const_cast<std::string&>(e), e.size());  // length-delimited
-    for (const char c : e) {
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a 64 over the entries, each length-prefixed
+  auto add = [&hash](std::string_view bytes) {
+    for (const char c : bytes) {
       hash ^= static_cast<uint8_t>(c);
       hash *= 0x100000001b3ull;
     }
+  };
+  for (const std::string& e : entries) {
+    const uint64_t size = e.size();
+    add(std::string_view(reinterpret_cast<const char*>(&size), sizeof size));
+    add(e);
   }
   return hash == 0 ? 1 : hash;
 }
@@ -662,49 +666,46 @@ absl::Status Stage2Partition::Restore() {
 }
 
 absl::Status Stage2Partition::ScanBuckets(bool deliver) {
-  {
-    try {
-      pipeline::ShardDelta batch;
-      auto flush = [&](size_t at_least) {
-        if (batch.series.size() + batch.services.size() < std::max<size_t>(at_least, 1)) return;
-        sink_.Apply(std::move(batch));
-        batch = pipeline::ShardDelta{};
-      };
-      SQLite::Statement series(*db_,
-                               "SELECT service, operation, bucket, entry FROM series_buckets");
-      while (series.executeStep()) {
-        pipeline::SeriesDelta d;
-        if (!DecodeSeries(BlobOf(series.getColumn(3)), d) ||
-            d.bucket != series.getColumn(2).getInt64()) {
-          return absl::DataLossError(path_ + ": a damaged series bucket of " +
-                                     series.getColumn(0).getString() + " / " +
-                                     series.getColumn(1).getString());
-        }
-        if (!deliver) continue;
-        const pipeline::SeriesRegistry::Ids ids =
-            registry_.Resolve(series.getColumn(0).getString(), series.getColumn(1).getString());
-        d.series = ids.series;
-        d.service = ids.service;
-        batch.series.push_back(std::move(d));
-        flush(options_.restore_batch);
+  try {
+    pipeline::ShardDelta batch;
+    auto flush = [&](size_t at_least) {
+      if (batch.series.size() + batch.services.size() < std::max<size_t>(at_least, 1)) return;
+      sink_.Apply(std::move(batch));
+      batch = pipeline::ShardDelta{};
+    };
+    SQLite::Statement series(*db_, "SELECT service, operation, bucket, entry FROM series_buckets");
+    while (series.executeStep()) {
+      pipeline::SeriesDelta d;
+      if (!DecodeSeries(BlobOf(series.getColumn(3)), d) ||
+          d.bucket != series.getColumn(2).getInt64()) {
+        return absl::DataLossError(path_ + ": a damaged series bucket of " +
+                                   series.getColumn(0).getString() + " / " +
+                                   series.getColumn(1).getString());
       }
-      SQLite::Statement services(*db_, "SELECT service, bucket, entry FROM service_buckets");
-      while (services.executeStep()) {
-        pipeline::ServiceDelta d;
-        if (!DecodeService(BlobOf(services.getColumn(2)), d) ||
-            d.bucket != services.getColumn(1).getInt64()) {
-          return absl::DataLossError(path_ + ": a damaged service bucket of " +
-                                     services.getColumn(0).getString());
-        }
-        if (!deliver) continue;
-        d.service = registry_.ResolveService(services.getColumn(0).getString());
-        batch.services.push_back(d);
-        flush(options_.restore_batch);
-      }
-      flush(1);
-    } catch (const std::exception& e) {
-      return Failed(path_, "cannot restore the buckets", e);
+      if (!deliver) continue;
+      const pipeline::SeriesRegistry::Ids ids =
+          registry_.Resolve(series.getColumn(0).getString(), series.getColumn(1).getString());
+      d.series = ids.series;
+      d.service = ids.service;
+      batch.series.push_back(std::move(d));
+      flush(options_.restore_batch);
     }
+    SQLite::Statement services(*db_, "SELECT service, bucket, entry FROM service_buckets");
+    while (services.executeStep()) {
+      pipeline::ServiceDelta d;
+      if (!DecodeService(BlobOf(services.getColumn(2)), d) ||
+          d.bucket != services.getColumn(1).getInt64()) {
+        return absl::DataLossError(path_ + ": a damaged service bucket of " +
+                                   services.getColumn(0).getString());
+      }
+      if (!deliver) continue;
+      d.service = registry_.ResolveService(services.getColumn(0).getString());
+      batch.services.push_back(d);
+      flush(options_.restore_batch);
+    }
+    flush(1);
+  } catch (const std::exception& e) {
+    return Failed(path_, "cannot restore the buckets", e);
   }
   return absl::OkStatus();
 }
@@ -1055,8 +1056,10 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
   Accumulated accumulated;
   std::vector<std::tuple<int32_t, int64_t, uint64_t>> applied;  // source, epoch, digest
   std::map<std::pair<int32_t, int64_t>, uint64_t> digests;      // this call's applied records
-  // The content digest of a record, decoded on its own (names, not this process's ids); 0 when
-  // it does not decode.
+  // The content digest of a record, decoded on its own into a registry of its own: by names, as
+  // they are in the record (this process's registry at its cap would give equal records other
+  // names). A second decode of each applied record; stage 2's rate allows it (docs/benchmarks.md).
+  // 0 when it does not decode.
   auto digest_of = [&](std::string_view value) -> uint64_t {
     pipeline::SeriesRegistry names(static_cast<uint32_t>(options_.limits.max_services),
                                    static_cast<uint32_t>(options_.limits.max_series));
