@@ -159,9 +159,10 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
 
   // A restart: stage 2 restores from its partition files, stage 1 resumes from its commits.
   assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
+  // Counted from before the start: the instance seals epochs while it starts (restores, joins).
+  const restartedAt = Date.now();
   server = await startTraceslo({ config: kafkaConfig('1s'), dir, otlp: false, timeoutMs: 30_000 });
   servers.push(server);
-  const restartedAt = Date.now();
   await server.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1,
     { timeoutMs: 60_000 });
   // Idle partitions resume from where the last owner sealed and follow the clock from there: a
