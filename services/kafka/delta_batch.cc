@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "services/kafka/delta_entries.h"
 #include "traceslo/kafka/partitioning.h"
@@ -58,6 +60,99 @@ absl::Status CheckSignatureEntry(const v1::SignatureEntry& e, const std::string&
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckExemplars(const v1::DeltaBatch& batch, const DeltaBatchLimits& limits) {
+  for (int i = 0; i < batch.exemplar_names_size(); ++i) {
+    const std::string where = "exemplar_names[" + std::to_string(i) + "]";
+    const v1::SeriesName& n = batch.exemplar_names(i);
+    if (absl::Status s = CheckName(n.service(), where + ".service", limits); !s.ok()) return s;
+    if (absl::Status s = CheckName(n.operation(), where + ".operation", limits); !s.ok()) return s;
+  }
+  const auto names = static_cast<uint32_t>(batch.exemplar_names_size());
+  for (int i = 0; i < batch.exemplar_traces_size(); ++i) {
+    const std::string where = "exemplar_traces[" + std::to_string(i) + "]";
+    const v1::ExemplarTrace& t = batch.exemplar_traces(i);
+    if (t.trace_id().size() != std::tuple_size_v<TraceId>) {
+      return Invalid(where + ": trace id of " + std::to_string(t.trace_id().size()) + " bytes");
+    }
+    if (t.spans_size() == 0) return Invalid(where + ": no spans");
+    if (static_cast<size_t>(t.spans_size()) > limits.max_exemplar_spans) {
+      return Invalid(where + ": " + std::to_string(t.spans_size()) + " spans, more than " +
+                     std::to_string(limits.max_exemplar_spans));
+    }
+    for (int j = 0; j < t.spans_size(); ++j) {
+      const v1::ExemplarSpan& span = t.spans(j);
+      const std::string at = where + ".spans[" + std::to_string(j) + "]";
+      if (span.name() >= names) {
+        return Invalid(at + ": name " + std::to_string(span.name()) + " of " +
+                       std::to_string(names));
+      }
+      if (span.kind() > static_cast<uint32_t>(SpanKind::kConsumer)) {
+        return Invalid(at + ": kind " + std::to_string(span.kind()));
+      }
+      if (span.start_offset_nanos() < 0) {
+        return Invalid(at + ": start offset " + std::to_string(span.start_offset_nanos()));
+      }
+    }
+  }
+  const auto traces = static_cast<uint32_t>(batch.exemplar_traces_size());
+  for (int i = 0; i < batch.exemplars_size(); ++i) {
+    const std::string where = "exemplars[" + std::to_string(i) + "]";
+    const v1::ExemplarEntry& e = batch.exemplars(i);
+    if (absl::Status s = CheckName(e.service(), where + ".service", limits); !s.ok()) return s;
+    if (absl::Status s = CheckName(e.operation(), where + ".operation", limits); !s.ok()) return s;
+    if (e.trace() >= traces) {
+      return Invalid(where + ": trace " + std::to_string(e.trace()) + " of " +
+                     std::to_string(traces));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The record's exemplars, checked by CheckExemplars, with `registry`'s ids; each trace shared by
+// the candidates that name it.
+void ReadExemplars(const v1::DeltaBatch& batch, pipeline::SeriesRegistry& registry,
+                   pipeline::ShardDelta& delta) {
+  std::vector<uint32_t> names;
+  names.reserve(static_cast<size_t>(batch.exemplar_names_size()));
+  for (const v1::SeriesName& n : batch.exemplar_names()) {
+    names.push_back(registry.Resolve(n.service(), n.operation()).series);
+  }
+  std::vector<pipeline::ExemplarRef> traces;
+  traces.reserve(static_cast<size_t>(batch.exemplar_traces_size()));
+  for (const v1::ExemplarTrace& t : batch.exemplar_traces()) {
+    auto trace = std::make_shared<pipeline::ExemplarTrace>();
+    std::copy(t.trace_id().begin(), t.trace_id().end(), trace->trace_id.begin());
+    trace->start_unix_nano = t.start_unix_nano();
+    trace->duration_nanos = t.duration_nanos();
+    trace->spans.reserve(static_cast<size_t>(t.spans_size()));
+    for (const v1::ExemplarSpan& span : t.spans()) {
+      trace->spans.push_back(pipeline::ExemplarSpan{
+          .span_id = span.span_id(),
+          .parent_span_id = span.parent_span_id(),
+          .start_offset_nanos = span.start_offset_nanos(),
+          .duration_nanos = span.duration_nanos(),
+          .signature = span.signature(),
+          .series = names[span.name()],
+          .kind = static_cast<SpanKind>(span.kind()),
+          .error = span.error(),
+          .orphan = span.orphan(),
+      });
+    }
+    traces.push_back(std::move(trace));
+  }
+  delta.exemplars.reserve(static_cast<size_t>(batch.exemplars_size()));
+  for (const v1::ExemplarEntry& e : batch.exemplars()) {
+    delta.exemplars.push_back(pipeline::ExemplarDelta{
+        .series = registry.Resolve(e.service(), e.operation()).series,
+        .bucket = e.bucket(),
+        .signature = e.signature(),
+        .duration_nanos = e.duration_nanos(),
+        .end_unix_nano = e.end_unix_nano(),
+        .trace = traces[e.trace()],
+    });
+  }
 }
 
 }  // namespace
@@ -145,6 +240,72 @@ std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
     }
     detail_bytes[partition] += e.ByteSizeLong();
   }
+  // Exemplars are examples, not counts: past a budget per record the epoch's further ones are
+  // left out, error exemplars (what causes link) before the slowest requests'.
+  struct ExemplarWriter {
+    v1::DeltaBatch* batch = nullptr;
+    size_t bytes = 0;
+    absl::flat_hash_map<const pipeline::ExemplarTrace*, uint32_t> traces;
+    absl::flat_hash_map<uint32_t, uint32_t> names;  // registry series id → exemplar_names index
+  };
+  std::vector<ExemplarWriter> writers(batches.size());
+  for (size_t p = 0; p < batches.size(); ++p) writers[p].batch = &batches[p];
+  auto name_of = [&](ExemplarWriter& w, uint32_t series) {
+    auto [it, inserted] =
+        w.names.try_emplace(series, static_cast<uint32_t>(w.batch->exemplar_names_size()));
+    if (inserted) {
+      v1::SeriesName& n = *w.batch->add_exemplar_names();
+      n.set_service(std::string(registry.ServiceName(registry.ServiceOf(series))));
+      n.set_operation(std::string(registry.OperationName(series)));
+      w.bytes += n.ByteSizeLong();
+    }
+    return it->second;
+  };
+  auto write_exemplar = [&](const pipeline::ExemplarDelta& d) {
+    if (d.trace == nullptr || d.trace->spans.empty()) return;
+    const std::string_view service = registry.ServiceName(registry.ServiceOf(d.series));
+    ExemplarWriter& w = writers[static_cast<size_t>(DeltaPartitionOf(service, dst_partitions))];
+    auto trace = w.traces.find(d.trace.get());
+    if (trace == w.traces.end()) {
+      if (w.bytes >= kMaxExemplarBytesPerRecord) return;
+      const auto index = static_cast<uint32_t>(w.batch->exemplar_traces_size());
+      v1::ExemplarTrace& t = *w.batch->add_exemplar_traces();
+      t.set_trace_id(std::string(reinterpret_cast<const char*>(d.trace->trace_id.data()),
+                                 d.trace->trace_id.size()));
+      t.set_start_unix_nano(d.trace->start_unix_nano);
+      t.set_duration_nanos(d.trace->duration_nanos);
+      for (const pipeline::ExemplarSpan& span : d.trace->spans) {
+        v1::ExemplarSpan& e = *t.add_spans();
+        e.set_span_id(span.span_id);
+        e.set_parent_span_id(span.parent_span_id);
+        e.set_start_offset_nanos(span.start_offset_nanos);
+        e.set_duration_nanos(span.duration_nanos);
+        e.set_signature(span.signature);
+        e.set_name(name_of(w, span.series));
+        e.set_kind(static_cast<uint32_t>(span.kind));
+        e.set_error(span.error);
+        e.set_orphan(span.orphan);
+      }
+      w.bytes += t.ByteSizeLong();
+      trace = w.traces.emplace(d.trace.get(), index).first;
+    }
+    v1::ExemplarEntry& e = *w.batch->add_exemplars();
+    e.set_service(std::string(service));
+    e.set_operation(std::string(registry.OperationName(d.series)));
+    e.set_bucket(d.bucket);
+    e.set_signature(d.signature);
+    e.set_duration_nanos(d.duration_nanos);
+    e.set_end_unix_nano(d.end_unix_nano);
+    e.set_trace(trace->second);
+    w.bytes += e.ByteSizeLong();
+  };
+  for (const pipeline::ExemplarDelta& d : delta.exemplars) {
+    if (d.signature != 0) write_exemplar(d);
+  }
+  for (const pipeline::ExemplarDelta& d : delta.exemplars) {
+    if (d.signature == 0) write_exemplar(d);
+  }
+
   std::vector<std::string> out;
   out.reserve(batches.size());
   for (const v1::DeltaBatch& b : batches) out.push_back(b.SerializeAsString());
@@ -178,6 +339,14 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
   if (static_cast<size_t>(batch.signature_details_size()) > limits.max_signature_details) {
     return Invalid(std::to_string(batch.signature_details_size()) +
                    " signature details, more than " + std::to_string(limits.max_signature_details));
+  }
+  for (const auto& [size, limit, what] :
+       {std::tuple{batch.exemplars_size(), limits.max_exemplars, "exemplars"},
+        std::tuple{batch.exemplar_traces_size(), limits.max_exemplar_traces, "exemplar traces"},
+        std::tuple{batch.exemplar_names_size(), limits.max_exemplar_names, "exemplar names"}}) {
+    if (static_cast<size_t>(size) > limit) {
+      return Invalid(std::to_string(size) + " " + what + ", more than " + std::to_string(limit));
+    }
   }
   if (batch.src_partition() < 0 || batch.dst_partition() < 0) {
     return Invalid("negative partition (src " + std::to_string(batch.src_partition()) + ", dst " +
@@ -246,6 +415,8 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
     }
   }
 
+  if (absl::Status s = CheckExemplars(batch, limits); !s.ok()) return s;
+
   DecodedDeltaBatch out;
   out.header = DeltaBatchHeader{.config_hash = batch.config_hash(),
                                 .src_topic = batch.src_topic(),
@@ -294,6 +465,7 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
       std::copy(bytes.begin(), bytes.end(), id.begin());
     }
   }
+  ReadExemplars(batch, registry, delta);
   return out;
 }
 

@@ -225,7 +225,7 @@ void MergeService(pipeline::ServiceDelta& into, const pipeline::ServiceDelta& fr
 }
 
 // A digest of what a record adds, independent of the order of its entries and of the registry's
-// ids (signature details, samples of what the counts say, are left out). Never 0.
+// ids (signature details and exemplars, samples of what the counts say, are left out). Never 0.
 uint64_t ContentDigest(const pipeline::ShardDelta& d, const pipeline::SeriesRegistry& names) {
   std::vector<std::string> entries;
   entries.reserve(d.series.size() + d.services.size() + 1);
@@ -292,6 +292,8 @@ struct Accumulated {
   std::map<std::pair<uint32_t, int64_t>, pipeline::ServiceDelta> services;
   // In record order; the sink merges them by id (not kept in the file).
   std::vector<pipeline::SignatureDelta> signatures;
+  // In record order; the sink keeps the slowest / latest per slot (not kept in the file).
+  std::vector<pipeline::ExemplarDelta> exemplars;
   uint64_t late_spans = 0;
   uint64_t evicted_traces = 0;
   uint64_t clock_skew_spans = 0;
@@ -311,14 +313,15 @@ struct Accumulated {
       if (!inserted) MergeService(it->second, d);
     }
     std::move(delta.signatures.begin(), delta.signatures.end(), std::back_inserter(signatures));
+    std::move(delta.exemplars.begin(), delta.exemplars.end(), std::back_inserter(exemplars));
     late_spans += delta.late_spans;
     evicted_traces += delta.evicted_traces;
     clock_skew_spans += delta.clock_skew_spans;
     truncated_spans += delta.truncated_spans;
   }
   bool empty() const {
-    return series.empty() && services.empty() && signatures.empty() && late_spans == 0 &&
-           evicted_traces == 0 && clock_skew_spans == 0 && truncated_spans == 0;
+    return series.empty() && services.empty() && signatures.empty() && exemplars.empty() &&
+           late_spans == 0 && evicted_traces == 0 && clock_skew_spans == 0 && truncated_spans == 0;
   }
   pipeline::ShardDelta Take() {
     pipeline::ShardDelta out;
@@ -327,6 +330,7 @@ struct Accumulated {
     out.services.reserve(services.size());
     for (auto& [key, d] : services) out.services.push_back(d);
     out.signatures = std::move(signatures);
+    out.exemplars = std::move(exemplars);
     out.late_spans = late_spans;
     out.evicted_traces = evicted_traces;
     out.clock_skew_spans = clock_skew_spans;

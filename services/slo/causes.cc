@@ -233,7 +233,7 @@ std::vector<AlertCause> CauseFinder::Signatures(const std::vector<uint32_t>& ser
       }
       if (newest) keyed.emplace_back(*newest, trace);
     }
-    SetOrigin(cause, c.key, keyed, registry_, store_);
+    if (options_.origins) SetOrigin(cause, c.key, keyed, registry_, store_);
     cause.traces = Best(std::move(keyed), options_.max_traces);
   }
   return out;

@@ -369,11 +369,12 @@ int Serve(const ServeFlags& flags) {
   alerting::SqliteAlertHistory history(**sqlite);
   slo::CauseFinder cause_finder(
       slo::CauseOptions{.coverage = config->alerting.cause_coverage_percent / 100.0,
-                        .max_causes = config->alerting.max_causes},
+                        .max_causes = config->alerting.max_causes,
+                        .origins = !kafka_mode},
       engine.series(), engine.store());
   // A trace completes within trace_max_age of its first span (plus ticks); an evaluation later
-  // its origin shows. Not in Kafka mode: exemplar traces do not travel between the stages, so no
-  // trace would ever show a cause, and every page would wait the whole hold.
+  // its origin shows. Not in Kafka mode: causes are named by their own service's signatures
+  // there (CauseOptions::origins), never renamed by an origin, so no page waits for one.
   alerting::AlertFeed alert_feed(
       alerting::AlertFeedOptions{.external_url = config->web.external_url,
                                  .origin_hold = kafka_mode

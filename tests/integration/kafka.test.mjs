@@ -38,6 +38,7 @@ let bootstrap;
 const servers = [];
 
 const mocks = [];
+const hooks = [];
 
 // A mock cluster process of its own (traceslo-kafka-mock) with the two topics; its bootstrap.
 async function startMock(name) {
@@ -59,6 +60,7 @@ before(async () => {
 after(async () => {
   for (const server of servers) await server.cleanup();
   for (const child of mocks) child.kill('SIGTERM');
+  for (const hook of hooks) await hook.close();
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -101,7 +103,18 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
 
   const dir = path.join(scratch, 'instance');
   fs.mkdirSync(dir);
-  let server = await startTraceslo({ config: kafkaConfig('1h'), dir, otlp: false, timeoutMs: 30_000 });
+  // Pages go to a recording webhook: their causes link exemplar traces.
+  const hook = await startRecordingServer();
+  hooks.push(hook);
+  const withHook = (config) => ({
+    ...config,
+    alerting: {
+      group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
+      default_receiver: 'hook',
+      receivers: [{ name: 'hook', webhook: { url: `${hook.url}/hook` } }],
+    },
+  });
+  let server = await startTraceslo({ config: withHook(kafkaConfig('1h')), dir, otlp: false, timeoutMs: 30_000 });
   servers.push(server);
   // Everything consumed and final through the drain record's epoch, less allowed_lateness.
   await server.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1,
@@ -157,11 +170,49 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
   }
   assert.deepEqual(await slosOf(server), singleSlos);
 
+  // Exemplar traces travel from stage 1 to stage 2: each service's pages link traces of their
+  // causes, and every link opens on the instance with the trace's spans as the recording has
+  // them (span ids, parents, services, operations, errors).
+  const firing = await pollUntil(async () => hook.requests.filter((r) => r.body?.status === 'firing'),
+    (f) => new Set(f.map((r) => r.body.commonLabels.service)).size >= 2, { timeoutMs: 30_000 });
+  const spansOfTrace = new Map();
+  for (const { service, span } of readSpans(fixture)) {
+    if (!spansOfTrace.has(span.traceId)) spansOfTrace.set(span.traceId, []);
+    spansOfTrace.get(span.traceId).push([span.spanId, span.parentSpanId ?? '', service, span.name,
+      span.status?.code === 2]);
+  }
+  const linkedBy = new Map();  // service → trace ids its pages link
+  for (const r of firing) {
+    for (const cause of r.body.traceslo.causes) {
+      for (const e of cause.exemplars) {
+        const service = r.body.commonLabels.service;
+        if (!linkedBy.has(service)) linkedBy.set(service, new Set());
+        linkedBy.get(service).add(e.traceId);
+      }
+    }
+  }
+  assert.deepEqual([...linkedBy.keys()].sort(), [...new Set(firing.map((r) => r.body.commonLabels.service))].sort(),
+    `every paged service's pages link traces: ${JSON.stringify(firing.map((r) => r.body.traceslo.causes))}`);
+  for (const ids of linkedBy.values()) {
+    for (const id of ids) {
+      const trace = await getJson(`${server.webUrl}/api/v1/traces/${id}`);
+      assert.equal(trace.trace_id, id);
+      const want = spansOfTrace.get(id);
+      assert.ok(want, `trace ${id} is in the recording`);
+      const got = trace.spans.map((sp) => [sp.span_id, sp.parent_span_id ?? '', sp.service, sp.operation]);
+      assert.deepEqual(got.sort(), want.map((x) => x.slice(0, 4)).sort(), `trace ${id}`);
+      // An error span of the recording (status ERROR) is an error span on the page.
+      for (const [spanId, , , , error] of want) {
+        if (error) assert.equal(trace.spans.find((sp) => sp.span_id === spanId).error, true, `${id}/${spanId}`);
+      }
+    }
+  }
+
   // A restart: stage 2 restores from its partition files, stage 1 resumes from its commits.
   assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
   // Counted from before the start: the instance seals epochs while it starts (restores, joins).
   const restartedAt = Date.now();
-  server = await startTraceslo({ config: kafkaConfig('1s'), dir, otlp: false, timeoutMs: 30_000 });
+  server = await startTraceslo({ config: withHook(kafkaConfig('1s')), dir, otlp: false, timeoutMs: 30_000 });
   servers.push(server);
   await server.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1,
     { timeoutMs: 60_000 });

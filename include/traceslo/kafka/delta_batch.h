@@ -3,8 +3,8 @@
 // The traceslo_deltas record (proto/traceslo/v1/delta_batch.proto): stage 1 turns a sealed
 // epoch's ShardDelta into one record per destination partition; stage 2 turns a record back into
 // a ShardDelta of its own process's series ids. Series and services travel by name (ids are per
-// process). Error-signature details travel with them (titles and trace ids of alert causes);
-// exemplar traces do not.
+// process). Error-signature details (titles and trace ids of alert causes) and exemplar traces
+// (what a cause's link opens) travel with them, under a byte budget per record.
 
 #include <chrono>
 #include <cstdint>
@@ -24,6 +24,9 @@ inline constexpr uint32_t kDeltaBatchSchemaVersion = 1;
 // Signature details (titles, messages, trace ids) written into one record at most, in bytes:
 // EncodeDeltaBatches leaves further details of the epoch out (their counts still travel).
 inline constexpr size_t kMaxSignatureDetailBytesPerRecord = 256 * 1024;
+// Exemplar traces written into one record at most, in bytes (error exemplars first): past it,
+// EncodeDeltaBatches leaves the epoch's further exemplars out.
+inline constexpr size_t kMaxExemplarBytesPerRecord = 256 * 1024;
 
 struct DeltaBatchHeader {
   uint64_t config_hash = 0;
@@ -48,8 +51,8 @@ int32_t DeltaPartitionOf(std::string_view service, int32_t partitions);
 // One record per destination partition 0 .. dst_partitions-1 (empty ones too: they carry the
 // watermark), each with `header` and its dst_partition: the series and services of `delta` whose
 // service maps there (DeltaPartitionOf), names from `registry` (which issued delta's ids); the
-// epoch's counters in partition 0's. Each signature detail goes with its series' service.
-// Exemplars are left out.
+// epoch's counters in partition 0's. Each signature detail and exemplar goes with its series'
+// service; each exemplar trace is written once per record, whole (its spans of every service).
 std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
                                             const pipeline::ShardDelta& delta,
                                             const pipeline::SeriesRegistry& registry,
@@ -67,6 +70,12 @@ struct DeltaBatchLimits {
   size_t max_signature_details = 10'000;
   // Per exception type, message and top frame: the span decoders' cap on messages.
   size_t max_message_bytes = kMaxMessageBytes;
+  // Exemplar candidates, distinct traces, and span names per record; spans per trace (stage 1
+  // keeps at most SliOptions::max_spans_per_trace, in the hash).
+  size_t max_exemplars = 20'000;
+  size_t max_exemplar_traces = 20'000;
+  size_t max_exemplar_names = 200'000;
+  size_t max_exemplar_spans = pipeline::SliShardProcessor::kMaxSpansPerTrace;
 };
 
 struct DecodedDeltaBatch {
@@ -79,7 +88,9 @@ struct DecodedDeltaBatch {
 // exceeded, an empty name, or counts that do not add up (classic buckets and the latency sketch
 // must count the requests, errors <= requests, signature counts sum to the errors), or a bad
 // signature detail ("signature_details[2]: trace id of 7 bytes": more than
-// pipeline::kMaxSignatureTraces trace ids, ids not of 16 bytes, texts over max_message_bytes).
+// pipeline::kMaxSignatureTraces trace ids, ids not of 16 bytes, texts over max_message_bytes),
+// or a bad exemplar ("exemplar_traces[1].spans[4]: name 9 of 3": indexes out of range, a trace
+// without spans or with a negative span offset, a kind outside OTLP's).
 // Names are resolved in `registry` (under its caps, as spans' are) only once the whole record is
 // checked, so a refused record adds no name. Nothing is returned on error.
 absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,

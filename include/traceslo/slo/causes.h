@@ -55,6 +55,12 @@ struct CauseOptions {
   double coverage = 0.8;  // (0, 1]: causes are added, largest first, until they cover this share
   size_t max_causes = 5;  // never more than this even if coverage is not reached
   size_t max_traces = 3;  // per cause
+  // Off: AlertCause::origin_* stay empty, so a cause is named by its own service's signature,
+  // a function of the signature counts alone. Kafka mode turns it off: the exemplar traces that
+  // show an origin are not part of a stage-2 partition's file or changelog, so an instance that
+  // took a partition over could name a cause differently from its previous owner (another group,
+  // another notification id), and the origin service's own alerts may be another instance's.
+  bool origins = true;
 };
 
 // Finds the causes of an SLO's bad events from the SLI store:

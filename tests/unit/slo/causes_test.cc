@@ -512,6 +512,20 @@ TEST(CauseFinderTest, ASignatureWhoseErrorBeganDownstreamNamesTheOrigin) {
   EXPECT_EQ(causes[0].origin_title, "CardDeclined: card declined");
   EXPECT_TRUE(causes[1].origin_service.empty());
   EXPECT_TRUE(causes[1].origin_signature.empty());
+
+  // Origins off (Kafka mode): the same causes, named by their own signatures, with the same
+  // traces linked.
+  const std::vector<AlertCause> own =
+      h.Find(MakeSlo(SliKind::kErrors), CauseOptions{.origins = false});
+  ASSERT_EQ(Ids(own), Ids(causes));
+  for (size_t i = 0; i < own.size(); ++i) {
+    EXPECT_TRUE(own[i].origin_service.empty());
+    EXPECT_TRUE(own[i].origin_signature.empty());
+    EXPECT_TRUE(own[i].origin_title.empty());
+    EXPECT_EQ(own[i].title, causes[i].title);
+    EXPECT_EQ(TraceIds(own[i].traces), TraceIds(causes[i].traces));
+  }
+  EXPECT_EQ(own[0].traces.size(), 3u) << "the cascading traces still link";
 }
 
 // Origins are for signatures only: a slow operation whose traces hold a failing payment span,
