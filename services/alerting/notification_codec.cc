@@ -1,4 +1,4 @@
-#include "services/alerting/notification_codec.h"
+#include "traceslo/alerting/notification_codec.h"
 
 #include <boost/json.hpp>
 

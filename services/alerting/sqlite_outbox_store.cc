@@ -4,7 +4,7 @@
 #include <SQLiteCpp/VariadicBind.h>
 
 #include "absl/status/status.h"
-#include "services/alerting/notification_codec.h"
+#include "traceslo/alerting/notification_codec.h"
 
 namespace traceslo::alerting {
 namespace {

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "services/alerting/notification_codec.h"
+#include "traceslo/alerting/notification_codec.h"
 
 namespace traceslo::alerting {
 namespace {

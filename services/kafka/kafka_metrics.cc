@@ -144,6 +144,13 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
           {{{}, D(st.records_written)}});
   counter("traceslo_kafka_state_bytes_written_total",
           "Key and value bytes of the changelog records delivered.", {{{}, D(st.bytes_written)}});
+  counter("traceslo_kafka_state_outbox_total",
+          "Outbox handoff through the changelog: written (a pending notification), finished (a "
+          "tombstone: no longer pending here), handed_over (pending ones read on assignment and "
+          "given to this instance's outbox).",
+          {{{{"outcome", "written"}}, D(st.outbox_written)},
+           {{{"outcome", "finished"}}, D(st.outbox_finished)},
+           {{{"outcome", "handed_over"}}, D(st.outbox_handed_over)}});
   counter("traceslo_kafka_state_delivery_errors_total",
           "Changelog records not produced or not delivered (their changes go with the next "
           "snapshot).",

@@ -380,7 +380,7 @@ void StateChangelogReader::Add(std::string_view key_bytes, std::string_view valu
       value_bytes.size() > limits_.max_record_bytes ||
       !key.ParseFromArray(key_bytes.data(), static_cast<int>(key_bytes.size())) ||
       key.partition() != partition_ || static_cast<int>(key.kind()) <= 0 ||
-      key.kind() > v1::StateKey::CHECKPOINT) {
+      key.kind() > v1::StateKey::OUTBOX) {
     ++invalid_;
     return;
   }
@@ -391,6 +391,20 @@ void StateChangelogReader::Add(std::string_view key_bytes, std::string_view valu
       ++invalid_;
       return;
     }
+  }
+  if (key.kind() == v1::StateKey::OUTBOX) {
+    std::pair<std::string, std::string> id{key.receiver(), key.notification_id()};
+    if (id.first.empty() || id.second.empty() || id.first.size() > kMaxOutboxIdBytes ||
+        id.second.size() > kMaxOutboxIdBytes || (!value_bytes.empty() && !value.has_outbox())) {
+      ++invalid_;
+    } else if (value_bytes.empty()) {
+      outbox_.erase(id);
+    } else if (outbox_.size() >= limits_.max_outbox && !outbox_.contains(id)) {
+      ++invalid_;
+    } else {
+      outbox_[std::move(id)] = std::move(*value.mutable_outbox()->mutable_notification());
+    }
+    return;
   }
   const bool fits = (key.kind() == v1::StateKey::SERIES && value.has_series()) ||
                     (key.kind() == v1::StateKey::SERVICE && value.has_service()) ||
@@ -420,6 +434,31 @@ void StateChangelogReader::Add(std::string_view key_bytes, std::string_view valu
     return;
   }
   tail_[std::string(key_bytes)] = std::string(value_bytes);
+}
+
+std::vector<OutboxItem> StateChangelogReader::outbox() const {
+  std::vector<OutboxItem> out;
+  out.reserve(outbox_.size());
+  for (const auto& [id, notification] : outbox_) {
+    out.push_back({.receiver = id.first, .id = id.second, .notification = notification});
+  }
+  return out;
+}
+
+StateRecord OutboxStateRecord(int32_t partition, const OutboxItem& item) {
+  v1::StateKey key;
+  key.set_kind(v1::StateKey::OUTBOX);
+  key.set_partition(partition);
+  key.set_receiver(item.receiver);
+  key.set_notification_id(item.id);
+  StateRecord record{.key = key.SerializeAsString()};
+  if (!item.notification.empty()) {
+    v1::StateValue value;
+    value.set_schema_version(kStateSchemaVersion);
+    value.mutable_outbox()->set_notification(item.notification);
+    record.value = value.SerializeAsString();
+  }
+  return record;
 }
 
 std::optional<int64_t> StateChangelogReader::checkpoint_offset() const {

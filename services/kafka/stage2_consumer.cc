@@ -87,13 +87,17 @@ class Stage2Consumer::Loop {
   absl::Status CreateStateClients();
   absl::Status CreateStateProducer();
   // The partition's file: the one on disk if it can go on from there, else restored from the
-  // changelog (when there is one), else the one on disk or a new one.
+  // changelog (when there is one), else the one on disk or a new one. `outbox`: what the
+  // changelog says is pending in the partition's outbox (empty when it was not read).
   absl::StatusOr<std::unique_ptr<Stage2Partition>> OpenPartition(int32_t partition,
-                                                                 Stage2Options options);
+                                                                 Stage2Options options,
+                                                                 std::vector<OutboxItem>& outbox);
   absl::StatusOr<StateChangelogReader> ReadChangelog(int32_t partition, SteadyTime deadline);
   // Snapshots of the owned partitions that are surely ours (the group steady, in the assignment).
   void SnapshotOwned();
   void SendSnapshot(int32_t partition, Stage2Partition& stage);
+  // The outbox's changes since the last delivered ones (Stage2Listener::PendingOutbox).
+  void SendOutbox(int32_t partition);
   // Produces `records` to the partition's changelog and waits for their delivery; false (all
   // given up) when one failed or the wait ran out.
   bool ProduceAndWait(int32_t partition, const std::vector<StateRecord>& records);
@@ -136,6 +140,8 @@ class Stage2Consumer::Loop {
   SteadyTime next_snapshot_;
   std::set<int32_t> snapshot_failed_;  // partitions with an undelivered changelog record
   SteadyTime restore_deadline_;        // of the assignment being handled
+  // Per owned partition: the (receiver, notification id) the changelog holds as pending.
+  std::map<int32_t, std::set<std::pair<std::string, std::string>>> outbox_published_;
 
   mutable Mutex stats_mu_;
   Stage2ConsumerStats stats_ ABSL_GUARDED_BY(stats_mu_);
@@ -364,8 +370,9 @@ void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
     options.partition = partition;
     options.source_partitions = sources_;
     options.changelog = state_reader_ != nullptr;
+    std::vector<OutboxItem> outbox;
     absl::StatusOr<std::unique_ptr<Stage2Partition>> opened =
-        OpenPartition(partition, std::move(options));
+        OpenPartition(partition, std::move(options), outbox);
     if (!opened.ok()) {
       // Not consumed by this member until the next rebalance: its lag shows it.
       ++counts_.open_errors;
@@ -378,6 +385,18 @@ void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
     rd_kafka_topic_partition_list_add(assign.get(), list->elems[i].topic, partition)->offset =
         next > 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
     owned_[partition].stage = *std::move(opened);
+    // What the changelog says is pending: this owner's snapshots write tombstones for those of
+    // them that are not pending here (delivered since, or finished here before).
+    std::set<std::pair<std::string, std::string>>& published = outbox_published_[partition];
+    published.clear();
+    for (const OutboxItem& item : outbox) published.emplace(item.receiver, item.id);
+    if (listener_ != nullptr && !outbox.empty()) {
+      counts_.state.outbox_handed_over += outbox.size();
+      logger_.Info("kafka stage 2: pending notifications handed over",
+                   {{"partition", std::to_string(partition)},
+                    {"notifications", std::to_string(outbox.size())}});
+      listener_->OnOutboxHandedOver(partition, std::move(outbox));
+    }
     ++counts_.partitions_assigned;
     logger_.Info("kafka stage 2: partition assigned",
                  {{"partition", std::to_string(partition)}, {"offset", std::to_string(next)}});
@@ -402,6 +421,7 @@ void Stage2Consumer::Loop::Release(rd_kafka_topic_partition_list_t* list, bool l
   for (int i = 0; i < list->cnt; ++i) {
     const int32_t partition = list->elems[i].partition;
     hinted_.erase(partition);
+    outbox_published_.erase(partition);
     if (owned_.erase(partition) == 0) continue;
     ++(lost ? counts_.partitions_lost : counts_.partitions_revoked);
     logger_.Info(lost ? "kafka stage 2: partition lost" : "kafka stage 2: partition revoked",
@@ -467,7 +487,7 @@ void Stage2Consumer::Loop::Finish(SteadyTime deadline) {
 }
 
 absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenPartition(
-    int32_t partition, Stage2Options options) {
+    int32_t partition, Stage2Options options, std::vector<OutboxItem>& outbox) {
   auto open_file = [&] {
     return Stage2Partition::Open(options_.directory, options, registry_, sink_);
   };
@@ -499,6 +519,7 @@ absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenParti
     counts_.state.records_read += reader->records();
     counts_.state.records_invalid += reader->invalid();
     counts_.state.records_cut_short += reader->cut_short();
+    outbox = reader->outbox();
   }
   if (file_offset) {
     if (!reader.ok()) {
@@ -616,7 +637,49 @@ void Stage2Consumer::Loop::SnapshotOwned() {
   }
 }
 
+void Stage2Consumer::Loop::SendOutbox(int32_t partition) {
+  if (listener_ == nullptr) return;
+  std::set<std::pair<std::string, std::string>>& published = outbox_published_[partition];
+  std::set<std::pair<std::string, std::string>> pending;
+  std::vector<StateRecord> records;
+  uint64_t written = 0;
+  absl::StatusOr<std::vector<OutboxItem>> items = listener_->PendingOutbox(partition);
+  if (!items.ok()) {
+    logger_.Warn("kafka stage 2: the outbox could not be read for the changelog",
+                 {{"partition", std::to_string(partition)},
+                  {"error", std::string(items.status().message())}});
+    return;
+  }
+  for (OutboxItem& item : *items) {
+    if (item.receiver.empty() || item.id.empty() || item.notification.empty() ||
+        item.receiver.size() > kMaxOutboxIdBytes || item.id.size() > kMaxOutboxIdBytes) {
+      continue;  // not one a reader would take
+    }
+    auto key = std::make_pair(item.receiver, item.id);
+    if (!published.contains(key)) {
+      records.push_back(OutboxStateRecord(partition, item));
+      ++written;
+    }
+    pending.insert(std::move(key));
+  }
+  for (const auto& [receiver, id] : published) {
+    if (!pending.contains({receiver, id})) {
+      records.push_back(OutboxStateRecord(partition, {.receiver = receiver, .id = id}));
+    }
+  }
+  if (records.empty()) return;
+  if (!ProduceAndWait(partition, records)) {
+    logger_.Warn("kafka stage 2: outbox changes not delivered to the changelog; they go again",
+                 {{"partition", std::to_string(partition)}});
+    return;
+  }
+  counts_.state.outbox_written += written;
+  counts_.state.outbox_finished += records.size() - written;
+  published = std::move(pending);
+}
+
 void Stage2Consumer::Loop::SendSnapshot(int32_t partition, Stage2Partition& stage) {
+  SendOutbox(partition);
   absl::StatusOr<std::optional<StateSnapshot>> snapshot = stage.Snapshot();
   if (!snapshot.ok()) {
     logger_.Error("kafka stage 2: no changelog snapshot",

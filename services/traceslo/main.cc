@@ -39,6 +39,7 @@
 #include "traceslo/alerting/alert_feed.h"
 #include "traceslo/alerting/alert_history.h"
 #include "traceslo/alerting/dispatcher.h"
+#include "traceslo/alerting/notification_codec.h"
 #include "traceslo/alerting/notifiers.h"
 #include "traceslo/alerting/router.h"
 #include "traceslo/alerting/sqlite_outbox_store.h"
@@ -133,6 +134,47 @@ class DeltasOwnership final : public kafka::Stage2Listener {
     auto at = std::lower_bound(owned_.begin(), owned_.end(), partition);
     if (at == owned_.end() || *at != partition) owned_.insert(at, partition);
   }
+  // The outbox handoff: pending notifications of a partition's services, and enqueueing what
+  // a previous owner left pending.
+  absl::StatusOr<std::vector<kafka::OutboxItem>> PendingOutbox(int32_t partition) override {
+    if (outbox_ == nullptr || partitions_ <= 0) return std::vector<kafka::OutboxItem>{};
+    absl::StatusOr<std::vector<alerting::OutboxEntry>> pending = outbox_->LoadPending();
+    if (!pending.ok()) return pending.status();
+    std::vector<kafka::OutboxItem> items;
+    for (const alerting::OutboxEntry& entry : *pending) {
+      const alerting::Notification& n = entry.notification;
+      std::optional<int32_t> of = PartitionOf(n);
+      if (!of || *of != partition) continue;
+      items.push_back(
+          {.receiver = n.receiver, .id = n.id, .notification = alerting::EncodeNotification(n)});
+    }
+    return items;
+  }
+  void OnOutboxHandedOver(int32_t partition, std::vector<kafka::OutboxItem> items) override {
+    if (dispatcher_ == nullptr) return;
+    for (const kafka::OutboxItem& item : items) {
+      absl::StatusOr<alerting::Notification> n = alerting::DecodeNotification(item.notification);
+      absl::Status status =
+          !n.ok() ? n.status()
+          : n->id != item.id || n->receiver != item.receiver
+              ? absl::DataLossError("the notification's id or receiver is not its key's")
+              : dispatcher_->Enqueue(*n);
+      if (!status.ok()) {
+        logger_->Error("kafka: a handed-over notification was not enqueued",
+                       {{"partition", std::to_string(partition)},
+                        {"receiver", item.receiver},
+                        {"notification_id", item.id},
+                        {"error", std::string(status.message())}});
+      }
+    }
+  }
+  // Set before the consumer starts.
+  void SetOutbox(alerting::OutboxStore& outbox, alerting::Dispatcher& dispatcher, Logger& logger) {
+    outbox_ = &outbox;
+    dispatcher_ = &dispatcher;
+    logger_ = &logger;
+  }
+
   void OnReleased(int32_t partition) override {
     MutexLock lock(mu_);
     owned_.erase(std::remove(owned_.begin(), owned_.end(), partition), owned_.end());
@@ -149,7 +191,21 @@ class DeltasOwnership final : public kafka::Stage2Listener {
  private:
   const pipeline::SeriesRegistry& registry_;
   pipeline::SliStore& store_;
-  std::atomic<int32_t> partitions_{0};  // set before the consumer starts
+  // The deltas partition of a notification's group: by its service label (none: not handed
+  // over, as with a group_by without service).
+  std::optional<int32_t> PartitionOf(const alerting::Notification& n) const {
+    for (const alerting::Labels* labels : {&n.group_labels, &n.common_labels}) {
+      if (auto it = labels->find("service"); it != labels->end()) {
+        return kafka::DeltaPartitionOf(it->second, partitions_);
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::atomic<int32_t> partitions_{0};          // set before the consumer starts
+  alerting::OutboxStore* outbox_ = nullptr;     // set before the consumer starts
+  alerting::Dispatcher* dispatcher_ = nullptr;  // set before the consumer starts
+  Logger* logger_ = nullptr;
   Mutex mu_;
   std::vector<int32_t> owned_ ABSL_GUARDED_BY(mu_);
   bool forget_ ABSL_GUARDED_BY(mu_) = true;
@@ -534,6 +590,7 @@ int Serve(const ServeFlags& flags) {
     if (!created2.ok()) return Fail("kafka stage 2: " + std::string(created2.status().message()));
     stage2 = *std::move(created2);
     ownership.SetPartitions(stage2->Stats().partitions);
+    ownership.SetOutbox(outbox, **dispatcher, logger);
     kafka_collector = std::make_unique<kafka::KafkaCollector>(*stage1, *stage2);
     std::filesystem::create_directories(std::filesystem::path(config->storage.path) / "kafka", ec);
     if (ec) return Fail("storage.path " + config->storage.path + "/kafka: " + ec.message());

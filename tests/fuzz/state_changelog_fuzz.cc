@@ -1,14 +1,17 @@
 // StateChangelogReader and Stage2Partition::OpenRestored on arbitrary records: a traceslo_state
 // partition read by an instance taking a partition over. The input is a sequence of records,
 // each a 2-byte little-endian key length, the key, a 2-byte value length and the value (a length
-// past the end takes what is left).
+// past the end takes what is left). Outbox records are folded too (the notifications handed
+// over).
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "traceslo/kafka/stage2.h"
 #include "traceslo/pipeline/series_registry.h"
@@ -38,11 +41,22 @@ std::string_view Take(std::string_view& in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
-  traceslo::kafka::StateChangelogReader reader(0, {.max_record_bytes = 1 << 16, .max_keys = 1'000});
+  traceslo::kafka::StateChangelogReader reader(
+      0, {.max_record_bytes = 1 << 16, .max_keys = 1'000, .max_outbox = 100});
   while (!in.empty()) {
     const std::string_view key = Take(in);
     const std::string_view value = Take(in);
     reader.Add(key, value);
+  }
+  // Handed-over notifications are as the reader promises: named, and within the limits.
+  const std::vector<traceslo::kafka::OutboxItem> outbox = reader.outbox();
+  if (outbox.size() > 100) std::abort();
+  for (const traceslo::kafka::OutboxItem& item : outbox) {
+    if (item.receiver.empty() || item.id.empty() || item.notification.empty() ||
+        item.receiver.size() > traceslo::kafka::kMaxOutboxIdBytes ||
+        item.id.size() > traceslo::kafka::kMaxOutboxIdBytes) {
+      std::abort();
+    }
   }
   if (!reader.has_checkpoint()) return 0;
   const std::filesystem::path dir = std::filesystem::temp_directory_path() /

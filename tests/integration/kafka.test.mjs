@@ -21,7 +21,7 @@ import {
   startTraceslo, waitFor,
 } from '../clients/lib.mjs';
 
-import { countEntrySpans, readSpans } from './kafka_counts.mjs';
+import { countEntrySpans, fnv1aPartition, readSpans } from './kafka_counts.mjs';
 
 const YAML = createRequire(path.join(clientsDir, 'package.json'))('yaml');
 
@@ -384,4 +384,92 @@ test('a stage-2 owner killed mid-incident: the next owner pages under the same i
   } finally {
     await hook.close();
   }
+});
+
+// The outbox handoff: two instances, the recorded incident's services all on deltas partition 1.
+// Its owner's receiver is down: it queues every page and resolve of the incident, writes them
+// to the traceslo_state changelog with its snapshots, and is killed (kill -9). The other
+// instance, which evaluated its own partition through the end of the recording already, takes
+// partition 1 over: it derives the past hour again silently (the incident is over, so it would
+// send nothing of its own), is handed the dead owner's queued notifications, and delivers them
+// once the receiver is back, under their ids; its snapshots then mark them delivered.
+test('a stage-2 owner killed with undelivered notifications: the survivor delivers them', async () => {
+  const { bootstrap: outboxBootstrap } = await startMock('outbox');
+  const hook = await startRecordingServer({ status: 503 });
+  hooks.push(hook);
+  const base = kafkaConfig('1h', outboxBootstrap);
+  const config = {
+    ...base,
+    kafka: { ...base.kafka, snapshot_interval: '1s' },
+    alerting: {
+      group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
+      default_receiver: 'hook',
+      receivers: [{ name: 'hook', webhook: { url: `${hook.url}/hook` } }],
+      delivery: { initial_backoff: '50ms', max_backoff: '200ms' },
+    },
+  };
+  for (const service of ['checkout', 'gateway']) assert.equal(fnv1aPartition(service, 2), 1, service);
+  const start = async (name) => {
+    const dir = path.join(scratch, `outbox-${name}`);
+    fs.mkdirSync(dir);
+    const s = await startTraceslo({ config, dir, otlp: false, timeoutMs: 30_000 });
+    servers.push(s);
+    return s;
+  };
+  const instances = [await start('a'), await start('b')];
+  // A stable assignment: each instance owns one deltas partition, the spans partitions split.
+  let previous = '';
+  await waitFor(async () => {
+    const scrapes = await Promise.all(instances.map((s) => s.scrape()));
+    const owned = scrapes.map((m) => [m.get('traceslo_kafka_owned_partitions', { stage: '1' }),
+      m.get('traceslo_kafka_deltas_partition_owned', { partition: '1' })]);
+    const key = JSON.stringify(owned);
+    const ok = owned[0][0] + owned[1][0] === 4 && owned[0][1] + owned[1][1] === 1 &&
+      scrapes.every((m) => m.get('traceslo_kafka_owned_partitions', { stage: '2' }) === 1);
+    const stable = ok && key === previous;
+    previous = ok ? key : '';
+    return stable;
+  }, { timeoutMs: 60_000, intervalMs: 500, what: 'a stable assignment of both instances' });
+  const ownsOne = async (s) => (await s.scrape()).get('traceslo_kafka_deltas_partition_owned', { partition: '1' }) === 1;
+  const [owner, survivor] = (await ownsOne(instances[0])) ? instances : [instances[1], instances[0]];
+
+  const produced = await runBinary(produceBin, ['--bootstrap', outboxBootstrap, '--topic', 'otlp_spans',
+    '--input', fixture, '--drain-seconds', String(DRAIN_S)], { timeoutMs: 60_000 });
+  assert.equal(produced.code, 0, produced.stderr);
+  const endS = Math.floor((Number(/last_ms=(\d+)/.exec(produced.stdout)[1]) + DRAIN_S * 1000) / 1000);
+  for (const s of instances) {
+    await s.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1, { timeoutMs: 60_000 });
+  }
+  // Every group fired and resolved (none open), all of it queued, and the changelog holds every
+  // queued notification.
+  await pollUntil(async () => getJson(`${owner.webUrl}/api/v1/alerts`),
+    (body) => body.groups.length === 0 && body.recent.length > 0, { timeoutMs: 30_000 });
+  const queue = async (s) => (await s.scrape()).get('traceslo_notification_queue_length', { receiver: 'hook' });
+  const written = async (s) => (await s.scrape()).get('traceslo_kafka_state_outbox_total', { outcome: 'written' });
+  const [queued] = await pollUntil(async () => [await queue(owner), await written(owner)],
+    ([q, out]) => q >= 4 && out === q, { timeoutMs: 30_000 });
+  assert.equal(await queue(survivor), 0, 'the survivor has nothing of its own to send');
+  assert.ok(hook.requests.length > 0 && hook.requests.every((r) => r.status === 503), 'nothing delivered yet');
+  const idOf = (r) => r.headers['x-traceslo-notification-id'];
+  const tried = new Set(hook.requests.map(idOf));
+  assert.deepEqual(await owner.stop('SIGKILL'), { code: null, signal: 'SIGKILL' });
+
+  hook.status = 200;
+  assert.equal(await survivor.pollMetric('traceslo_kafka_state_outbox_total', { outcome: 'handed_over' },
+    (v) => v >= queued, { timeoutMs: 60_000 }), queued);
+  const delivered = () => hook.requests.filter((r) => r.status === 200);
+  await pollUntil(async () => new Set(delivered().map(idOf)).size, (n) => n >= queued, { timeoutMs: 30_000 });
+  const summary = JSON.stringify(hook.requests.map((r) => [r.status, idOf(r), r.body?.groupKey, r.body?.status]));
+  const ids = delivered().map(idOf);
+  assert.equal(new Set(ids).size, queued, `the dead owner's queued notifications, no more: ${summary}`);
+  assert.equal(ids.length, queued, `each delivered once: ${summary}`);
+  for (const id of tried) assert.ok(ids.includes(id), `${id}, tried by the owner, delivered: ${summary}`);
+  const last = new Map();
+  for (const r of delivered()) last.set(r.body.groupKey, r.body.status);
+  assert.ok(last.size >= 2 && [...last.values()].every((v) => v === 'resolved'),
+    `every group's last notification resolves it: ${summary}`);
+  // The survivor's snapshots mark them delivered (tombstones): a later owner is handed none.
+  await survivor.pollMetric('traceslo_kafka_state_outbox_total', { outcome: 'finished' }, (v) => v >= queued,
+    { timeoutMs: 30_000 });
+  assert.deepEqual(await survivor.stop('SIGTERM'), { code: 0, signal: null });
 });

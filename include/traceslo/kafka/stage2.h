@@ -89,12 +89,30 @@ struct StateRecord {
 struct StateReaderLimits {
   size_t max_record_bytes = 1 << 20;
   size_t max_keys = 5'000'000;  // buckets of the partition, as a full snapshot would send
+  size_t max_outbox = 100'000;  // pending notifications handed over (as the outboxes allow)
 };
+
+// A notification pending in the outbox of a partition's owner, as the changelog hands it over:
+// its receiver, its id and the notification in the outbox's stored form (alerting's codec; opaque
+// here). Receiver and id are at most kMaxOutboxIdBytes, neither empty.
+struct OutboxItem {
+  std::string receiver;
+  std::string id;
+  std::string notification;
+  friend bool operator==(const OutboxItem&, const OutboxItem&) = default;
+};
+inline constexpr size_t kMaxOutboxIdBytes = 256;
+
+// The changelog record of `item` pending in `partition`'s outbox; with an empty notification,
+// the tombstone that says it is no longer pending (delivered, failed or expired).
+StateRecord OutboxStateRecord(int32_t partition, const OutboxItem& item);
 
 // Folds the records of one traceslo_state partition, read from its beginning in offset order, into
 // the state as of its last checkpoint: the latest record of every bucket key before it. Records
 // after the last checkpoint are a snapshot cut short: left out (cut_short()), and sent again by
-// the partition opened from this state (OpenRestored). Record bytes are outside input: a record
+// the partition opened from this state (OpenRestored). Outbox records are not bound to
+// checkpoints: outbox() is the latest of each that is not a tombstone, whenever it was written.
+// Record bytes are outside input: a record
 // that does not decode, is of another schema or partition, or is over the limits, is counted in
 // invalid() and skipped. Not thread-safe.
 class StateChangelogReader {
@@ -112,6 +130,9 @@ class StateChangelogReader {
   uint64_t cut_short() const { return tail_.size(); }
   // True once more than limits.max_keys keys were seen: the fold is then unusable.
   bool over_limit() const { return over_limit_; }
+  // The notifications pending in the partition's outbox, by receiver and id (at most
+  // limits.max_outbox: further ones are counted in invalid()).
+  std::vector<OutboxItem> outbox() const;
 
  private:
   friend class Stage2Partition;
@@ -121,6 +142,7 @@ class StateChangelogReader {
   std::map<std::string, std::string> keys_;  // bucket keys up to the last checkpoint
   std::map<std::string, std::string> tail_;  // after it
   std::string checkpoint_;                   // the last checkpoint's value
+  std::map<std::pair<std::string, std::string>, std::string> outbox_;  // (receiver, id) → value
   uint64_t records_ = 0;
   uint64_t invalid_ = 0;
   bool over_limit_ = false;

@@ -62,20 +62,23 @@ struct Stage2ConsumerOptions {
 
 // The changelog's counters.
 struct Stage2StateStats {
-  uint64_t restores = 0;           // partitions taken over from their changelog
-  uint64_t restores_empty = 0;     // no checkpoint there: the deltas read from the beginning
-  uint64_t restore_failures = 0;   // changelog unreadable or unusable: the deltas read instead
-  uint64_t records_read = 0;       // changelog records read while restoring
-  uint64_t records_invalid = 0;    // of them, not decodable (skipped)
-  uint64_t records_cut_short = 0;  // of them, after the last checkpoint (left out)
-  uint64_t snapshots = 0;          // snapshots handed to the producer
-  uint64_t snapshots_skipped = 0;  // not sent: the group was not steady or the partition gone
-  uint64_t snapshots_failed = 0;   // not delivered whole (their changes go with the next one)
-  uint64_t producer_rebuilds = 0;  // the changelog producer failed for good and was replaced
-  uint64_t records_queued = 0;     // changelog records handed to the producer
-  uint64_t records_written = 0;    // of them, delivered
-  uint64_t bytes_written = 0;      // their key and value bytes
-  uint64_t delivery_errors = 0;    // records not delivered (the next snapshot sends all)
+  uint64_t restores = 0;            // partitions taken over from their changelog
+  uint64_t restores_empty = 0;      // no checkpoint there: the deltas read from the beginning
+  uint64_t restore_failures = 0;    // changelog unreadable or unusable: the deltas read instead
+  uint64_t records_read = 0;        // changelog records read while restoring
+  uint64_t records_invalid = 0;     // of them, not decodable (skipped)
+  uint64_t records_cut_short = 0;   // of them, after the last checkpoint (left out)
+  uint64_t snapshots = 0;           // snapshots handed to the producer
+  uint64_t snapshots_skipped = 0;   // not sent: the group was not steady or the partition gone
+  uint64_t snapshots_failed = 0;    // not delivered whole (their changes go with the next one)
+  uint64_t producer_rebuilds = 0;   // the changelog producer failed for good and was replaced
+  uint64_t records_queued = 0;      // changelog records handed to the producer
+  uint64_t records_written = 0;     // of them, delivered
+  uint64_t bytes_written = 0;       // their key and value bytes
+  uint64_t delivery_errors = 0;     // records not delivered (the next snapshot sends all)
+  uint64_t outbox_written = 0;      // pending notifications written to the changelog
+  uint64_t outbox_finished = 0;     // tombstones of notifications no longer pending, written
+  uint64_t outbox_handed_over = 0;  // pending notifications read on assignment, given on
 };
 
 struct Stage2ConsumerStats {
@@ -102,12 +105,24 @@ struct Stage2ConsumerStats {
 };
 
 // Told of ownership changes, on the consumer thread: after an assigned partition's file was
-// restored into the sink, and after a revoked or lost partition's file was closed.
+// restored into the sink, and after a revoked or lost partition's file was closed. With a
+// changelog, it also hands the outbox over (docs/kafka.md, "Outbox handoff"): at every snapshot
+// of a partition the consumer asks for the notifications pending for its services and writes
+// what changed since the last one (pending ones, and tombstones of those no longer pending); an
+// assignment gives the listener what the partition's changelog says is pending, to enqueue.
 class Stage2Listener {
  public:
   virtual ~Stage2Listener() = default;
   virtual void OnAssigned(int32_t partition) = 0;
   virtual void OnReleased(int32_t partition) = 0;
+  // The notifications pending in this instance's outbox whose service's deltas partition is
+  // `partition`. An error leaves the changelog as it is until the next snapshot.
+  virtual absl::StatusOr<std::vector<OutboxItem>> PendingOutbox(int32_t /*partition*/) {
+    return std::vector<OutboxItem>{};
+  }
+  // Before OnAssigned: what the changelog of `partition` says is pending (the previous owner's
+  // unsent notifications; ones already here are dropped by their ids).
+  virtual void OnOutboxHandedOver(int32_t /*partition*/, std::vector<OutboxItem> /*items*/) {}
 };
 
 // One stage-2 group member. Owns one thread (Start() to Shutdown()) that polls the consumer and

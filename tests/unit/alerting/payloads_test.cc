@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "services/alerting/notification_codec.h"
+#include "traceslo/alerting/notification_codec.h"
 #include "tests/unit/alerting/alerting_test_util.h"
 
 namespace traceslo::alerting {

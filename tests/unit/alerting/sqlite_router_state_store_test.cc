@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "services/alerting/notification_codec.h"
+#include "traceslo/alerting/notification_codec.h"
 #include "tests/unit/alerting/alerting_test_util.h"
 #include "tests/unit/alerting/router_test_util.h"
 #include "tests/unit/alerting/sqlite_test_util.h"

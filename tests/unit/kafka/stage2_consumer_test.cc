@@ -58,6 +58,38 @@ class SummingSink final : public pipeline::DeltaSink {
   std::map<std::string, uint64_t> requests_ ABSL_GUARDED_BY(mu_);
 };
 
+// The outbox side of a listener: what it reports pending per partition (set by the test), and
+// what it was handed over. Thread-safe (the consumer thread calls it).
+class OutboxListener final : public Stage2Listener {
+ public:
+  void SetPending(int32_t partition, std::vector<OutboxItem> items) {
+    MutexLock lock(mu_);
+    pending_[partition] = std::move(items);
+  }
+  std::map<int32_t, std::vector<OutboxItem>> handed() const {
+    MutexLock lock(mu_);
+    return handed_;
+  }
+
+  // traceslo::kafka::Stage2Listener
+  void OnAssigned(int32_t) override {}
+  void OnReleased(int32_t) override {}
+  absl::StatusOr<std::vector<OutboxItem>> PendingOutbox(int32_t partition) override {
+    MutexLock lock(mu_);
+    return pending_[partition];
+  }
+  void OnOutboxHandedOver(int32_t partition, std::vector<OutboxItem> items) override {
+    MutexLock lock(mu_);
+    auto& into = handed_[partition];
+    into.insert(into.end(), items.begin(), items.end());
+  }
+
+ private:
+  mutable Mutex mu_;
+  std::map<int32_t, std::vector<OutboxItem>> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<int32_t, std::vector<OutboxItem>> handed_ ABSL_GUARDED_BY(mu_);
+};
+
 class Stage2ConsumerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -258,6 +290,68 @@ TEST_F(Stage2ConsumerTest, AMemberWithoutFilesTakesOverFromTheChangelog) {
   EXPECT_EQ(sink_a.requests(), want);
   EXPECT_EQ(back.state.restores, 2u) << "files behind the changelog are not used";
   EXPECT_EQ(back.records.applied, 5u * kSources * kDeltaPartitions);
+}
+
+// An owner's pending notifications go to the changelog with its snapshots, a delivered one as a
+// tombstone; the next owner is handed over exactly what was still pending, per partition, and
+// its own snapshots end them once they are no longer pending there.
+TEST_F(Stage2ConsumerTest, PendingNotificationsAreHandedOverThroughTheChangelog) {
+  const OutboxItem page{.receiver = "hook", .id = "page-1", .notification = "{\"n\":1}"};
+  const OutboxItem resolve{.receiver = "hook", .id = "resolve-1", .notification = "{\"n\":2}"};
+  const OutboxItem other{.receiver = "pager", .id = "page-7", .notification = "{\"n\":7}"};
+  Stage2ConsumerOptions options = Options();
+  options.state_topic = "traceslo_state";
+  options.snapshot_interval = std::chrono::milliseconds(200);
+  pipeline::SeriesRegistry registry(100, 100);
+  SummingSink sink(registry);
+  {
+    options.directory = (dir_ / "a").string();
+    OutboxListener a;
+    a.SetPending(0, {page, resolve});
+    a.SetPending(1, {other});
+    auto consumer = Stage2Consumer::Create(options, clock_, registry, sink, &a, logger_);
+    ASSERT_TRUE(consumer.ok()) << consumer.status();
+    ASSERT_TRUE((*consumer)->Start().ok());
+    Stage2ConsumerStats stats = WaitFor(
+        **consumer, [](const Stage2ConsumerStats& s) { return s.state.outbox_written == 3; });
+    EXPECT_EQ(stats.state.outbox_written, 3u);
+    EXPECT_EQ(stats.state.outbox_handed_over, 0u) << "a new changelog";
+    a.SetPending(0, {resolve});  // the page was delivered
+    stats = WaitFor(**consumer,
+                    [](const Stage2ConsumerStats& s) { return s.state.outbox_finished == 1; });
+    EXPECT_EQ(stats.state.outbox_finished, 1u);
+    EXPECT_EQ(stats.state.outbox_written, 3u) << "what was written once is not written again";
+    (*consumer)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
+  }
+  // The next owner (no files) is handed over what was pending; it reports none pending, as if
+  // it delivered them at once, so its snapshots write their tombstones.
+  options.directory = (dir_ / "b").string();
+  OutboxListener b;
+  auto consumer = Stage2Consumer::Create(options, clock_, registry, sink, &b, logger_);
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  ASSERT_TRUE((*consumer)->Start().ok());
+  Stage2ConsumerStats stats = WaitFor(**consumer, [](const Stage2ConsumerStats& s) {
+    return s.state.outbox_handed_over == 2 && s.state.outbox_finished == 2;
+  });
+  EXPECT_EQ(b.handed(), (std::map<int32_t, std::vector<OutboxItem>>{{0, {resolve}}, {1, {other}}}));
+  EXPECT_EQ(stats.state.outbox_handed_over, 2u);
+  EXPECT_EQ(stats.state.outbox_finished, 2u);
+  EXPECT_EQ(stats.state.outbox_written, 0u);
+  (*consumer)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
+
+  // A third owner finds nothing pending.
+  options.directory = (dir_ / "c").string();
+  OutboxListener c;
+  auto third = Stage2Consumer::Create(options, clock_, registry, sink, &c, logger_);
+  ASSERT_TRUE(third.ok()) << third.status();
+  ASSERT_TRUE((*third)->Start().ok());
+  stats = WaitFor(**third, [](const Stage2ConsumerStats& s) {
+    return s.assignment_done && s.owned.size() == static_cast<size_t>(kDeltaPartitions);
+  });
+  ASSERT_EQ(stats.owned.size(), static_cast<size_t>(kDeltaPartitions));
+  EXPECT_TRUE(c.handed().empty());
+  EXPECT_EQ(stats.state.outbox_handed_over, 0u);
+  (*third)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
 }
 
 TEST_F(Stage2ConsumerTest, RefusesSettingsItOwnsAndMissingTopics) {

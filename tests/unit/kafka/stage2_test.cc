@@ -1203,6 +1203,65 @@ TEST(Stage2ChangelogTest, DeletedBucketsBecomeTombstonesAndBadRecordsAreCounted)
   EXPECT_FALSE(std::filesystem::exists(Stage2Partition::FilePath(dir_c.path(), 0)));
 }
 
+// Outbox records (the handoff of pending notifications): the latest record of each (receiver,
+// id) counts wherever it stands relative to checkpoints; a tombstone ends it; bad ones are
+// counted and skipped; past max_outbox, new ones are refused.
+TEST(Stage2ChangelogTest, OutboxRecordsAreTheLatestOfEachNotification) {
+  const OutboxItem one{.receiver = "hook", .id = "n-1", .notification = "{\"id\":\"n-1\"}"};
+  const OutboxItem two{.receiver = "hook", .id = "n-2", .notification = "{\"id\":\"n-2\"}"};
+  const OutboxItem three{.receiver = "pager", .id = "n-1", .notification = "{\"id\":\"x\"}"};
+  const OutboxItem four{.receiver = "pager", .id = "n-4", .notification = "{\"id\":\"n-4\"}"};
+  auto done = [](OutboxItem item) {
+    item.notification.clear();
+    return item;
+  };
+  TempDir dir{"traceslo_stage2_test"};
+  Process a(dir.path(), ChangelogOptions());
+  a.Apply(AsRecords(MakeInputs(0, 9, nullptr), 0));
+  Topic topic;
+  topic.push_back(OutboxStateRecord(0, one));
+  topic.push_back(OutboxStateRecord(0, two));
+  Append(topic, *a.stage);  // a checkpoint between them
+  topic.push_back(OutboxStateRecord(0, done(one)));
+  topic.push_back(OutboxStateRecord(0, three));
+  topic.push_back(OutboxStateRecord(0, four));
+  topic.push_back(OutboxStateRecord(0, done(four)));
+  topic.push_back(OutboxStateRecord(1, two));  // another partition's: invalid here
+  v1::StateKey no_id;
+  no_id.set_kind(v1::StateKey::OUTBOX);
+  no_id.set_receiver("hook");
+  topic.push_back({no_id.SerializeAsString(), OutboxStateRecord(0, one).value});
+  v1::StateKey long_id = no_id;
+  long_id.set_notification_id(std::string(kMaxOutboxIdBytes + 1, 'i'));
+  topic.push_back({long_id.SerializeAsString(), OutboxStateRecord(0, one).value});
+  // An outbox key with a bucket's value.
+  const auto bucket = std::find_if(topic.begin(), topic.end(), [](const StateRecord& r) {
+    return KeyOf(r).kind() == v1::StateKey::SERIES;
+  });
+  ASSERT_NE(bucket, topic.end());
+  topic.push_back({OutboxStateRecord(0, four).key, bucket->value});
+  StateChangelogReader reader(0);
+  for (const StateRecord& r : topic) reader.Add(r.key, r.value);
+  EXPECT_EQ(reader.outbox(), (std::vector<OutboxItem>{two, three}))
+      << "n-1 of hook delivered, n-4 of pager too; n-2 of hook and n-1 of pager pending";
+  EXPECT_EQ(reader.invalid(), 4u);
+  EXPECT_EQ(reader.cut_short(), 0u) << "outbox records do not wait for a checkpoint";
+  // The buckets' state is untouched by them: it restores as before.
+  TempDir dir_b{"traceslo_stage2_test"};
+  Restorer b(dir_b.path(), topic, ChangelogOptions());
+  ASSERT_NE(b.stage, nullptr);
+  EXPECT_EQ(b.stage->next_offset(), a.stage->next_offset());
+
+  // The cap: a new notification past it is refused; one already held still changes.
+  StateChangelogReader capped(0, StateReaderLimits{.max_outbox = 1});
+  capped.Add(OutboxStateRecord(0, two).key, OutboxStateRecord(0, two).value);
+  capped.Add(OutboxStateRecord(0, four).key, OutboxStateRecord(0, four).value);
+  EXPECT_EQ(capped.outbox(), std::vector<OutboxItem>{two});
+  EXPECT_EQ(capped.invalid(), 1u);
+  capped.Add(OutboxStateRecord(0, done(two)).key, "");
+  EXPECT_TRUE(capped.outbox().empty());
+}
+
 TEST(Stage2ChangelogTest, ChangesNotDeliveredGoAgainAfterARestart) {
   TempDir dir{"traceslo_stage2_test"};
   Totals all_want;
