@@ -518,6 +518,30 @@ void Evaluator::ResetSlos(const std::function<bool(std::string_view)>& services)
   }
 }
 
+size_t Evaluator::InheritEpisodes(const std::vector<AlertStatus>& previous,
+                                  int64_t derived_from_unix_nano) {
+  MutexLock lock(mu_);
+  size_t inherited = 0;
+  for (const AlertStatus& before : previous) {
+    if (before.state != AlertState::kFiring) continue;
+    for (auto& state : slos_) {
+      if (state->slo.service != before.service || state->slo.name != before.slo) continue;
+      for (AlertStatus& alert : state->alerts) {
+        if (alert.severity != before.severity || alert.no_data != before.no_data) continue;
+        if (alert.state == AlertState::kFiring &&
+            alert.active_since_unix_nano <= derived_from_unix_nano &&
+            before.fired_at_unix_nano < alert.fired_at_unix_nano) {
+          alert.fired_at_unix_nano = before.fired_at_unix_nano;
+          alert.active_since_unix_nano =
+              std::min(alert.active_since_unix_nano, before.active_since_unix_nano);
+          ++inherited;
+        }
+      }
+    }
+  }
+  return inherited;
+}
+
 std::vector<AlertStatus> Evaluator::Alerts() const {
   MutexLock lock(mu_);
   std::vector<AlertStatus> out;

@@ -201,6 +201,13 @@ class Evaluator final : public prometheus::Collectable {
   // evaluating them again over the past, from the SLI store, derives the states the previous
   // owner had.
   void ResetSlos(const std::function<bool(std::string_view)>& services);
+  // Kafka mode, after such a derivation (evaluations from `derived_from_unix_nano` on): an alert
+  // active since that first evaluation (so perhaps since before it) and firing now, which
+  // `previous` (the previous owner's states, by service, SLO, severity and no_data) shows firing
+  // since earlier, takes that earlier start (fired_at, active_since): its episode, and so its
+  // notifications' ids, stay the previous owner's, however long ago the episode began. Returns
+  // how many alerts took one.
+  size_t InheritEpisodes(const std::vector<AlertStatus>& previous, int64_t derived_from_unix_nano);
 
   std::vector<AlertStatus> Alerts() const;
   std::vector<SloStatus> Slos() const;

@@ -360,6 +360,64 @@ TEST(EvaluatorTest, ResetAndEvaluatedAgainOverTheHorizonDerivesTheSameFiringSinc
   }
 }
 
+// A takeover during an incident older than the derivation: the derived alert fires since the
+// first derived evaluation; the previous owner's state (firing since earlier) gives it back its
+// episode. Not when the previous owner had it resolved, not for an alert that resolved and fired
+// again within the derivation, not for other SLOs.
+TEST(EvaluatorTest, AnEpisodeOlderThanTheDerivationIsInheritedFromThePreviousOwner) {
+  Slo other = Availability();
+  other.service = "payment";
+  Harness h({Availability(), other});
+  for (int i = 0; i < 6 * 30; ++i) h.Step(100, 0);
+  for (int i = 0; i < 6 * 60 * 2; ++i) h.Step(100, 100);  // two hours of failures
+  const AlertStatus before = h.Alert(Severity::kPage);
+  ASSERT_EQ(before.state, AlertState::kFiring);
+  const std::vector<AlertStatus> previous = h.evaluator.Alerts();
+
+  // Derived again over the last hour only.
+  auto checkout = [](std::string_view service) { return service == "checkout"; };
+  h.evaluator.ResetSlos(checkout);
+  const int64_t now = h.now_seconds();
+  const int64_t first = now - 359 * pipeline::kBucketSeconds;
+  for (int64_t t = first; t <= now; t += pipeline::kBucketSeconds) {
+    (void)h.evaluator.Evaluate(std::chrono::system_clock::time_point(seconds(t)), checkout);
+  }
+  const int64_t from = first * 1'000'000'000;
+  ASSERT_EQ(h.Alert(Severity::kPage).state, AlertState::kFiring);
+  ASSERT_GT(h.Alert(Severity::kPage).fired_at_unix_nano, before.fired_at_unix_nano)
+      << "the derivation alone starts a new episode";
+
+  // The previous owner had it resolved: nothing to inherit.
+  std::vector<AlertStatus> resolved = previous;
+  for (AlertStatus& a : resolved) a.state = AlertState::kResolved;
+  EXPECT_EQ(h.evaluator.InheritEpisodes(resolved, from), 0u);
+  // Another service's firing alert does not match.
+  std::vector<AlertStatus> elsewhere = previous;
+  for (AlertStatus& a : elsewhere) a.service = "inventory";
+  EXPECT_EQ(h.evaluator.InheritEpisodes(elsewhere, from), 0u);
+  // Derived as firing only since later than the first derived evaluation (it fired again
+  // within the derivation): a new episode, kept.
+  EXPECT_EQ(h.evaluator.InheritEpisodes(previous, from - pipeline::kBucketNanos), 0u);
+
+  // Every alert firing before and after (the page; the ticket too if its windows fire again).
+  size_t firing_both = 0;
+  for (const AlertStatus& a : previous) {
+    for (const AlertStatus& b : h.evaluator.Alerts()) {
+      firing_both += a.state == AlertState::kFiring && b.state == AlertState::kFiring &&
+                             a.service == b.service && a.severity == b.severity &&
+                             a.no_data == b.no_data
+                         ? 1
+                         : 0;
+    }
+  }
+  ASSERT_GE(firing_both, 1u);
+  EXPECT_EQ(h.evaluator.InheritEpisodes(previous, from), firing_both);
+  const AlertStatus after = h.Alert(Severity::kPage);
+  EXPECT_EQ(after.state, AlertState::kFiring);
+  EXPECT_EQ(after.fired_at_unix_nano, before.fired_at_unix_nano);
+  EXPECT_EQ(after.active_since_unix_nano, before.active_since_unix_nano);
+}
+
 TEST(EvaluatorTest, ExportsTheSloFamilies) {
   Harness h({Availability()});
   h.Step(100, 1);
