@@ -62,6 +62,11 @@ absl::Status CheckSignatureEntry(const v1::SignatureEntry& e, const std::string&
   return absl::OkStatus();
 }
 
+// Times and durations of exemplars, in ns, at most this: sums of three never overflow int64.
+constexpr int64_t kMaxTime = INT64_MAX / 4;
+constexpr int64_t kBucketMs = int64_t{pipeline::kBucketSeconds} * 1000;
+constexpr int64_t kMaxExemplarAgeMs = 7LL * 24 * 3600 * 1000;
+
 absl::Status CheckExemplars(const v1::DeltaBatch& batch, const DeltaBatchLimits& limits) {
   for (int i = 0; i < batch.exemplar_names_size(); ++i) {
     const std::string where = "exemplar_names[" + std::to_string(i) + "]";
@@ -81,18 +86,27 @@ absl::Status CheckExemplars(const v1::DeltaBatch& batch, const DeltaBatchLimits&
       return Invalid(where + ": " + std::to_string(t.spans_size()) + " spans, more than " +
                      std::to_string(limits.max_exemplar_spans));
     }
+    if (t.start_unix_nano() < 0 || t.start_unix_nano() > kMaxTime ||
+        t.duration_nanos() > static_cast<uint64_t>(kMaxTime)) {
+      return Invalid(where + ": start " + std::to_string(t.start_unix_nano()) + " or duration " +
+                     std::to_string(t.duration_nanos()) + " out of range");
+    }
     for (int j = 0; j < t.spans_size(); ++j) {
       const v1::ExemplarSpan& span = t.spans(j);
-      const std::string at = where + ".spans[" + std::to_string(j) + "]";
+      // The location is written only for a bad span (a record may hold very many).
+      auto at = [&] { return where + ".spans[" + std::to_string(j) + "]"; };
       if (span.name() >= names) {
-        return Invalid(at + ": name " + std::to_string(span.name()) + " of " +
+        return Invalid(at() + ": name " + std::to_string(span.name()) + " of " +
                        std::to_string(names));
       }
       if (span.kind() > static_cast<uint32_t>(SpanKind::kConsumer)) {
-        return Invalid(at + ": kind " + std::to_string(span.kind()));
+        return Invalid(at() + ": kind " + std::to_string(span.kind()));
       }
-      if (span.start_offset_nanos() < 0) {
-        return Invalid(at + ": start offset " + std::to_string(span.start_offset_nanos()));
+      if (span.start_offset_nanos() < 0 || span.start_offset_nanos() > kMaxTime) {
+        return Invalid(at() + ": start offset " + std::to_string(span.start_offset_nanos()));
+      }
+      if (span.duration_nanos() > static_cast<uint64_t>(kMaxTime)) {
+        return Invalid(at() + ": duration " + std::to_string(span.duration_nanos()));
       }
     }
   }
@@ -105,6 +119,20 @@ absl::Status CheckExemplars(const v1::DeltaBatch& batch, const DeltaBatchLimits&
     if (e.trace() >= traces) {
       return Invalid(where + ": trace " + std::to_string(e.trace()) + " of " +
                      std::to_string(traces));
+    }
+    // In 128 bits: outside input. Within a week of the record's stream time (a span's bucket
+    // is its end clamped to max_lateness before the stream time; its trace completes within
+    // trace_max_age), so a hostile bucket cannot move the SLI store's rings to another time.
+    const __int128 bucket_ms = static_cast<__int128>(e.bucket()) * kBucketMs;
+    if (bucket_ms < static_cast<__int128>(batch.stream_time_ms()) - kMaxExemplarAgeMs ||
+        bucket_ms > static_cast<__int128>(batch.stream_time_ms()) + kMaxExemplarAgeMs) {
+      return Invalid(where + ": bucket " + std::to_string(e.bucket()) +
+                     " is not within a week of the stream time " +
+                     std::to_string(batch.stream_time_ms()) + " ms");
+    }
+    if (e.duration_nanos() > static_cast<uint64_t>(kMaxTime) || e.end_unix_nano() < 0 ||
+        e.end_unix_nano() > kMaxTime) {
+      return Invalid(where + ": duration or end out of range");
     }
   }
   return absl::OkStatus();
@@ -250,7 +278,7 @@ std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
   };
   std::vector<ExemplarWriter> writers(batches.size());
   for (size_t p = 0; p < batches.size(); ++p) writers[p].batch = &batches[p];
-  auto name_of = [&](ExemplarWriter& w, uint32_t series) {
+  auto name_of = [&](ExemplarWriter& w, uint32_t series, std::vector<uint32_t>& added) {
     auto [it, inserted] =
         w.names.try_emplace(series, static_cast<uint32_t>(w.batch->exemplar_names_size()));
     if (inserted) {
@@ -258,16 +286,26 @@ std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
       n.set_service(std::string(registry.ServiceName(registry.ServiceOf(series))));
       n.set_operation(std::string(registry.OperationName(series)));
       w.bytes += n.ByteSizeLong();
+      added.push_back(series);
     }
     return it->second;
   };
+  // Upper bound of one ExemplarEntry's encoded size beyond its names.
+  constexpr size_t kEntryOverhead = 64;
   auto write_exemplar = [&](const pipeline::ExemplarDelta& d) {
     if (d.trace == nullptr || d.trace->spans.empty()) return;
     const std::string_view service = registry.ServiceName(registry.ServiceOf(d.series));
+    const std::string_view operation = registry.OperationName(d.series);
     ExemplarWriter& w = writers[static_cast<size_t>(DeltaPartitionOf(service, dst_partitions))];
+    if (w.bytes + kEntryOverhead + service.size() + operation.size() > kMaxExemplarBytesPerRecord) {
+      return;
+    }
     auto trace = w.traces.find(d.trace.get());
     if (trace == w.traces.end()) {
-      if (w.bytes >= kMaxExemplarBytesPerRecord) return;
+      // Written, then taken back if it does not fit whole (with the names it added).
+      const size_t bytes_before = w.bytes;
+      const int names_before = w.batch->exemplar_names_size();
+      std::vector<uint32_t> added;
       const auto index = static_cast<uint32_t>(w.batch->exemplar_traces_size());
       v1::ExemplarTrace& t = *w.batch->add_exemplar_traces();
       t.set_trace_id(std::string(reinterpret_cast<const char*>(d.trace->trace_id.data()),
@@ -281,17 +319,26 @@ std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
         e.set_start_offset_nanos(span.start_offset_nanos);
         e.set_duration_nanos(span.duration_nanos);
         e.set_signature(span.signature);
-        e.set_name(name_of(w, span.series));
+        e.set_name(name_of(w, span.series, added));
         e.set_kind(static_cast<uint32_t>(span.kind));
         e.set_error(span.error);
         e.set_orphan(span.orphan);
       }
       w.bytes += t.ByteSizeLong();
+      if (w.bytes + kEntryOverhead + service.size() + operation.size() >
+          kMaxExemplarBytesPerRecord) {
+        w.batch->mutable_exemplar_traces()->RemoveLast();
+        w.batch->mutable_exemplar_names()->DeleteSubrange(
+            names_before, w.batch->exemplar_names_size() - names_before);
+        for (uint32_t series : added) w.names.erase(series);
+        w.bytes = bytes_before;
+        return;
+      }
       trace = w.traces.emplace(d.trace.get(), index).first;
     }
     v1::ExemplarEntry& e = *w.batch->add_exemplars();
     e.set_service(std::string(service));
-    e.set_operation(std::string(registry.OperationName(d.series)));
+    e.set_operation(std::string(operation));
     e.set_bucket(d.bucket);
     e.set_signature(d.signature);
     e.set_duration_nanos(d.duration_nanos);
@@ -415,7 +462,9 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
     }
   }
 
-  if (absl::Status s = CheckExemplars(batch, limits); !s.ok()) return s;
+  if (!limits.skip_exemplars) {
+    if (absl::Status s = CheckExemplars(batch, limits); !s.ok()) return s;
+  }
 
   DecodedDeltaBatch out;
   out.header = DeltaBatchHeader{.config_hash = batch.config_hash(),
@@ -465,7 +514,7 @@ absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,
       std::copy(bytes.begin(), bytes.end(), id.begin());
     }
   }
-  ReadExemplars(batch, registry, delta);
+  if (!limits.skip_exemplars) ReadExemplars(batch, registry, delta);
   return out;
 }
 

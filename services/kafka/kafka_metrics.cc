@@ -146,11 +146,19 @@ std::vector<prometheus::MetricFamily> KafkaCollector::Collect() const {
           "Key and value bytes of the changelog records delivered.", {{{}, D(st.bytes_written)}});
   counter("traceslo_kafka_state_outbox_total",
           "Outbox handoff through the changelog: written (a pending notification), finished (a "
-          "tombstone: no longer pending here), handed_over (pending ones read on assignment and "
-          "given to this instance's outbox).",
+          "tombstone: no longer pending here), handed_over (pending ones read on assignment), "
+          "not_taken (of them, not queued here: left pending for a later owner).",
           {{{{"outcome", "written"}}, D(st.outbox_written)},
            {{{"outcome", "finished"}}, D(st.outbox_finished)},
-           {{{"outcome", "handed_over"}}, D(st.outbox_handed_over)}});
+           {{{"outcome", "handed_over"}}, D(st.outbox_handed_over)},
+           {{{"outcome", "not_taken"}}, D(st.outbox_not_taken)}});
+  counter("traceslo_kafka_state_alerts_total",
+          "Alert states through the changelog: written (an alert firing, or firing since another "
+          "time), finished (a tombstone: no longer firing here), handed_over (firing ones read on "
+          "assignment: their episodes are kept when derived again).",
+          {{{{"outcome", "written"}}, D(st.alerts_written)},
+           {{{"outcome", "finished"}}, D(st.alerts_finished)},
+           {{{"outcome", "handed_over"}}, D(st.alerts_handed_over)}});
   counter("traceslo_kafka_state_delivery_errors_total",
           "Changelog records not produced or not delivered (their changes go with the next "
           "snapshot).",

@@ -380,7 +380,7 @@ void StateChangelogReader::Add(std::string_view key_bytes, std::string_view valu
       value_bytes.size() > limits_.max_record_bytes ||
       !key.ParseFromArray(key_bytes.data(), static_cast<int>(key_bytes.size())) ||
       key.partition() != partition_ || static_cast<int>(key.kind()) <= 0 ||
-      key.kind() > v1::StateKey::OUTBOX) {
+      key.kind() > v1::StateKey::ALERT) {
     ++invalid_;
     return;
   }
@@ -395,14 +395,39 @@ void StateChangelogReader::Add(std::string_view key_bytes, std::string_view valu
   if (key.kind() == v1::StateKey::OUTBOX) {
     std::pair<std::string, std::string> id{key.receiver(), key.notification_id()};
     if (id.first.empty() || id.second.empty() || id.first.size() > kMaxOutboxIdBytes ||
-        id.second.size() > kMaxOutboxIdBytes || (!value_bytes.empty() && !value.has_outbox())) {
+        id.second.size() > kMaxOutboxIdBytes ||
+        (!value_bytes.empty() && (!value.has_outbox() || value.outbox().notification().empty()))) {
       ++invalid_;
     } else if (value_bytes.empty()) {
       outbox_.erase(id);
     } else if (outbox_.size() >= limits_.max_outbox && !outbox_.contains(id)) {
       ++invalid_;
     } else {
-      outbox_[std::move(id)] = std::move(*value.mutable_outbox()->mutable_notification());
+      outbox_[std::move(id)] = {std::move(*value.mutable_outbox()->mutable_notification()),
+                                value.outbox().enqueued_unix_nano()};
+    }
+    return;
+  }
+  if (key.kind() == v1::StateKey::ALERT) {
+    auto named = [](const std::string& name) {
+      return !name.empty() && name.size() <= kMaxOutboxIdBytes;
+    };
+    if (!named(key.service()) || !named(key.slo()) ||
+        (key.severity() != "page" && key.severity() != "ticket") ||
+        (!value_bytes.empty() && !value.has_alert())) {
+      ++invalid_;
+    } else if (value_bytes.empty()) {
+      alerts_.erase(std::string(key_bytes));
+    } else if (alerts_.size() >= limits_.max_alerts && !alerts_.contains(std::string(key_bytes))) {
+      ++invalid_;
+    } else {
+      alerts_[std::string(key_bytes)] =
+          FiringAlert{.service = key.service(),
+                      .slo = key.slo(),
+                      .severity = key.severity(),
+                      .no_data = key.no_data(),
+                      .active_since_unix_nano = value.alert().active_since_unix_nano(),
+                      .fired_at_unix_nano = value.alert().fired_at_unix_nano()};
     }
     return;
   }
@@ -439,8 +464,11 @@ void StateChangelogReader::Add(std::string_view key_bytes, std::string_view valu
 std::vector<OutboxItem> StateChangelogReader::outbox() const {
   std::vector<OutboxItem> out;
   out.reserve(outbox_.size());
-  for (const auto& [id, notification] : outbox_) {
-    out.push_back({.receiver = id.first, .id = id.second, .notification = notification});
+  for (const auto& [id, value] : outbox_) {
+    out.push_back({.receiver = id.first,
+                   .id = id.second,
+                   .notification = value.first,
+                   .enqueued_unix_nano = value.second});
   }
   return out;
 }
@@ -456,6 +484,33 @@ StateRecord OutboxStateRecord(int32_t partition, const OutboxItem& item) {
     v1::StateValue value;
     value.set_schema_version(kStateSchemaVersion);
     value.mutable_outbox()->set_notification(item.notification);
+    value.mutable_outbox()->set_enqueued_unix_nano(item.enqueued_unix_nano);
+    record.value = value.SerializeAsString();
+  }
+  return record;
+}
+
+std::vector<FiringAlert> StateChangelogReader::alerts() const {
+  std::vector<FiringAlert> out;
+  out.reserve(alerts_.size());
+  for (const auto& [key, alert] : alerts_) out.push_back(alert);
+  return out;
+}
+
+StateRecord AlertStateRecord(int32_t partition, const FiringAlert& alert, bool firing) {
+  v1::StateKey key;
+  key.set_kind(v1::StateKey::ALERT);
+  key.set_partition(partition);
+  key.set_service(alert.service);
+  key.set_slo(alert.slo);
+  key.set_severity(alert.severity);
+  key.set_no_data(alert.no_data);
+  StateRecord record{.key = key.SerializeAsString()};
+  if (firing) {
+    v1::StateValue value;
+    value.set_schema_version(kStateSchemaVersion);
+    value.mutable_alert()->set_active_since_unix_nano(alert.active_since_unix_nano);
+    value.mutable_alert()->set_fired_at_unix_nano(alert.fired_at_unix_nano);
     record.value = value.SerializeAsString();
   }
   return record;
@@ -1106,7 +1161,9 @@ absl::StatusOr<Stage2Counters> Stage2Partition::Apply(std::span<const Stage2Reco
   auto digest_of = [&](std::string_view value) -> uint64_t {
     pipeline::SeriesRegistry names(static_cast<uint32_t>(options_.limits.max_services),
                                    static_cast<uint32_t>(options_.limits.max_series));
-    absl::StatusOr<DecodedDeltaBatch> decoded = DecodeDeltaBatch(value, options_.limits, names);
+    DeltaBatchLimits limits = options_.limits;
+    limits.skip_exemplars = true;  // not part of the digest
+    absl::StatusOr<DecodedDeltaBatch> decoded = DecodeDeltaBatch(value, limits, names);
     return decoded.ok() ? ContentDigest(decoded->delta, names) : 0;
   };
   for (const Stage2Record& record : records) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -24,6 +25,9 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 constexpr int kShortPollMs = 10;
 // How long a snapshot's records may take to be delivered (and the producer's message timeout).
 constexpr int kSnapshotFlushMs = 10'000;
+// A handoff record larger than this is not written (librdkafka's message.max.bytes is 1 MB by
+// default, and one that can never be delivered would hold the partition's handoff back).
+constexpr size_t kMaxHandoffRecordBytes = 900 * 1024;
 
 }  // namespace
 
@@ -87,17 +91,26 @@ class Stage2Consumer::Loop {
   absl::Status CreateStateClients();
   absl::Status CreateStateProducer();
   // The partition's file: the one on disk if it can go on from there, else restored from the
-  // changelog (when there is one), else the one on disk or a new one. `outbox`: what the
-  // changelog says is pending in the partition's outbox (empty when it was not read).
+  // changelog (when there is one), else the one on disk or a new one. `handover`: what the
+  // changelog says is pending in the partition's outbox and firing (empty when not read).
+  struct Handover {
+    bool read = false;  // the changelog was read whole
+    std::vector<OutboxItem> outbox;
+    std::vector<FiringAlert> alerts;
+  };
+  // Gives the listener what the changelog holds of the partition's outbox and alerts, and
+  // records it as what the changelog holds.
+  void TakeHandover(int32_t partition, Handover handover);
   absl::StatusOr<std::unique_ptr<Stage2Partition>> OpenPartition(int32_t partition,
                                                                  Stage2Options options,
-                                                                 std::vector<OutboxItem>& outbox);
+                                                                 Handover& handover);
   absl::StatusOr<StateChangelogReader> ReadChangelog(int32_t partition, SteadyTime deadline);
   // Snapshots of the owned partitions that are surely ours (the group steady, in the assignment).
   void SnapshotOwned();
   void SendSnapshot(int32_t partition, Stage2Partition& stage);
-  // The outbox's changes since the last delivered ones (Stage2Listener::PendingOutbox).
-  void SendOutbox(int32_t partition);
+  // The changes of the partition's pending notifications and firing alerts since the last
+  // delivered ones (Stage2Listener::PendingOutbox, FiringAlerts).
+  void SendHandoff(int32_t partition);
   // Produces `records` to the partition's changelog and waits for their delivery; false (all
   // given up) when one failed or the wait ran out.
   bool ProduceAndWait(int32_t partition, const std::vector<StateRecord>& records);
@@ -140,8 +153,14 @@ class Stage2Consumer::Loop {
   SteadyTime next_snapshot_;
   std::set<int32_t> snapshot_failed_;  // partitions with an undelivered changelog record
   SteadyTime restore_deadline_;        // of the assignment being handled
-  // Per owned partition: the (receiver, notification id) the changelog holds as pending.
-  std::map<int32_t, std::set<std::pair<std::string, std::string>>> outbox_published_;
+  // Per owned partition, the handoff records (pending notifications, firing alerts) the
+  // changelog holds as this owner last wrote or read them: key bytes → what they hold.
+  struct Handed {
+    bool alert = false;  // else a notification
+    uint64_t value_hash = 0;
+  };
+  std::map<int32_t, std::map<std::string, Handed>> handed_;
+  std::set<int32_t> handoff_unread_;  // owned partitions whose changelog is still to be read
 
   mutable Mutex stats_mu_;
   Stage2ConsumerStats stats_ ABSL_GUARDED_BY(stats_mu_);
@@ -370,9 +389,9 @@ void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
     options.partition = partition;
     options.source_partitions = sources_;
     options.changelog = state_reader_ != nullptr;
-    std::vector<OutboxItem> outbox;
+    Handover handover;
     absl::StatusOr<std::unique_ptr<Stage2Partition>> opened =
-        OpenPartition(partition, std::move(options), outbox);
+        OpenPartition(partition, std::move(options), handover);
     if (!opened.ok()) {
       // Not consumed by this member until the next rebalance: its lag shows it.
       ++counts_.open_errors;
@@ -385,18 +404,7 @@ void Stage2Consumer::Loop::Assign(rd_kafka_topic_partition_list_t* list) {
     rd_kafka_topic_partition_list_add(assign.get(), list->elems[i].topic, partition)->offset =
         next > 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
     owned_[partition].stage = *std::move(opened);
-    // What the changelog says is pending: this owner's snapshots write tombstones for those of
-    // them that are not pending here (delivered since, or finished here before).
-    std::set<std::pair<std::string, std::string>>& published = outbox_published_[partition];
-    published.clear();
-    for (const OutboxItem& item : outbox) published.emplace(item.receiver, item.id);
-    if (listener_ != nullptr && !outbox.empty()) {
-      counts_.state.outbox_handed_over += outbox.size();
-      logger_.Info("kafka stage 2: pending notifications handed over",
-                   {{"partition", std::to_string(partition)},
-                    {"notifications", std::to_string(outbox.size())}});
-      listener_->OnOutboxHandedOver(partition, std::move(outbox));
-    }
+    TakeHandover(partition, std::move(handover));
     ++counts_.partitions_assigned;
     logger_.Info("kafka stage 2: partition assigned",
                  {{"partition", std::to_string(partition)}, {"offset", std::to_string(next)}});
@@ -421,7 +429,8 @@ void Stage2Consumer::Loop::Release(rd_kafka_topic_partition_list_t* list, bool l
   for (int i = 0; i < list->cnt; ++i) {
     const int32_t partition = list->elems[i].partition;
     hinted_.erase(partition);
-    outbox_published_.erase(partition);
+    handed_.erase(partition);
+    handoff_unread_.erase(partition);
     if (owned_.erase(partition) == 0) continue;
     ++(lost ? counts_.partitions_lost : counts_.partitions_revoked);
     logger_.Info(lost ? "kafka stage 2: partition lost" : "kafka stage 2: partition revoked",
@@ -487,7 +496,7 @@ void Stage2Consumer::Loop::Finish(SteadyTime deadline) {
 }
 
 absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenPartition(
-    int32_t partition, Stage2Options options, std::vector<OutboxItem>& outbox) {
+    int32_t partition, Stage2Options options, Handover& handover) {
   auto open_file = [&] {
     return Stage2Partition::Open(options_.directory, options, registry_, sink_);
   };
@@ -519,7 +528,9 @@ absl::StatusOr<std::unique_ptr<Stage2Partition>> Stage2Consumer::Loop::OpenParti
     counts_.state.records_read += reader->records();
     counts_.state.records_invalid += reader->invalid();
     counts_.state.records_cut_short += reader->cut_short();
-    outbox = reader->outbox();
+    handover.read = true;
+    handover.outbox = reader->outbox();
+    handover.alerts = reader->alerts();
   }
   if (file_offset) {
     if (!reader.ok()) {
@@ -637,49 +648,143 @@ void Stage2Consumer::Loop::SnapshotOwned() {
   }
 }
 
-void Stage2Consumer::Loop::SendOutbox(int32_t partition) {
-  if (listener_ == nullptr) return;
-  std::set<std::pair<std::string, std::string>>& published = outbox_published_[partition];
-  std::set<std::pair<std::string, std::string>> pending;
-  std::vector<StateRecord> records;
-  uint64_t written = 0;
-  absl::StatusOr<std::vector<OutboxItem>> items = listener_->PendingOutbox(partition);
-  if (!items.ok()) {
-    logger_.Warn("kafka stage 2: the outbox could not be read for the changelog",
-                 {{"partition", std::to_string(partition)},
-                  {"error", std::string(items.status().message())}});
+void Stage2Consumer::Loop::TakeHandover(int32_t partition, Handover handover) {
+  std::map<std::string, Handed>& handed = handed_[partition];
+  handed.clear();
+  if (!handover.read) {
+    // Not read (no changelog, or it failed or ran out of time): nothing is written for the
+    // partition until a later snapshot reads it, so what the previous owner left pending stays.
+    if (state_reader_ != nullptr) handoff_unread_.insert(partition);
     return;
   }
-  for (OutboxItem& item : *items) {
+  handoff_unread_.erase(partition);
+  // What the changelog says is pending or firing: this owner's snapshots write tombstones for
+  // what of it is not pending or firing here (delivered since, finished here before, resolved),
+  // except the notifications the listener could not take (they stay pending for a later owner).
+  std::vector<OutboxItem> not_taken;
+  if (listener_ != nullptr && !handover.alerts.empty()) {
+    counts_.state.alerts_handed_over += handover.alerts.size();
+    listener_->OnAlertsHandedOver(partition, handover.alerts);
+  }
+  if (listener_ != nullptr && !handover.outbox.empty()) {
+    counts_.state.outbox_handed_over += handover.outbox.size();
+    logger_.Info("kafka stage 2: pending notifications handed over",
+                 {{"partition", std::to_string(partition)},
+                  {"notifications", std::to_string(handover.outbox.size())}});
+    not_taken = listener_->OnOutboxHandedOver(partition, handover.outbox);
+    counts_.state.outbox_not_taken += not_taken.size();
+  }
+  std::set<std::pair<std::string, std::string>> left;
+  for (const OutboxItem& item : not_taken) left.emplace(item.receiver, item.id);
+  for (const OutboxItem& item : handover.outbox) {
+    if (left.contains({item.receiver, item.id})) continue;
+    StateRecord r = OutboxStateRecord(partition, item);
+    handed[std::move(r.key)] = {.alert = false, .value_hash = std::hash<std::string>{}(r.value)};
+  }
+  for (const FiringAlert& alert : handover.alerts) {
+    StateRecord r = AlertStateRecord(partition, alert);
+    handed[std::move(r.key)] = {.alert = true, .value_hash = std::hash<std::string>{}(r.value)};
+  }
+}
+
+void Stage2Consumer::Loop::SendHandoff(int32_t partition) {
+  if (listener_ == nullptr) return;
+  if (handoff_unread_.contains(partition)) {
+    absl::StatusOr<StateChangelogReader> reader =
+        ReadChangelog(partition, clock_.SteadyNow() + options_.restore_timeout);
+    if (!reader.ok()) {
+      logger_.Warn(
+          "kafka stage 2: the changelog could not be read for the handoff; tried again "
+          "at the next snapshot",
+          {{"partition", std::to_string(partition)},
+           {"error", std::string(reader.status().message())}});
+      return;
+    }
+    TakeHandover(partition,
+                 Handover{.read = true, .outbox = reader->outbox(), .alerts = reader->alerts()});
+  }
+  // A kind the listener does not take part in (Unimplemented) is left as the changelog has it.
+  absl::StatusOr<std::vector<OutboxItem>> items = listener_->PendingOutbox(partition);
+  absl::StatusOr<std::vector<FiringAlert>> alerts = listener_->FiringAlerts(partition);
+  const bool outbox_part = !absl::IsUnimplemented(items.status());
+  const bool alerts_part = !absl::IsUnimplemented(alerts.status());
+  if (!outbox_part) items = std::vector<OutboxItem>{};
+  if (!alerts_part) alerts = std::vector<FiringAlert>{};
+  if (!items.ok() || !alerts.ok()) {
+    logger_.Warn(
+        "kafka stage 2: the outbox or the alert states could not be read for the "
+        "changelog",
+        {{"partition", std::to_string(partition)},
+         {"error", std::string((items.ok() ? alerts.status() : items.status()).message())}});
+    return;
+  }
+  std::map<std::string, Handed> now;
+  std::vector<StateRecord> records;
+  uint64_t outbox_written = 0;
+  uint64_t alerts_written = 0;
+  std::map<std::string, Handed>& handed = handed_[partition];
+  auto add = [&](StateRecord record, bool alert) {
+    if (record.key.size() + record.value.size() > kMaxHandoffRecordBytes) {
+      logger_.Warn("kafka stage 2: a notification too large for the changelog is not handed over",
+                   {{"partition", std::to_string(partition)},
+                    {"bytes", std::to_string(record.key.size() + record.value.size())}});
+      return;
+    }
+    const Handed h{.alert = alert, .value_hash = std::hash<std::string>{}(record.value)};
+    auto it = handed.find(record.key);
+    if (it == handed.end() || it->second.value_hash != h.value_hash) {
+      ++(alert ? alerts_written : outbox_written);
+      now[record.key] = h;
+      records.push_back(std::move(record));
+    } else {
+      now[std::move(record.key)] = h;
+    }
+  };
+  for (const OutboxItem& item : *items) {
     if (item.receiver.empty() || item.id.empty() || item.notification.empty() ||
         item.receiver.size() > kMaxOutboxIdBytes || item.id.size() > kMaxOutboxIdBytes) {
       continue;  // not one a reader would take
     }
-    auto key = std::make_pair(item.receiver, item.id);
-    if (!published.contains(key)) {
-      records.push_back(OutboxStateRecord(partition, item));
-      ++written;
-    }
-    pending.insert(std::move(key));
+    add(OutboxStateRecord(partition, item), false);
   }
-  for (const auto& [receiver, id] : published) {
-    if (!pending.contains({receiver, id})) {
-      records.push_back(OutboxStateRecord(partition, {.receiver = receiver, .id = id}));
+  for (const FiringAlert& alert : *alerts) {
+    if (alert.service.empty() || alert.slo.empty() || alert.service.size() > kMaxOutboxIdBytes ||
+        alert.slo.size() > kMaxOutboxIdBytes ||
+        (alert.severity != "page" && alert.severity != "ticket")) {
+      continue;
     }
+    add(AlertStateRecord(partition, alert), true);
+  }
+  uint64_t outbox_finished = 0;
+  uint64_t alerts_finished = 0;
+  for (const auto& [key, h] : handed) {
+    if (now.contains(key)) continue;
+    if (!(h.alert ? alerts_part : outbox_part)) {
+      now.emplace(key, h);
+      continue;
+    }
+    records.push_back(StateRecord{.key = key});
+    ++(h.alert ? alerts_finished : outbox_finished);
   }
   if (records.empty()) return;
   if (!ProduceAndWait(partition, records)) {
-    logger_.Warn("kafka stage 2: outbox changes not delivered to the changelog; they go again",
-                 {{"partition", std::to_string(partition)}});
+    // Some may have landed: what was written counts as written (a pending record that landed
+    // gets its tombstone later), and tombstones are sent again until they are delivered.
+    for (auto& [key, h] : now) handed[key] = h;
+    logger_.Warn(
+        "kafka stage 2: outbox and alert changes not delivered to the changelog; they go again",
+        {{"partition", std::to_string(partition)}});
     return;
   }
-  counts_.state.outbox_written += written;
-  counts_.state.outbox_finished += records.size() - written;
-  published = std::move(pending);
+  counts_.state.outbox_written += outbox_written;
+  counts_.state.outbox_finished += outbox_finished;
+  counts_.state.alerts_written += alerts_written;
+  counts_.state.alerts_finished += alerts_finished;
+  handed = std::move(now);
 }
 
 void Stage2Consumer::Loop::SendSnapshot(int32_t partition, Stage2Partition& stage) {
-  SendOutbox(partition);
+  SendHandoff(partition);
   absl::StatusOr<std::optional<StateSnapshot>> snapshot = stage.Snapshot();
   if (!snapshot.ok()) {
     logger_.Error("kafka stage 2: no changelog snapshot",

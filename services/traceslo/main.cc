@@ -105,6 +105,10 @@ class DispatcherSink final : public alerting::NotificationSink {
   alerting::Dispatcher& dispatcher_;
 };
 
+int64_t UnixNanos(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 // Kafka mode: the traceslo_deltas partitions this instance owns, as the evaluator uses them.
 // Stage 2's thread changes them (OnAssigned once a partition's file was restored into the SLI
 // store; OnReleased, when another instance takes it over, drops its services from the store, so
@@ -145,37 +149,110 @@ class DeltasOwnership final : public kafka::Stage2Listener {
       const alerting::Notification& n = entry.notification;
       std::optional<int32_t> of = PartitionOf(n);
       if (!of || *of != partition) continue;
-      items.push_back(
-          {.receiver = n.receiver, .id = n.id, .notification = alerting::EncodeNotification(n)});
+      items.push_back({.receiver = n.receiver,
+                       .id = n.id,
+                       .notification = alerting::EncodeNotification(n),
+                       .enqueued_unix_nano = entry.enqueued_unix_nano});
     }
     return items;
   }
-  void OnOutboxHandedOver(int32_t partition, std::vector<kafka::OutboxItem> items) override {
-    if (dispatcher_ == nullptr) return;
-    for (const kafka::OutboxItem& item : items) {
+  std::vector<kafka::OutboxItem> OnOutboxHandedOver(int32_t partition,
+                                                    std::vector<kafka::OutboxItem> items) override {
+    if (dispatcher_ == nullptr) return items;
+    std::vector<kafka::OutboxItem> not_taken;
+    const int64_t now = UnixNanos(clock_->Now());
+    for (kafka::OutboxItem& item : items) {
       absl::StatusOr<alerting::Notification> n = alerting::DecodeNotification(item.notification);
       absl::Status status =
           !n.ok() ? n.status()
           : n->id != item.id || n->receiver != item.receiver
               ? absl::DataLossError("the notification's id or receiver is not its key's")
-              : dispatcher_->Enqueue(*n);
+              : absl::OkStatus();
+      // Notifications are made on stream time in Kafka mode: their age is the outbox's.
+      if (status.ok() && now - item.enqueued_unix_nano > max_age_nanos_) {
+        // Given up, as the old owner would have (alerting.delivery.max_age): taken, not sent.
+        logger_->Warn("kafka: a handed-over notification is older than the delivery max_age",
+                      {{"partition", std::to_string(partition)},
+                       {"receiver", item.receiver},
+                       {"notification_id", item.id}});
+        continue;
+      }
+      if (status.ok()) status = dispatcher_->Enqueue(*n);
       if (!status.ok()) {
-        logger_->Error("kafka: a handed-over notification was not enqueued",
+        logger_->Error("kafka: a handed-over notification was not enqueued; left for a later owner",
                        {{"partition", std::to_string(partition)},
                         {"receiver", item.receiver},
                         {"notification_id", item.id},
                         {"error", std::string(status.message())}});
+        not_taken.push_back(std::move(item));
       }
     }
+    return not_taken;
+  }
+  // The alert states' handoff: the alerts firing here of a partition's services, and the
+  // previous owner's, kept until the evaluator derives the partition's states again.
+  absl::StatusOr<std::vector<kafka::FiringAlert>> FiringAlerts(int32_t partition) override {
+    if (evaluator_ == nullptr || partitions_ <= 0) return std::vector<kafka::FiringAlert>{};
+    std::vector<kafka::FiringAlert> firing;
+    for (const slo::AlertStatus& a : evaluator_->Alerts()) {
+      if (a.state != slo::AlertState::kFiring ||
+          kafka::DeltaPartitionOf(a.service, partitions_) != partition) {
+        continue;
+      }
+      firing.push_back({.service = a.service,
+                        .slo = a.slo,
+                        .severity = std::string(slo::SeverityName(a.severity)),
+                        .no_data = a.no_data,
+                        .active_since_unix_nano = a.active_since_unix_nano,
+                        .fired_at_unix_nano = a.fired_at_unix_nano});
+    }
+    return firing;
+  }
+  void OnAlertsHandedOver(int32_t partition, std::vector<kafka::FiringAlert> alerts) override {
+    std::vector<slo::AlertStatus> previous;
+    for (const kafka::FiringAlert& a : alerts) {
+      slo::AlertStatus& status = previous.emplace_back();
+      status.service = a.service;
+      status.slo = a.slo;
+      status.severity = a.severity == "ticket" ? slo::Severity::kTicket : slo::Severity::kPage;
+      status.no_data = a.no_data;
+      status.state = slo::AlertState::kFiring;
+      status.active_since_unix_nano = a.active_since_unix_nano;
+      status.fired_at_unix_nano = a.fired_at_unix_nano;
+    }
+    MutexLock lock(inherited_mu_);
+    inherited_[partition] = std::move(previous);
+  }
+  // The previous owners' alert states of these partitions (handed over since), taken once.
+  // Called within Hold() (its own lock).
+  std::vector<slo::AlertStatus> TakeInherited(const std::vector<int32_t>& partitions) {
+    MutexLock lock(inherited_mu_);
+    std::vector<slo::AlertStatus> out;
+    for (int32_t p : partitions) {
+      auto it = inherited_.find(p);
+      if (it == inherited_.end()) continue;
+      std::move(it->second.begin(), it->second.end(), std::back_inserter(out));
+      inherited_.erase(it);
+    }
+    return out;
   }
   // Set before the consumer starts.
-  void SetOutbox(alerting::OutboxStore& outbox, alerting::Dispatcher& dispatcher, Logger& logger) {
+  void SetOutbox(alerting::OutboxStore& outbox, alerting::Dispatcher& dispatcher,
+                 std::chrono::milliseconds max_age, const slo::Evaluator& evaluator,
+                 const Clock& clock, Logger& logger) {
     outbox_ = &outbox;
     dispatcher_ = &dispatcher;
+    max_age_nanos_ = std::chrono::duration_cast<std::chrono::nanoseconds>(max_age).count();
+    evaluator_ = &evaluator;
+    clock_ = &clock;
     logger_ = &logger;
   }
 
   void OnReleased(int32_t partition) override {
+    {
+      MutexLock lock(inherited_mu_);
+      inherited_.erase(partition);
+    }
     MutexLock lock(mu_);
     owned_.erase(std::remove(owned_.begin(), owned_.end(), partition), owned_.end());
     if (!forget_ || partitions_ <= 0) return;
@@ -205,15 +282,16 @@ class DeltasOwnership final : public kafka::Stage2Listener {
   std::atomic<int32_t> partitions_{0};          // set before the consumer starts
   alerting::OutboxStore* outbox_ = nullptr;     // set before the consumer starts
   alerting::Dispatcher* dispatcher_ = nullptr;  // set before the consumer starts
+  const slo::Evaluator* evaluator_ = nullptr;   // set before the consumer starts
+  const Clock* clock_ = nullptr;                // set before the consumer starts
+  int64_t max_age_nanos_ = 0;                   // set before the consumer starts
+  Mutex inherited_mu_;
+  std::map<int32_t, std::vector<slo::AlertStatus>> inherited_ ABSL_GUARDED_BY(inherited_mu_);
   Logger* logger_ = nullptr;
   Mutex mu_;
   std::vector<int32_t> owned_ ABSL_GUARDED_BY(mu_);
   bool forget_ ABSL_GUARDED_BY(mu_) = true;
 };
-
-int64_t UnixNanos(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "traceslo: %s\n", message.c_str());
@@ -590,7 +668,7 @@ int Serve(const ServeFlags& flags) {
     if (!created2.ok()) return Fail("kafka stage 2: " + std::string(created2.status().message()));
     stage2 = *std::move(created2);
     ownership.SetPartitions(stage2->Stats().partitions);
-    ownership.SetOutbox(outbox, **dispatcher, logger);
+    ownership.SetOutbox(outbox, **dispatcher, dispatcher_options.max_age, evaluator, clock, logger);
     kafka_collector = std::make_unique<kafka::KafkaCollector>(*stage1, *stage2);
     std::filesystem::create_directories(std::filesystem::path(config->storage.path) / "kafka", ec);
     if (ec) return Fail("storage.path " + config->storage.path + "/kafka: " + ec.message());
@@ -652,10 +730,18 @@ int Serve(const ServeFlags& flags) {
           const int64_t from = std::max(*next_evaluation_ms - kMaxCatchUp * interval_ms,
                                         stats.first_data_ms.value_or(*next_evaluation_ms));
           int64_t at = (FloorDiv(from, interval_ms) + 1) * interval_ms;
+          const int64_t first_derived_ms = at;
           for (; at < *next_evaluation_ms; at += interval_ms) {
             const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(at));
             horizon_source.SetHorizon(pipeline::BucketOfUnixNanos(UnixNanos(t)));
             (void)evaluator.Evaluate(t, gained_service);
+          }
+          // Episodes older than the derivation: the previous owner's, from the changelog.
+          const size_t inherited = evaluator.InheritEpisodes(ownership.TakeInherited(gained),
+                                                             first_derived_ms * 1'000'000);
+          if (inherited > 0) {
+            logger.Info("kafka mode: alert episodes kept from the previous owner",
+                        {{"alerts", std::to_string(inherited)}});
           }
           logger.Info("kafka mode: alert states derived again for gained partitions",
                       {{"partitions", absl::StrJoin(gained, ",")},

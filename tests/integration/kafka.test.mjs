@@ -332,8 +332,10 @@ test('a stage-2 owner killed mid-incident: the next owner pages under the same i
     const stateOf = async (s) => Object.fromEntries((await s.scrape()).samples
       .filter((x) => x.name.startsWith('traceslo_kafka_state_'))
       .map((x) => [`${x.name}${JSON.stringify(x.labels)}`, x.value]));
+    // Both services' firing alerts are in the changelog too (their episodes).
     await pollUntil(() => stateOf(a), (m) => m['traceslo_kafka_state_records_queued_total{}'] > 2 &&
-      m['traceslo_kafka_state_records_written_total{}'] === m['traceslo_kafka_state_records_queued_total{}'],
+      m['traceslo_kafka_state_records_written_total{}'] === m['traceslo_kafka_state_records_queued_total{}'] &&
+      m['traceslo_kafka_state_alerts_total{"outcome":"written"}'] >= 2,
     { timeoutMs: 30_000 });
     assert.deepEqual(await a.stop('SIGKILL'), { code: null, signal: 'SIGKILL' });
 
@@ -349,6 +351,8 @@ test('a stage-2 owner killed mid-incident: the next owner pages under the same i
       `both partitions restored from the changelog: ${JSON.stringify(await stateOf(b))}`);
     assert.equal(await b.metric('traceslo_kafka_state_restores_total', { outcome: 'failed' }), 0);
     assert.equal(await b.metric('traceslo_kafka_state_records_read_total', { outcome: 'invalid' }), 0);
+    assert.ok(await b.metric('traceslo_kafka_state_alerts_total', { outcome: 'handed_over' }) >= 2,
+      'the firing alerts were handed over');
     // A transition is what a notification says: its group, firing or resolved, and the state
     // of each of its alerts. Each reaches the receiver under one id, and one id never stands for
     // two transitions; every group ends resolved.

@@ -76,6 +76,8 @@ struct DeltaBatchLimits {
   size_t max_exemplar_traces = 20'000;
   size_t max_exemplar_names = 200'000;
   size_t max_exemplar_spans = pipeline::SliShardProcessor::kMaxSpansPerTrace;
+  // Neither check nor decode the exemplars (a reader that wants the counts only).
+  bool skip_exemplars = false;
 };
 
 struct DecodedDeltaBatch {
@@ -90,7 +92,8 @@ struct DecodedDeltaBatch {
 // signature detail ("signature_details[2]: trace id of 7 bytes": more than
 // pipeline::kMaxSignatureTraces trace ids, ids not of 16 bytes, texts over max_message_bytes),
 // or a bad exemplar ("exemplar_traces[1].spans[4]: name 9 of 3": indexes out of range, a trace
-// without spans or with a negative span offset, a kind outside OTLP's).
+// without spans, times or durations out of range (negative, or past INT64_MAX / 4 ns), a bucket
+// not within a week of the record's stream time, a kind outside OTLP's).
 // Names are resolved in `registry` (under its caps, as spans' are) only once the whole record is
 // checked, so a refused record adds no name. Nothing is returned on error.
 absl::StatusOr<DecodedDeltaBatch> DecodeDeltaBatch(std::string_view bytes,

@@ -90,6 +90,7 @@ struct StateReaderLimits {
   size_t max_record_bytes = 1 << 20;
   size_t max_keys = 5'000'000;  // buckets of the partition, as a full snapshot would send
   size_t max_outbox = 100'000;  // pending notifications handed over (as the outboxes allow)
+  size_t max_alerts = 100'000;  // firing alerts handed over
 };
 
 // A notification pending in the outbox of a partition's owner, as the changelog hands it over:
@@ -99,6 +100,7 @@ struct OutboxItem {
   std::string receiver;
   std::string id;
   std::string notification;
+  int64_t enqueued_unix_nano = 0;  // when the owner's outbox took it (wall clock)
   friend bool operator==(const OutboxItem&, const OutboxItem&) = default;
 };
 inline constexpr size_t kMaxOutboxIdBytes = 256;
@@ -106,6 +108,22 @@ inline constexpr size_t kMaxOutboxIdBytes = 256;
 // The changelog record of `item` pending in `partition`'s outbox; with an empty notification,
 // the tombstone that says it is no longer pending (delivered, failed or expired).
 StateRecord OutboxStateRecord(int32_t partition, const OutboxItem& item);
+
+// An alert firing in a partition's owner, as the changelog hands it over: which alert (names
+// at most kMaxOutboxIdBytes, none empty; severity "page" or "ticket") and since when.
+struct FiringAlert {
+  std::string service;
+  std::string slo;
+  std::string severity;
+  bool no_data = false;
+  int64_t active_since_unix_nano = 0;
+  int64_t fired_at_unix_nano = 0;
+  friend bool operator==(const FiringAlert&, const FiringAlert&) = default;
+};
+
+// The changelog record of `alert` firing in `partition`'s owner; with `firing` false, the
+// tombstone that says it no longer fires.
+StateRecord AlertStateRecord(int32_t partition, const FiringAlert& alert, bool firing = true);
 
 // Folds the records of one traceslo_state partition, read from its beginning in offset order, into
 // the state as of its last checkpoint: the latest record of every bucket key before it. Records
@@ -133,6 +151,8 @@ class StateChangelogReader {
   // The notifications pending in the partition's outbox, by receiver and id (at most
   // limits.max_outbox: further ones are counted in invalid()).
   std::vector<OutboxItem> outbox() const;
+  // The alerts firing in the partition's owner (at most limits.max_alerts, likewise).
+  std::vector<FiringAlert> alerts() const;
 
  private:
   friend class Stage2Partition;
@@ -142,7 +162,9 @@ class StateChangelogReader {
   std::map<std::string, std::string> keys_;  // bucket keys up to the last checkpoint
   std::map<std::string, std::string> tail_;  // after it
   std::string checkpoint_;                   // the last checkpoint's value
-  std::map<std::pair<std::string, std::string>, std::string> outbox_;  // (receiver, id) → value
+  // (receiver, id) → (notification, enqueued_unix_nano)
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, int64_t>> outbox_;
+  std::map<std::string, FiringAlert> alerts_;  // by key bytes
   uint64_t records_ = 0;
   uint64_t invalid_ = 0;
   bool over_limit_ = false;

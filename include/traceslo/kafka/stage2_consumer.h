@@ -79,6 +79,10 @@ struct Stage2StateStats {
   uint64_t outbox_written = 0;      // pending notifications written to the changelog
   uint64_t outbox_finished = 0;     // tombstones of notifications no longer pending, written
   uint64_t outbox_handed_over = 0;  // pending notifications read on assignment, given on
+  uint64_t outbox_not_taken = 0;    // of them, not taken (left pending for a later owner)
+  uint64_t alerts_written = 0;      // firing alerts written (new, or firing since another time)
+  uint64_t alerts_finished = 0;     // tombstones of alerts no longer firing, written
+  uint64_t alerts_handed_over = 0;  // firing alerts read on assignment, given on
 };
 
 struct Stage2ConsumerStats {
@@ -106,23 +110,36 @@ struct Stage2ConsumerStats {
 
 // Told of ownership changes, on the consumer thread: after an assigned partition's file was
 // restored into the sink, and after a revoked or lost partition's file was closed. With a
-// changelog, it also hands the outbox over (docs/kafka.md, "Outbox handoff"): at every snapshot
-// of a partition the consumer asks for the notifications pending for its services and writes
-// what changed since the last one (pending ones, and tombstones of those no longer pending); an
-// assignment gives the listener what the partition's changelog says is pending, to enqueue.
+// changelog, it also hands the outbox and the alert states over (docs/kafka.md, "Outbox
+// handoff"): at every snapshot of a partition the consumer asks for the notifications pending
+// and the alerts firing for its services and writes what changed since the last one (tombstones
+// for those no longer pending or firing); an assignment gives the listener what the partition's
+// changelog holds of both.
 class Stage2Listener {
  public:
   virtual ~Stage2Listener() = default;
   virtual void OnAssigned(int32_t partition) = 0;
   virtual void OnReleased(int32_t partition) = 0;
   // The notifications pending in this instance's outbox whose service's deltas partition is
-  // `partition`. An error leaves the changelog as it is until the next snapshot.
+  // `partition`. An error leaves the changelog as it is until the next snapshot; Unimplemented
+  // (the default): this listener takes no part in the outbox handoff.
   virtual absl::StatusOr<std::vector<OutboxItem>> PendingOutbox(int32_t /*partition*/) {
-    return std::vector<OutboxItem>{};
+    return absl::UnimplementedError("no outbox handoff");
   }
   // Before OnAssigned: what the changelog of `partition` says is pending (the previous owner's
-  // unsent notifications; ones already here are dropped by their ids).
-  virtual void OnOutboxHandedOver(int32_t /*partition*/, std::vector<OutboxItem> /*items*/) {}
+  // unsent notifications; ones already here are dropped by their ids). Returns those it could
+  // not take: they stay pending in the changelog for a later owner.
+  virtual std::vector<OutboxItem> OnOutboxHandedOver(int32_t /*partition*/,
+                                                     std::vector<OutboxItem> items) {
+    return items;
+  }
+  // The alerts firing here of the services of `partition`, and since when; like PendingOutbox.
+  virtual absl::StatusOr<std::vector<FiringAlert>> FiringAlerts(int32_t /*partition*/) {
+    return absl::UnimplementedError("no alert handoff");
+  }
+  // Before OnAssigned: the alerts the changelog of `partition` says were firing at the previous
+  // owner, and since when (their episodes).
+  virtual void OnAlertsHandedOver(int32_t /*partition*/, std::vector<FiringAlert> /*alerts*/) {}
 };
 
 // One stage-2 group member. Owns one thread (Start() to Shutdown()) that polls the consumer and

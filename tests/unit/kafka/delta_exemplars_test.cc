@@ -272,6 +272,18 @@ TEST(DeltaExemplarsTest, ABadExemplarIsRefusedByNameAndAddsNoNameToTheRegistry) 
        [](v1::DeltaBatch& b) { b.mutable_exemplars(2)->set_operation(std::string(1025, 'o')); }},
       {"exemplar_names[3].operation is empty",
        [](v1::DeltaBatch& b) { b.mutable_exemplar_names(3)->clear_operation(); }},
+      {"exemplar_traces[0].spans[1]: duration 9223372036854775808",
+       [](v1::DeltaBatch& b) {
+         b.mutable_exemplar_traces(0)->mutable_spans(1)->set_duration_nanos(1ull << 63);
+       }},
+      {"exemplar_traces[1]: start -5 or duration",
+       [](v1::DeltaBatch& b) { b.mutable_exemplar_traces(1)->set_start_unix_nano(-5); }},
+      {"exemplars[2]: bucket 0 is not within a week of the stream time",
+       [](v1::DeltaBatch& b) { b.mutable_exemplars(2)->set_bucket(0); }},
+      {"exemplars[1]: bucket 180060481 is not within a week",
+       [](v1::DeltaBatch& b) { b.mutable_exemplars(1)->set_bucket(kBucket + 60'481); }},
+      {"exemplars[0]: duration or end out of range",
+       [](v1::DeltaBatch& b) { b.mutable_exemplars(0)->set_end_unix_nano(-1); }},
       {"exemplar_traces[0]: 3 spans, more than 2", [](v1::DeltaBatch&) {},
        DeltaBatchLimits{.max_exemplar_spans = 2}},
       {"4 exemplars, more than 3", [](v1::DeltaBatch&) {}, DeltaBatchLimits{.max_exemplars = 3}},
@@ -307,8 +319,8 @@ TEST(DeltaExemplarsTest, ABadExemplarIsRefusedByNameAndAddsNoNameToTheRegistry) 
 }
 
 // A storm of large traces: one record carries at most kMaxExemplarBytesPerRecord of exemplars
-// (plus the trace that crossed it), the error exemplars (what causes link) before the slowest
-// requests', whatever their order in the delta.
+// (a trace that would cross it is left out), the error exemplars (what causes link) before the
+// slowest requests', whatever their order in the delta.
 TEST(DeltaExemplarsTest, ErrorExemplarsGoFirstAndTheRecordsBudgetHolds) {
   SeriesRegistry names(100, 100);
   ShardDelta delta;
@@ -349,13 +361,37 @@ TEST(DeltaExemplarsTest, ErrorExemplarsGoFirstAndTheRecordsBudgetHolds) {
   for (const v1::SeriesName& n : batch.exemplar_names()) bytes += n.ByteSizeLong();
   EXPECT_GT(batch.exemplars_size(), 0);
   EXPECT_LT(batch.exemplars_size(), kTraces) << "the budget left some out";
-  EXPECT_GE(bytes, kMaxExemplarBytesPerRecord);
-  EXPECT_LE(bytes, kMaxExemplarBytesPerRecord + largest + 1'024);
+  EXPECT_LE(bytes, kMaxExemplarBytesPerRecord) << "a trace that does not fit is left out whole";
+  EXPECT_GT(bytes, kMaxExemplarBytesPerRecord - largest - 1'024) << "the budget is used";
   for (const v1::ExemplarEntry& e : batch.exemplars()) {
     EXPECT_NE(e.signature(), 0u) << "an error exemplar was left out for a slowest one";
   }
   SeriesRegistry reader(100, 100);
   EXPECT_TRUE(DecodeDeltaBatch(record, DeltaBatchLimits{}, reader).ok());
+
+  // One trace larger than the budget by itself: left out whole, names and all; a smaller one
+  // after it still goes.
+  ShardDelta huge;
+  auto big = std::make_shared<pipeline::ExemplarTrace>();
+  big->trace_id = Trace(200);
+  const uint32_t series = names.Resolve("checkout", "huge").series;
+  for (uint64_t s = 1; s <= 20'000; ++s) {
+    big->spans.push_back(
+        {.span_id = s * 0x9e3779b97f4a7c15ull,
+         .duration_nanos = s,
+         .series = names.Resolve("checkout", "step" + std::to_string(s % 50)).series,
+         .kind = SpanKind::kInternal});
+  }
+  huge.exemplars.push_back(
+      {.series = series, .bucket = kBucket, .signature = 7, .trace = std::move(big)});
+  huge.exemplars.push_back(ExemplarDeltas(names).exemplars[1]);  // inventory's slow trace
+  v1::DeltaBatch left_out;
+  ASSERT_TRUE(
+      left_out.ParseFromString(EncodeDeltaBatches(Header(0, kEpoch), huge, names, 1).at(0)));
+  ASSERT_EQ(left_out.exemplars_size(), 1);
+  EXPECT_EQ(left_out.exemplars(0).service(), "inventory");
+  EXPECT_EQ(left_out.exemplar_traces_size(), 1);
+  EXPECT_EQ(left_out.exemplar_names_size(), 1) << "the huge trace's names went with it";
 }
 
 Stage2Options Options() {
@@ -366,16 +402,28 @@ Stage2Options Options() {
   return options;
 }
 
+// The SLI store, counting the exemplars it is given.
+class CountingStore final : public pipeline::DeltaSink {
+ public:
+  void Apply(ShardDelta delta) override {
+    exemplars += delta.exemplars.size();
+    store.Apply(std::move(delta));
+  }
+  pipeline::SliStore store{pipeline::SliStoreOptions{}};
+  size_t exemplars = 0;
+};
+
 // Stage 2 of one process: its registry, its SLI store and one open partition.
 struct Process {
-  explicit Process(const std::string& dir) : store(pipeline::SliStoreOptions{}) {
+  explicit Process(const std::string& dir) {
     absl::StatusOr<std::unique_ptr<Stage2Partition>> opened =
-        Stage2Partition::Open(dir, Options(), registry, store);
+        Stage2Partition::Open(dir, Options(), registry, sink);
     EXPECT_TRUE(opened.ok()) << opened.status();
     if (opened.ok()) stage = std::move(*opened);
   }
   SeriesRegistry registry{100, 100};
-  pipeline::SliStore store;
+  CountingStore sink;
+  pipeline::SliStore& store = sink.store;
   std::unique_ptr<Stage2Partition> stage;
 };
 
@@ -392,6 +440,7 @@ TEST(DeltaExemplarsTest, AppliedExemplarsOpenInTheSliStoreOncePerEpochAndStayOut
         p.stage->Apply(std::vector<Stage2Record>{{.offset = 0, .value = value}});
     ASSERT_TRUE(counters.ok()) << counters.status();
     EXPECT_EQ(counters->applied, 1u);
+    EXPECT_EQ(p.sink.exemplars, 4u);
     for (const TraceSpec& spec : {Cascade(), Slow()}) {
       const ExemplarRef trace = p.store.FindTrace(spec.id);
       ASSERT_NE(trace, nullptr);
@@ -412,6 +461,7 @@ TEST(DeltaExemplarsTest, AppliedExemplarsOpenInTheSliStoreOncePerEpochAndStayOut
     counters = p.stage->Apply(std::vector<Stage2Record>{{.offset = 1, .value = value}});
     ASSERT_TRUE(counters.ok()) << counters.status();
     EXPECT_EQ(counters->duplicates, 1u);
+    EXPECT_EQ(p.sink.exemplars, 4u) << "none given again";
     EXPECT_EQ(p.store.Exemplars(static_cast<uint32_t>(pay), kBucket, kBucket).size(), 1u);
     EXPECT_EQ(p.store.Exemplars(static_cast<uint32_t>(cart), kBucket, kBucket).size(), of_cart);
   }

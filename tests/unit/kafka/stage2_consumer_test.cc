@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,17 +59,30 @@ class SummingSink final : public pipeline::DeltaSink {
   std::map<std::string, uint64_t> requests_ ABSL_GUARDED_BY(mu_);
 };
 
-// The outbox side of a listener: what it reports pending per partition (set by the test), and
-// what it was handed over. Thread-safe (the consumer thread calls it).
-class OutboxListener final : public Stage2Listener {
+// The handoff side of a listener: what it reports pending and firing per partition (set by the
+// test), what it was handed over, and the notifications it refuses to take. Thread-safe (the
+// consumer thread calls it).
+class HandoffListener final : public Stage2Listener {
  public:
   void SetPending(int32_t partition, std::vector<OutboxItem> items) {
     MutexLock lock(mu_);
     pending_[partition] = std::move(items);
   }
+  void SetFiring(int32_t partition, std::vector<FiringAlert> alerts) {
+    MutexLock lock(mu_);
+    firing_[partition] = std::move(alerts);
+  }
+  void Refuse(std::string id) {
+    MutexLock lock(mu_);
+    refused_.insert(std::move(id));
+  }
   std::map<int32_t, std::vector<OutboxItem>> handed() const {
     MutexLock lock(mu_);
     return handed_;
+  }
+  std::map<int32_t, std::vector<FiringAlert>> handed_alerts() const {
+    MutexLock lock(mu_);
+    return handed_alerts_;
   }
 
   // traceslo::kafka::Stage2Listener
@@ -78,16 +92,36 @@ class OutboxListener final : public Stage2Listener {
     MutexLock lock(mu_);
     return pending_[partition];
   }
-  void OnOutboxHandedOver(int32_t partition, std::vector<OutboxItem> items) override {
+  std::vector<OutboxItem> OnOutboxHandedOver(int32_t partition,
+                                             std::vector<OutboxItem> items) override {
     MutexLock lock(mu_);
-    auto& into = handed_[partition];
-    into.insert(into.end(), items.begin(), items.end());
+    std::vector<OutboxItem> not_taken;
+    for (OutboxItem& item : items) {
+      if (refused_.contains(item.id)) {
+        not_taken.push_back(std::move(item));
+      } else {
+        handed_[partition].push_back(std::move(item));
+      }
+    }
+    return not_taken;
+  }
+  absl::StatusOr<std::vector<FiringAlert>> FiringAlerts(int32_t partition) override {
+    MutexLock lock(mu_);
+    return firing_[partition];
+  }
+  void OnAlertsHandedOver(int32_t partition, std::vector<FiringAlert> alerts) override {
+    MutexLock lock(mu_);
+    auto& into = handed_alerts_[partition];
+    into.insert(into.end(), alerts.begin(), alerts.end());
   }
 
  private:
   mutable Mutex mu_;
   std::map<int32_t, std::vector<OutboxItem>> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<int32_t, std::vector<FiringAlert>> firing_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> refused_ ABSL_GUARDED_BY(mu_);
   std::map<int32_t, std::vector<OutboxItem>> handed_ ABSL_GUARDED_BY(mu_);
+  std::map<int32_t, std::vector<FiringAlert>> handed_alerts_ ABSL_GUARDED_BY(mu_);
 };
 
 class Stage2ConsumerTest : public ::testing::Test {
@@ -292,13 +326,27 @@ TEST_F(Stage2ConsumerTest, AMemberWithoutFilesTakesOverFromTheChangelog) {
   EXPECT_EQ(back.records.applied, 5u * kSources * kDeltaPartitions);
 }
 
-// An owner's pending notifications go to the changelog with its snapshots, a delivered one as a
-// tombstone; the next owner is handed over exactly what was still pending, per partition, and
-// its own snapshots end them once they are no longer pending there.
-TEST_F(Stage2ConsumerTest, PendingNotificationsAreHandedOverThroughTheChangelog) {
+// An owner's pending notifications and firing alerts go to the changelog with its snapshots,
+// a delivered notification and a resolved alert as tombstones, an alert firing since another
+// time again; the next owner is handed exactly what was still pending and firing, per
+// partition, and tombstones what it took and does not hold itself; a notification it could not
+// take stays pending, and a third owner is handed only that.
+TEST_F(Stage2ConsumerTest, PendingNotificationsAndFiringAlertsAreHandedOverThroughTheChangelog) {
   const OutboxItem page{.receiver = "hook", .id = "page-1", .notification = "{\"n\":1}"};
   const OutboxItem resolve{.receiver = "hook", .id = "resolve-1", .notification = "{\"n\":2}"};
   const OutboxItem other{.receiver = "pager", .id = "page-7", .notification = "{\"n\":7}"};
+  const FiringAlert burn{.service = "checkout",
+                         .slo = "availability",
+                         .severity = "page",
+                         .active_since_unix_nano = 100,
+                         .fired_at_unix_nano = 100};
+  FiringAlert refired = burn;
+  refired.active_since_unix_nano = refired.fired_at_unix_nano = 900;
+  const FiringAlert ticket{.service = "checkout",
+                           .slo = "availability",
+                           .severity = "ticket",
+                           .active_since_unix_nano = 50,
+                           .fired_at_unix_nano = 60};
   Stage2ConsumerOptions options = Options();
   options.state_topic = "traceslo_state";
   options.snapshot_interval = std::chrono::milliseconds(200);
@@ -306,51 +354,65 @@ TEST_F(Stage2ConsumerTest, PendingNotificationsAreHandedOverThroughTheChangelog)
   SummingSink sink(registry);
   {
     options.directory = (dir_ / "a").string();
-    OutboxListener a;
+    HandoffListener a;
     a.SetPending(0, {page, resolve});
     a.SetPending(1, {other});
+    a.SetFiring(1, {burn, ticket});
     auto consumer = Stage2Consumer::Create(options, clock_, registry, sink, &a, logger_);
     ASSERT_TRUE(consumer.ok()) << consumer.status();
     ASSERT_TRUE((*consumer)->Start().ok());
-    Stage2ConsumerStats stats = WaitFor(
-        **consumer, [](const Stage2ConsumerStats& s) { return s.state.outbox_written == 3; });
+    Stage2ConsumerStats stats = WaitFor(**consumer, [](const Stage2ConsumerStats& s) {
+      return s.state.outbox_written == 3 && s.state.alerts_written == 2;
+    });
     EXPECT_EQ(stats.state.outbox_written, 3u);
+    EXPECT_EQ(stats.state.alerts_written, 2u);
     EXPECT_EQ(stats.state.outbox_handed_over, 0u) << "a new changelog";
     a.SetPending(0, {resolve});  // the page was delivered
-    stats = WaitFor(**consumer,
-                    [](const Stage2ConsumerStats& s) { return s.state.outbox_finished == 1; });
+    a.SetFiring(1, {refired});   // the page alert resolved and fired again; the ticket resolved
+    stats = WaitFor(**consumer, [](const Stage2ConsumerStats& s) {
+      return s.state.outbox_finished == 1 && s.state.alerts_written == 3 &&
+             s.state.alerts_finished == 1;
+    });
     EXPECT_EQ(stats.state.outbox_finished, 1u);
     EXPECT_EQ(stats.state.outbox_written, 3u) << "what was written once is not written again";
+    EXPECT_EQ(stats.state.alerts_written, 3u);
+    EXPECT_EQ(stats.state.alerts_finished, 1u);
     (*consumer)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
   }
-  // The next owner (no files) is handed over what was pending; it reports none pending, as if
-  // it delivered them at once, so its snapshots write their tombstones.
+  // The next owner (no files) is handed what was pending and firing. It refuses `other` and
+  // reports nothing pending or firing of its own, as if it delivered the rest at once.
   options.directory = (dir_ / "b").string();
-  OutboxListener b;
+  HandoffListener b;
+  b.Refuse(other.id);
   auto consumer = Stage2Consumer::Create(options, clock_, registry, sink, &b, logger_);
   ASSERT_TRUE(consumer.ok()) << consumer.status();
   ASSERT_TRUE((*consumer)->Start().ok());
   Stage2ConsumerStats stats = WaitFor(**consumer, [](const Stage2ConsumerStats& s) {
-    return s.state.outbox_handed_over == 2 && s.state.outbox_finished == 2;
+    return s.state.outbox_handed_over == 2 && s.state.outbox_finished == 1 &&
+           s.state.alerts_finished == 1;
   });
-  EXPECT_EQ(b.handed(), (std::map<int32_t, std::vector<OutboxItem>>{{0, {resolve}}, {1, {other}}}));
+  EXPECT_EQ(b.handed(), (std::map<int32_t, std::vector<OutboxItem>>{{0, {resolve}}}));
+  EXPECT_EQ(b.handed_alerts(), (std::map<int32_t, std::vector<FiringAlert>>{{1, {refired}}}));
   EXPECT_EQ(stats.state.outbox_handed_over, 2u);
-  EXPECT_EQ(stats.state.outbox_finished, 2u);
+  EXPECT_EQ(stats.state.outbox_not_taken, 1u);
+  EXPECT_EQ(stats.state.outbox_finished, 1u) << "the one it took; not the one it refused";
+  EXPECT_EQ(stats.state.alerts_handed_over, 1u);
+  EXPECT_EQ(stats.state.alerts_finished, 1u);
   EXPECT_EQ(stats.state.outbox_written, 0u);
   (*consumer)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
 
-  // A third owner finds nothing pending.
+  // A third owner is handed only the notification the second could not take.
   options.directory = (dir_ / "c").string();
-  OutboxListener c;
+  HandoffListener c;
   auto third = Stage2Consumer::Create(options, clock_, registry, sink, &c, logger_);
   ASSERT_TRUE(third.ok()) << third.status();
   ASSERT_TRUE((*third)->Start().ok());
   stats = WaitFor(**third, [](const Stage2ConsumerStats& s) {
-    return s.assignment_done && s.owned.size() == static_cast<size_t>(kDeltaPartitions);
+    return s.state.outbox_handed_over == 1 && s.state.outbox_finished == 1;
   });
-  ASSERT_EQ(stats.owned.size(), static_cast<size_t>(kDeltaPartitions));
-  EXPECT_TRUE(c.handed().empty());
-  EXPECT_EQ(stats.state.outbox_handed_over, 0u);
+  EXPECT_EQ(c.handed(), (std::map<int32_t, std::vector<OutboxItem>>{{1, {other}}}));
+  EXPECT_TRUE(c.handed_alerts().empty());
+  EXPECT_EQ(stats.state.outbox_handed_over, 1u);
   (*third)->Shutdown(clock_.SteadyNow() + std::chrono::seconds(10));
 }
 

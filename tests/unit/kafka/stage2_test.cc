@@ -1260,6 +1260,52 @@ TEST(Stage2ChangelogTest, OutboxRecordsAreTheLatestOfEachNotification) {
   EXPECT_EQ(capped.invalid(), 1u);
   capped.Add(OutboxStateRecord(0, done(two)).key, "");
   EXPECT_TRUE(capped.outbox().empty());
+
+  // An outbox value without a notification is refused (it could never be sent).
+  v1::StateValue empty;
+  empty.set_schema_version(1);
+  empty.mutable_outbox();
+  StateChangelogReader hollow(0);
+  hollow.Add(OutboxStateRecord(0, two).key, empty.SerializeAsString());
+  EXPECT_TRUE(hollow.outbox().empty());
+  EXPECT_EQ(hollow.invalid(), 1u);
+}
+
+// Alert records (the handoff of alert episodes): the latest record of each alert, a tombstone
+// ends it; an unknown severity, an empty name or another kind's value is counted and skipped.
+TEST(Stage2ChangelogTest, AlertRecordsAreTheLatestOfEachAlert) {
+  const FiringAlert page{.service = "checkout",
+                         .slo = "availability",
+                         .severity = "page",
+                         .active_since_unix_nano = 10,
+                         .fired_at_unix_nano = 20};
+  FiringAlert again = page;
+  again.fired_at_unix_nano = 90;
+  FiringAlert ticket = page;
+  ticket.severity = "ticket";
+  FiringAlert no_data = page;
+  no_data.no_data = true;
+  FiringAlert critical = page;
+  critical.severity = "critical";
+  FiringAlert unnamed = page;
+  unnamed.slo.clear();
+  StateChangelogReader reader(0);
+  for (const StateRecord& r :
+       {AlertStateRecord(0, page), AlertStateRecord(0, ticket), AlertStateRecord(0, no_data),
+        AlertStateRecord(0, again), AlertStateRecord(0, ticket, false),
+        AlertStateRecord(0, critical), AlertStateRecord(0, unnamed), AlertStateRecord(1, page),
+        StateRecord{
+            AlertStateRecord(0, ticket).key,
+            OutboxStateRecord(0, {.receiver = "r", .id = "i", .notification = "n"}).value}}) {
+    reader.Add(r.key, r.value);
+  }
+  std::vector<FiringAlert> got = reader.alerts();
+  std::sort(got.begin(), got.end(), [](const FiringAlert& a, const FiringAlert& b) {
+    return std::tie(a.severity, a.no_data) < std::tie(b.severity, b.no_data);
+  });
+  EXPECT_EQ(got, (std::vector<FiringAlert>{again, no_data}));
+  EXPECT_EQ(reader.invalid(), 4u);
+  EXPECT_TRUE(reader.outbox().empty());
 }
 
 TEST(Stage2ChangelogTest, ChangesNotDeliveredGoAgainAfterARestart) {
