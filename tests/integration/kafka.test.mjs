@@ -390,6 +390,34 @@ test('a stage-2 owner killed mid-incident: the next owner pages under the same i
   }
 });
 
+// Two instances against one mock cluster (config's brokers), started one after the other and
+// waited for until the assignment is stable: each owns one deltas partition and the spans
+// partitions are split. Returns [the owner of deltas partition 1, the other].
+async function startPair(name, config) {
+  const start = async (which) => {
+    const dir = path.join(scratch, `${name}-${which}`);
+    fs.mkdirSync(dir);
+    const s = await startTraceslo({ config, dir, otlp: false, timeoutMs: 30_000 });
+    servers.push(s);
+    return s;
+  };
+  const instances = [await start('a'), await start('b')];
+  let previous = '';
+  await waitFor(async () => {
+    const scrapes = await Promise.all(instances.map((s) => s.scrape()));
+    const owned = scrapes.map((m) => [m.get('traceslo_kafka_owned_partitions', { stage: '1' }),
+      m.get('traceslo_kafka_deltas_partition_owned', { partition: '1' })]);
+    const key = JSON.stringify(owned);
+    const ok = owned[0][0] + owned[1][0] === 4 && owned[0][1] + owned[1][1] === 1 &&
+      scrapes.every((m) => m.get('traceslo_kafka_owned_partitions', { stage: '2' }) === 1);
+    const stable = ok && key === previous;
+    previous = ok ? key : '';
+    return stable;
+  }, { timeoutMs: 60_000, intervalMs: 500, what: 'a stable assignment of both instances' });
+  const ownsOne = async (s) => (await s.scrape()).get('traceslo_kafka_deltas_partition_owned', { partition: '1' }) === 1;
+  return (await ownsOne(instances[0])) ? instances : [instances[1], instances[0]];
+}
+
 // The outbox handoff: two instances, the recorded incident's services all on deltas partition 1.
 // Its owner's receiver is down: it queues every page and resolve of the incident, writes them
 // to the traceslo_state changelog with its snapshots, and is killed (kill -9). The other
@@ -413,29 +441,8 @@ test('a stage-2 owner killed with undelivered notifications: the survivor delive
     },
   };
   for (const service of ['checkout', 'gateway']) assert.equal(fnv1aPartition(service, 2), 1, service);
-  const start = async (name) => {
-    const dir = path.join(scratch, `outbox-${name}`);
-    fs.mkdirSync(dir);
-    const s = await startTraceslo({ config, dir, otlp: false, timeoutMs: 30_000 });
-    servers.push(s);
-    return s;
-  };
-  const instances = [await start('a'), await start('b')];
-  // A stable assignment: each instance owns one deltas partition, the spans partitions split.
-  let previous = '';
-  await waitFor(async () => {
-    const scrapes = await Promise.all(instances.map((s) => s.scrape()));
-    const owned = scrapes.map((m) => [m.get('traceslo_kafka_owned_partitions', { stage: '1' }),
-      m.get('traceslo_kafka_deltas_partition_owned', { partition: '1' })]);
-    const key = JSON.stringify(owned);
-    const ok = owned[0][0] + owned[1][0] === 4 && owned[0][1] + owned[1][1] === 1 &&
-      scrapes.every((m) => m.get('traceslo_kafka_owned_partitions', { stage: '2' }) === 1);
-    const stable = ok && key === previous;
-    previous = ok ? key : '';
-    return stable;
-  }, { timeoutMs: 60_000, intervalMs: 500, what: 'a stable assignment of both instances' });
-  const ownsOne = async (s) => (await s.scrape()).get('traceslo_kafka_deltas_partition_owned', { partition: '1' }) === 1;
-  const [owner, survivor] = (await ownsOne(instances[0])) ? instances : [instances[1], instances[0]];
+  const [owner, survivor] = await startPair('outbox', config);
+  const instances = [owner, survivor];
 
   const produced = await runBinary(produceBin, ['--bootstrap', outboxBootstrap, '--topic', 'otlp_spans',
     '--input', fixture, '--drain-seconds', String(DRAIN_S)], { timeoutMs: 60_000 });
@@ -475,5 +482,96 @@ test('a stage-2 owner killed with undelivered notifications: the survivor delive
   // The survivor's snapshots mark them delivered (tombstones): a later owner is handed none.
   await survivor.pollMetric('traceslo_kafka_state_outbox_total', { outcome: 'finished' }, (v) => v >= queued,
     { timeoutMs: 30_000 });
+  assert.deepEqual(await survivor.stop('SIGTERM'), { code: 0, signal: null });
+});
+
+// Alert episodes through the changelog: evaluations every 50 ms, so a takeover derives only the
+// last 18 s (360 evaluations) again. The owner of the incident's partition pages both services
+// and is killed (kill -9) 25 s after checkout's alert fired; the other instance takes the
+// partition over. Derived over 18 s alone, checkout's alert would fire since the first derived
+// evaluation: a new episode, and a second page under a new id. With the changelog's firing
+// alerts it keeps the dead owner's episode: its page repeats under the same id (a receiver drops
+// it), and every group resolves under the episode it was paged in.
+test('a takeover later than the derivation window keeps the alert episodes of the dead owner', async () => {
+  const { bootstrap: episodeBootstrap } = await startMock('episode');
+  const hook = await startRecordingServer();
+  hooks.push(hook);
+  const base = kafkaConfig('1h', episodeBootstrap);
+  const config = {
+    ...base,
+    rules: { ...base.rules, evaluation_interval: '50ms' },
+    kafka: { ...base.kafka, snapshot_interval: '1s' },
+    alerting: {
+      group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
+      default_receiver: 'hook',
+      receivers: [{ name: 'hook', webhook: { url: `${hook.url}/hook` } }],
+    },
+  };
+  const lines = fs.readFileSync(fixture, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const cut = Date.parse('2025-06-01T12:01:45Z');
+  const first = path.join(scratch, 'episode-1.jsonl');
+  const second = path.join(scratch, 'episode-2.jsonl');
+  fs.writeFileSync(first, lines.filter((l) => lineTimeMs(l) <= cut).join('\n') + '\n');
+  fs.writeFileSync(second, lines.filter((l) => lineTimeMs(l) > cut).join('\n') + '\n');
+  const produce = async (input, drain, pace = []) => {
+    const produced = await runBinary(produceBin, ['--bootstrap', episodeBootstrap, '--topic', 'otlp_spans',
+      '--input', input, '--drain-seconds', String(drain), ...pace], { timeoutMs: 60_000 });
+    assert.equal(produced.code, 0, produced.stderr);
+    return Number(/last_ms=(\d+)/.exec(produced.stdout)[1]);
+  };
+  const [owner, survivor] = await startPair('episode', config);
+  await produce(first, 0);
+  const services = (requests) => new Set(requests.map((r) => r.body?.commonLabels?.service));
+  await hook.waitFor((requests) => services(requests).has('checkout') && services(requests).has('gateway'),
+    { timeoutMs: 60_000 });
+  // The episodes are in the changelog (both services' page alerts, at least).
+  await owner.pollMetric('traceslo_kafka_state_alerts_total', { outcome: 'written' }, (v) => v >= 2,
+    { timeoutMs: 30_000 });
+  const pagedByOwner = hook.requests.length;
+  const firedAt = Math.min(...hook.requests.map((r) => Date.parse(r.body.alerts[0].startsAt)));
+  assert.ok(cut - firedAt > 18_000, `the first episode began ${cut - firedAt} ms before the cut: older than the derivation`);
+  assert.deepEqual(await owner.stop('SIGKILL'), { code: null, signal: 'SIGKILL' });
+
+  assert.ok(await survivor.pollMetric('traceslo_kafka_state_alerts_total', { outcome: 'handed_over' },
+    (v) => v >= 2, { timeoutMs: 60_000 }) >= 2);
+  // Paced, so stream time moves less than the 18 s an evaluation round catches up at most
+  // (a longer jump skips evaluations, resolves included).
+  const lastMs = await produce(second, DRAIN_S, ['--records-per-second', '4']);
+  const endS = Math.floor((lastMs + DRAIN_S * 1000) / 1000);
+  await survivor.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1, { timeoutMs: 60_000 });
+  const lastOf = () => {
+    const last = new Map();
+    for (const r of hook.requests) last.set(r.body.groupKey, r.body.status);
+    return last;
+  };
+  await pollUntil(async () => lastOf(), (m) => m.size >= 2 && [...m.values()].every((v) => v === 'resolved'),
+    { timeoutMs: 30_000 });
+  const idOf = (r) => r.headers['x-traceslo-notification-id'];
+  const transitionOf = (r) => JSON.stringify([r.body.groupKey, r.body.status,
+    r.body.alerts.map((x) => [x.labels.slo, x.labels.severity, x.status, x.startsAt]).sort()]);
+  const summary = JSON.stringify(hook.requests.map((r) => [idOf(r), transitionOf(r)]));
+  // Checkout's groups (their episode began before the derived 18 s): the survivor's pages of
+  // them repeat the owner's, under the owner's ids, so a receiver drops them. (Gateway's episode
+  // began within the derivation, so it is derived anyway; the router's sequence within an
+  // episode is not handed over, so the survivor's first page of a group may carry the id of the
+  // owner's first page though the group's alerts changed since: docs/kafka.md.)
+  const byOwner = hook.requests.slice(0, pagedByOwner);
+  const bySurvivor = hook.requests.slice(pagedByOwner);
+  const checkoutGroups = new Set(byOwner.filter((r) => r.body.commonLabels.service === 'checkout')
+    .map((r) => r.body.groupKey));
+  assert.ok(checkoutGroups.size >= 1, summary);
+  for (const r of bySurvivor.filter((x) => checkoutGroups.has(x.body.groupKey) && x.body.status === 'firing')) {
+    const ids = byOwner.filter((x) => x.body.groupKey === r.body.groupKey).map(idOf);
+    assert.ok(ids.includes(idOf(r)), `${r.body.groupKey}: the survivor's page has the owner's id: ${summary}`);
+  }
+  assert.ok(bySurvivor.some((x) => checkoutGroups.has(x.body.groupKey) && x.body.status === 'firing'),
+    `the survivor paged checkout's groups again (same ids): ${summary}`);
+  // Every group the owner paged is resolved under the episode it paged (the same startsAt).
+  for (const r of hook.requests.slice(0, pagedByOwner)) {
+    const resolved = hook.requests.find((x) => x.body.groupKey === r.body.groupKey && x.body.status === 'resolved');
+    assert.ok(resolved, `${r.body.groupKey} resolved: ${summary}`);
+    assert.deepEqual(resolved.body.alerts.map((x) => x.startsAt).sort(), r.body.alerts.map((x) => x.startsAt).sort(),
+      `${r.body.groupKey}: the same episode: ${summary}`);
+  }
   assert.deepEqual(await survivor.stop('SIGTERM'), { code: 0, signal: null });
 });
