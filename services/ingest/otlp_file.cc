@@ -31,15 +31,15 @@ bool IsBlank(std::string_view line) {
 
 std::string Bytes(uint64_t n) { return std::to_string(n) + (n == 1 ? " byte" : " bytes"); }
 
-}  // namespace
-
-absl::Status DecodeOtlpRecord(OtlpFileFormat format, std::string_view record,
-                              uint32_t max_spans_per_request, SpanBatch& out, RecordSpans& spans) {
+// DecodeOtlpRecord, protobuf resources through `resources` (optional).
+absl::Status DecodeRecord(OtlpFileFormat format, std::string_view record,
+                          uint32_t max_spans_per_request, SpanBatch& out, RecordSpans& spans,
+                          ResourceCache* resources) {
   const DecodeLimits limits{.max_spans = max_spans_per_request};
   DecodeResult result;
   const bool json = format == OtlpFileFormat::kJsonLines;
   absl::Status status = json ? DecodeOtlpJson(record, limits, out, result)
-                             : DecodeOtlpProto(record, limits, out, result);
+                             : DecodeOtlpProto(record, limits, out, result, resources);
   if (!status.ok()) return status;
   // Unknown fields are ignored, so a metrics or logs export decodes as an empty trace request.
   // Empty requests are legal but never written by exporters, so a line without any resourceSpans
@@ -55,6 +55,27 @@ absl::Status DecodeOtlpRecord(OtlpFileFormat format, std::string_view record,
   spans.rejected += result.TotalRejected();
   if (spans.first_rejection.empty()) spans.first_rejection = std::move(result.first_error);
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DecodeOtlpRecord(OtlpFileFormat format, std::string_view record,
+                              uint32_t max_spans_per_request, SpanBatch& out, RecordSpans& spans) {
+  return DecodeRecord(format, record, max_spans_per_request, out, spans, nullptr);
+}
+
+OtlpRecordDecoder::OtlpRecordDecoder(OtlpFileFormat format, uint32_t max_spans_per_request)
+    : format_(format),
+      max_spans_per_request_(max_spans_per_request),
+      resources_(format == OtlpFileFormat::kLengthPrefixedProtobuf
+                     ? std::make_unique<ResourceCache>()
+                     : nullptr) {}
+
+OtlpRecordDecoder::~OtlpRecordDecoder() = default;
+
+absl::Status OtlpRecordDecoder::Decode(std::string_view record, SpanBatch& out,
+                                       RecordSpans& spans) {
+  return DecodeRecord(format_, record, max_spans_per_request_, out, spans, resources_.get());
 }
 
 absl::StatusOr<std::unique_ptr<OtlpFileReader>> OtlpFileReader::Open(

@@ -21,6 +21,8 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
 #include "services/ingest/otlp_decode.h"
 #include "services/ingest/span_builder.h"
 
@@ -156,8 +158,10 @@ inline uint32_t LoadLittleEndian32(const char* p) {
 class ProtoRequestDecoder {
  public:
   ProtoRequestDecoder(std::string_view body, const DecodeLimits& limits, SpanBatch& out,
-                      DecodeResult& result)
+                      DecodeResult& result, ResourceCache* resources)
       : body_(body),
+        limits_(limits),
+        resources_(resources),
         max_spans_(limits.max_spans),
         max_depth_(limits.max_depth < kMaxSupportedDepth ? limits.max_depth : kMaxSupportedDepth),
         max_attributes_(limits.max_attributes),
@@ -169,6 +173,9 @@ class ProtoRequestDecoder {
  private:
   bool NextField(Cursor& cursor, Field& field);
   bool DecodeResourceSpans(std::string_view message);
+  // ParseResource through resources_ (when set).
+  bool ParseResourceCached(std::string_view message, std::string_view& service_name,
+                           bool& has_service_name);
   bool ParseResource(std::string_view message, std::string_view& service_name,
                      bool& has_service_name);
   bool DecodeScopeSpans(std::string_view message);
@@ -200,6 +207,8 @@ class ProtoRequestDecoder {
   size_t Offset(const char* at) const { return static_cast<size_t>(at - body_.data()); }
 
   const std::string_view body_;
+  const DecodeLimits limits_;
+  ResourceCache* const resources_;
   const uint32_t max_spans_;
   const uint32_t max_depth_;
   const uint32_t max_attributes_;
@@ -348,7 +357,7 @@ bool ProtoRequestDecoder::DecodeResourceSpans(std::string_view message) {
   for (Cursor cursor(message); !cursor.AtEnd();) {
     if (!NextField(cursor, field)) return false;
     if (field.tag == kResourceSpansResource &&
-        !ParseResource(field.bytes, service_name, has_service_name)) {
+        !ParseResourceCached(field.bytes, service_name, has_service_name)) {
       return false;
     }
   }
@@ -357,6 +366,34 @@ bool ProtoRequestDecoder::DecodeResourceSpans(std::string_view message) {
   for (Cursor cursor(message); !cursor.AtEnd();) {
     if (!NextField(cursor, field)) return false;
     if (field.tag == kResourceSpansScopeSpans && !DecodeScopeSpans(field.bytes)) return false;
+  }
+  return true;
+}
+
+bool ProtoRequestDecoder::ParseResourceCached(std::string_view message,
+                                              std::string_view& service_name,
+                                              bool& has_service_name) {
+  if (resources_ == nullptr) return ParseResource(message, service_name, has_service_name);
+  if (const ResourceCache::Outcome* hit = resources_->Find(message, limits_)) {
+    if (hit->has_service_name) {
+      service_name = message.substr(hit->service_name_offset, hit->service_name_size);
+      has_service_name = true;
+    }
+    return true;
+  }
+  // ParseResource sets its outputs only when it finds service.name: the outcome of this
+  // resource alone, then merged as ParseResource would have.
+  std::string_view found;
+  bool has_found = false;
+  if (!ParseResource(message, found, has_found)) return false;
+  resources_->Remember(
+      message, limits_,
+      {.has_service_name = has_found,
+       .service_name_offset = has_found ? static_cast<uint32_t>(found.data() - message.data()) : 0,
+       .service_name_size = static_cast<uint32_t>(found.size())});
+  if (has_found) {
+    service_name = found;
+    has_service_name = true;
   }
   return true;
 }
@@ -575,15 +612,46 @@ bool ProtoRequestDecoder::ParseKeyValueList(std::string_view message, uint32_t d
 
 }  // namespace
 
+size_t ResourceCache::SlotOf(std::string_view resource) {
+  // absl::string_view: absl hashes it with its own fast hash (std::string_view goes through
+  // std::hash, several times slower on a resource's few hundred bytes).
+  return absl::Hash<absl::string_view>{}(absl::string_view(resource.data(), resource.size())) %
+         kSlots;
+}
+
+const ResourceCache::Outcome* ResourceCache::Find(std::string_view resource,
+                                                  const DecodeLimits& limits) const {
+  if (resource.size() > kMaxResourceBytes || limits.max_depth != max_depth_ ||
+      limits.max_attributes != max_attributes_) {
+    return nullptr;
+  }
+  const Entry& entry = entries_[SlotOf(resource)];
+  return entry.used && entry.bytes == resource ? &entry.outcome : nullptr;
+}
+
+void ResourceCache::Remember(std::string_view resource, const DecodeLimits& limits,
+                             const Outcome& outcome) {
+  if (resource.size() > kMaxResourceBytes) return;
+  if (limits.max_depth != max_depth_ || limits.max_attributes != max_attributes_) {
+    for (Entry& entry : entries_) entry.used = false;
+    max_depth_ = limits.max_depth;
+    max_attributes_ = limits.max_attributes;
+  }
+  Entry& entry = entries_[SlotOf(resource)];
+  entry.used = true;
+  entry.bytes.assign(resource);
+  entry.outcome = outcome;
+}
+
 absl::Status DecodeOtlpProto(std::string_view body, const DecodeLimits& limits, SpanBatch& out,
-                             DecodeResult& result) {
+                             DecodeResult& result, ResourceCache* resources) {
   const size_t spans_before = out.spans.size();
   const size_t strings_before = out.strings.size();
   const uint32_t accepted_before = result.accepted;
   const auto rejected_before = result.rejected;
   const bool had_first_error = !result.first_error.empty();
 
-  ProtoRequestDecoder decoder(body, limits, out, result);
+  ProtoRequestDecoder decoder(body, limits, out, result, resources);
   if (decoder.DecodeRequest()) return absl::OkStatus();
 
   out.spans.resize(spans_before);

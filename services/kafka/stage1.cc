@@ -1,6 +1,7 @@
 #include "traceslo/kafka/stage1.h"
 
 #include <algorithm>
+#include <cassert>
 #include <iterator>
 #include <limits>
 #include <optional>
@@ -14,6 +15,15 @@ namespace traceslo::kafka {
 namespace {
 
 constexpr int64_t kNanosPerMs = 1'000'000;
+// The decode buffers kept from record to record, at most (a larger record's are freed after it).
+constexpr size_t kKeptArenaBytes = size_t{1} << 20;
+constexpr size_t kKeptSpans = 4096;
+
+// A rare large record does not keep its memory.
+void FreeLargeBuffers(SpanBatch& batch) {
+  if (batch.strings.capacity() > kKeptArenaBytes) batch.strings = std::string();
+  if (batch.spans.capacity() > kKeptSpans) batch.spans = std::vector<Span>();
+}
 
 std::chrono::system_clock::time_point AtMs(int64_t ms) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
@@ -55,13 +65,17 @@ Stage1Partition::Stage1Partition(Stage1Options options, pipeline::SeriesRegistry
       publisher_(publisher),
       resume_(resume),
       clock_(AtMs(0)),
+      decoder_(options_.format, options_.max_spans_per_request),
+      strings_(std::make_shared<std::string>()),
       next_offset_(resume.offset),
       last_acked_(resume.last_epoch),
       last_sealed_(resume.last_epoch),
       seed_horizon_epochs_(SeedHorizonEpochs(options_)),
       resume_seed_(resume.seed_offset >= 0 && resume.seed_offset < resume.offset
                        ? resume.seed_offset
-                       : resume.offset) {}
+                       : resume.offset) {
+  shard_batch_.strings = strings_;
+}
 
 int64_t Stage1Partition::EpochOf(int64_t stream_ms) const {
   return FloorDiv(stream_ms, options_.epoch_length.count());
@@ -148,21 +162,23 @@ void Stage1Partition::Process(int64_t offset, int64_t timestamp_ms, std::string_
 
   batch_.Clear();
   ingest::RecordSpans spans;
-  if (!ingest::DecodeOtlpRecord(options_.format, value, options_.max_spans_per_request, batch_,
-                                spans)
-           .ok()) {
+  if (!decoder_.Decode(value, batch_, spans).ok()) {
     ++counters_.bad_records;
     return;
   }
   counters_.spans += spans.accepted;
   counters_.rejected_spans += spans.rejected;
   if (batch_.spans.empty()) return;
-  pipeline::ShardBatch shard_batch;
-  shard_batch.strings = std::make_shared<const std::string>(std::move(batch_.strings));
-  shard_batch.spans = std::move(batch_.spans);
-  processor_->Process(shard_batch);
+  // The processor reads the batch during the call only: the arena and the spans go back to
+  // batch_ afterwards, so the next record decodes into their capacity (no allocations).
+  strings_->swap(batch_.strings);
+  shard_batch_.spans.swap(batch_.spans);
+  processor_->Process(shard_batch_);
+  assert(strings_.use_count() == 2);  // nobody else holds the arena that is written again
+  strings_->swap(batch_.strings);
+  shard_batch_.spans.swap(batch_.spans);
+  FreeLargeBuffers(batch_);
   counters_.late_spans_after_replay = processor_->seeded_late_spans();
-  batch_ = SpanBatch{};
 }
 
 void Stage1Partition::ProcessSeed(int64_t offset, int64_t timestamp_ms, std::string_view value) {
@@ -194,9 +210,7 @@ void Stage1Partition::ProcessSeed(int64_t offset, int64_t timestamp_ms, std::str
 
   batch_.Clear();
   ingest::RecordSpans spans;
-  if (!ingest::DecodeOtlpRecord(options_.format, value, options_.max_spans_per_request, batch_,
-                                spans)
-           .ok()) {
+  if (!decoder_.Decode(value, batch_, spans).ok()) {
     return;
   }
   const int64_t at_ns = seed_ms_ * kNanosPerMs;
@@ -220,6 +234,7 @@ void Stage1Partition::ProcessSeed(int64_t offset, int64_t timestamp_ms, std::str
     }  // else a late span: the memory stays as it is
   }
   batch_.Clear();
+  FreeLargeBuffers(batch_);
 }
 
 bool Stage1Partition::SeedForgotten(SeedTrace& trace, int64_t at_ns) const {

@@ -52,6 +52,29 @@ struct RecordSpans {
 absl::Status DecodeOtlpRecord(OtlpFileFormat format, std::string_view record,
                               uint32_t max_spans_per_request, SpanBatch& out, RecordSpans& spans);
 
+class ResourceCache;
+
+// DecodeOtlpRecord for a stream of records of one format, with the same results byte for byte,
+// remembering what it found in the last resources it parsed (by their exact bytes; at most 128
+// of at most 2 KiB each): records that repeat their resource (the Collector's Kafka exporter
+// writes one record per trace, each with a copy of its resource) skip parsing it again. Protobuf
+// records only; JSON lines decode as DecodeOtlpRecord does. Owned by one thread.
+class OtlpRecordDecoder {
+ public:
+  OtlpRecordDecoder(OtlpFileFormat format, uint32_t max_spans_per_request);
+  ~OtlpRecordDecoder();
+  OtlpRecordDecoder(const OtlpRecordDecoder&) = delete;
+  OtlpRecordDecoder& operator=(const OtlpRecordDecoder&) = delete;
+
+  // As DecodeOtlpRecord(format, record, max_spans_per_request, out, spans).
+  absl::Status Decode(std::string_view record, SpanBatch& out, RecordSpans& spans);
+
+ private:
+  const OtlpFileFormat format_;
+  const uint32_t max_spans_per_request_;
+  std::unique_ptr<ResourceCache> resources_;  // protobuf only
+};
+
 // The outcome of OtlpFileReader::Next.
 struct OtlpRecord {
   enum class Kind {

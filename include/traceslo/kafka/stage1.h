@@ -47,6 +47,7 @@
 #include "traceslo/pipeline/series_registry.h"
 #include "traceslo/pipeline/sli_processor.h"
 #include "traceslo/pipeline/sli_store.h"
+#include "traceslo/pipeline/span_sink.h"
 
 namespace traceslo::kafka {
 
@@ -174,7 +175,12 @@ class Stage1Partition {
   ManualClock clock_;
   Capture capture_;
   std::unique_ptr<pipeline::SliShardProcessor> processor_;
-  SpanBatch batch_;
+  ingest::OtlpRecordDecoder decoder_;
+  SpanBatch batch_;  // the record being decoded; its buffers are kept from record to record
+  // What processor_ reads: batch_'s arena and spans, swapped in for the call. strings_ is the
+  // arena's owner (shard_batch_.strings is the same string, read-only).
+  std::shared_ptr<std::string> strings_;
+  pipeline::ShardBatch shard_batch_;
 
   int64_t stream_ms_ = 0;  // valid once started_
   bool started_ = false;
