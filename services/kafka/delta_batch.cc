@@ -302,6 +302,7 @@ std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
     }
     auto trace = w.traces.find(d.trace.get());
     if (trace == w.traces.end()) {
+      if (w.traces.size() >= kMaxExemplarTracesPerRecord) return;
       // Written, then taken back if it does not fit whole (with the names it added).
       const size_t bytes_before = w.bytes;
       const int names_before = w.batch->exemplar_names_size();
@@ -349,9 +350,16 @@ std::vector<std::string> EncodeDeltaBatches(const DeltaBatchHeader& header,
   for (const pipeline::ExemplarDelta& d : delta.exemplars) {
     if (d.signature != 0) write_exemplar(d);
   }
+  // The slowest requests' next, slowest first (ties in the delta's order).
+  std::vector<const pipeline::ExemplarDelta*> slowest;
   for (const pipeline::ExemplarDelta& d : delta.exemplars) {
-    if (d.signature == 0) write_exemplar(d);
+    if (d.signature == 0) slowest.push_back(&d);
   }
+  std::stable_sort(slowest.begin(), slowest.end(),
+                   [](const pipeline::ExemplarDelta* a, const pipeline::ExemplarDelta* b) {
+                     return a->duration_nanos > b->duration_nanos;
+                   });
+  for (const pipeline::ExemplarDelta* d : slowest) write_exemplar(*d);
 
   std::vector<std::string> out;
   out.reserve(batches.size());

@@ -27,6 +27,9 @@ inline constexpr size_t kMaxSignatureDetailBytesPerRecord = 256 * 1024;
 // Exemplar traces written into one record at most, in bytes (error exemplars first): past it,
 // EncodeDeltaBatches leaves the epoch's further exemplars out.
 inline constexpr size_t kMaxExemplarBytesPerRecord = 256 * 1024;
+// And at most this many distinct traces per record: the error exemplars' first, then the
+// slowest requests', slowest first (encoding whole traces every epoch is stage 1's cost).
+inline constexpr size_t kMaxExemplarTracesPerRecord = 4;
 
 struct DeltaBatchHeader {
   uint64_t config_hash = 0;

@@ -324,7 +324,7 @@ TEST(DeltaExemplarsTest, ABadExemplarIsRefusedByNameAndAddsNoNameToTheRegistry) 
 TEST(DeltaExemplarsTest, ErrorExemplarsGoFirstAndTheRecordsBudgetHolds) {
   SeriesRegistry names(100, 100);
   ShardDelta delta;
-  constexpr int kTraces = 40;  // per kind, each ~1000 spans: far over the budget together
+  constexpr int kTraces = 40;  // per kind, each ~3000 spans (~100 KB): over the byte budget
   for (int kind = 0; kind < 2; ++kind) {
     for (int i = 0; i < kTraces; ++i) {
       auto trace = std::make_shared<pipeline::ExemplarTrace>();
@@ -332,7 +332,7 @@ TEST(DeltaExemplarsTest, ErrorExemplarsGoFirstAndTheRecordsBudgetHolds) {
       trace->start_unix_nano = kNanos;
       trace->duration_nanos = 1'000'000;
       const uint32_t series = names.Resolve("checkout", "op" + std::to_string(i % 7)).series;
-      for (uint64_t s = 1; s <= 1'000; ++s) {
+      for (uint64_t s = 1; s <= 3'000; ++s) {
         trace->spans.push_back({.span_id = s * 0x9e3779b97f4a7c15ull,
                                 .parent_span_id = (s - 1) * 0x9e3779b97f4a7c15ull,
                                 .start_offset_nanos = static_cast<int64_t>(s) * 1'000,
@@ -360,7 +360,8 @@ TEST(DeltaExemplarsTest, ErrorExemplarsGoFirstAndTheRecordsBudgetHolds) {
   for (const v1::ExemplarEntry& e : batch.exemplars()) bytes += e.ByteSizeLong();
   for (const v1::SeriesName& n : batch.exemplar_names()) bytes += n.ByteSizeLong();
   EXPECT_GT(batch.exemplars_size(), 0);
-  EXPECT_LT(batch.exemplars_size(), kTraces) << "the budget left some out";
+  EXPECT_LT(static_cast<size_t>(batch.exemplar_traces_size()), kMaxExemplarTracesPerRecord)
+      << "the byte budget, not the trace cap, left some out";
   EXPECT_LE(bytes, kMaxExemplarBytesPerRecord) << "a trace that does not fit is left out whole";
   EXPECT_GT(bytes, kMaxExemplarBytesPerRecord - largest - 1'024) << "the budget is used";
   for (const v1::ExemplarEntry& e : batch.exemplars()) {
@@ -368,6 +369,38 @@ TEST(DeltaExemplarsTest, ErrorExemplarsGoFirstAndTheRecordsBudgetHolds) {
   }
   SeriesRegistry reader(100, 100);
   EXPECT_TRUE(DecodeDeltaBatch(record, DeltaBatchLimits{}, reader).ok());
+
+  // Small traces: at most kMaxExemplarTracesPerRecord per record, the error ones first (two
+  // here), then the slowest requests', slowest first, whatever their order in the delta.
+  ShardDelta small;
+  const uint32_t op = names.Resolve("checkout", "op").series;
+  auto small_trace = [&](uint8_t seed) {
+    auto t = std::make_shared<pipeline::ExemplarTrace>();
+    t->trace_id = Trace(seed);
+    t->spans.push_back({.span_id = seed, .series = op, .kind = SpanKind::kServer});
+    return t;
+  };
+  const std::vector<uint64_t> durations = {30, 10, 70, 20, 60, 40, 50};
+  for (size_t i = 0; i < durations.size(); ++i) {
+    small.exemplars.push_back({.series = op,
+                               .bucket = kBucket,
+                               .duration_nanos = durations[i],
+                               .trace = small_trace(static_cast<uint8_t>(100 + i))});
+  }
+  for (uint8_t i = 0; i < 2; ++i) {
+    small.exemplars.push_back(
+        {.series = op, .bucket = kBucket, .signature = 0x77u + i, .trace = small_trace(120 + i)});
+  }
+  v1::DeltaBatch capped;
+  ASSERT_TRUE(capped.ParseFromString(EncodeDeltaBatches(Header(0, kEpoch), small, names, 1).at(0)));
+  ASSERT_EQ(static_cast<size_t>(capped.exemplars_size()), kMaxExemplarTracesPerRecord);
+  std::vector<std::pair<uint64_t, uint64_t>> got;  // (signature, duration)
+  for (const v1::ExemplarEntry& e : capped.exemplars()) {
+    got.emplace_back(e.signature(), e.duration_nanos());
+  }
+  static_assert(kMaxExemplarTracesPerRecord == 4, "the expectation below lists four");
+  EXPECT_EQ(got,
+            (std::vector<std::pair<uint64_t, uint64_t>>{{0x77, 0}, {0x78, 0}, {0, 70}, {0, 60}}));
 
   // One trace larger than the budget by itself: left out whole, names and all; a smaller one
   // after it still goes.
