@@ -95,10 +95,7 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
   const single = JSON.parse(replayed.stdout);
   assert.ok(single.timeline.length >= 2, 'the recording fires and resolves alerts');
 
-  const produced = await runBinary(produceBin, ['--bootstrap', bootstrap, '--topic', 'otlp_spans',
-    '--input', fixture, '--drain-seconds', String(DRAIN_S)], { timeoutMs: 60_000 });
-  assert.equal(produced.code, 0, produced.stderr);
-  const lastMs = Number(/last_ms=(\d+)/.exec(produced.stdout)[1]);
+  const lastMs = await produceTo(bootstrap, fixture, DRAIN_S);
   const endS = Math.floor((lastMs + DRAIN_S * 1000) / 1000);
 
   const dir = path.join(scratch, 'instance');
@@ -106,15 +103,7 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
   // Pages go to a recording webhook: their causes link exemplar traces.
   const hook = await startRecordingServer();
   hooks.push(hook);
-  const withHook = (config) => ({
-    ...config,
-    alerting: {
-      group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
-      default_receiver: 'hook',
-      receivers: [{ name: 'hook', webhook: { url: `${hook.url}/hook` } }],
-    },
-  });
-  let server = await startTraceslo({ config: withHook(kafkaConfig('1h')), dir, otlp: false, timeoutMs: 30_000 });
+  let server = await startTraceslo({ config: withHook(kafkaConfig('1h'), hook), dir, otlp: false, timeoutMs: 30_000 });
   servers.push(server);
   // Everything consumed and final through the drain record's epoch, less allowed_lateness.
   await server.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1,
@@ -212,7 +201,7 @@ test('one Kafka-mode instance counts and alerts as single-node mode, and a resta
   assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
   // Counted from before the start: the instance seals epochs while it starts (restores, joins).
   const restartedAt = Date.now();
-  server = await startTraceslo({ config: withHook(kafkaConfig('1s')), dir, otlp: false, timeoutMs: 30_000 });
+  server = await startTraceslo({ config: withHook(kafkaConfig('1s'), hook), dir, otlp: false, timeoutMs: 30_000 });
   servers.push(server);
   await server.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1,
     { timeoutMs: 60_000 });
@@ -284,6 +273,41 @@ function lineTimeMs(line) {
   return Number(latest / 1_000_000n);
 }
 
+// `config` with its pages sent to `hook` (a recording server) at once (group_wait 0s);
+// `delivery`: alerting.delivery settings.
+function withHook(config, hook, delivery) {
+  return {
+    ...config,
+    alerting: {
+      group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
+      default_receiver: 'hook',
+      receivers: [{ name: 'hook', webhook: { url: `${hook.url}/hook` } }],
+      ...(delivery ? { delivery } : {}),
+    },
+  };
+}
+
+// The recording split at `cutMs` (its lines by their request time) into two files of the
+// scratch directory: [up to cutMs, after it].
+function splitRecording(name, cutMs) {
+  const lines = fs.readFileSync(fixture, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const first = path.join(scratch, `${name}-1.jsonl`);
+  const second = path.join(scratch, `${name}-2.jsonl`);
+  fs.writeFileSync(first, lines.filter((l) => lineTimeMs(l) <= cutMs).join('\n') + '\n');
+  fs.writeFileSync(second, lines.filter((l) => lineTimeMs(l) > cutMs).join('\n') + '\n');
+  return [first, second];
+}
+
+// Writes a recording to otlp_spans of `brokers` as the Collector would (traceslo-kafka-produce),
+// then an empty record per partition `drain` seconds later; `extra`: more flags. Returns the
+// last record's time (unix ms).
+async function produceTo(brokers, input, drain, extra = []) {
+  const produced = await runBinary(produceBin, ['--bootstrap', brokers, '--topic', 'otlp_spans',
+    '--input', input, '--drain-seconds', String(drain), ...extra], { timeoutMs: 60_000 });
+  assert.equal(produced.code, 0, produced.stderr);
+  return Number(/last_ms=(\d+)/.exec(produced.stdout)[1]);
+}
+
 // A stage-2 owner dies mid-incident (kill -9 after it paged); a fresh instance takes every
 // partition over, restores each from the traceslo_state changelog (the owner's last snapshots),
 // reads traceslo_deltas on from their checkpoints, derives the alert states again and carries on: each transition reaches the receiver under one notification id (the new owner's
@@ -291,30 +315,12 @@ function lineTimeMs(line) {
 test('a stage-2 owner killed mid-incident: the next owner pages under the same ids and resolves', async () => {
   const { bootstrap: handoffBootstrap } = await startMock('handoff');
   const hook = await startRecordingServer();
-  const lines = fs.readFileSync(fixture, 'utf8').split('\n').filter((l) => l.trim() !== '');
   // Part one ends after both services fired (12:01:20 and 12:01:30 in `traceslo replay`) and
   // before either resolved (12:02:00).
-  const cut = Date.parse('2025-06-01T12:01:45Z');
-  const first = path.join(scratch, 'handoff-1.jsonl');
-  const second = path.join(scratch, 'handoff-2.jsonl');
-  fs.writeFileSync(first, lines.filter((l) => lineTimeMs(l) <= cut).join('\n') + '\n');
-  fs.writeFileSync(second, lines.filter((l) => lineTimeMs(l) > cut).join('\n') + '\n');
+  const [first, second] = splitRecording('handoff', Date.parse('2025-06-01T12:01:45Z'));
   const base = kafkaConfig('1h', handoffBootstrap);
-  const config = {
-    ...base,
-    kafka: { ...base.kafka, snapshot_interval: '1s' },
-    alerting: {
-      group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
-      default_receiver: 'hook',
-      receivers: [{ name: 'hook', webhook: { url: `${hook.url}/hook` } }],
-    },
-  };
-  const produce = async (input, drain) => {
-    const produced = await runBinary(produceBin, ['--bootstrap', handoffBootstrap, '--topic', 'otlp_spans',
-      '--input', input, '--drain-seconds', String(drain)], { timeoutMs: 60_000 });
-    assert.equal(produced.code, 0, produced.stderr);
-    return Number(/last_ms=(\d+)/.exec(produced.stdout)[1]);
-  };
+  const config = withHook({ ...base, kafka: { ...base.kafka, snapshot_interval: '1s' } }, hook);
+  const produce = (input, drain) => produceTo(handoffBootstrap, input, drain);
   const services = (requests) => new Set(requests.map((r) => r.body?.commonLabels?.service));
   try {
     // Part one, with every partition stamped at its end (drain 0): the first owner evaluates
@@ -430,24 +436,13 @@ test('a stage-2 owner killed with undelivered notifications: the survivor delive
   const hook = await startRecordingServer({ status: 503 });
   hooks.push(hook);
   const base = kafkaConfig('1h', outboxBootstrap);
-  const config = {
-    ...base,
-    kafka: { ...base.kafka, snapshot_interval: '1s' },
-    alerting: {
-      group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
-      default_receiver: 'hook',
-      receivers: [{ name: 'hook', webhook: { url: `${hook.url}/hook` } }],
-      delivery: { initial_backoff: '50ms', max_backoff: '200ms' },
-    },
-  };
+  const config = withHook({ ...base, kafka: { ...base.kafka, snapshot_interval: '1s' } }, hook,
+    { initial_backoff: '50ms', max_backoff: '200ms' });
   for (const service of ['checkout', 'gateway']) assert.equal(fnv1aPartition(service, 2), 1, service);
   const [owner, survivor] = await startPair('outbox', config);
   const instances = [owner, survivor];
 
-  const produced = await runBinary(produceBin, ['--bootstrap', outboxBootstrap, '--topic', 'otlp_spans',
-    '--input', fixture, '--drain-seconds', String(DRAIN_S)], { timeoutMs: 60_000 });
-  assert.equal(produced.code, 0, produced.stderr);
-  const endS = Math.floor((Number(/last_ms=(\d+)/.exec(produced.stdout)[1]) + DRAIN_S * 1000) / 1000);
+  const endS = Math.floor((await produceTo(outboxBootstrap, fixture, DRAIN_S) + DRAIN_S * 1000) / 1000);
   for (const s of instances) {
     await s.pollMetric('traceslo_kafka_final_through_seconds', {}, (v) => v >= endS - 1, { timeoutMs: 60_000 });
   }
@@ -497,28 +492,14 @@ test('a takeover later than the derivation window keeps the alert episodes of th
   const hook = await startRecordingServer();
   hooks.push(hook);
   const base = kafkaConfig('1h', episodeBootstrap);
-  const config = {
+  const config = withHook({
     ...base,
     rules: { ...base.rules, evaluation_interval: '50ms' },
     kafka: { ...base.kafka, snapshot_interval: '1s' },
-    alerting: {
-      group_wait: '0s', group_interval: '10s', repeat_interval: '1h',
-      default_receiver: 'hook',
-      receivers: [{ name: 'hook', webhook: { url: `${hook.url}/hook` } }],
-    },
-  };
-  const lines = fs.readFileSync(fixture, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  }, hook);
   const cut = Date.parse('2025-06-01T12:01:45Z');
-  const first = path.join(scratch, 'episode-1.jsonl');
-  const second = path.join(scratch, 'episode-2.jsonl');
-  fs.writeFileSync(first, lines.filter((l) => lineTimeMs(l) <= cut).join('\n') + '\n');
-  fs.writeFileSync(second, lines.filter((l) => lineTimeMs(l) > cut).join('\n') + '\n');
-  const produce = async (input, drain, pace = []) => {
-    const produced = await runBinary(produceBin, ['--bootstrap', episodeBootstrap, '--topic', 'otlp_spans',
-      '--input', input, '--drain-seconds', String(drain), ...pace], { timeoutMs: 60_000 });
-    assert.equal(produced.code, 0, produced.stderr);
-    return Number(/last_ms=(\d+)/.exec(produced.stdout)[1]);
-  };
+  const [first, second] = splitRecording('episode', cut);
+  const produce = (input, drain, pace = []) => produceTo(episodeBootstrap, input, drain, pace);
   const [owner, survivor] = await startPair('episode', config);
   await produce(first, 0);
   const services = (requests) => new Set(requests.map((r) => r.body?.commonLabels?.service));

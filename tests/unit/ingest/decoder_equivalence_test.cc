@@ -15,6 +15,7 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "services/ingest/otlp_decode.h"
 #include "services/ingest/span_builder.h"
+#include "tests/unit/ingest/test_rng.h"
 #include "traceslo/common/span.h"
 
 namespace traceslo::ingest {
@@ -24,26 +25,7 @@ namespace collector_pb = ::opentelemetry::proto::collector::trace::v1;
 namespace trace_pb = ::opentelemetry::proto::trace::v1;
 namespace common_pb = ::opentelemetry::proto::common::v1;
 
-// splitmix64: a fixed, portable sequence (std distributions differ between libraries).
-class EquivalenceRng {
- public:
-  explicit EquivalenceRng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-  }
-  uint32_t Below(uint32_t n) { return static_cast<uint32_t>(Next() % n); }
-  bool Percent(uint32_t p) { return Below(100) < p; }
-  template <typename T, size_t N>
-  const T& Pick(const T (&items)[N]) {
-    return items[Below(N)];
-  }
-
- private:
-  uint64_t state_;
-};
+using EquivalenceRng = testutil::SplitMix64;
 
 // ---------------------------------------------------------------------------------------------
 // Random requests.

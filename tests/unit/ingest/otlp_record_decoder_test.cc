@@ -13,6 +13,7 @@
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "services/ingest/otlp_decode.h"
+#include "tests/unit/ingest/test_rng.h"
 #include "traceslo/common/span.h"
 #include "traceslo/ingest/otlp_file.h"
 
@@ -24,21 +25,7 @@ namespace trace_pb = ::opentelemetry::proto::trace::v1;
 namespace common_pb = ::opentelemetry::proto::common::v1;
 namespace resource_pb = ::opentelemetry::proto::resource::v1;
 
-// splitmix64: a fixed sequence on every platform.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-  }
-  uint32_t Below(uint32_t n) { return static_cast<uint32_t>(Next() % n); }
-
- private:
-  uint64_t state_;
-};
+using Rng = testutil::SplitMix64;
 
 void AddString(google::protobuf::RepeatedPtrField<common_pb::KeyValue>* attributes,
                const std::string& key, const std::string& value) {

@@ -212,6 +212,21 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Decodes `bytes` into a registry of its own and expects it refused: InvalidArgument, the
+// message naming `want`, and no name of the record (not even of valid entries before the bad
+// one) in the registry.
+inline void ExpectRefusedByName(const std::string& bytes, const DeltaBatchLimits& limits,
+                                std::string_view want) {
+  pipeline::SeriesRegistry reader(100, 100);
+  absl::StatusOr<DecodedDeltaBatch> decoded = DecodeDeltaBatch(bytes, limits, reader);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(decoded.status().message()).find(want), std::string::npos)
+      << decoded.status();
+  EXPECT_EQ(reader.service_count(), 0u);
+  EXPECT_EQ(reader.series_count(), 0u);
+}
+
 }  // namespace traceslo::kafka::testutil
 
 namespace traceslo::fakes {
