@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "traceslo/alerting/notification_codec.h"
 #include "tests/unit/alerting/alerting_test_util.h"
+#include "traceslo/alerting/notification_codec.h"
 
 namespace traceslo::alerting {
 namespace {

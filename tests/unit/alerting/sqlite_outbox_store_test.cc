@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
-#include "traceslo/alerting/notification_codec.h"
 #include "tests/unit/alerting/alerting_test_util.h"
 #include "tests/unit/alerting/sqlite_test_util.h"
+#include "traceslo/alerting/notification_codec.h"
 #include "traceslo/storage/sqlite_store.h"
 
 namespace traceslo::alerting {

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "traceslo/alerting/notification_codec.h"
 #include "tests/unit/alerting/alerting_test_util.h"
 #include "tests/unit/alerting/router_test_util.h"
 #include "tests/unit/alerting/sqlite_test_util.h"
+#include "traceslo/alerting/notification_codec.h"
 #include "traceslo/alerting/sqlite_silence_store.h"
 #include "traceslo/storage/sqlite_store.h"
 
