@@ -242,12 +242,7 @@ v1::DeltaBatch ValidBatch() {
 }
 
 TEST(DeltaExemplarsTest, ABadExemplarIsRefusedByNameAndAddsNoNameToTheRegistry) {
-  struct Case {
-    std::string want;  // the error message contains this
-    void (*spoil)(v1::DeltaBatch&);
-    DeltaBatchLimits limits;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<testutil::RefusalCase> cases = {
       {"exemplar_traces[0]: trace id of 15 bytes",
        [](v1::DeltaBatch& b) { b.mutable_exemplar_traces(0)->set_trace_id(std::string(15, 't')); }},
       {"exemplar_traces[1]: trace id of 0 bytes",
@@ -292,12 +287,7 @@ TEST(DeltaExemplarsTest, ABadExemplarIsRefusedByNameAndAddsNoNameToTheRegistry) 
       {"4 exemplar names, more than 3", [](v1::DeltaBatch&) {},
        DeltaBatchLimits{.max_exemplar_names = 3}},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.want);
-    v1::DeltaBatch batch = ValidBatch();
-    c.spoil(batch);
-    testutil::ExpectRefusedByName(batch.SerializeAsString(), c.limits, c.want);
-  }
+  testutil::ExpectEachRefused(cases, &ValidBatch);
   // The limits the cases spoil are exact: at them, the record is accepted.
   SeriesRegistry reader(100, 100);
   absl::StatusOr<DecodedDeltaBatch> decoded =

@@ -240,12 +240,7 @@ v1::DeltaBatch ValidBatch() {
 }
 
 TEST(DeltaSignaturesTest, ABadDetailIsRefusedByNameAndAddsNoNameToTheRegistry) {
-  struct Case {
-    std::string want;  // the error message contains this
-    void (*spoil)(v1::DeltaBatch&);
-    DeltaBatchLimits limits;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<testutil::RefusalCase> cases = {
       {"signature_details[2]: trace id of 7 bytes",
        [](v1::DeltaBatch& b) { b.mutable_signature_details(2)->set_trace_ids(0, "1234567"); }},
       {"signature_details[3]: trace id of 17 bytes",
@@ -286,12 +281,7 @@ TEST(DeltaSignaturesTest, ABadDetailIsRefusedByNameAndAddsNoNameToTheRegistry) {
       {"4 signature details, more than 3", [](v1::DeltaBatch&) {},
        DeltaBatchLimits{.max_signature_details = 3}},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.want);
-    v1::DeltaBatch batch = ValidBatch();
-    c.spoil(batch);
-    testutil::ExpectRefusedByName(batch.SerializeAsString(), c.limits, c.want);
-  }
+  testutil::ExpectEachRefused(cases, &ValidBatch);
   // The limits the cases spoil are exact: at them, the record is accepted.
   v1::DeltaBatch batch = ValidBatch();
   batch.mutable_signature_details(2)->set_exception_type(std::string(1024, 'e'));

@@ -25,6 +25,7 @@
 #include "traceslo/common/span.h"
 #include "traceslo/kafka/delta_batch.h"
 #include "traceslo/kafka/stage1.h"
+#include "traceslo/v1/delta_batch.pb.h"
 
 namespace traceslo::kafka::testutil {
 
@@ -212,6 +213,13 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// One way to spoil a valid record, and the problem the refusal must name.
+struct RefusalCase {
+  std::string want;  // the error message contains this
+  void (*spoil)(v1::DeltaBatch&);
+  DeltaBatchLimits limits;
+};
+
 // Decodes `bytes` into a registry of its own and expects it refused: InvalidArgument, the
 // message naming `want`, and no name of the record (not even of valid entries before the bad
 // one) in the registry.
@@ -225,6 +233,16 @@ inline void ExpectRefusedByName(const std::string& bytes, const DeltaBatchLimits
       << decoded.status();
   EXPECT_EQ(reader.service_count(), 0u);
   EXPECT_EQ(reader.series_count(), 0u);
+}
+
+// Each case's spoiled copy of `valid()` is refused by name (ExpectRefusedByName).
+inline void ExpectEachRefused(const std::vector<RefusalCase>& cases, v1::DeltaBatch (*valid)()) {
+  for (const RefusalCase& c : cases) {
+    SCOPED_TRACE(c.want);
+    v1::DeltaBatch batch = valid();
+    c.spoil(batch);
+    ExpectRefusedByName(batch.SerializeAsString(), c.limits, c.want);
+  }
 }
 
 }  // namespace traceslo::kafka::testutil
